@@ -1,0 +1,98 @@
+"""Errors raised by the adapter.
+
+One root, grouped by what the caller can do about them::
+
+    AdapterError
+    ├── ConfigError              a configuration, device-profile or policy file is wrong:
+    │                            fix the file, nothing was processed
+    └── RejectedInput            an input cannot be turned into entities: it goes to the
+        │                        dead-letter store with ``reason`` (a stable code) and
+        │                        ``detail`` (for people), and the pipeline keeps going
+        ├── EventError           the network-server event itself is unusable
+        ├── UnknownDevice        no device profile matches the device
+        ├── CodecError           the payload codec failed, timed out or returned errors
+        └── MappingError         the decoded values cannot become valid entities
+
+``RejectedInput.reason`` codes are listed in ``REASONS``; they are what the dead-letter
+store and the counters record, so they never change meaning.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "REASONS",
+    "AdapterError",
+    "CodecError",
+    "ConfigError",
+    "EventError",
+    "MappingError",
+    "RejectedInput",
+    "UnknownDevice",
+]
+
+#: Every dead-letter reason code, with what it means.
+REASONS: dict[str, str] = {
+    "malformed_json": "the event body is not valid JSON",
+    "invalid_utf8": "the event body is not valid UTF-8",
+    "invalid_protobuf": "the event body is not a valid protobuf message of the expected type",
+    "unknown_format": "the event is not a message of the expected network-server format",
+    "missing_field": "a field the event must carry is missing or has the wrong type",
+    "bad_base64": "the payload is not valid base64",
+    "empty_payload": "the uplink has no payload and the network server decoded nothing",
+    "payload_too_large": "the payload is larger than the configured limit",
+    "future_timestamp": "a timestamp is too far in the future to be trusted",
+    "bad_timestamp": "a timestamp cannot be parsed",
+    "topic_mismatch": "the MQTT topic names another device or application than the payload",
+    "unknown_device": "no device profile matches the device",
+    "codec_error": "the codec raised an error",
+    "codec_timeout": "the codec ran longer than its time limit",
+    "codec_memory": "the codec used more memory than its limit",
+    "codec_errors": "the codec returned errors",
+    "codec_non_json": "the codec returned something that is not a JSON value",
+    "non_finite_value": "a decoded value is NaN or infinite",
+    "missing_value": "a value the device profile requires is missing from the decoded data",
+    "bad_value": "a decoded value has the wrong type for its attribute",
+    "meter_index_decrease": "a cumulative meter index went down without a meter-change event",
+    "schema_invalid": "an entity does not validate against its Smart Data Models schema",
+}
+
+
+class AdapterError(Exception):
+    """Root of every error the adapter raises on purpose."""
+
+
+class ConfigError(AdapterError):
+    """A configuration or device-profile file is invalid; the message names the file and field."""
+
+
+class RejectedInput(AdapterError):
+    """An input that goes to the dead-letter store.
+
+    ``reason`` is one of the codes in ``REASONS``; ``detail`` says what exactly was wrong.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown dead-letter reason {reason!r}")
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class EventError(RejectedInput):
+    """The network-server event cannot be parsed (format, encoding, fields, topic, time)."""
+
+
+class UnknownDevice(RejectedInput):
+    """No device profile matches the device of an uplink."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("unknown_device", detail)
+
+
+class CodecError(RejectedInput):
+    """A codec failed: raised, timed out, ran out of memory, returned errors or non-JSON."""
+
+
+class MappingError(RejectedInput):
+    """Decoded values cannot be mapped to valid NGSI-LD entities."""

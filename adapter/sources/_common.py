@@ -1,0 +1,153 @@
+"""Helpers shared by the source parsers: decoding bodies, payloads and timestamps safely.
+
+Every failure is raised as ``EventError`` with a specific reason, never as a bare
+``ValueError`` or ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from adapter.exceptions import EventError
+from adapter.uplink import Location
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "ParseLimits",
+    "decode_payload",
+    "field",
+    "load_json_object",
+    "normalise_eui",
+    "optional_location",
+    "parse_time",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Bounds that make an event suspicious enough to reject.
+
+    LoRaWAN application payloads are at most 242 bytes; 256 leaves room for odd regions.
+    """
+
+    max_payload_bytes: int = 256
+    max_body_bytes: int = 256 * 1024
+    max_future_skew: timedelta = timedelta(minutes=10)
+
+
+DEFAULT_LIMITS = ParseLimits()
+
+
+def load_json_object(body: bytes, limits: ParseLimits) -> dict[str, Any]:
+    if len(body) > limits.max_body_bytes:
+        raise EventError(
+            "payload_too_large", f"event body is {len(body)} bytes, limit {limits.max_body_bytes}"
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventError("invalid_utf8", f"byte {exc.start} is not valid UTF-8") from exc
+    try:
+        # NaN and Infinity are not JSON; Python would accept them by default.
+        value = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise EventError("malformed_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    if not isinstance(value, dict):
+        raise EventError("unknown_format", f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise EventError("malformed_json", f"{name} is not valid JSON")
+
+
+def field(obj: Mapping[str, Any], path: str, kind: type | tuple[type, ...], *, required: bool = True) -> Any:
+    """Read ``a.b.c`` from nested objects, checking the type; ``None`` if optional and absent."""
+    current: Any = obj
+    for part in path.split("."):
+        if not isinstance(current, Mapping) or part not in current or current[part] is None:
+            if required:
+                raise EventError("missing_field", f"field {path!r} is missing")
+            return None
+        current = current[part]
+    # bool is an int in Python; a boolean where a number is expected is a format error.
+    if not isinstance(current, kind) or (isinstance(current, bool) and bool not in _as_tuple(kind)):
+        expected = "/".join(t.__name__ for t in _as_tuple(kind))
+        raise EventError("missing_field", f"field {path!r} should be {expected}, got {type(current).__name__}")
+    return current
+
+
+def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def decode_payload(encoded: str | None, limits: ParseLimits) -> bytes:
+    """Decode a base64 LoRaWAN payload; an absent payload is empty bytes."""
+    if not encoded:
+        return b""
+    try:
+        payload = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise EventError("bad_base64", f"payload {encoded[:40]!r} is not valid base64: {exc}") from exc
+    if len(payload) > limits.max_payload_bytes:
+        raise EventError(
+            "payload_too_large", f"payload is {len(payload)} bytes, limit {limits.max_payload_bytes}"
+        )
+    return payload
+
+
+def parse_time(value: str, what: str, limits: ParseLimits, now: datetime) -> datetime:
+    """Parse an RFC 3339 timestamp to an aware UTC datetime, refusing ones far in the future."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    # Network servers send nanoseconds; Python keeps microseconds.
+    if "." in text:
+        head, _, rest = text.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = head + "." + rest[: min(digits, 6)].ljust(6, "0") + rest[digits:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise EventError("bad_timestamp", f"{what} {value!r} is not an RFC 3339 timestamp") from exc
+    if parsed.tzinfo is None:
+        raise EventError("bad_timestamp", f"{what} {value!r} has no time zone")
+    parsed = parsed.astimezone(UTC)
+    if parsed - now > limits.max_future_skew:
+        raise EventError(
+            "future_timestamp",
+            f"{what} {value} is {parsed - now} ahead of the adapter's clock ({now.isoformat()})",
+        )
+    return parsed
+
+
+def normalise_eui(value: str, what: str = "devEui") -> str:
+    eui = value.strip().lower().replace("-", "").replace(":", "")
+    if len(eui) != 16 or any(c not in "0123456789abcdef" for c in eui):
+        raise EventError("missing_field", f"{what} {value!r} is not a 64-bit EUI in hex")
+    return eui
+
+
+def optional_location(obj: Mapping[str, Any] | None) -> Location | None:
+    """A location object with latitude/longitude, or None if absent or incomplete."""
+    if not isinstance(obj, Mapping):
+        return None
+    lat, lon = obj.get("latitude"), obj.get("longitude")
+    if not isinstance(lat, int | float) or not isinstance(lon, int | float):
+        return None
+    if isinstance(lat, bool) or isinstance(lon, bool) or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    alt = obj.get("altitude")
+    source = obj.get("source")
+    return Location(
+        latitude=float(lat),
+        longitude=float(lon),
+        altitude=float(alt) if isinstance(alt, int | float) and not isinstance(alt, bool) else None,
+        source=str(source) if source is not None else None,
+    )
