@@ -1,0 +1,150 @@
+"""Assembly: builds the pipeline from a configuration and runs the jobs the CLI offers.
+
+Kept apart from ``cli.py`` so that tests and other front ends use the same assembly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from adapter.codecs import CodecRegistry
+from adapter.config import AdapterConfig
+from adapter.deadletter import DeadLetterStore
+from adapter.mapping.profile import load_profiles
+from adapter.mapping.schemas import SchemaRegistry
+from adapter.pipeline import Pipeline, PipelineResult
+from adapter.state import PipelineState
+from adapter.uplink import Origin
+
+__all__ = ["DEMO_EVENTS", "build_pipeline", "listen", "replay_dead_letters", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+DEMO_EVENTS = Path(__file__).resolve().parent / "demo" / "events"
+
+
+def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
+    """A pipeline over the configured profiles; ``state_dir=None`` keeps state in memory."""
+    profiles = load_profiles(config.models_dir)
+    if state_dir is None:
+        state, letters = PipelineState(":memory:"), DeadLetterStore(":memory:")
+    else:
+        state = PipelineState(state_dir / "state.sqlite")
+        letters = DeadLetterStore(state_dir / "deadletters.sqlite")
+    return Pipeline(
+        profiles=profiles,
+        codecs=CodecRegistry(),
+        state=state,
+        dead_letters=letters,
+        devices=config.devices,
+        schemas=SchemaRegistry(),
+        limits=config.limits,
+        pseudonym_key=config.pseudonym_key,
+    )
+
+
+def _demo_events(folder: Path) -> Iterable[tuple[str, dict[str, Any]]]:
+    for path in sorted(folder.glob("*.json")):
+        yield path.name, json.loads(path.read_text(encoding="utf-8"))
+
+
+def _origin(config: AdapterConfig, spec: dict[str, Any]) -> Origin:
+    if "connection" in spec:
+        return config.connection(spec["connection"]).origin
+    return config.default_origin(spec["lns"])
+
+
+def run_demo(config: AdapterConfig, state_dir: Path, *, echo: Callable[[Any], None], events: Path = DEMO_EVENTS) -> dict[str, Any]:
+    """Process every bundled sample event and return a summary.
+
+    Each sample file holds ``{"lns", "connection"?, "topic"?, "event"?, "body"}``; ``body`` is
+    the event as the network server sends it (an object, or a string for raw bytes).
+    """
+    pipeline = build_pipeline(config, state_dir)
+    outcomes: Counter[str] = Counter()
+    try:
+        for name, spec in _demo_events(events):
+            body = spec["body"]
+            raw = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
+            result = pipeline.process(
+                raw, lns=spec["lns"], origin=_origin(config, spec), topic=spec.get("topic"), event=spec.get("event")
+            )
+            outcomes[result.status] += 1
+            echo({"sample": name, **result.to_json()})
+        return {
+            "samples": sum(outcomes.values()),
+            "outcomes": dict(outcomes),
+            "counters": dict(sorted(pipeline.counters.items())),
+            "dead_letters": pipeline.dead_letters.counts(),
+        }
+    finally:
+        pipeline.close()
+
+
+def replay_dead_letters(
+    config: AdapterConfig, *, ids: Iterable[int], reason: str | None, emit: Callable[[PipelineResult], None]
+) -> list[str]:
+    """Replay dead letters through a fresh pipeline; returns the status of each."""
+    pipeline = build_pipeline(config, config.state_dir)
+    store = pipeline.dead_letters
+    letters = [store.get(i) for i in ids] if ids else store.list(reason=reason, limit=10_000)
+    statuses = []
+    try:
+        for letter in letters:
+            if letter is None or letter.status != "open":
+                continue
+            result = pipeline.replay(letter)
+            statuses.append(result.status)
+            emit(result)
+    finally:
+        pipeline.close()
+    return statuses
+
+
+async def listen(
+    config: AdapterConfig,
+    *,
+    webhook_port: int | None,
+    max_events: int | None,
+    emit: Callable[[PipelineResult], None],
+) -> None:
+    """Ingest from every configured connection until cancelled (or ``max_events`` events)."""
+    from adapter.sources.mqtt import consume_mqtt
+    from adapter.sources.webhook import serve_webhooks
+
+    pipeline = build_pipeline(config, config.state_dir)
+    done = asyncio.Event()
+    seen = 0
+
+    def handle(body: bytes, *, lns: str, origin: Origin, topic: str | None = None, event: str | None = None) -> PipelineResult:
+        nonlocal seen
+        result = pipeline.process(body, lns=lns, origin=origin, topic=topic, event=event)
+        emit(result)
+        seen += 1
+        if max_events is not None and seen >= max_events:
+            done.set()
+        return result
+
+    tasks = [asyncio.create_task(consume_mqtt(c, handle)) for c in config.connections if c.transport == "mqtt"]
+    if webhook_port is not None:
+        tasks.append(asyncio.create_task(serve_webhooks(config, handle, host="127.0.0.1", port=webhook_port)))
+    if not tasks:
+        pipeline.close()
+        raise SystemExit("nothing to listen to: no MQTT connection configured and no --webhook-port")
+    try:
+        waiter = asyncio.create_task(done.wait())
+        finished, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+        for task in finished:
+            if task is not waiter and task.exception():
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        pipeline.close()

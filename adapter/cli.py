@@ -1,0 +1,268 @@
+"""The ``ngsild-adapter`` command line: thin commands that call the domain modules and print JSON."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import click
+
+from adapter import __version__
+from adapter.app import build_pipeline, run_demo
+from adapter.codecs import CodecRegistry, load_codec_file
+from adapter.codecs.base import CodecInput
+from adapter.config import AdapterConfig, load_config
+from adapter.deadletter import DeadLetterStore
+from adapter.exceptions import REASONS, AdapterError, ConfigError, RejectedInput
+from adapter.mapping.profile import CodecSpec
+from adapter.sources import PARSERS, get_parser
+
+__all__ = ["main"]
+
+_CONFIG_HELP = "Configuration file (TOML). Default: the embedded demo configuration."
+
+
+def _config_option(f: Any) -> Any:
+    return click.option(
+        "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        envvar="NGSILD_ADAPTER_CONFIG", help=_CONFIG_HELP,
+    )(f)
+
+
+def _print(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _load(config_path: Path | None) -> AdapterConfig:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _read_input(file: str) -> bytes:
+    if file == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(file).read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror}") from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ngsild-adapter")
+def main() -> None:
+    """LoRaWAN to NGSI-LD adapter for public bodies sharing territorial IoT data.
+
+    Takes uplinks from ChirpStack v4 or The Things Stack v3, decodes them, and turns them
+    into FIWARE Smart Data Models entities for an NGSI-LD broker.
+
+    \b
+    Start here:
+      ngsild-adapter demo                       process the bundled sample uplinks
+      ngsild-adapter decode --codec F --fport 1 --hex 0167...   try a codec on a payload
+      ngsild-adapter parse --lns chirpstack EVENT.json          see the normalised uplink
+      ngsild-adapter map --lns tts EVENT.json                   see the entities it makes
+      ngsild-adapter check                      validate configuration and device profiles
+      ngsild-adapter listen                     ingest from the configured MQTT brokers/webhooks
+      ngsild-adapter deadletter list            inspect (and replay) rejected inputs
+
+    Every command takes --config FILE (or NGSILD_ADAPTER_CONFIG); without it the embedded
+    demo configuration is used.
+    """
+
+
+@main.command()
+@_config_option
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep state and dead letters here (default: a fresh temporary folder).")
+def demo(config_path: Path | None, state_dir: Path | None) -> None:
+    """Process the bundled sample uplinks (both network servers, every device profile, a few
+    bad inputs) and print the NGSI-LD entities, then a summary."""
+    config = _load(config_path)
+    with tempfile.TemporaryDirectory(prefix="ngsild-adapter-demo-") as tmp:
+        summary = run_demo(config, state_dir or Path(tmp), echo=_print)
+    click.echo("")
+    _print(summary)
+
+
+@main.command()
+@click.option("--codec", "codec_name", required=True,
+              help="A codec file (.js) or a built-in codec: builtin:cayenne_lpp.")
+@click.option("--fport", type=click.IntRange(0, 255), required=True, help="LoRaWAN fPort of the uplink.")
+@click.option("--hex", "hex_payload", help="Payload in hexadecimal.")
+@click.option("--base64", "b64_payload", help="Payload in base64.")
+def decode(codec_name: str, fport: int, hex_payload: str | None, b64_payload: str | None) -> None:
+    """Run one codec on one payload; print {"data", "warnings", "errors"} as JSON."""
+    if (hex_payload is None) == (b64_payload is None):
+        raise click.UsageError("give exactly one of --hex and --base64")
+    try:
+        payload = bytes.fromhex(hex_payload) if hex_payload is not None else base64.b64decode(b64_payload or "", validate=True)
+    except (ValueError, binascii.Error) as exc:
+        raise click.UsageError(f"payload is not valid {'hex' if hex_payload is not None else 'base64'}: {exc}") from exc
+    registry = CodecRegistry()
+    try:
+        if codec_name.startswith("builtin:"):
+            codec = registry.get(CodecSpec(codec_name.removeprefix("builtin:")))
+        else:
+            codec = load_codec_file(Path(codec_name))
+        from datetime import UTC, datetime
+
+        result = codec.decode(CodecInput(payload=payload, f_port=fport, received_at=datetime.now(UTC)))
+    except KeyError as exc:
+        raise click.ClickException(f"unknown built-in codec {codec_name!r} (builtin:cayenne_lpp, builtin:lns_decoded)") from exc
+    except RejectedInput as exc:
+        _print({"data": None, "warnings": [], "errors": [f"{exc.reason}: {exc.detail}"]})
+        sys.exit(1)
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print(result.to_json())
+    if result.errors:
+        sys.exit(1)
+
+
+def _lns_options(f: Any) -> Any:
+    f = click.option("--event", help="Event type given out of band: ChirpStack HTTP ?event= value, TTS webhook message type.")(f)
+    f = click.option("--topic", help="MQTT topic the event arrived on.")(f)
+    f = click.option("--lns", type=click.Choice(sorted(PARSERS)), required=True, help="Network server format.")(f)
+    return click.argument("file", default="-")(f)
+
+
+@main.command()
+@_lns_options
+@_config_option
+def parse(lns: str, topic: str | None, event: str | None, file: str, config_path: Path | None) -> None:
+    """Parse one network-server event (FILE, or - for stdin) and print the normalised record."""
+    config = _load(config_path)
+    body = _read_input(file)
+    try:
+        record = get_parser(lns).parse(body, origin=config.default_origin(lns), topic=topic, event=event, limits=config.limits)
+    except RejectedInput as exc:
+        click.echo(f"Error: {exc.reason}: {exc.detail}", err=True)
+        sys.exit(1)
+    _print(record.to_json())
+
+
+@main.command(name="map")
+@_lns_options
+@_config_option
+def map_command(lns: str, topic: str | None, event: str | None, file: str, config_path: Path | None) -> None:
+    """Run the whole ingest pipeline on one event and print the NGSI-LD entities it produces.
+
+    Nothing is kept: state and dead letters go to a temporary folder."""
+    config = _load(config_path)
+    body = _read_input(file)
+    with tempfile.TemporaryDirectory(prefix="ngsild-adapter-map-") as tmp:
+        pipeline = build_pipeline(config, Path(tmp))
+        try:
+            result = pipeline.process(body, lns=lns, origin=config.default_origin(lns), topic=topic, event=event)
+        finally:
+            pipeline.close()
+    if result.status == "rejected":
+        click.echo(f"Error: {result.reason}: {result.detail}", err=True)
+        sys.exit(1)
+    _print(result.to_json())
+
+
+@main.command()
+@_config_option
+def check(config_path: Path | None) -> None:
+    """Load the configuration, every device profile and codec; report what is wrong."""
+    config = _load(config_path)
+    try:
+        pipeline = build_pipeline(config, None)
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        for profile in pipeline.profiles:
+            pipeline.codecs.get(profile.codec)
+            for entity in profile.entities:
+                pipeline.schemas.validator(entity.type) if pipeline.schemas else None
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        pipeline.close()
+    _print({
+        "config": str(config.path),
+        "collectivities": sorted(config.collectivities),
+        "connections": [f"{c.name} ({c.lns} over {c.transport}, {c.collectivity})" for c in config.connections],
+        "profiles": {p.name: str(p.path.name) for p in pipeline.profiles},
+        "devices_in_registry": len(config.devices),
+        "status": "ok",
+    })
+
+
+@main.command()
+@_config_option
+@click.option("--webhook-port", type=int, default=None, help="Also serve the HTTP webhook endpoints on this port.")
+@click.option("--max-events", type=int, default=None, help="Stop after this many events (for tests and trials).")
+def listen(config_path: Path | None, webhook_port: int | None, max_events: int | None) -> None:
+    """Ingest from every configured connection (MQTT QoS 1, persistent sessions; webhooks)
+    and print each result as one JSON line. Stop with Ctrl-C."""
+    import asyncio
+
+    from adapter.app import listen as run_listen
+
+    config = _load(config_path)
+    try:
+        asyncio.run(run_listen(config, webhook_port=webhook_port, max_events=max_events,
+                               emit=lambda r: click.echo(json.dumps(r.to_json(), ensure_ascii=False))))
+    except KeyboardInterrupt:
+        pass
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def deadletter() -> None:
+    """Inspect and replay rejected inputs (kept whole, with their reason)."""
+
+
+def _store(config: AdapterConfig) -> DeadLetterStore:
+    return DeadLetterStore(config.state_dir / "deadletters.sqlite")
+
+
+@deadletter.command(name="list")
+@_config_option
+@click.option("--reason", type=click.Choice(sorted(REASONS)), help="Only this reason.")
+@click.option("--all", "show_all", is_flag=True, help="Include the ones already replayed.")
+@click.option("--limit", type=int, default=100, show_default=True)
+def deadletter_list(config_path: Path | None, reason: str | None, show_all: bool, limit: int) -> None:
+    """List dead letters and the count per reason."""
+    store = _store(_load(config_path))
+    _print({
+        "counts": store.counts(status=None if show_all else "open"),
+        "dead_letters": [d.to_json() for d in store.list(status=None if show_all else "open", reason=reason, limit=limit)],
+    })
+
+
+@deadletter.command(name="show")
+@_config_option
+@click.argument("letter_id", type=int)
+def deadletter_show(config_path: Path | None, letter_id: int) -> None:
+    """Show one dead letter with its original body."""
+    letter = _store(_load(config_path)).get(letter_id)
+    if letter is None:
+        raise click.ClickException(f"no dead letter {letter_id}")
+    _print(letter.to_json(with_body=True))
+
+
+@deadletter.command(name="replay")
+@_config_option
+@click.option("--id", "letter_ids", type=int, multiple=True, help="Replay this dead letter (repeatable).")
+@click.option("--reason", type=click.Choice(sorted(REASONS)), help="Replay every open dead letter with this reason.")
+def deadletter_replay(config_path: Path | None, letter_ids: tuple[int, ...], reason: str | None) -> None:
+    """Run dead letters through the pipeline again, once their cause is fixed."""
+    from adapter.app import replay_dead_letters
+
+    if not letter_ids and not reason:
+        raise click.UsageError("give --id N or --reason REASON")
+    config = _load(config_path)
+    outcome = replay_dead_letters(config, ids=letter_ids, reason=reason, emit=lambda r: _print(r.to_json()))
+    _print(dict(Counter(outcome)))

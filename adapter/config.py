@@ -1,0 +1,229 @@
+"""The adapter's configuration: one TOML file, with environment variables on top.
+
+```toml
+[adapter]
+models = "models"                 # device profiles folder (relative to this file)
+state_dir = "var"                 # SQLite files: dead letters, pipeline state
+max_payload_bytes = 256
+max_future_skew_s = 600
+
+[[collectivity]]
+tenant = "metropole"              # NGSI-LD tenant (NGSILD-Tenant header)
+name = "Métropole de Lyon"
+identifiers = { siren = "200046977" }
+
+[[connection]]
+name = "metropole-chirpstack"
+collectivity = "metropole"
+lns = "chirpstack"                # or "tts"
+transport = "mqtt"                # or "webhook"
+host = "127.0.0.1"
+port = 1883
+username = "adapter"
+password_env = "METROPOLE_MQTT_PASSWORD"   # the secret itself never goes in the file
+
+[[device]]
+dev_eui = "70b3d57ed0001a01"
+name = "AQ station Part-Dieu"
+location = { latitude = 45.7605, longitude = 4.8597 }
+attributes = { refPointOfInterest = "urn:ngsi-ld:PointOfInterest:part-dieu" }
+```
+
+Environment overrides (for containers): ``NGSILD_ADAPTER_MODELS``, ``NGSILD_ADAPTER_STATE_DIR``,
+``NGSILD_ADAPTER_MAX_PAYLOAD_BYTES``, ``NGSILD_ADAPTER_MAX_FUTURE_SKEW_S``,
+``NGSILD_ADAPTER_PSEUDONYM_KEY`` (hex), and per connection
+``NGSILD_ADAPTER_<CONNECTION NAME>_{HOST,PORT,USERNAME}`` (name upper-cased, ``-`` as ``_``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from adapter.exceptions import ConfigError
+from adapter.mapping.entities import DeviceRecord
+from adapter.sources._common import ParseLimits, normalise_eui, optional_location
+from adapter.uplink import Origin
+
+__all__ = ["AdapterConfig", "Collectivity", "Connection", "load_config"]
+
+_TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+_ENV = "NGSILD_ADAPTER_"
+
+
+@dataclass(frozen=True, slots=True)
+class Collectivity:
+    tenant: str
+    name: str
+    identifiers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    name: str
+    collectivity: str
+    lns: str
+    transport: str  # "mqtt" or "webhook"
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    application: str | None = None  # restrict to one LNS application
+    client_id: str | None = None
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(tenant=self.collectivity, lns_id=self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterConfig:
+    path: Path | None
+    models_dir: Path
+    state_dir: Path
+    limits: ParseLimits
+    collectivities: Mapping[str, Collectivity]
+    connections: tuple[Connection, ...]
+    devices: Mapping[str, DeviceRecord]
+    pseudonym_key: bytes | None = field(default=None, repr=False)
+
+    def connection(self, name: str) -> Connection:
+        for c in self.connections:
+            if c.name == name:
+                return c
+        raise ConfigError(f"no connection named {name!r} in the configuration")
+
+    def default_origin(self, lns: str) -> Origin:
+        """The origin of events given by hand (CLI): the first connection for that LNS."""
+        for c in self.connections:
+            if c.lns == lns:
+                return c.origin
+        tenant = next(iter(self.collectivities), "default")
+        return Origin(tenant=tenant, lns_id=f"{lns}-cli")
+
+
+def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> AdapterConfig:
+    """Read the TOML file (or the embedded defaults when None) and apply the environment."""
+    env = os.environ if env is None else env
+    if path is None:
+        path = Path(__file__).resolve().parent / "demo" / "config.toml"
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    base = path.parent
+    adapter = _table(doc, "adapter", path)
+    unknown = set(doc) - {"adapter", "collectivity", "connection", "device"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
+
+    models = env.get(_ENV + "MODELS") or adapter.get("models", "models")
+    state_dir = env.get(_ENV + "STATE_DIR") or adapter.get("state_dir", "var")
+    limits = ParseLimits(
+        max_payload_bytes=int(env.get(_ENV + "MAX_PAYLOAD_BYTES") or adapter.get("max_payload_bytes", 256)),
+        max_future_skew=timedelta(
+            seconds=float(env.get(_ENV + "MAX_FUTURE_SKEW_S") or adapter.get("max_future_skew_s", 600))
+        ),
+    )
+    collectivities = {c.tenant: c for c in (_collectivity(t, path) for t in doc.get("collectivity", []))}
+    if not collectivities:
+        raise ConfigError(f"{path}: at least one [[collectivity]] is needed")
+    connections = tuple(_connection(t, path, collectivities, env) for t in doc.get("connection", []))
+    names = [c.name for c in connections]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: connection names must be unique")
+    devices = {d.dev_eui: d for d in (_device(t, path, collectivities) for t in doc.get("device", []))}
+    key_hex = env.get(_ENV + "PSEUDONYM_KEY")
+    try:
+        key = bytes.fromhex(key_hex) if key_hex else None
+    except ValueError as exc:
+        raise ConfigError(f"{_ENV}PSEUDONYM_KEY must be hex") from exc
+    return AdapterConfig(
+        path=path,
+        models_dir=(base / models).resolve(),
+        state_dir=(base / state_dir).resolve(),
+        limits=limits,
+        collectivities=collectivities,
+        connections=connections,
+        devices=devices,
+        pseudonym_key=key,
+    )
+
+
+def _table(doc: Mapping[str, Any], key: str, path: Path) -> Mapping[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: [{key}] must be a table")
+    return value
+
+
+def _collectivity(t: Mapping[str, Any], path: Path) -> Collectivity:
+    tenant = t.get("tenant")
+    if not isinstance(tenant, str) or not _TENANT.match(tenant):
+        raise ConfigError(
+            f"{path}: collectivity tenant {tenant!r} must be 1-50 characters of a-z, 0-9, '_' or '-'"
+        )
+    name = t.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: collectivity {tenant} needs a name")
+    return Collectivity(tenant=tenant, name=name, identifiers={str(k): str(v) for k, v in t.get("identifiers", {}).items()})
+
+
+def _connection(
+    t: Mapping[str, Any], path: Path, collectivities: Mapping[str, Collectivity], env: Mapping[str, str]
+) -> Connection:
+    name = t.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}: every [[connection]] needs a name")
+    where = f"{path}: connection {name}"
+    if t.get("collectivity") not in collectivities:
+        raise ConfigError(f"{where}: collectivity {t.get('collectivity')!r} is not declared")
+    if t.get("lns") not in ("chirpstack", "tts"):
+        raise ConfigError(f"{where}: lns must be 'chirpstack' or 'tts'")
+    transport = t.get("transport", "mqtt")
+    if transport not in ("mqtt", "webhook"):
+        raise ConfigError(f"{where}: transport must be 'mqtt' or 'webhook'")
+    prefix = _ENV + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_"
+    password_env = t.get("password_env")
+    return Connection(
+        name=name,
+        collectivity=t["collectivity"],
+        lns=t["lns"],
+        transport=transport,
+        host=env.get(prefix + "HOST") or t.get("host", "127.0.0.1"),
+        port=int(env.get(prefix + "PORT") or t.get("port", 1883)),
+        username=env.get(prefix + "USERNAME") or t.get("username"),
+        password=env.get(password_env) if password_env else None,
+        application=t.get("application"),
+        client_id=t.get("client_id"),
+    )
+
+
+def _device(t: Mapping[str, Any], path: Path, collectivities: Mapping[str, Collectivity]) -> DeviceRecord:
+    try:
+        eui = normalise_eui(str(t.get("dev_eui", "")))
+    except Exception as exc:
+        raise ConfigError(f"{path}: [[device]] dev_eui {t.get('dev_eui')!r} is not a 16-digit hex EUI") from exc
+    location = None
+    if "location" in t:
+        location = optional_location(t["location"])
+        if location is None:
+            raise ConfigError(f"{path}: device {eui} location needs latitude and longitude in range")
+    tenant = t.get("collectivity")
+    if tenant is not None and tenant not in collectivities:
+        raise ConfigError(f"{path}: device {eui} collectivity {tenant!r} is not declared")
+    return DeviceRecord(
+        dev_eui=eui,
+        name=t.get("name"),
+        location=location,
+        attributes=dict(t.get("attributes", {})),
+        tenant=tenant,
+    )

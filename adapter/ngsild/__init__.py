@@ -1,0 +1,1 @@
+"""NGSI-LD: JSON-LD contexts (local copies) and, later, the broker client."""

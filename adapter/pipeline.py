@@ -1,0 +1,240 @@
+"""The ingest pipeline: one network-server event in, NGSI-LD entities (or a dead letter) out.
+
+    parse (sources) -> dedup -> profile -> decode (codecs) -> privacy -> map -> check -> entities
+
+Synchronous and free of I/O apart from the SQLite state and dead-letter files, so the same
+code serves the MQTT and webhook listeners, the CLI and the benchmarks. Every rejection
+becomes a dead letter with its reason; nothing raises past ``process``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from adapter.codecs import CodecRegistry
+from adapter.codecs.base import CodecInput, DecodeResult
+from adapter.deadletter import DeadLetter, DeadLetterStore
+from adapter.exceptions import CodecError, MappingError, RejectedInput, UnknownDevice
+from adapter.mapping.entities import (
+    DeviceRecord,
+    build_device_entity,
+    build_entities,
+    observation_time,
+)
+from adapter.mapping.profile import DeviceProfile, ProfileSet
+from adapter.mapping.schemas import SchemaRegistry
+from adapter.privacy import apply_privacy
+from adapter.sources import DEFAULT_LIMITS, ParseLimits, get_parser
+from adapter.state import PipelineState
+from adapter.uplink import DeviceStatus, Event, Origin, OtherEvent, Uplink
+
+__all__ = ["Pipeline", "PipelineResult"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineResult:
+    """What became of one event.
+
+    ``status`` is ``mapped`` (entities ready for the broker), ``device_status`` (a Device
+    update from a status event), ``duplicate``, ``other`` (join, ack... counted) or
+    ``rejected`` (then ``reason``, ``detail`` and ``dead_letter_id`` are set).
+    """
+
+    status: str
+    entities: tuple[dict[str, Any], ...] = ()
+    event: Event | None = None
+    profile: DeviceProfile | None = None
+    decoded: DecodeResult | None = None
+    privacy_applied: tuple[str, ...] = ()
+    observed_at: datetime | None = None
+    observed_at_source: str | None = None
+    out_of_range: tuple[str, ...] = ()
+    reason: str | None = None
+    detail: str | None = None
+    dead_letter_id: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        if self.status == "rejected":
+            return {"status": self.status, "reason": self.reason, "detail": self.detail,
+                    "dead_letter_id": self.dead_letter_id}
+        out: dict[str, Any] = {"status": self.status, "entities": list(self.entities)}
+        if self.decoded is not None:
+            out["codec"] = self.decoded.codec.to_json()
+            out["warnings"] = list(self.decoded.warnings)
+        if self.profile is not None:
+            out["profile"] = {"name": self.profile.name, "sha256": self.profile.digest}
+        if self.out_of_range:
+            out["out_of_range"] = list(self.out_of_range)
+        if self.privacy_applied:
+            out["privacy"] = list(self.privacy_applied)
+        return out
+
+
+@dataclass
+class Pipeline:
+    profiles: ProfileSet
+    codecs: CodecRegistry
+    state: PipelineState
+    dead_letters: DeadLetterStore
+    devices: Mapping[str, DeviceRecord] = field(default_factory=dict)
+    schemas: SchemaRegistry | None = field(default_factory=SchemaRegistry)
+    limits: ParseLimits = DEFAULT_LIMITS
+    pseudonym_key: bytes | None = None
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    counters: Counter[str] = field(default_factory=Counter)
+
+    def process(
+        self,
+        body: bytes,
+        *,
+        lns: str,
+        origin: Origin,
+        topic: str | None = None,
+        event: str | None = None,
+    ) -> PipelineResult:
+        """Parse and process one raw event; a rejection is stored as a dead letter."""
+        self.counters["received"] += 1
+        parsed: Event | None = None
+        try:
+            parsed = get_parser(lns).parse(
+                body, origin=origin, topic=topic, event=event, limits=self.limits, now=self.clock()
+            )
+            return self.process_event(parsed)
+        except RejectedInput as exc:
+            dev_eui = getattr(parsed, "dev_eui", None)
+            letter = self.dead_letters.add(
+                connection=origin.lns_id, lns=lns, tenant=origin.tenant, body=body, reason=exc.reason,
+                detail=exc.detail, topic=topic, event=event, dev_eui=dev_eui,
+            )
+            self.counters[f"rejected:{exc.reason}"] += 1
+            log.warning("rejected event from %s (dead letter %d): %s", origin.lns_id, letter, exc)
+            return PipelineResult("rejected", event=parsed, reason=exc.reason, detail=exc.detail, dead_letter_id=letter)
+
+    def replay(self, letter: DeadLetter) -> PipelineResult:
+        """Process a dead letter again; on success it is marked replayed, else its reason is updated.
+
+        The replay does not create a second dead letter for the same input.
+        """
+        origin = Origin(tenant=letter.tenant, lns_id=letter.connection)
+        try:
+            parsed = get_parser(letter.lns).parse(
+                letter.body, origin=origin, topic=letter.topic, event=letter.event, limits=self.limits, now=self.clock()
+            )
+            result = self.process_event(parsed)
+        except RejectedInput as exc:
+            self.dead_letters.record_failed_replay(letter.id, exc.reason, exc.detail)
+            self.counters[f"replay_rejected:{exc.reason}"] += 1
+            return PipelineResult("rejected", reason=exc.reason, detail=exc.detail, dead_letter_id=letter.id)
+        self.dead_letters.mark_replayed(letter.id)
+        self.counters["replayed"] += 1
+        return result
+
+    def close(self) -> None:
+        self.codecs.close()
+        self.state.close()
+        self.dead_letters.close()
+
+    def process_event(self, event: Event) -> PipelineResult:
+        """Process an already parsed event; raises ``RejectedInput`` (``process`` stores it)."""
+        if isinstance(event, Uplink):
+            return self._uplink(event)
+        if isinstance(event, DeviceStatus):
+            return self._status(event)
+        assert isinstance(event, OtherEvent)
+        self.counters[f"event:{event.event}"] += 1
+        return PipelineResult("other", event=event)
+
+    def _uplink(self, uplink: Uplink) -> PipelineResult:
+        key = uplink.dedup_key
+        if self.state.seen(key):
+            self.counters["duplicate"] += 1
+            return PipelineResult("duplicate", event=uplink)
+        profile = self.profiles.find(uplink)
+        if profile is None:
+            raise UnknownDevice(
+                f"no device profile matches device {uplink.dev_eui} (LNS profile {uplink.device_profile!r}, "
+                f"application {uplink.application_id!r}, tags {dict(uplink.tags)})"
+            )
+        if not uplink.payload and uplink.decoded is None:
+            raise RejectedInput("empty_payload", f"uplink fCnt {uplink.f_cnt} of {uplink.dev_eui} carries no payload")
+        decoded = self.codecs.get(profile.codec).decode(
+            CodecInput(
+                payload=uplink.payload,
+                f_port=uplink.f_port,
+                received_at=uplink.received_at,
+                variables=dict(uplink.tags),
+                lns_decoded=uplink.decoded,
+            )
+        )
+        if decoded.errors:
+            raise CodecError("codec_errors", f"{decoded.codec.name}: {'; '.join(decoded.errors)}")
+        data, applied = apply_privacy(decoded.data, profile.privacy, key=self.pseudonym_key)
+        record = self.devices.get(uplink.dev_eui)
+        observed_at, source = observation_time(uplink, data, profile)
+        mapped = build_entities(uplink, data, profile, record, observed_at)
+        self._check_schemas(mapped.entities, mapped.out_of_range)
+        self._check_meter_indexes(mapped.cumulative, data, profile, observed_at)
+        self.state.mark_seen(key)
+        self._record_meter_indexes(mapped.cumulative, data, profile, observed_at)
+        self.counters["mapped"] += 1
+        self.counters["entities"] += len(mapped.entities)
+        self.counters["codec_warnings"] += len(decoded.warnings)
+        self.counters["out_of_range"] += len(mapped.out_of_range)
+        return PipelineResult(
+            "mapped", mapped.entities, uplink, profile, decoded, applied, observed_at, source, mapped.out_of_range
+        )
+
+    def _status(self, status: DeviceStatus) -> PipelineResult:
+        self.counters["event:status"] += 1
+        profile = self.profiles.find(status)
+        if profile is None or profile.device is None:
+            raise UnknownDevice(f"status of device {status.dev_eui}: no device profile with a Device entity matches")
+        entity = build_device_entity(status, profile, self.devices.get(status.dev_eui), None, status.received_at)
+        self._check_schemas((entity,), ())
+        return PipelineResult("device_status", (entity,), status, profile, observed_at=status.received_at)
+
+    def _check_schemas(self, entities: tuple[dict[str, Any], ...], out_of_range: tuple[str, ...]) -> None:
+        if self.schemas is None:
+            return
+        for entity in entities:
+            # A value flagged out of range is kept on purpose; its schema bound is the same finding.
+            skip = frozenset(f.split(" ", 1)[1] for f in out_of_range if f.split(" ", 1)[0] == entity["id"])
+            errors = self.schemas.errors(entity, skip=skip)
+            if errors:
+                raise MappingError("schema_invalid", f"{entity['type']} {entity['id']}: {'; '.join(errors)}")
+
+    def _check_meter_indexes(self, cumulative: Any, data: Mapping[str, Any], profile: DeviceProfile, observed_at: datetime) -> None:
+        if not cumulative:
+            return
+        if profile.meter_change_field and data.get(profile.meter_change_field):
+            self.counters["meter_change"] += 1
+            return
+        for c in cumulative:
+            last = self.state.last_index(c.entity_id, c.attribute)
+            if last is None:
+                continue
+            last_value, last_at = last
+            # Compared in time order: a late (older) reading must not exceed the newer index either.
+            if (observed_at >= last_at and c.value < last_value) or (observed_at < last_at and c.value > last_value):
+                raise MappingError(
+                    "meter_index_decrease",
+                    f"{c.entity_id} {c.attribute}: {c.value:g} at {observed_at.isoformat()} against "
+                    f"{last_value:g} at {last_at.isoformat()}, without a meter-change event "
+                    f"({profile.meter_change_field})",
+                )
+
+    def _record_meter_indexes(
+        self, cumulative: Any, data: Mapping[str, Any], profile: DeviceProfile, observed_at: datetime
+    ) -> None:
+        meter_changed = bool(profile.meter_change_field and data.get(profile.meter_change_field))
+        for c in cumulative:
+            last = self.state.last_index(c.entity_id, c.attribute)
+            if last is None or observed_at >= last[1] or meter_changed:
+                self.state.set_index(c.entity_id, c.attribute, c.value, observed_at)
