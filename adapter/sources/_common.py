@@ -22,10 +22,12 @@ __all__ = [
     "ParseLimits",
     "decode_payload",
     "field",
+    "gateway_time",
     "load_json_object",
     "normalise_eui",
     "optional_location",
     "parse_time",
+    "string_map",
 ]
 
 
@@ -151,3 +153,29 @@ def optional_location(obj: Mapping[str, Any] | None) -> Location | None:
         altitude=float(alt) if isinstance(alt, int | float) and not isinstance(alt, bool) else None,
         source=str(source) if source is not None else None,
     )
+
+
+def string_map(obj: Mapping[str, Any], path: str) -> dict[str, str]:
+    """An optional ``map<string, string>`` (ChirpStack tags, TTS attributes); empty if absent."""
+    value = field(obj, path, Mapping, required=False) or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise EventError("missing_field", f"field {path!r} should map strings to strings")
+    return dict(value)
+
+
+def gateway_time(
+    server: str | None, gateway: str | None, what: str, limits: ParseLimits, now: datetime
+) -> datetime | None:
+    """When one gateway heard the uplink: the server's receive time, else the gateway's own clock.
+
+    A gateway clock is often wrong (no GPS, no NTP); a bad or future gateway time is dropped
+    rather than rejecting an uplink whose server-side timestamps are fine.
+    """
+    if server is not None:
+        return parse_time(server, what, limits, now)
+    if gateway is None:
+        return None
+    try:
+        return parse_time(gateway, what, limits, now)
+    except EventError:
+        return None

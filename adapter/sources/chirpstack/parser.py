@@ -1,0 +1,375 @@
+"""Parse ChirpStack v4 integration events into normalised records.
+
+Where events come from
+    MQTT integration: topic ``application/{application_id}/device/{dev_eui}/event/{event}``;
+    HTTP integration: the event type is a query parameter (``?event=up``).
+    Event types: ``up``, ``status``, ``join``, ``ack``, ``txack``, ``log``, ``location``,
+    ``integration``.
+
+Marshalers
+    JSON (the protobuf JSON mapping, camelCase) or binary protobuf (``integration.proto``).
+    A binary event is turned into the same dict with ``MessageToDict``, so both go through
+    one code path. ``devEui`` and ``gatewayId`` are hex strings in v4 (v3 sent base64 bytes).
+
+Zero values
+    Binary protobuf and ``MessageToDict`` leave out proto3 zero values (``fCnt`` 0, ``fPort``
+    0, ``margin`` 0, ``false``). ChirpStack's JSON writes them for the top-level event
+    (``emit_fields`` is set for the ``integration`` package only) but leaves them out inside
+    ``rxInfo``/``txInfo`` (``gw`` package). An absent number is therefore read as zero: fCnt 0
+    is a real frame counter, fPort 0 (or absent) means the frame carried no application port.
+    Only an absent RSSI becomes None, because 0 dBm is never a real LoRa reception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chirpstack_api import integration
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+
+from adapter.exceptions import EventError
+from adapter.sources._common import (
+    DEFAULT_LIMITS,
+    ParseLimits,
+    decode_payload,
+    field,
+    gateway_time,
+    load_json_object,
+    normalise_eui,
+    optional_location,
+    parse_time,
+    string_map,
+)
+from adapter.sources.chirpstack._integration_event import integration_event_type
+from adapter.uplink import (
+    DataRate,
+    DeviceStatus,
+    Event,
+    GatewayReception,
+    Origin,
+    OtherEvent,
+    Uplink,
+)
+
+__all__ = ["EVENT_MESSAGES", "ChirpStackParser"]
+
+LNS = "chirpstack"
+
+#: event type -> protobuf message of that event
+EVENT_MESSAGES: dict[str, type[Message]] = {
+    "up": integration.UplinkEvent,
+    "status": integration.StatusEvent,
+    "join": integration.JoinEvent,
+    "ack": integration.AckEvent,
+    "txack": integration.TxAckEvent,
+    "log": integration.LogEvent,
+    "location": integration.LocationEvent,
+    "integration": integration_event_type(),
+}
+
+_TOPIC = re.compile(
+    r"application/(?P<application>[^/]+)/device/(?P<dev_eui>[^/]+)/event/(?P<event>[^/]+)"
+)
+_JSON_WHITESPACE = b" \t\n\r"
+_STATUS_KEYS = ("margin", "batteryLevel", "batteryLevelUnavailable", "externalPowerSource")
+_UP_KEYS = ("data", "fCnt", "rxInfo")
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """What the MQTT topic or the HTTP ``event`` parameter says about the event."""
+
+    event: str | None = None
+    application_id: str | None = None
+    dev_eui: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Device:
+    dev_eui: str
+    device_id: str
+    application_id: str
+    device_profile: str | None
+    tags: dict[str, str]
+    tenant_id: str | None
+
+
+class ChirpStackParser:
+    """ChirpStack v4 events, either marshaler -> ``Uplink``, ``DeviceStatus`` or ``OtherEvent``."""
+
+    name = LNS
+
+    def parse(
+        self,
+        body: bytes,
+        *,
+        origin: Origin,
+        topic: str | None = None,
+        event: str | None = None,
+        limits: ParseLimits = DEFAULT_LIMITS,
+        now: datetime | None = None,
+    ) -> Event:
+        now = now or datetime.now(UTC)
+        route = _route(topic, event)
+        message = _load(body, route.event, limits)
+        name = route.event or _recognise(message)
+        _check_route(route, message)
+        return _BUILDERS.get(name, _other)(name, message, origin, limits, now)
+
+    def mqtt_subscriptions(self, application: str | None) -> list[str]:
+        """Every event of one application (its UUID), or of all applications if None."""
+        return [f"application/{application or '+'}/device/+/event/+"]
+
+
+def _route(topic: str | None, event: str | None) -> _Route:
+    if topic is None:
+        return _Route(event=_known_event(event) if event is not None else None)
+    match = _TOPIC.fullmatch(topic)
+    if match is None:
+        raise EventError("unknown_format", f"topic {topic!r} is not a ChirpStack event topic")
+    name = _known_event(match["event"])
+    if event is not None and event != name:
+        raise EventError(
+            "topic_mismatch", f"topic {topic!r} carries {name!r} events, not {event!r}"
+        )
+    return _Route(event=name, application_id=match["application"], dev_eui=match["dev_eui"])
+
+
+def _known_event(name: str) -> str:
+    if name not in EVENT_MESSAGES:
+        raise EventError("unknown_format", f"{name!r} is not a ChirpStack event type")
+    return name
+
+
+def _load(body: bytes, event: str | None, limits: ParseLimits) -> dict[str, Any]:
+    if len(body) > limits.max_body_bytes:
+        raise EventError(
+            "payload_too_large", f"event body is {len(body)} bytes, limit {limits.max_body_bytes}"
+        )
+    if _looks_like_json(body):
+        return load_json_object(body, limits)
+    if event is None:
+        raise EventError(
+            "unknown_format",
+            "a protobuf event needs its type from the MQTT topic or the event parameter",
+        )
+    return _load_protobuf(body, EVENT_MESSAGES[event])
+
+
+def _looks_like_json(body: bytes) -> bool:
+    # proto3 never writes wire type 3 (start group), so no binary event begins with the
+    # bytes of "{" (field 15) or "[" (field 11). Only JSON whitespace is skipped: most binary
+    # events begin with 0x0a ("\n"), then the length of a UUID or a timestamp, never 123.
+    return body.lstrip(_JSON_WHITESPACE)[:1] in (b"{", b"[")
+
+
+def _load_protobuf(body: bytes, message_type: type[Message]) -> dict[str, Any]:
+    try:
+        message = message_type.FromString(body)
+    except DecodeError as exc:
+        raise EventError(
+            "invalid_protobuf", f"body is not a {message_type.DESCRIPTOR.full_name} message: {exc}"
+        ) from exc
+    try:
+        as_dict: dict[str, Any] = json_format.MessageToDict(message)
+    except json_format.Error as exc:  # e.g. NaN in ``object``, which JSON cannot carry
+        raise EventError("invalid_protobuf", f"event cannot be read as JSON: {exc}") from exc
+    return as_dict
+
+
+def _recognise(message: Mapping[str, Any]) -> str:
+    if "deviceInfo" in message:
+        if any(key in message for key in _UP_KEYS):
+            return "up"
+        if any(key in message for key in _STATUS_KEYS):
+            return "status"
+    raise EventError(
+        "unknown_format",
+        "not a ChirpStack up or status event; give the event type to parse other events",
+    )
+
+
+def _check_route(route: _Route, message: Mapping[str, Any]) -> None:
+    dev_eui = field(message, "deviceInfo.devEui", str, required=False)
+    if (
+        route.dev_eui is not None
+        and dev_eui is not None
+        and route.dev_eui.lower() != normalise_eui(dev_eui)
+    ):
+        raise EventError(
+            "topic_mismatch", f"topic names device {route.dev_eui}, the event {dev_eui}"
+        )
+    application = field(message, "deviceInfo.applicationId", str, required=False)
+    if (
+        route.application_id is not None
+        and application is not None
+        and route.application_id != application
+    ):
+        raise EventError(
+            "topic_mismatch",
+            f"topic names application {route.application_id}, the event {application}",
+        )
+
+
+def _device(message: Mapping[str, Any]) -> _Device:
+    dev_eui = normalise_eui(field(message, "deviceInfo.devEui", str), "deviceInfo.devEui")
+    return _Device(
+        dev_eui=dev_eui,
+        # A device name is mandatory in ChirpStack; the EUI stands in if an event lacks it.
+        device_id=field(message, "deviceInfo.deviceName", str, required=False) or dev_eui,
+        application_id=field(message, "deviceInfo.applicationId", str),
+        device_profile=field(message, "deviceInfo.deviceProfileName", str, required=False) or None,
+        tags=string_map(message, "deviceInfo.tags"),
+        tenant_id=field(message, "deviceInfo.tenantId", str, required=False) or None,
+    )
+
+
+def _uplink(
+    name: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime
+) -> Uplink:
+    device = _device(message)
+    rx_info = _rx_info(message)
+    f_port = _uint(message, "fPort")
+    return Uplink(
+        origin=origin,
+        lns=LNS,
+        dev_eui=device.dev_eui,
+        device_id=device.device_id,
+        application_id=device.application_id,
+        f_cnt=_uint(message, "fCnt"),
+        f_port=f_port or None,
+        payload=decode_payload(field(message, "data", str, required=False), limits),
+        received_at=_received_at(message, rx_info, limits, now),
+        gateways=tuple(_gateway(rx, limits, now) for rx in rx_info),
+        data_rate=_data_rate(field(message, "txInfo.modulation", Mapping, required=False)),
+        frequency=_uint(message, "txInfo.frequency") or None,
+        confirmed=field(message, "confirmed", bool, required=False) or False,
+        decoded=field(message, "object", Mapping, required=False),
+        device_profile=device.device_profile,
+        tags=device.tags,
+        lns_tenant=device.tenant_id,
+        event_id=field(message, "deduplicationId", str, required=False) or None,
+    )
+
+
+def _status(
+    name: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime
+) -> DeviceStatus:
+    device = _device(message)
+    external_power = field(message, "externalPowerSource", bool, required=False) or False
+    unavailable = field(message, "batteryLevelUnavailable", bool, required=False) or False
+    level = field(message, "batteryLevel", (int, float), required=False) or 0
+    return DeviceStatus(
+        origin=origin,
+        lns=LNS,
+        dev_eui=device.dev_eui,
+        device_id=device.device_id,
+        application_id=device.application_id,
+        received_at=parse_time(field(message, "time", str), "time", limits, now),
+        battery_level=None if unavailable or external_power else float(level),
+        external_power=external_power,
+        margin=field(message, "margin", int, required=False) or 0,
+        device_profile=device.device_profile,
+        tags=device.tags,
+    )
+
+
+def _other(
+    name: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime
+) -> OtherEvent:
+    dev_eui = field(message, "deviceInfo.devEui", str, required=False)
+    time = field(message, "time", str, required=False)
+    return OtherEvent(
+        origin=origin,
+        lns=LNS,
+        event=name,
+        dev_eui=normalise_eui(dev_eui, "deviceInfo.devEui") if dev_eui else None,
+        received_at=parse_time(time, "time", limits, now) if time else None,
+    )
+
+
+_Builder = Callable[[str, Mapping[str, Any], Origin, ParseLimits, datetime], Event]
+_BUILDERS: dict[str, _Builder] = {"up": _uplink, "status": _status}
+
+
+def _uint(obj: Mapping[str, Any], path: str) -> int:
+    """An unsigned proto3 number: absent is zero."""
+    value: int = field(obj, path, int, required=False) or 0
+    if value < 0:
+        raise EventError("missing_field", f"field {path!r} should not be negative, got {value}")
+    return value
+
+
+def _rx_info(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    entries = field(message, "rxInfo", list, required=False) or []
+    if not all(isinstance(entry, Mapping) for entry in entries):
+        raise EventError("missing_field", "field 'rxInfo' should be a list of objects")
+    return entries
+
+
+def _received_at(
+    message: Mapping[str, Any], rx_info: list[Mapping[str, Any]], limits: ParseLimits, now: datetime
+) -> datetime:
+    time = field(message, "time", str, required=False)
+    if time:
+        return parse_time(time, "time", limits, now)
+    for rx in rx_info:
+        ns_time = field(rx, "nsTime", str, required=False)
+        if ns_time:
+            return parse_time(ns_time, "rxInfo.nsTime", limits, now)
+    raise EventError("missing_field", "the uplink has neither 'time' nor 'rxInfo[].nsTime'")
+
+
+def _gateway(rx: Mapping[str, Any], limits: ParseLimits, now: datetime) -> GatewayReception:
+    rssi = field(rx, "rssi", (int, float), required=False)
+    return GatewayReception(
+        gateway_id=field(rx, "gatewayId", str).lower(),
+        rssi=float(rssi) if rssi is not None else None,
+        snr=float(field(rx, "snr", (int, float), required=False) or 0),
+        channel=_uint(rx, "channel"),
+        location=optional_location(field(rx, "location", Mapping, required=False)),
+        received_at=gateway_time(
+            field(rx, "nsTime", str, required=False),
+            field(rx, "gwTime", str, required=False),
+            "rxInfo.nsTime",
+            limits,
+            now,
+        ),
+    )
+
+
+def _data_rate(modulation: Mapping[str, Any] | None) -> DataRate | None:
+    if not modulation:
+        return None
+    if (lora := field(modulation, "lora", Mapping, required=False)) is not None:
+        return DataRate(
+            modulation="LORA",
+            spreading_factor=_uint(lora, "spreadingFactor") or None,
+            bandwidth=_uint(lora, "bandwidth") or None,
+            coding_rate=_code_rate(lora),
+        )
+    if (fsk := field(modulation, "fsk", Mapping, required=False)) is not None:
+        return DataRate(modulation="FSK", bit_rate=_uint(fsk, "datarate") or None)
+    if (lr_fhss := field(modulation, "lrFhss", Mapping, required=False)) is not None:
+        return DataRate(
+            modulation="LR_FHSS",
+            bandwidth=_uint(lr_fhss, "operatingChannelWidth") or None,
+            coding_rate=_code_rate(lr_fhss),
+        )
+    return None
+
+
+def _code_rate(modulation: Mapping[str, Any]) -> str | None:
+    """``CR_4_5`` -> ``4/5``, ``CR_LI_4_8`` -> ``4/8LI``: the notation The Things Stack uses too."""
+    code = field(modulation, "codeRate", str, required=False)
+    if code and code != "CR_UNDEFINED":
+        parts = code.removeprefix("CR_").split("_")
+        if parts[0] == "LI":
+            return "/".join(parts[1:]) + "LI"
+        return "/".join(parts)
+    return field(modulation, "codeRateLegacy", str, required=False) or None

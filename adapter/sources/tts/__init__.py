@@ -1,0 +1,10 @@
+"""The Things Stack (v3) source plug-in: application messages over MQTT or webhooks.
+
+See ``parser`` for the topics, message types and body format.
+"""
+
+from __future__ import annotations
+
+from adapter.sources.tts.parser import MESSAGE_EVENTS, TTSParser
+
+__all__ = ["MESSAGE_EVENTS", "TTSParser"]

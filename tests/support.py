@@ -1,0 +1,44 @@
+"""Helpers shared by the tests: the repository's paths and a pipeline over the shipped profiles."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from adapter.app import build_pipeline
+from adapter.config import load_config
+from adapter.pipeline import Pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+DEMO_EVENTS = REPO / "adapter" / "demo" / "events"
+
+#: A fixed clock a little after the fixtures' timestamps (2026-11-20).
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def demo_pipeline(tmp_path: Path | None = None) -> Pipeline:
+    pipeline = build_pipeline(load_config(None), tmp_path)
+    pipeline.clock = lambda: NOW
+    return pipeline
+
+
+def demo_event(name: str) -> dict[str, Any]:
+    """One bundled demo event: {"lns", "connection", "topic"?, "event"?, "body"}."""
+    matches = sorted(DEMO_EVENTS.glob(f"{name}*.json"))
+    assert len(matches) == 1, f"no single demo event named {name}"
+    spec: dict[str, Any] = json.loads(matches[0].read_text(encoding="utf-8"))
+    return spec
+
+
+def body_bytes(spec: dict[str, Any]) -> bytes:
+    body = spec["body"]
+    return body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
+
+
+def entity(result: Any, entity_type: str) -> dict[str, Any]:
+    found = [e for e in result.entities if e["type"] == entity_type]
+    assert len(found) == 1, f"expected one {entity_type}, got {[e['type'] for e in result.entities]}"
+    return found[0]
