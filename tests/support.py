@@ -42,3 +42,23 @@ def entity(result: Any, entity_type: str) -> dict[str, Any]:
     found = [e for e in result.entities if e["type"] == entity_type]
     assert len(found) == 1, f"expected one {entity_type}, got {[e['type'] for e in result.entities]}"
     return found[0]
+
+
+def reference_validator(entity_type: str):  # type: ignore[no-untyped-def]
+    """The pure-Python ``jsonschema`` validator of an SDM type: an implementation independent
+    of the adapter's (jsonschema-rs), with formats checked."""
+    import jsonschema
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    from adapter.mapping.schemas import default_schemas_dir, schema_aliases
+
+    folder = default_schemas_dir()
+    registry = Registry().with_resources(
+        (uri, Resource.from_contents(doc, default_specification=DRAFT202012))
+        for uri, doc in schema_aliases(folder).items()
+    )
+    schema = json.loads((folder / entity_type / "schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(
+        schema, registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )

@@ -312,7 +312,7 @@ def test_unknown_device_replayed_once_a_profile_matches(tmp_path: Path) -> None:
     # A profile alone is not enough: an AirQualityObserved needs a location, which this
     # device has in no registry. The replay says so and the letter stays open.
     assert (replayed.status, replayed.reason) == ("rejected", "schema_invalid")
-    assert "'location' is a required property" in replayed.detail
+    assert 'location" is a required property' in replayed.detail
     assert pipeline.dead_letters.get(rejected.dead_letter_id).attempts == 2
     pipeline.devices = {**pipeline.devices, "a84041000181c9f2": DeviceRecord(
         "a84041000181c9f2", location=Location(48.11, -1.68))}

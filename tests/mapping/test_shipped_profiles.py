@@ -3,6 +3,7 @@ Data Models schema of their type, and expand to the official vocabulary IRIs off
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from pyld import jsonld
 from adapter.mapping.profile import load_profiles
 from adapter.mapping.schemas import SchemaRegistry, to_key_values
 from adapter.ngsild.contexts import document_loader
-from tests.support import DEMO_EVENTS, REPO, body_bytes, demo_event, demo_pipeline
+from tests.support import DEMO_EVENTS, REPO, body_bytes, demo_event, demo_pipeline, reference_validator
 
 PROFILES = load_profiles(REPO / "models")
 
@@ -59,12 +60,27 @@ def test_profile_entities_validate_against_the_official_schema(profile_name: str
                               topic=spec.get("topic"), event=spec.get("event"))
     assert result.status == "mapped", result.detail
     assert result.profile is not None and result.profile.name == profile_name
-    schemas = SchemaRegistry()
     types = [e["type"] for e in result.entities]
     assert "Device" in types and len(types) == 2
     for entity in result.entities:
-        errors = list(schemas.validator(entity["type"]).iter_errors(to_key_values(entity)))
+        errors = list(reference_validator(entity["type"]).iter_errors(to_key_values(entity)))
         assert errors == [], f"{entity['type']}: {[e.message for e in errors]}"
+        assert SchemaRegistry().errors(entity) == []
+
+
+@pytest.mark.parametrize("entity_type", SchemaRegistry().known_types())
+def test_adapter_validator_agrees_with_the_reference_on_the_official_examples(entity_type: str) -> None:
+    example = json.loads((REPO / "models" / "sdm" / entity_type / "example-normalized.jsonld").read_text())
+    reference = sorted(
+        "/".join(map(str, e.absolute_path)) for e in reference_validator(entity_type).iter_errors(to_key_values(example))
+    )
+    ours = sorted(message.split(":", 1)[0] for message in SchemaRegistry().errors(example))
+    assert ours == reference
+    # the two known defects of the official examples are found (see models/sdm/README.md)
+    if entity_type == "AirQualityObserved":
+        assert {"tsp", "windDirection"} <= set(ours)
+    if entity_type == "ACMeasurement":
+        assert ours == ["dateObserved"]
 
 
 @pytest.mark.parametrize("profile_name", sorted(SAMPLE_OF_PROFILE))
