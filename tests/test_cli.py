@@ -119,3 +119,10 @@ def test_deadletter_list_show_and_replay(tmp_path: Path) -> None:
     assert json.loads(replay.output[replay.output.rindex("\n{\n") :]) == {"rejected": 1}
     after = json.loads(invoke("deadletter", "list", "--config", str(config)).output)
     assert next(d for d in after["dead_letters"] if d["reason"] == "malformed_json")["attempts"] == 2
+
+
+def test_readme_documents_every_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    for name in main.commands:
+        assert f"ngsild-adapter {name}" in readme, name
+    assert readme.count("make demo") >= 1 and readme.count("make test") >= 1

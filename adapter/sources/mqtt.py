@@ -1,0 +1,284 @@
+"""MQTT ingest: one persistent, at-least-once subscription per configured connection.
+
+Why it is built this way
+    Delivery guarantee. Every subscription is QoS 1 and a message is acknowledged (PUBACK)
+    only *after* ``handle`` returned. A crash, a cancelled task or a lost connection
+    between receipt and acknowledgement leaves the message unacknowledged in the broker's
+    session, which sends it again on the next connection. Duplicates are possible (that is
+    what at-least-once means); the pipeline's dedup key absorbs them.
+
+    Manual acknowledgement. aiomqtt 2.5.1 has no option for it (its ``Client.__init__``
+    builds ``paho.mqtt.client.Client(...)`` without ``manual_ack``; see
+    empicano/aiomqtt#345 and the unmerged PR #346). The paho-mqtt 2.x client it wraps
+    has it: with ``manual_ack_set(True)`` ``_handle_publish`` skips ``_send_puback`` for
+    QoS 1 and ``ack(mid, qos)`` sends it later. We reach that client through aiomqtt's
+    ``Client._client`` attribute (the only private access in this module, checked by
+    ``_paho``; aiomqtt is pinned) and switch manual acks on *before* connecting, because
+    a persistent session starts delivering right after CONNACK.
+
+    Persistent session. MQTT 3.1.1 with ``clean_session=False`` and a stable client
+    identifier: the broker keeps the subscriptions and queues QoS 1 messages while the
+    adapter is away (restart, deploy, broker failover). 3.1.1 rather than 5 because it is
+    the common denominator: The Things Stack's MQTT server and ChirpStack's usual
+    Mosquitto both speak it, and under 3.1.1 the session never expires on its own, so
+    nothing is lost however long the outage. (With v5 every new aiomqtt client would also
+    need ``clean_start=False``, since aiomqtt's default cleans the first connection of each
+    client object, plus a session-expiry property.) The price: a decommissioned client
+    identifier keeps its queue on the broker until someone removes it.
+
+    A handler that raises. ``handle`` normally never raises (bad input becomes a dead
+    letter). When it does, it is a bug or a broken resource (disk full, the next stage
+    down), and the message must not be lost: it is logged and left unacknowledged.
+    An MQTT broker sends an unacknowledged message again only on a new connection, so
+    the consumer keeps processing (and acknowledging) the messages after it for a grace
+    delay, then reconnects to have it redelivered. The delay doubles at each consecutive
+    failing round (``reconnect_delay_s`` up to ``max_reconnect_delay_s``): a message that
+    always fails is retried every ``max_reconnect_delay_s`` at worst and never in a hot
+    loop, and it does not block the messages behind it. The broker's in-flight window
+    (Mosquitto: 20 messages) bounds how many failures can pile up before the reconnect.
+
+    Broker loss. Any ``aiomqtt.MqttError`` (or socket error) ends the connection; it is
+    logged and the consumer reconnects with capped exponential backoff, reset once a
+    connection is subscribed again. Broker errors never escape ``consume_mqtt`` (a
+    refused login is logged as an error and retried at the longest delay, so one
+    collectivity's revoked credentials do not stop the others); only a configuration
+    error found before connecting (unknown LNS) raises, as ``ConfigError``.
+
+    Serial processing. ``handle`` is synchronous and is called on the event loop, one
+    message at a time, so the pipeline (not thread-safe) is never entered twice at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.reasoncodes import ReasonCode
+
+from adapter.config import Connection
+from adapter.pipeline import PipelineResult
+from adapter.sources import get_parser
+from adapter.uplink import Origin
+
+__all__ = ["QOS", "Handler", "client_identifier", "consume_mqtt"]
+
+log = logging.getLogger(__name__)
+
+#: every subscription asks for at-least-once delivery
+QOS = 1
+#: seconds; a silent broker (network partition) is noticed within 1.5 times this
+KEEPALIVE_S = 30
+# CONNACK refusals that retrying soon will not cure (paho's MQTT 5 numbering, which it also
+# uses for 3.1.1): client identifier not valid, bad user name or password, not authorised.
+_REFUSED_FOR_GOOD = frozenset({0x85, 0x86, 0x87})
+
+
+class Handler(Protocol):
+    """The callback each transport hands its events to (``adapter.app.listen`` builds it)."""
+
+    def __call__(
+        self, body: bytes, *, lns: str, origin: Origin, topic: str | None = None, event: str | None = None
+    ) -> PipelineResult: ...
+
+
+@dataclass
+class _Backoff:
+    """Capped exponential delays: initial, 2x, 4x... up to ``cap``."""
+
+    initial: float
+    cap: float
+    _next: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._next = self.initial
+
+    def next(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+def client_identifier(connection: Connection) -> str:
+    """The stable MQTT client identifier that names the connection's persistent session."""
+    return connection.client_id or f"ngsild-adapter-{connection.name}"
+
+
+async def consume_mqtt(
+    connection: Connection,
+    handle: Handler,
+    *,
+    stop: asyncio.Event | None = None,
+    reconnect_delay_s: float = 1.0,
+    max_reconnect_delay_s: float = 30.0,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Consume ``connection``'s events into ``handle`` until ``stop`` is set or the task is cancelled.
+
+    Each message is acknowledged only after ``handle`` returned (see the module docstring
+    for the delivery guarantee, the redelivery of messages whose handler raised and the
+    reconnect policy). ``ready``, if given, is set each time the subscriptions are in
+    place (for health checks and tests). On the way out the connection is closed with a
+    DISCONNECT, so unacknowledged messages stay in the broker session for the next run.
+    Raises ``ConfigError`` at once if the connection's LNS is unknown.
+    """
+    stop = stop or asyncio.Event()
+    topics = get_parser(connection.lns).mqtt_subscriptions(connection.application)
+    reconnect = _Backoff(reconnect_delay_s, max_reconnect_delay_s)
+    redelivery = _Backoff(reconnect_delay_s, max_reconnect_delay_s)
+    session = _Session(connection, handle, topics, reconnect, redelivery, ready)
+    while not stop.is_set():
+        try:
+            await _unless_stopped(session.run(), stop)
+        except (aiomqtt.MqttError, OSError) as exc:
+            delay = max_reconnect_delay_s if _refused_for_good(exc) else reconnect.next()
+            _log_lost(connection, exc, delay)
+            await _sleep_unless_stopped(delay, stop)
+
+
+@dataclass
+class _Session:
+    """One connection to the broker, from CONNECT to the DISCONNECT or the failure."""
+
+    connection: Connection
+    handle: Handler
+    topics: list[str]
+    reconnect: _Backoff
+    redelivery: _Backoff
+    ready: asyncio.Event | None
+
+    async def run(self) -> None:
+        """Return when a message whose handler failed is due for redelivery; raise on broker loss."""
+        client = _client(self.connection)
+        async with client:
+            await _subscribe(client, self.connection, self.topics)
+            self.reconnect.reset()
+            if self.ready is not None:
+                self.ready.set()
+            await self._consume(client)
+
+    async def _consume(self, client: aiomqtt.Client) -> None:
+        ack = _paho(client).ack
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(None) as redeliver_at:
+                async for message in client.messages:
+                    # No await between handle() and ack(): cancellation cannot split them.
+                    if self._deliver(message):
+                        ack(message.mid, message.qos)
+                        if redeliver_at.when() is None:
+                            self.redelivery.reset()
+                    elif redeliver_at.when() is None:
+                        delay = self.redelivery.next()
+                        redeliver_at.reschedule(loop.time() + delay)
+                        log.warning(
+                            "MQTT %s: reconnecting in %.1f s to have the failed message redelivered",
+                            self.connection.name, delay,
+                        )
+        except TimeoutError:
+            if not redeliver_at.expired():
+                raise
+
+    def _deliver(self, message: aiomqtt.Message) -> bool:
+        topic = str(message.topic)
+        try:
+            self.handle(
+                _payload(message), lns=self.connection.lns, origin=self.connection.origin, topic=topic
+            )
+        except Exception:
+            log.exception(
+                "MQTT %s: the handler failed on a message from %s (mid %d); it is not acknowledged "
+                "and will be redelivered", self.connection.name, topic, message.mid,
+            )
+            return False
+        return True
+
+
+def _client(connection: Connection) -> aiomqtt.Client:
+    client = aiomqtt.Client(
+        connection.host,
+        connection.port,
+        username=connection.username,
+        password=connection.password,
+        identifier=client_identifier(connection),
+        protocol=aiomqtt.ProtocolVersion.V311,
+        clean_session=False,
+        keepalive=KEEPALIVE_S,
+    )
+    _paho(client).manual_ack_set(True)
+    return client
+
+
+def _paho(client: aiomqtt.Client) -> paho.Client:
+    """The paho client inside aiomqtt's, for manual acknowledgement (absent from aiomqtt 2.5.1)."""
+    inner = getattr(client, "_client", None)
+    if not isinstance(inner, paho.Client):
+        raise RuntimeError("aiomqtt no longer exposes its paho client; manual acknowledgement needs another way")
+    return inner
+
+
+async def _subscribe(client: aiomqtt.Client, connection: Connection, topics: list[str]) -> None:
+    granted = await client.subscribe([(topic, QOS) for topic in topics])
+    for topic, code in zip(topics, granted, strict=True):
+        value = code.value if isinstance(code, ReasonCode) else int(code)
+        if value >= 0x80:
+            log.error("MQTT %s: the broker refused the subscription to %s (%s)", connection.name, topic, code)
+        elif value < QOS:
+            log.warning(
+                "MQTT %s: the broker granted QoS %d only on %s; messages may be lost", connection.name, value, topic
+            )
+    log.info(
+        "MQTT %s: connected to %s:%d as %s, subscribed to %s",
+        connection.name, connection.host, connection.port, client.identifier, ", ".join(topics),
+    )
+
+
+def _payload(message: aiomqtt.Message) -> bytes:
+    payload: Any = message.payload
+    return payload if isinstance(payload, bytes) else bytes(payload or b"")
+
+
+def _refused_for_good(exc: BaseException) -> bool:
+    rc = getattr(exc, "rc", None)
+    return isinstance(rc, ReasonCode) and rc.value in _REFUSED_FOR_GOOD
+
+
+def _log_lost(connection: Connection, exc: BaseException, delay: float) -> None:
+    where = f"{connection.host}:{connection.port}"
+    if _refused_for_good(exc):
+        log.error(
+            "MQTT %s: %s refused the login (%s); check the credentials and client identifier. Retrying in %.1f s",
+            connection.name, where, exc, delay,
+        )
+    else:
+        log.warning(
+            "MQTT %s: connection to %s lost or refused (%s); reconnecting in %.1f s", connection.name, where, exc, delay
+        )
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+    """Run ``work`` until it ends or ``stop`` is set (then it is cancelled, which disconnects)."""
+    task = asyncio.create_task(work)
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, stopped):
+            t.cancel()
+        await asyncio.gather(task, stopped, return_exceptions=True)
+    if not task.cancelled():
+        task.result()
+
+
+async def _sleep_unless_stopped(delay: float, stop: asyncio.Event) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=delay)
+    except TimeoutError:
+        pass

@@ -1,0 +1,132 @@
+"""HTTP ingest: ChirpStack's HTTP integration and The Things Stack's webhooks.
+
+Routes
+    ``POST /webhooks/{connection}`` where ``{connection}`` names a configured connection
+    with ``transport = "webhook"``; its LNS and collectivity say how to parse the body and
+    which tenant it belongs to, so one listener serves every collectivity.
+    ``GET /healthz`` answers ``{"status": "ok"}``.
+
+Where the event type comes from
+    ChirpStack puts it in the query (``?event=up``, ``status``, ``join``...). A TTS webhook
+    may be given ``?type=uplink_message`` (or a topic kind such as ``up``); without it
+    the parser recognises the message from its body. Both parameters are accepted for both
+    network servers. The body is passed as received: the ChirpStack parser tells JSON from
+    binary protobuf (``application/octet-stream``) by itself, so the content type is
+    not used to choose a decoder and no content type is refused.
+
+What the answer means
+    The answer is sent only after ``handle`` returned, so a 2xx means the event has been
+    dealt with. ``200 {"status": ...}`` for every event the pipeline accepted or counted
+    (``mapped``, ``device_status``, ``duplicate``, ``other``). A *rejected* event is also
+    a 200, with ``reason``, ``detail`` and ``dead_letter_id``: the body is safe in the
+    dead-letter store and will be replayed once the cause is fixed, while an error status
+    would make the network server retry an input that will never get better (or count
+    failures against the webhook until it is disabled). A 500 (problem details) is sent only
+    when ``handle`` itself raised: nothing was stored, so the sender should retry.
+    Bodies over 256 KiB (``ParseLimits.max_body_bytes``, the parsers' own limit) get 413;
+    reading stops at the limit.
+    Errors are RFC 9457 problem details (``{"type", "title", "status", "detail"}``).
+
+``handle`` is synchronous and runs on the event loop, so events (from HTTP and MQTT alike)
+enter the pipeline one at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from http import HTTPStatus
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from adapter.config import AdapterConfig, Connection
+from adapter.pipeline import PipelineResult
+from adapter.sources.mqtt import Handler
+
+__all__ = ["HEALTH_PATH", "WEBHOOK_PATH", "create_webhook_app", "serve_webhooks"]
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/webhooks/{connection}"
+HEALTH_PATH = "/healthz"
+PROBLEM_JSON = "application/problem+json"
+
+_CONFIG: web.AppKey[AdapterConfig] = web.AppKey("config", AdapterConfig)
+_HANDLE: web.AppKey[Handler] = web.AppKey("handle", Handler)  # type: ignore[type-abstract]
+
+
+def create_webhook_app(config: AdapterConfig, handle: Handler) -> web.Application:
+    """The aiohttp application serving the webhook connections of ``config``."""
+    app = web.Application(client_max_size=config.limits.max_body_bytes, middlewares=[_problem_details])
+    app[_CONFIG] = config
+    app[_HANDLE] = handle
+    app.router.add_post(WEBHOOK_PATH, _receive)
+    app.router.add_get(HEALTH_PATH, _health)
+    return app
+
+
+async def serve_webhooks(config: AdapterConfig, handle: Handler, *, host: str, port: int) -> None:
+    """Serve ``create_webhook_app`` on ``host:port`` until cancelled."""
+    runner = web.AppRunner(create_webhook_app(config, handle), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        names = [c.name for c in config.connections if c.transport == "webhook"]
+        log.info("webhooks listening on http://%s:%d for %s", host, port, ", ".join(names) or "no connection")
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _receive(request: web.Request) -> web.Response:
+    connection = _webhook_connection(request.app[_CONFIG], request.match_info["connection"])
+    body = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge (413)
+    event = request.query.get("event") or request.query.get("type") or None
+    try:
+        result = request.app[_HANDLE](body, lns=connection.lns, origin=connection.origin, event=event)
+    except Exception:
+        log.exception("webhook %s: the handler failed; answering 500 so that the sender retries", connection.name)
+        return _problem(500, HTTPStatus(500).phrase, "the event could not be processed and was not stored; retry later")
+    return web.json_response(_answer(result))
+
+
+def _answer(result: PipelineResult) -> dict[str, Any]:
+    if result.status == "rejected":
+        return {
+            "status": result.status,
+            "reason": result.reason,
+            "detail": result.detail,
+            "dead_letter_id": result.dead_letter_id,
+        }
+    return {"status": result.status, "entities": [e["id"] for e in result.entities]}
+
+
+def _webhook_connection(config: AdapterConfig, name: str) -> Connection:
+    for connection in config.connections:
+        if connection.name == name and connection.transport == "webhook":
+            return connection
+    raise web.HTTPNotFound(text=f"no webhook connection named {name!r} is configured")
+
+
+@web.middleware
+async def _problem_details(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn aiohttp's HTTP errors (404, 405, 413...) into problem-details JSON."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _problem(exc.status, HTTPStatus(exc.status).phrase, exc.text or exc.reason)
+
+
+def _problem(status: int, title: str, detail: str) -> web.Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return web.json_response(body, status=status, content_type=PROBLEM_JSON)
