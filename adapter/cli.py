@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import sys
 import tempfile
 from collections import Counter
@@ -57,7 +58,9 @@ def _read_input(file: str) -> bytes:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ngsild-adapter")
-def main() -> None:
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning",
+              show_default=True, envvar="NGSILD_ADAPTER_LOG_LEVEL", help="Log messages on stderr from this level.")
+def main(log_level: str) -> None:
     """LoRaWAN to NGSI-LD adapter for public bodies sharing territorial IoT data.
 
     Takes uplinks from ChirpStack v4 or The Things Stack v3, decodes them, and turns them
@@ -76,6 +79,7 @@ def main() -> None:
     Every command takes --config FILE (or NGSILD_ADAPTER_CONFIG); without it the embedded
     demo configuration is used.
     """
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @main.command()
