@@ -21,6 +21,7 @@ from adapter.codecs.base import CodecInput, DecodeResult
 from adapter.deadletter import DeadLetter, DeadLetterStore
 from adapter.exceptions import CodecError, MappingError, RejectedInput, UnknownDevice
 from adapter.mapping.entities import (
+    CumulativeValue,
     DeviceRecord,
     build_device_entity,
     build_entities,
@@ -55,7 +56,7 @@ class PipelineResult:
     privacy_applied: tuple[str, ...] = ()
     observed_at: datetime | None = None
     observed_at_source: str | None = None
-    out_of_range: tuple[str, ...] = ()
+    out_of_range: tuple[tuple[str, str], ...] = ()  # (entity id, attribute) of each flagged value
     reason: str | None = None
     detail: str | None = None
     dead_letter_id: int | None = None
@@ -71,7 +72,7 @@ class PipelineResult:
         if self.profile is not None:
             out["profile"] = {"name": self.profile.name, "sha256": self.profile.digest}
         if self.out_of_range:
-            out["out_of_range"] = list(self.out_of_range)
+            out["out_of_range"] = [{"entity": e, "attribute": a} for e, a in self.out_of_range]
         if self.privacy_applied:
             out["privacy"] = list(self.privacy_applied)
         return out
@@ -180,9 +181,8 @@ class Pipeline:
         observed_at, source = observation_time(uplink, data, profile)
         mapped = build_entities(uplink, data, profile, record, observed_at)
         self._check_schemas(mapped.entities, mapped.out_of_range)
-        self._check_meter_indexes(mapped.cumulative, data, profile, observed_at)
-        self.state.mark_seen(key)
-        self._record_meter_indexes(mapped.cumulative, data, profile, observed_at)
+        index_updates = self._meter_index_updates(mapped.cumulative, data, profile, observed_at)
+        self.state.accept(key, [(c.entity_id, c.attribute, c.value) for c in index_updates], observed_at)
         self.counters["mapped"] += 1
         self.counters["entities"] += len(mapped.entities)
         self.counters["codec_warnings"] += len(decoded.warnings)
@@ -200,41 +200,42 @@ class Pipeline:
         self._check_schemas((entity,), ())
         return PipelineResult("device_status", (entity,), status, profile, observed_at=status.received_at)
 
-    def _check_schemas(self, entities: tuple[dict[str, Any], ...], out_of_range: tuple[str, ...]) -> None:
+    def _check_schemas(
+        self, entities: tuple[dict[str, Any], ...], out_of_range: tuple[tuple[str, str], ...]
+    ) -> None:
         if self.schemas is None:
             return
         for entity in entities:
             # A value flagged out of range is kept on purpose; its schema bound is the same finding.
-            skip = frozenset(f.split(" ", 1)[1] for f in out_of_range if f.split(" ", 1)[0] == entity["id"])
+            skip = frozenset(attribute for entity_id, attribute in out_of_range if entity_id == entity["id"])
             errors = self.schemas.errors(entity, skip=skip)
             if errors:
                 raise MappingError("schema_invalid", f"{entity['type']} {entity['id']}: {'; '.join(errors)}")
 
-    def _check_meter_indexes(self, cumulative: Any, data: Mapping[str, Any], profile: DeviceProfile, observed_at: datetime) -> None:
-        if not cumulative:
-            return
-        if profile.meter_change_field and data.get(profile.meter_change_field):
-            self.counters["meter_change"] += 1
-            return
-        for c in cumulative:
-            last = self.state.last_index(c.entity_id, c.attribute)
-            if last is None:
-                continue
-            last_value, last_at = last
-            # Compared in time order: a late (older) reading must not exceed the newer index either.
-            if (observed_at >= last_at and c.value < last_value) or (observed_at < last_at and c.value > last_value):
-                raise MappingError(
-                    "meter_index_decrease",
-                    f"{c.entity_id} {c.attribute}: {c.value:g} at {observed_at.isoformat()} against "
-                    f"{last_value:g} at {last_at.isoformat()}, without a meter-change event "
-                    f"({profile.meter_change_field})",
-                )
+    def _meter_index_updates(
+        self, cumulative: tuple[CumulativeValue, ...], data: Mapping[str, Any], profile: DeviceProfile,
+        observed_at: datetime,
+    ) -> list[CumulativeValue]:
+        """The meter indexes to remember once the uplink is accepted; raises if one went down.
 
-    def _record_meter_indexes(
-        self, cumulative: Any, data: Mapping[str, Any], profile: DeviceProfile, observed_at: datetime
-    ) -> None:
+        Compared in time order: a late (older) reading must not exceed the newer index either.
+        A meter-change event (a truthy ``meter_change_field``) starts the index afresh.
+        """
         meter_changed = bool(profile.meter_change_field and data.get(profile.meter_change_field))
+        if meter_changed and cumulative:
+            self.counters["meter_change"] += 1
+        updates = []
         for c in cumulative:
             last = self.state.last_index(c.entity_id, c.attribute)
+            if last is not None and not meter_changed:
+                last_value, last_at = last
+                if (observed_at >= last_at and c.value < last_value) or (observed_at < last_at and c.value > last_value):
+                    raise MappingError(
+                        "meter_index_decrease",
+                        f"{c.entity_id} {c.attribute}: {c.value:g} at {observed_at.isoformat()} against "
+                        f"{last_value:g} at {last_at.isoformat()}, without a meter-change event "
+                        f"({profile.meter_change_field})",
+                    )
             if last is None or observed_at >= last[1] or meter_changed:
-                self.state.set_index(c.entity_id, c.attribute, c.value, observed_at)
+                updates.append(c)
+        return updates

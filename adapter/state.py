@@ -59,6 +59,16 @@ class PipelineState:
         if self._inserts_since_prune >= 10_000:
             self.prune(now)
 
+    def accept(
+        self, key: tuple[str, str, int, str], indexes: list[tuple[str, str, float]], observed_at: datetime
+    ) -> None:
+        """Remember an accepted uplink and its meter indexes, in one transaction."""
+        with self._db:
+            self._db.execute("BEGIN")
+            self.mark_seen(key)
+            for entity_id, attribute, value in indexes:
+                self.set_index(entity_id, attribute, value, observed_at)
+
     def prune(self, now: datetime | None = None) -> int:
         cutoff = ((now or datetime.now(UTC)) - self.retention).isoformat()
         self._inserts_since_prune = 0

@@ -56,7 +56,7 @@ class CumulativeValue:
 @dataclass(frozen=True, slots=True)
 class MappedEntities:
     entities: tuple[dict[str, Any], ...]
-    out_of_range: tuple[str, ...] = ()  # "entity-id attribute" of each flagged value
+    out_of_range: tuple[tuple[str, str], ...] = ()  # (entity id, attribute) of each flagged value
     cumulative: tuple[CumulativeValue, ...] = ()
 
 
@@ -125,7 +125,7 @@ def build_entities(
 ) -> MappedEntities:
     """The profile's entities for one uplink, plus the Device entity if the profile has one."""
     entities: list[dict[str, Any]] = []
-    flagged: list[str] = []
+    flagged: list[tuple[str, str]] = []
     cumulative: list[CumulativeValue] = []
     observed = iso(observed_at)
     for spec in profile.entities:
@@ -150,7 +150,7 @@ def _build_one(
     record: DeviceRecord | None,
     observed_at: datetime,
     observed: str,
-    flagged: list[str],
+    flagged: list[tuple[str, str]],
     cumulative: list[CumulativeValue],
 ) -> dict[str, Any] | None:
     entity_id = spec.id_template.format(
@@ -179,7 +179,7 @@ def _build_one(
             # Kept, not dropped: a sensor reading outside the physical range is evidence too.
             prop["qualityFlag"] = {"type": "Property", "value": "outOfRange"}
             prop["validRange"] = {"type": "Property", "value": list(attr.valid_range)}
-            flagged.append(f"{entity_id} {attr.name}")
+            flagged.append((entity_id, attr.name))
         if attr.cumulative:
             cumulative.append(CumulativeValue(entity_id, attr.name, float(value)))
         entity[attr.name] = prop
