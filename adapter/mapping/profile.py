@@ -191,10 +191,10 @@ def load_profile(path: Path) -> DeviceProfile:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     reader = _Reader(path, doc, "")
     profile = DeviceProfile(
-        name=reader.str("profile"),
+        name=reader.text("profile"),
         path=path,
         digest=hashlib.sha256(raw_bytes).hexdigest(),
-        description=reader.str("description", default=""),
+        description=reader.text("description", default=""),
         match=_match(reader.sub("match")),
         codec=_codec(reader.sub("codec"), path.parent),
         entities=tuple(_entity(r) for r in reader.sub_list("entities")),
@@ -202,7 +202,7 @@ def load_profile(path: Path) -> DeviceProfile:
         privacy=_privacy(reader.sub("privacy")) if "privacy" in reader.doc else PrivacySpec(),
         observed_at=_observed_at(reader),
         max_device_time_age_s=reader.number("max_device_time_age_s", default=86400.0),
-        meter_change_field=reader.str("meter_change_field", default=None),
+        meter_change_field=reader.text("meter_change_field", default=None),
     )
     reader.no_unknown_keys(
         {"profile", "description", "match", "codec", "entities", "device", "privacy", "observed_at",
@@ -233,7 +233,7 @@ class _Reader:
             return default
         return self.doc[key]
 
-    def str(self, key: str, default: Any = ...) -> Any:
+    def text(self, key: str, default: Any = ...) -> Any:
         value = self.get(key, default)
         if value is not default and not isinstance(value, str):
             raise self._fail(key, "must be a string")
@@ -292,18 +292,18 @@ def _match(r: _Reader) -> Match:
 def _codec(r: _Reader, folder: Path) -> CodecSpec:
     r.no_unknown_keys({"builtin", "javascript"})
     if "javascript" in r.doc:
-        file = (folder / r.str("javascript")).resolve()
+        file = (folder / r.text("javascript")).resolve()
         if not file.is_file():
             raise r._fail("javascript", f"codec file {file} does not exist")
         return CodecSpec("javascript", file)
-    kind = r.str("builtin")
+    kind = r.text("builtin")
     if kind not in ("cayenne_lpp", "lns_decoded"):
         raise r._fail("builtin", f"unknown built-in codec {kind!r} (cayenne_lpp, lns_decoded)")
     return CodecSpec(kind)
 
 
 def _observed_at(r: _Reader) -> str:
-    value = r.str("observed_at", default="received_at")
+    value = r.text("observed_at", default="received_at")
     if value not in ("received_at", "device_time") and not value.startswith("field:"):
         raise r._fail("observed_at", "must be received_at, device_time or field:<path>")
     return str(value)
@@ -314,10 +314,10 @@ def _attribute(name: str, spec: Any, r: _Reader) -> AttributeSpec:
         spec = {"field": spec}
     a = _Reader(r.path, spec, f"{r.where}{name}.")
     a.no_unknown_keys({"field", "type", "from_unit", "unit", "scale", "range", "map", "required", "cumulative"})
-    value_type = a.str("type", default="number")
+    value_type = a.text("type", default="number")
     if value_type not in _VALUE_TYPES:
         raise a._fail("type", f"must be one of {', '.join(_VALUE_TYPES)}")
-    to_unit, from_unit = a.str("unit", default=None), a.str("from_unit", default=None)
+    to_unit, from_unit = a.text("unit", default=None), a.text("from_unit", default=None)
     for code in (to_unit, from_unit):
         if code is not None:
             try:
@@ -343,7 +343,7 @@ def _attribute(name: str, spec: Any, r: _Reader) -> AttributeSpec:
         value_map = {str(k): v for k, v in value_map.items()}
     return AttributeSpec(
         name=name,
-        field=a.str("field"),
+        field=a.text("field"),
         value_type=value_type,
         from_unit=from_unit,
         unit=to_unit,
@@ -360,7 +360,7 @@ def _entity(r: _Reader) -> EntitySpec:
         {"type", "id", "context", "attributes", "times", "period", "location", "static", "relationships",
          "from_registry"}
     )
-    id_template = r.str("id")
+    id_template = r.text("id")
     used = set(re.findall(r"{(\w+)}", id_template))
     if not id_template.startswith("urn:ngsi-ld:") or not {"tenant", "dev_eui"} <= used or used - _TEMPLATE_FIELDS:
         raise r._fail(
@@ -376,14 +376,14 @@ def _entity(r: _Reader) -> EntitySpec:
         p = r.sub("period")
         p.no_unknown_keys({"from", "to", "seconds", "seconds_field"})
         period = PeriodSpec(
-            start_attribute=p.str("from"),
-            end_attribute=p.str("to"),
+            start_attribute=p.text("from"),
+            end_attribute=p.text("to"),
             seconds=p.number("seconds", default=None),
-            seconds_field=p.str("seconds_field", default=None),
+            seconds_field=p.text("seconds_field", default=None),
         )
         if period.seconds is None and period.seconds_field is None:
             raise p._fail("seconds", "give seconds or seconds_field")
-    location = r.str("location", default=None)
+    location = r.text("location", default=None)
     if location is not None and location != "device" and not location.startswith("field:"):
         raise r._fail("location", "must be 'device' or 'field:<path>'")
     relationships: dict[str, str | tuple[str, ...]] = {}
@@ -394,9 +394,9 @@ def _entity(r: _Reader) -> EntitySpec:
                 raise r._fail(f"relationships.{name}", "must be 'device' or a URN template (or a list of them)")
         relationships[str(name)] = tuple(targets) if isinstance(target, list) else str(target)
     return EntitySpec(
-        type=r.str("type"),
+        type=r.text("type"),
         id_template=id_template,
-        context=r.str("context"),
+        context=r.text("context"),
         attributes=attributes,
         times=r.strings("times"),
         period=period,
@@ -414,7 +414,7 @@ def _device(r: _Reader) -> DeviceSpec:
         category=r.strings("category") or ("sensor",),
         controlled_property=r.strings("controlled_property"),
         battery=battery,
-        device_model=r.str("model", default=None),
+        device_model=r.text("model", default=None),
     )
 
 

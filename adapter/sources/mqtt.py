@@ -227,7 +227,7 @@ def _paho(client: aiomqtt.Client) -> paho.Client:
 async def _subscribe(client: aiomqtt.Client, connection: Connection, topics: list[str]) -> None:
     granted = await client.subscribe([(topic, QOS) for topic in topics])
     for topic, code in zip(topics, granted, strict=True):
-        value = code.value if isinstance(code, ReasonCode) else int(code)
+        value = code.value if isinstance(code, ReasonCode) else int(code)  # type: ignore[call-overload]  # MQTT 3.1.1: granted QoS as int
         if value >= 0x80:
             log.error("MQTT %s: the broker refused the subscription to %s (%s)", connection.name, topic, code)
         elif value < QOS:
