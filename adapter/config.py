@@ -22,6 +22,13 @@ port = 1883
 username = "adapter"
 password_env = "METROPOLE_MQTT_PASSWORD"   # the secret itself never goes in the file
 
+[[connection]]
+name = "eau-chirpstack"
+collectivity = "eau"
+lns = "chirpstack"
+transport = "webhook"             # POST /webhooks/eau-chirpstack?event=up
+token_env = "EAU_WEBHOOK_TOKEN"   # the LNS sends "Authorization: Bearer <token>"
+
 [[device]]
 dev_eui = "70b3d57ed0001a01"
 name = "AQ station Part-Dieu"
@@ -76,6 +83,9 @@ class Connection:
     password: str | None = field(default=None, repr=False)
     application: str | None = None  # restrict to one LNS application
     client_id: str | None = None
+    webhook_token_env: str | None = None  # webhooks: name of the variable holding the bearer token
+    webhook_token: str | None = field(default=None, repr=False)
+    allow_unauthenticated: bool = False  # webhooks: explicit opt-out, for a local demo only
 
     @property
     def origin(self) -> Origin:
@@ -193,6 +203,13 @@ def _connection(
         raise ConfigError(f"{where}: transport must be 'mqtt' or 'webhook'")
     prefix = _ENV + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_"
     password_env = t.get("password_env")
+    token_env = t.get("token_env")
+    allow_unauthenticated = t.get("allow_unauthenticated", False) is True
+    if transport == "webhook" and not token_env and not allow_unauthenticated:
+        raise ConfigError(
+            f"{where}: a webhook needs token_env (the variable holding the bearer token the network "
+            "server sends) or, for a local demo only, allow_unauthenticated = true"
+        )
     return Connection(
         name=name,
         collectivity=t["collectivity"],
@@ -204,6 +221,9 @@ def _connection(
         password=env.get(password_env) if password_env else None,
         application=t.get("application"),
         client_id=t.get("client_id"),
+        webhook_token_env=token_env,
+        webhook_token=env.get(token_env) if token_env else None,
+        allow_unauthenticated=allow_unauthenticated,
     )
 
 

@@ -14,6 +14,14 @@ Where the event type comes from
     binary protobuf (``application/octet-stream``) by itself, so the content type is
     not used to choose a decoder and no content type is refused.
 
+Authentication
+    Each webhook connection has its own bearer token (``token_env`` in the configuration:
+    the name of the environment variable that holds it). ChirpStack's HTTP integration and
+    TTS webhooks both send custom headers: configure ``Authorization: Bearer <token>``.
+    A missing or wrong token is a 401 and nothing is processed. A connection configured
+    with ``token_env`` whose variable is unset refuses every request (503), rather than
+    falling open. ``allow_unauthenticated = true`` is an explicit opt-out for local demos.
+
 What the answer means
     The answer is sent only after ``handle`` returned, so a 2xx means the event has been
     dealt with. ``200 {"status": ...}`` for every event the pipeline accepted or counted
@@ -34,9 +42,10 @@ enter the pipeline one at a time.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
-from http import HTTPStatus
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
@@ -86,6 +95,7 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _receive(request: web.Request) -> web.Response:
     connection = _webhook_connection(request.app[_CONFIG], request.match_info["connection"])
+    _authenticate(request, connection)
     body = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge (413)
     event = request.query.get("event") or request.query.get("type") or None
     try:
@@ -114,6 +124,20 @@ def _webhook_connection(config: AdapterConfig, name: str) -> Connection:
     raise web.HTTPNotFound(text=f"no webhook connection named {name!r} is configured")
 
 
+def _authenticate(request: web.Request, connection: Connection) -> None:
+    if connection.allow_unauthenticated:
+        return
+    if not connection.webhook_token:
+        log.error("webhook %s: %s is not set; refusing the request", connection.name, connection.webhook_token_env)
+        raise web.HTTPServiceUnavailable(text=f"webhook {connection.name} has no token configured on the adapter")
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), connection.webhook_token.encode()):
+        raise web.HTTPUnauthorized(
+            text="a valid 'Authorization: Bearer <token>' header is required for this webhook",
+            headers={"WWW-Authenticate": 'Bearer realm="ngsild-adapter webhooks"'},
+        )
+
+
 @web.middleware
 async def _problem_details(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -124,7 +148,10 @@ async def _problem_details(
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return _problem(exc.status, HTTPStatus(exc.status).phrase, exc.text or exc.reason)
+        problem = _problem(exc.status, HTTPStatus(exc.status).phrase, exc.text or exc.reason)
+        if "WWW-Authenticate" in exc.headers:
+            problem.headers["WWW-Authenticate"] = exc.headers["WWW-Authenticate"]
+        return problem
 
 
 def _problem(status: int, title: str, detail: str) -> web.Response:

@@ -30,6 +30,8 @@ pytestmark = pytest.mark.integration
 CHIRPSTACK = "/webhooks/eau-chirpstack"
 TTS = "/webhooks/metropole-tts-webhook"
 PROBLEM_JSON = "application/problem+json"
+TOKEN = "dev-only-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @dataclasses.dataclass
@@ -53,8 +55,15 @@ class Recorder:
 def config() -> AdapterConfig:
     """The demo configuration plus a TTS webhook connection for the "metropole" collectivity."""
     base = load_config(None)
-    tts = Connection(name="metropole-tts-webhook", collectivity="metropole", lns="tts", transport="webhook")
-    return dataclasses.replace(base, connections=(*base.connections, tts))
+    tts = Connection(
+        name="metropole-tts-webhook", collectivity="metropole", lns="tts", transport="webhook",
+        webhook_token_env="METROPOLE_WEBHOOK_TOKEN", webhook_token=TOKEN,
+    )
+    unset = Connection(
+        name="region-tts-webhook", collectivity="metropole", lns="tts", transport="webhook",
+        webhook_token_env="REGION_WEBHOOK_TOKEN",
+    )
+    return dataclasses.replace(base, connections=(*base.connections, tts, unset))
 
 
 @pytest.fixture
@@ -127,8 +136,8 @@ async def test_tts_uplink_webhook_with_and_without_message_type(
     client: TestClient[Any, Any], recorder: Recorder
 ) -> None:
     uplink = body_bytes(demo_event("02"))
-    typed = await client.post(TTS, params={"type": "uplink_message"}, data=uplink)
-    untyped = await client.post(TTS, data=uplink)
+    typed = await client.post(TTS, params={"type": "uplink_message"}, data=uplink, headers=AUTH)
+    untyped = await client.post(TTS, data=uplink, headers=AUTH)
 
     assert typed.status == 200
     assert await typed.json() == {"status": "mapped", "entities": [
@@ -222,3 +231,40 @@ async def test_healthz(client: TestClient[Any, Any]) -> None:
 
     assert response.status == 200
     assert await response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-token"}, {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN}],
+)
+async def test_webhook_without_the_right_bearer_token_is_refused(
+    client: TestClient[Any, Any], recorder: Recorder, headers: dict[str, str]
+) -> None:
+    answer = await client.post(TTS, data=fixture_body("tts", "uplink_message"), headers=headers)
+    assert answer.status == 401
+    assert answer.headers["Content-Type"].startswith(PROBLEM_JSON)
+    assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "Bearer <token>" in (await answer.json())["detail"]
+    assert recorder.calls == []
+
+
+async def test_webhook_whose_token_variable_is_unset_refuses_everything(
+    client: TestClient[Any, Any], recorder: Recorder
+) -> None:
+    answer = await client.post("/webhooks/region-tts-webhook", data=fixture_body("tts", "uplink_message"), headers=AUTH)
+    assert answer.status == 503
+    assert recorder.calls == []
+
+
+def test_a_webhook_connection_must_choose_a_token_or_say_it_has_none(tmp_path: Path) -> None:
+    from adapter.exceptions import ConfigError
+
+    path = tmp_path / "adapter.toml"
+    path.write_text(
+        '[[collectivity]]\ntenant = "eau"\nname = "Eau"\n'
+        '[[connection]]\nname = "eau-hook"\ncollectivity = "eau"\nlns = "chirpstack"\ntransport = "webhook"\n'
+    )
+    with pytest.raises(ConfigError, match="a webhook needs token_env"):
+        load_config(path, env={})
+    path.write_text(path.read_text() + 'token_env = "EAU_TOKEN"\n')
+    assert load_config(path, env={"EAU_TOKEN": "t"}).connection("eau-hook").webhook_token == "t"
