@@ -9,6 +9,7 @@ import logging
 import sys
 import tempfile
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from adapter.config import AdapterConfig, load_config
 from adapter.deadletter import DeadLetterStore
 from adapter.exceptions import REASONS, AdapterError, ConfigError, RejectedInput
 from adapter.mapping.profile import CodecSpec
+from adapter.mapping.schemas import SchemaRegistry
 from adapter.sources import PARSERS, get_parser
 
 __all__ = ["main"]
@@ -116,8 +118,6 @@ def decode(codec_name: str, fport: int, hex_payload: str | None, b64_payload: st
             codec = registry.get(CodecSpec(codec_name.removeprefix("builtin:")))
         else:
             codec = load_codec_file(Path(codec_name))
-        from datetime import UTC, datetime
-
         result = codec.decode(CodecInput(payload=payload, f_port=fport, received_at=datetime.now(UTC)))
     except KeyError as exc:
         raise click.ClickException(f"unknown built-in codec {codec_name!r} (builtin:cayenne_lpp, builtin:lns_decoded)") from exc
@@ -184,10 +184,11 @@ def check(config_path: Path | None) -> None:
     except AdapterError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
+        schemas = SchemaRegistry()
         for profile in pipeline.profiles:
-            pipeline.codecs.get(profile.codec)
+            pipeline.codecs.get(profile.codec)  # loads JavaScript codecs: syntax errors show here
             for entity in profile.entities:
-                pipeline.schemas.validator(entity.type) if pipeline.schemas else None
+                schemas.validator(entity.type)
     except AdapterError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

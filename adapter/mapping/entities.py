@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapter.exceptions import MappingError
@@ -103,8 +103,6 @@ def observation_time(uplink: Uplink, data: Mapping[str, Any], profile: DevicePro
 
 
 def _parse_device_time(raw: Any) -> datetime | None:
-    from datetime import UTC
-
     if isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw) and raw > 0:
         return datetime.fromtimestamp(raw, UTC)
     if isinstance(raw, str):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,7 +153,7 @@ class ProfileSet:
             raise ConfigError(f"device profile names used twice: {', '.join(sorted(duplicates))}")
         self.profiles = tuple(profiles)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[DeviceProfile]:
         return iter(self.profiles)
 
     def __len__(self) -> int:
