@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapter.sqlite import open_database
+
 __all__ = ["DeadLetter", "DeadLetterStore"]
 
 _SCHEMA = """
@@ -73,12 +75,7 @@ class DeadLetterStore:
     """Dead letters in an SQLite file (``":memory:"`` for tests)."""
 
     def __init__(self, path: Path | str) -> None:
-        if isinstance(path, Path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(path, _SCHEMA)
         self._db.row_factory = sqlite3.Row
 
     def close(self) -> None:

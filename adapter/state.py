@@ -10,9 +10,10 @@ SQLite (WAL) file; bounded: entries older than the retention window are pruned.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from adapter.sqlite import open_database
 
 __all__ = ["PipelineState"]
 
@@ -32,12 +33,7 @@ CREATE TABLE IF NOT EXISTS meter_index (
 
 class PipelineState:
     def __init__(self, path: Path | str, *, retention: timedelta = timedelta(days=7)) -> None:
-        if isinstance(path, Path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(path, _SCHEMA)
         self.retention = retention
         self._inserts_since_prune = 0
 
