@@ -2,137 +2,35 @@
 
 The MQTT tests run against the real broker rather than a fake, because what they check
 (QoS 1 redelivery, persistent sessions, reconnection after a broker restart) is broker
-behaviour. Each broker gets a free port on 127.0.0.1, its own configuration and its own
-persistence folder in a temporary directory, so tests never touch a system broker and
-sessions survive a restart exactly as in production.
+behaviour. ``adapter.demo.mosquitto`` runs it; a broker that cannot start fails the test
+(it is installed by ``make setup``), it is never skipped.
 """
 
 from __future__ import annotations
 
-import getpass
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from adapter.demo.mosquitto import MosquittoBroker, MosquittoError
+
 __all__ = ["MosquittoBroker"]
 
-MOSQUITTO = Path("/usr/sbin/mosquitto")
-HOST = "127.0.0.1"
-START_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
 
-
-def _mosquitto_binary() -> Path:
-    if MOSQUITTO.is_file():
-        return MOSQUITTO
-    found = shutil.which("mosquitto")
-    if found is None:
-        pytest.fail(
-            f"the integration tests need the Mosquitto broker ({MOSQUITTO} not found): run `make setup`",
-            pytrace=False,
-        )
-    return Path(found)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _accepts_connections(port: int) -> bool:
+def _started(broker_dir: Path) -> MosquittoBroker:
     try:
-        with socket.create_connection((HOST, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-class MosquittoBroker:
-    """A Mosquitto process on a fixed free port that can be stopped and started again."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.binary = _mosquitto_binary()
-        self.host = HOST
-        self.port = _free_port()
-        self.workdir = workdir
-        self.log_file = workdir / "mosquitto.log"
-        self.config_file = workdir / "mosquitto.conf"
-        self._process: subprocess.Popen[bytes] | None = None
-        self._write_config()
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.host, self.port
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def _write_config(self) -> None:
-        # `user` keeps Mosquitto from dropping root to a "mosquitto" user that could not
-        # write the persistence file in this root-owned temporary folder.
-        self.config_file.write_text(
-            f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {self.workdir}/\n"
-            "persistence_file mosquitto.db\n"
-            f"log_dest file {self.log_file}\n"
-            "log_type all\n"
-            f"user {getpass.getuser()}\n",
-            encoding="utf-8",
-        )
-
-    def start(self) -> None:
-        if self.running:
-            return
-        self._process = subprocess.Popen(
-            [str(self.binary), "-c", str(self.config_file)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _accepts_connections(self.port):
-            if self._process.poll() is not None:
-                pytest.fail(f"mosquitto exited with code {self._process.returncode}:\n{self._diagnostics()}", pytrace=False)
-            if time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"mosquitto did not listen on {self.host}:{self.port} within {START_TIMEOUT_S} s", pytrace=False)
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        """Terminate the broker (SIGTERM: it saves its sessions to the persistence file first)."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
-
-    def _diagnostics(self) -> str:
-        stderr = self._process.stderr.read().decode(errors="replace") if self._process and self._process.stderr else ""
-        log = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-        return f"{stderr}\n{log[-4000:]}"
+        broker = MosquittoBroker(broker_dir)
+        broker.start()
+    except MosquittoError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return broker
 
 
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """One broker for the whole session: ``(host, port)``."""
-    broker = MosquittoBroker(tmp_path_factory.mktemp("mosquitto"))
-    broker.start()
+    broker = _started(tmp_path_factory.mktemp("mosquitto"))
     try:
         yield broker.address
     finally:
@@ -142,8 +40,7 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, i
 @pytest.fixture
 def restartable_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoBroker]:
     """A broker of the test's own, started, that the test may ``stop()`` and ``start()`` again."""
-    broker = MosquittoBroker(tmp_path_factory.mktemp("mosquitto-restartable"))
-    broker.start()
+    broker = _started(tmp_path_factory.mktemp("mosquitto-restartable"))
     try:
         yield broker
     finally:
