@@ -32,9 +32,9 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_embedded_demo_configuration_has_three_collectivities() -> None:
+def test_embedded_demo_configuration_has_four_collectivities() -> None:
     config = load_config(None, env={})
-    assert sorted(config.collectivities) == ["eau", "metropole", "ville"]
+    assert sorted(config.collectivities) == ["eau", "metropole", "region", "ville"]
     assert {c.lns for c in config.connections} == {"chirpstack", "tts"}
     assert config.devices["70b3d57ed0005e05"].attributes["refParkingSite"].startswith("urn:ngsi-ld:")
 

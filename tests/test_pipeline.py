@@ -305,7 +305,7 @@ def test_unknown_device_replayed_once_a_profile_matches(tmp_path: Path) -> None:
     models = tmp_path / "models"
     shutil.copytree(REPO / "models", models)
     text = (models / "air-quality-outdoor.yaml").read_text()
-    (models / "air-quality-outdoor.yaml").write_text(text.replace("[aq-sensor-lpp]", "[aq-sensor-lpp, unknown-vendor-profile]"))
+    (models / "air-quality-outdoor.yaml").write_text(text.replace("[aq-sensor-lpp,", "[unknown-vendor-profile, aq-sensor-lpp,"))
     pipeline.profiles = load_profiles(models)
     letter = pipeline.dead_letters.get(rejected.dead_letter_id)
     replayed = pipeline.replay(letter)

@@ -2,7 +2,7 @@
 
 A device profile names its codec (``codec: {builtin: cayenne_lpp}`` or
 ``codec: {javascript: codecs/vendor.js}``); ``CodecRegistry`` builds each codec once and
-keeps it, so a JavaScript file is loaded into its own V8 isolate a single time.
+keeps it, so a JavaScript file is loaded into its own QuickJS runtime a single time.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def load_codec_file(path: Path) -> Codec:
     """A codec from a file: JavaScript (``.js``) in the TTN or ChirpStack formats."""
     if path.suffix != ".js":
         raise ConfigError(f"codec file {path}: only JavaScript (.js) codecs are supported")
-    from adapter.codecs.javascript import JavaScriptCodec  # V8 starts only when a profile needs it
+    from adapter.codecs.javascript import JavaScriptCodec  # the engine loads only when a profile needs it
 
     return JavaScriptCodec(path)
 

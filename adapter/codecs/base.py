@@ -59,5 +59,5 @@ class Codec(Protocol):
         ...
 
     def close(self) -> None:
-        """Release what the codec holds (a JavaScript isolate, for instance)."""
+        """Release what the codec holds (a JavaScript runtime, for instance)."""
         ...

@@ -210,7 +210,7 @@ def test_thrown_error_is_codec_error_with_message(load) -> None:
     assert codec.decode(uplink(bytes([8]), f_port=1)).data == {"first": 8}
 
 
-def test_timeout_then_next_call_runs_in_a_fresh_isolate(load) -> None:
+def test_timeout_then_next_call_runs_in_a_fresh_runtime(load) -> None:
     codec = load("infinite_loop", timeout_s=0.05)
     assert codec.decode(uplink(bytes([1]))).data == {"calls": 1}
 
@@ -219,7 +219,7 @@ def test_timeout_then_next_call_runs_in_a_fresh_isolate(load) -> None:
     assert caught.value.reason == "codec_timeout"
     assert caught.value.detail == "ngsild_test_infinite_loop.js: ran longer than 0.05 s"
 
-    # The counter starts again: the codec was loaded into a new isolate.
+    # The counter starts again: the codec was loaded into a new runtime.
     assert codec.decode(uplink(bytes([1]))).data == {"calls": 1}
     assert codec.decode(uplink(bytes([1]))).data == {"calls": 2}
 
@@ -242,7 +242,7 @@ def test_codecs_do_not_see_each_others_globals(load) -> None:
     assert codec_b.decode(uplink(bytes([1]))).data == {"sharedName": None, "leak": None}
 
 
-def test_close_frees_the_isolate_and_decode_loads_again(load) -> None:
+def test_close_frees_the_runtime_and_decode_loads_again(load) -> None:
     codec = load("toplevel_const")
     codec.decode(uplink(bytes([10])))
 
