@@ -4,18 +4,27 @@
 # Setup is idempotent: a second run installs nothing new.
 
 VENV ?= .venv
+INTEROP ?= .venv-interop
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
 .PHONY: setup demo test check bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(INTEROP)/.installed
 	@bash .ci/install-system-deps
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# A partner's client library (ngsildclient) in its own environment: it pins old httpx and
+# aiofiles, which must never constrain the adapter's dependencies.
+$(INTEROP)/.installed:
+	$(PYTHON) -m venv $(INTEROP)
+	$(INTEROP)/bin/pip install --quiet --upgrade pip
+	$(INTEROP)/bin/pip install --quiet ngsildclient==0.5.2
 	touch $@
 
 demo: setup
@@ -31,4 +40,4 @@ bench: setup
 	$(BIN)/python benchmarks/pipeline_throughput.py
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) $(INTEROP) var build *.egg-info
