@@ -1,23 +1,35 @@
 """Assembly: builds the pipeline from a configuration and runs the jobs the CLI offers.
 
 Kept apart from ``cli.py`` so that tests and other front ends use the same assembly.
+
+Every pipeline built here queues its entities in an outbox that shares the state's SQLite
+file and connection (see ``adapter.outbox``); ``listen`` runs the broker writer
+(``adapter.delivery``) beside the transports, so ingest and delivery are decoupled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from adapter.codecs import CodecRegistry
 from adapter.config import AdapterConfig
-from adapter.deadletter import DeadLetterStore
+from adapter.deadletter import DeadLetter, DeadLetterStore
+from adapter.delivery import BROKER_REFUSED, BrokerWriter
+from adapter.exceptions import ConfigError
 from adapter.mapping.profile import load_profiles
 from adapter.mapping.schemas import SchemaRegistry
+from adapter.ngsild.client import NgsiLdClient
+from adapter.outbox import Outbox, UplinkRef, latest_observation
 from adapter.pipeline import Pipeline, PipelineResult
 from adapter.state import PipelineState
 from adapter.uplink import Origin
@@ -30,7 +42,10 @@ DEMO_EVENTS = Path(__file__).resolve().parent / "demo" / "events"
 
 
 def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
-    """A pipeline over the configured profiles; ``state_dir=None`` keeps state in memory."""
+    """A pipeline over the configured profiles, queuing its entities in an outbox.
+
+    ``state_dir=None`` keeps state, outbox and dead letters in memory.
+    """
     profiles = load_profiles(config.models_dir)
     if state_dir is None:
         state, letters = PipelineState(":memory:"), DeadLetterStore(":memory:")
@@ -46,6 +61,7 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
         schemas=SchemaRegistry(),
         limits=config.limits,
         pseudonym_key=config.pseudonym_key,
+        outbox=Outbox.sharing(state, max_depth=config.outbox_max_depth),
     )
 
 
@@ -90,7 +106,12 @@ def run_demo(config: AdapterConfig, state_dir: Path, *, echo: Callable[[Any], No
 def replay_dead_letters(
     config: AdapterConfig, *, ids: Iterable[int], reason: str | None, emit: Callable[[PipelineResult], None]
 ) -> list[str]:
-    """Replay dead letters through a fresh pipeline; returns the status of each."""
+    """Replay dead letters through a fresh pipeline; returns the status of each.
+
+    An entity the broker refused (``broker_refused``) is not an LNS event: it is queued in the
+    outbox again as it is (status ``requeued``), for when the cause was fixed on the broker's side.
+    A running ``listen`` delivers it. Raises ``OutboxFull`` when the outbox has no room.
+    """
     pipeline = build_pipeline(config, config.state_dir)
     store = pipeline.dead_letters
     letters = [store.get(i) for i in ids] if ids else store.list(reason=reason, limit=10_000)
@@ -99,12 +120,24 @@ def replay_dead_letters(
         for letter in letters:
             if letter is None or letter.status != "open":
                 continue
-            result = pipeline.replay(letter)
+            if letter.reason == BROKER_REFUSED and pipeline.outbox is not None:
+                result = _queue_again(pipeline.outbox, store, letter)
+            else:
+                result = pipeline.replay(letter)
             statuses.append(result.status)
             emit(result)
     finally:
         pipeline.close()
     return statuses
+
+
+def _queue_again(outbox: Outbox, store: DeadLetterStore, letter: DeadLetter) -> PipelineResult:
+    entity = json.loads(letter.body)
+    observed_at = latest_observation(entity) or datetime.fromisoformat(letter.stored_at)
+    source = UplinkRef(letter.connection, letter.lns, letter.event or "up", letter.dev_eui)
+    outbox.put(letter.tenant, [entity], observed_at=observed_at, source=source)
+    store.mark_replayed(letter.id)
+    return PipelineResult("requeued", (entity,))
 
 
 async def listen(
@@ -114,37 +147,58 @@ async def listen(
     max_events: int | None,
     emit: Callable[[PipelineResult], None],
 ) -> None:
-    """Ingest from every configured connection until cancelled (or ``max_events`` events)."""
+    """Ingest from every configured connection until cancelled (or ``max_events`` events),
+    and deliver the outbox to the configured broker meanwhile.
+
+    Without a ``[broker]`` url the entities wait in the outbox (and ingest is pushed back once
+    it is full). Raises ``ConfigError`` if the broker's ``token_env`` variable is unset.
+    """
     from adapter.sources.mqtt import consume_mqtt
     from adapter.sources.webhook import serve_webhooks
 
+    broker = config.broker
+    if broker.token_env and not broker.token:
+        raise ConfigError(f"the broker's bearer token variable {broker.token_env} is not set")
+    mqtt = [c for c in config.connections if c.transport == "mqtt"]
+    if not mqtt and webhook_port is None:
+        raise SystemExit("nothing to listen to: no MQTT connection configured and no --webhook-port")
     pipeline = build_pipeline(config, config.state_dir)
     done = asyncio.Event()
     seen = 0
+    writer: BrokerWriter | None = None
 
     def handle(body: bytes, *, lns: str, origin: Origin, topic: str | None = None, event: str | None = None) -> PipelineResult:
         nonlocal seen
         result = pipeline.process(body, lns=lns, origin=origin, topic=topic, event=event)
+        if writer is not None and result.entities:
+            writer.wake()
         emit(result)
         seen += 1
         if max_events is not None and seen >= max_events:
             done.set()
         return result
 
-    tasks = [asyncio.create_task(consume_mqtt(c, handle)) for c in config.connections if c.transport == "mqtt"]
-    if webhook_port is not None:
-        tasks.append(asyncio.create_task(serve_webhooks(config, handle, host="127.0.0.1", port=webhook_port)))
-    if not tasks:
-        pipeline.close()
-        raise SystemExit("nothing to listen to: no MQTT connection configured and no --webhook-port")
-    try:
+    async with contextlib.AsyncExitStack() as resources:
+        resources.callback(pipeline.close)  # last: after the tasks below are stopped
+        tasks = []
+        if broker.url is None or pipeline.outbox is None:
+            log.warning("no broker url configured ([broker] url): entities are kept in the outbox until there is one")
+        else:
+            session = await resources.enter_async_context(aiohttp.ClientSession())
+            client = NgsiLdClient(broker.url, session, token=broker.token, timeout_s=broker.request_timeout_s)
+            writer = BrokerWriter(pipeline.outbox, client, pipeline.dead_letters, broker)
+            tasks.append(asyncio.create_task(writer.run()))
+            log.info("delivering to the NGSI-LD broker at %s", broker.url)
+        tasks += [asyncio.create_task(consume_mqtt(c, handle)) for c in mqtt]
+        if webhook_port is not None:
+            tasks.append(asyncio.create_task(serve_webhooks(config, handle, host="127.0.0.1", port=webhook_port)))
         waiter = asyncio.create_task(done.wait())
-        finished, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
-        for task in finished:
-            if task is not waiter and task.exception():
-                raise task.exception()  # type: ignore[misc]
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        pipeline.close()
+        try:
+            finished, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+            for task in finished:
+                if task is not waiter and task.exception():
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in (*tasks, waiter):
+                task.cancel()
+            await asyncio.gather(*tasks, waiter, return_exceptions=True)

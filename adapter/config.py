@@ -34,12 +34,28 @@ dev_eui = "70b3d57ed0001a01"
 name = "AQ station Part-Dieu"
 location = { latitude = 45.7605, longitude = 4.8597 }
 attributes = { refPointOfInterest = "urn:ngsi-ld:PointOfInterest:part-dieu" }
+
+[broker]                          # the NGSI-LD broker the entities are written to
+url = "http://orion:1026"         # its root (without /ngsi-ld/v1); absent: entities wait in the outbox
+token_env = "BROKER_TOKEN"        # optional: the variable holding a bearer token for the broker
+batch_max_entities = 1000         # per batch upsert; Orion-LD's limit, also the highest allowed
+batch_max_bytes = 1048576         # batches stay strictly under this (Orion-LD refuses 1 MiB and more)
+batch_delay_s = 0.05              # a partial batch leaves once its oldest entity waited this long
+max_in_flight = 4                 # batches sent at once (never the same entity twice)
+retry_initial_s = 0.5             # broker down or failing: first delay, doubled up to...
+retry_max_s = 60                  # ...this cap (with jitter); the entities stay in the outbox
+request_timeout_s = 30            # one batch request, connection included
+
+[outbox]
+max_depth = 100000                # entities waiting at most; beyond, ingest is pushed back
 ```
 
 Environment overrides (for containers): ``NGSILD_ADAPTER_MODELS``, ``NGSILD_ADAPTER_STATE_DIR``,
 ``NGSILD_ADAPTER_MAX_PAYLOAD_BYTES``, ``NGSILD_ADAPTER_MAX_FUTURE_SKEW_S``,
-``NGSILD_ADAPTER_PSEUDONYM_KEY`` (hex), and per connection
-``NGSILD_ADAPTER_<CONNECTION NAME>_{HOST,PORT,USERNAME}`` (name upper-cased, ``-`` as ``_``).
+``NGSILD_ADAPTER_PSEUDONYM_KEY`` (hex), per connection
+``NGSILD_ADAPTER_<CONNECTION NAME>_{HOST,PORT,USERNAME}`` (name upper-cased, ``-`` as ``_``),
+every ``[broker]`` key as ``NGSILD_ADAPTER_BROKER_<KEY>`` (``NGSILD_ADAPTER_BROKER_URL``,
+``NGSILD_ADAPTER_BROKER_MAX_IN_FLIGHT``...) and ``NGSILD_ADAPTER_OUTBOX_MAX_DEPTH``.
 """
 
 from __future__ import annotations
@@ -58,10 +74,13 @@ from adapter.mapping.entities import DeviceRecord
 from adapter.sources._common import ParseLimits, normalise_eui, optional_location
 from adapter.uplink import Origin
 
-__all__ = ["AdapterConfig", "Collectivity", "Connection", "load_config"]
+__all__ = ["AdapterConfig", "BrokerSettings", "Collectivity", "Connection", "load_config"]
 
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 _ENV = "NGSILD_ADAPTER_"
+#: Orion-LD's limits for one batch: 1,000 entities (I#1951), a body under 1 MiB
+MAX_BATCH_ENTITIES = 1000
+MAX_BATCH_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +112,22 @@ class Connection:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """How entities reach the NGSI-LD broker (the ``[broker]`` table); see the module docstring."""
+
+    url: str | None = None
+    token_env: str | None = None
+    token: str | None = field(default=None, repr=False)
+    batch_max_entities: int = MAX_BATCH_ENTITIES
+    batch_max_bytes: int = MAX_BATCH_BYTES
+    batch_delay_s: float = 0.05
+    max_in_flight: int = 4
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 60.0
+    request_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class AdapterConfig:
     path: Path | None
     models_dir: Path
@@ -102,6 +137,8 @@ class AdapterConfig:
     connections: tuple[Connection, ...]
     devices: Mapping[str, DeviceRecord]
     pseudonym_key: bytes | None = field(default=None, repr=False)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
+    outbox_max_depth: int = 100_000
 
     def connection(self, name: str) -> Connection:
         for c in self.connections:
@@ -131,7 +168,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     base = path.parent
     adapter = _table(doc, "adapter", path)
-    unknown = set(doc) - {"adapter", "collectivity", "connection", "device"}
+    unknown = set(doc) - {"adapter", "collectivity", "connection", "device", "broker", "outbox"}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
 
@@ -156,6 +193,13 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         key = bytes.fromhex(key_hex) if key_hex else None
     except ValueError as exc:
         raise ConfigError(f"{_ENV}PSEUDONYM_KEY must be hex") from exc
+    outbox = _table(doc, "outbox", path)
+    if set(outbox) - {"max_depth"}:
+        raise ConfigError(f"{path}: unknown key(s) in [outbox]: {', '.join(sorted(set(outbox) - {'max_depth'}))}")
+    depth = env.get(_ENV + "OUTBOX_MAX_DEPTH") or outbox.get("max_depth", 100_000)
+    max_depth = _number(depth, int, "outbox max_depth", path)
+    if max_depth < 1:
+        raise ConfigError(f"{path}: outbox max_depth must be at least 1")
     return AdapterConfig(
         path=path,
         models_dir=(base / models).resolve(),
@@ -165,6 +209,8 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         connections=connections,
         devices=devices,
         pseudonym_key=key,
+        broker=_broker(_table(doc, "broker", path), path, env),
+        outbox_max_depth=max_depth,
     )
 
 
@@ -173,6 +219,49 @@ def _table(doc: Mapping[str, Any], key: str, path: Path) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(f"{path}: [{key}] must be a table")
     return value
+
+
+def _number(value: Any, kind: type[int | float], what: str, path: Path) -> Any:
+    if isinstance(value, bool):
+        raise ConfigError(f"{path}: {what} must be a number")
+    try:
+        return kind(value)
+    except (TypeError, ValueError) as exc:
+        expected = "an integer" if kind is int else "a number"
+        raise ConfigError(f"{path}: {what} must be {expected}, not {value!r}") from exc
+
+
+def _broker(t: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> BrokerSettings:
+    kinds: dict[str, type[int | float]] = {
+        "batch_max_entities": int, "batch_max_bytes": int, "batch_delay_s": float, "max_in_flight": int,
+        "retry_initial_s": float, "retry_max_s": float, "request_timeout_s": float,
+    }
+    unknown = set(t) - {"url", "token_env", *kinds}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [broker]: {', '.join(sorted(unknown))}")
+
+    def value(key: str) -> Any:
+        return env.get(f"{_ENV}BROKER_{key.upper()}") or t.get(key)
+
+    numbers = {k: _number(value(k), kind, f"broker {k}", path) for k, kind in kinds.items() if value(k) is not None}
+    url = value("url")
+    if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url)):
+        raise ConfigError(f"{path}: broker url must be an http:// or https:// URL, not {url!r}")
+    token_env = value("token_env")
+    settings = BrokerSettings(
+        url=url, token_env=token_env, token=env.get(token_env) if token_env else None, **numbers
+    )
+    if not 1 <= settings.batch_max_entities <= MAX_BATCH_ENTITIES:
+        raise ConfigError(f"{path}: broker batch_max_entities must be 1 to {MAX_BATCH_ENTITIES}")
+    if not 1024 <= settings.batch_max_bytes <= MAX_BATCH_BYTES:
+        raise ConfigError(f"{path}: broker batch_max_bytes must be 1024 to {MAX_BATCH_BYTES}")
+    if settings.max_in_flight < 1:
+        raise ConfigError(f"{path}: broker max_in_flight must be at least 1")
+    if settings.batch_delay_s < 0 or settings.request_timeout_s <= 0:
+        raise ConfigError(f"{path}: broker batch_delay_s must be 0 or more and request_timeout_s more than 0")
+    if not 0 < settings.retry_initial_s <= settings.retry_max_s:
+        raise ConfigError(f"{path}: broker retry delays need 0 < retry_initial_s <= retry_max_s")
+    return settings
 
 
 def _collectivity(t: Mapping[str, Any], path: Path) -> Collectivity:

@@ -54,6 +54,7 @@ REASONS: dict[str, str] = {
     "bad_value": "a decoded value has the wrong type for its attribute",
     "meter_index_decrease": "a cumulative meter index went down without a meter-change event",
     "schema_invalid": "an entity does not validate against its Smart Data Models schema",
+    "broker_refused": "the NGSI-LD broker refused the entity (the detail holds its problem details)",
 }
 
 

@@ -4,7 +4,14 @@
 
 Synchronous and free of I/O apart from the SQLite state and dead-letter files, so the same
 code serves the MQTT and webhook listeners, the CLI and the benchmarks. Every rejection
-becomes a dead letter with its reason; nothing raises past ``process``.
+becomes a dead letter with its reason; nothing raises past ``process`` but ``OutboxFull``.
+
+With an ``outbox`` (sharing the state's connection: ``Outbox.sharing(state)``), the entities of
+an accepted event are queued for the broker in the same SQLite transaction that marks the
+uplink seen and records its meter indexes: either the uplink is seen and its entities are
+queued, or neither (``adapter.outbox`` explains why). When the outbox is full, ``OutboxFull``
+propagates and nothing is recorded, so the transport can push back and the network server
+sends the uplink again later.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from adapter.mapping.entities import (
 )
 from adapter.mapping.profile import DeviceProfile, ProfileSet
 from adapter.mapping.schemas import SchemaRegistry
+from adapter.outbox import Outbox, UplinkRef
 from adapter.privacy import apply_privacy
 from adapter.sources import DEFAULT_LIMITS, ParseLimits, get_parser
 from adapter.state import PipelineState
@@ -90,6 +98,7 @@ class Pipeline:
     pseudonym_key: bytes | None = None
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     counters: Counter[str] = field(default_factory=Counter)
+    outbox: Outbox | None = None
 
     def process(
         self,
@@ -139,6 +148,8 @@ class Pipeline:
 
     def close(self) -> None:
         self.codecs.close()
+        if self.outbox is not None:
+            self.outbox.close()
         self.state.close()
         self.dead_letters.close()
 
@@ -182,7 +193,17 @@ class Pipeline:
         mapped = build_entities(uplink, data, profile, record, observed_at)
         self._check_schemas(mapped.entities, mapped.out_of_range)
         index_updates = self._meter_index_updates(mapped.cumulative, data, profile, observed_at)
-        self.state.accept(key, [(c.entity_id, c.attribute, c.value) for c in index_updates], observed_at)
+        indexes = [(c.entity_id, c.attribute, c.value) for c in index_updates]
+        if self.outbox is None:
+            self.state.accept(key, indexes, observed_at)
+        else:
+            with self.outbox.transaction():
+                self.state.mark_seen(key)
+                for entity_id, attribute, value in indexes:
+                    self.state.set_index(entity_id, attribute, value, observed_at)
+                self.outbox.put(
+                    uplink.origin.tenant, mapped.entities, observed_at=observed_at, source=UplinkRef.of(uplink)
+                )
         self.counters["mapped"] += 1
         self.counters["entities"] += len(mapped.entities)
         self.counters["codec_warnings"] += len(decoded.warnings)
@@ -198,6 +219,10 @@ class Pipeline:
             raise UnknownDevice(f"status of device {status.dev_eui}: no device profile with a Device entity matches")
         entity = build_device_entity(status, profile, self.devices.get(status.dev_eui), None, status.received_at)
         self._check_schemas((entity,), ())
+        if self.outbox is not None:
+            self.outbox.put(
+                status.origin.tenant, (entity,), observed_at=status.received_at, source=UplinkRef.of(status)
+            )
         return PipelineResult("device_status", (entity,), status, profile, observed_at=status.received_at)
 
     def _check_schemas(

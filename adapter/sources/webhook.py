@@ -30,7 +30,9 @@ What the answer means
     dead-letter store and will be replayed once the cause is fixed, while an error status
     would make the network server retry an input that will never get better (or count
     failures against the webhook until it is disabled). A 500 (problem details) is sent only
-    when ``handle`` itself raised: nothing was stored, so the sender should retry.
+    when ``handle`` itself raised: nothing was stored, so the sender should retry. When the
+    outbox towards the NGSI-LD broker is full (``OutboxFull``), the answer is a 503 with
+    ``Retry-After``: nothing was stored, the sender should retry later.
     Bodies over 256 KiB (``ParseLimits.max_body_bytes``, the parsers' own limit) get 413;
     reading stops at the limit.
     Errors are RFC 9457 problem details (``{"type", "title", "status", "detail"}``).
@@ -51,16 +53,19 @@ from typing import Any
 from aiohttp import web
 
 from adapter.config import AdapterConfig, Connection
+from adapter.outbox import OutboxFull
 from adapter.pipeline import PipelineResult
 from adapter.sources.mqtt import Handler
 
-__all__ = ["HEALTH_PATH", "WEBHOOK_PATH", "create_webhook_app", "serve_webhooks"]
+__all__ = ["FULL_RETRY_AFTER_S", "HEALTH_PATH", "WEBHOOK_PATH", "create_webhook_app", "serve_webhooks"]
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/{connection}"
 HEALTH_PATH = "/healthz"
 PROBLEM_JSON = "application/problem+json"
+#: seconds a sender is asked to wait when the outbox is full
+FULL_RETRY_AFTER_S = 30
 
 _CONFIG: web.AppKey[AdapterConfig] = web.AppKey("config", AdapterConfig)
 _HANDLE: web.AppKey[Handler] = web.AppKey("handle", Handler)  # type: ignore[type-abstract]
@@ -100,6 +105,11 @@ async def _receive(request: web.Request) -> web.Response:
     event = request.query.get("event") or request.query.get("type") or None
     try:
         result = request.app[_HANDLE](body, lns=connection.lns, origin=connection.origin, event=event)
+    except OutboxFull as exc:
+        log.warning("webhook %s: %s; answering 503", connection.name, exc)
+        busy = _problem(503, HTTPStatus(503).phrase, "the adapter's outbox is full; nothing was stored, retry later")
+        busy.headers["Retry-After"] = str(FULL_RETRY_AFTER_S)
+        return busy
     except Exception:
         log.exception("webhook %s: the handler failed; answering 500 so that the sender retries", connection.name)
         return _problem(500, HTTPStatus(500).phrase, "the event could not be processed and was not stored; retry later")

@@ -1,0 +1,36 @@
+"""Prometheus text exposition of the adapter's delivery metrics.
+
+Kept apart from the outbox so that the HTTP side (health, gateway) can serve them without
+knowing how they are counted. Format: Prometheus text exposition 0.0.4; the counters are
+since the process started, as Prometheus expects of a ``_total``.
+"""
+
+from __future__ import annotations
+
+from adapter.outbox import OutboxMetrics
+
+__all__ = ["CONTENT_TYPE", "render_outbox_metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_METRICS = (
+    ("outbox_depth", "gauge", "Entities waiting in the outbox for the NGSI-LD broker.", "depth"),
+    ("outbox_max_depth", "gauge", "Entities the outbox may hold before ingest is pushed back.", "max_depth"),
+    ("outbox_oldest_age_seconds", "gauge", "Time the oldest waiting entity has spent in the outbox.", "oldest_age_s"),
+    ("outbox_delivered_total", "counter", "Entities the broker acknowledged.", "delivered"),
+    ("outbox_retried_total", "counter", "Entity sends that failed for a passing reason and stay queued.", "retried"),
+    ("outbox_refused_total", "counter", "Entities the broker refused, filed as dead letters.", "refused"),
+)
+
+
+def render_outbox_metrics(metrics: OutboxMetrics, *, prefix: str = "ngsild_adapter") -> str:
+    """The outbox metrics as Prometheus text (``CONTENT_TYPE``)."""
+    lines = []
+    for name, kind, help_text, attribute in _METRICS:
+        value = getattr(metrics, attribute)
+        lines += [
+            f"# HELP {prefix}_{name} {help_text}",
+            f"# TYPE {prefix}_{name} {kind}",
+            f"{prefix}_{name} {value:.3f}" if isinstance(value, float) else f"{prefix}_{name} {value}",
+        ]
+    return "\n".join(lines) + "\n"
