@@ -8,7 +8,7 @@ Why it exists
 
 One transaction with the dedup mark
     The outbox lives in the pipeline state's SQLite file and uses the *same connection*
-    (``Outbox.sharing(state)``). The pipeline opens ``Outbox.transaction()`` and, inside it,
+    (``Outbox.sharing(state)``). The pipeline opens ``PipelineState.transaction()`` and, inside it,
     marks the uplink seen, records its meter indexes and ``put``s its entities: all of it is
     committed together or not at all. A crash before the commit leaves the uplink unseen (the
     network server sends it again, it is processed again); after it, the entities are queued
@@ -166,7 +166,7 @@ class Outbox:
     Usage::
 
         outbox = Outbox.sharing(state, max_depth=100_000)
-        with outbox.transaction():
+        with state.transaction():
             state.mark_seen(key)
             outbox.put("ville", entities, observed_at=at, source=UplinkRef.of(uplink))
 
@@ -199,7 +199,7 @@ class Outbox:
         cls, state: PipelineState, *, max_depth: int = DEFAULT_MAX_DEPTH, clock: Callable[[], float] = time.time
     ) -> Outbox:
         """An outbox on the pipeline state's own connection, so both commit in one transaction."""
-        db = _connection_of(state)
+        db = state.connection
         db.executescript(_SCHEMA)
         return cls(db, max_depth=max_depth, clock=clock)
 
@@ -314,14 +314,3 @@ def latest_observation(entity: Mapping[str, Any]) -> datetime | None:
                 continue
             times.append(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
     return max(times, default=None)
-
-
-def _connection_of(state: PipelineState) -> sqlite3.Connection:
-    """The state's SQLite connection.
-
-    ``PipelineState`` does not expose it (yet): this is the one private access of the module.
-    """
-    db = getattr(state, "_db", None)
-    if not isinstance(db, sqlite3.Connection):
-        raise RuntimeError("PipelineState no longer keeps its connection in _db; the outbox cannot share it")
-    return db

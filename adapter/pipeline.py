@@ -194,13 +194,9 @@ class Pipeline:
         self._check_schemas(mapped.entities, mapped.out_of_range)
         index_updates = self._meter_index_updates(mapped.cumulative, data, profile, observed_at)
         indexes = [(c.entity_id, c.attribute, c.value) for c in index_updates]
-        if self.outbox is None:
+        with self.state.transaction():
             self.state.accept(key, indexes, observed_at)
-        else:
-            with self.outbox.transaction():
-                self.state.mark_seen(key)
-                for entity_id, attribute, value in indexes:
-                    self.state.set_index(entity_id, attribute, value, observed_at)
+            if self.outbox is not None:
                 self.outbox.put(
                     uplink.origin.tenant, mapped.entities, observed_at=observed_at, source=UplinkRef.of(uplink)
                 )

@@ -10,6 +10,9 @@ SQLite (WAL) file; bounded: entries older than the retention window are pruned.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,15 +58,29 @@ class PipelineState:
         if self._inserts_since_prune >= 10_000:
             self.prune(now)
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The SQLite connection, for stores that must commit in the same transaction (the outbox)."""
+        return self._db
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction over every write made on this connection inside the block (not nestable)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def accept(
         self, key: tuple[str, str, int, str], indexes: list[tuple[str, str, float]], observed_at: datetime
     ) -> None:
-        """Remember an accepted uplink and its meter indexes, in one transaction."""
-        with self._db:
-            self._db.execute("BEGIN")
-            self.mark_seen(key)
-            for entity_id, attribute, value in indexes:
-                self.set_index(entity_id, attribute, value, observed_at)
+        """Remember an accepted uplink and its meter indexes (inside ``transaction()``)."""
+        self.mark_seen(key)
+        for entity_id, attribute, value in indexes:
+            self.set_index(entity_id, attribute, value, observed_at)
 
     def prune(self, now: datetime | None = None) -> int:
         cutoff = ((now or datetime.now(UTC)) - self.retention).isoformat()
