@@ -13,8 +13,7 @@ One transaction with the dedup mark
     committed together or not at all. A crash before the commit leaves the uplink unseen (the
     network server sends it again, it is processed again); after it, the entities are queued
     and a replay of the uplink is recognised as a duplicate. The connection is shared, not the
-    file only: SQLite transactions do not span connections. (``PipelineState`` does not expose
-    its connection yet; ``sharing`` reads it, the one private access of this module.)
+    file only: SQLite transactions do not span connections.
 
 What an item is
     (tenant, entity id, observation time, the entity JSON as it will be sent, the uplink it
