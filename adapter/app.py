@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from adapter.codecs import CodecRegistry
 from adapter.config import AdapterConfig
@@ -28,13 +29,15 @@ from adapter.delivery import BROKER_REFUSED, BrokerWriter
 from adapter.exceptions import ConfigError
 from adapter.mapping.profile import load_profiles
 from adapter.mapping.schemas import SchemaRegistry
+from adapter.metrics import CONTENT_TYPE, render_outbox_metrics
 from adapter.ngsild.client import NgsiLdClient
+from adapter.ngsild.context_server import context_routes
 from adapter.outbox import Outbox, UplinkRef, latest_observation
 from adapter.pipeline import Pipeline, PipelineResult
 from adapter.state import PipelineState
 from adapter.uplink import Origin
 
-__all__ = ["DEMO_EVENTS", "build_pipeline", "listen", "replay_dead_letters", "run_demo"]
+__all__ = ["DEMO_EVENTS", "AdapterService", "build_pipeline", "listen", "replay_dead_letters", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,7 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
         limits=config.limits,
         pseudonym_key=config.pseudonym_key,
         outbox=Outbox.sharing(state, max_depth=config.outbox_max_depth),
+        contexts_url=config.contexts_url,
     )
 
 
@@ -140,65 +144,131 @@ def _queue_again(outbox: Outbox, store: DeadLetterStore, letter: DeadLetter) -> 
     return PipelineResult("requeued", (entity,))
 
 
-async def listen(
-    config: AdapterConfig,
-    *,
-    webhook_port: int | None,
-    max_events: int | None,
-    emit: Callable[[PipelineResult], None],
-) -> None:
-    """Ingest from every configured connection until cancelled (or ``max_events`` events),
-    and deliver the outbox to the configured broker meanwhile.
+class AdapterService:
+    """The running adapter: transports in, pipeline, outbox, writer out, and its HTTP resources.
+
+    Used by ``listen`` (the CLI), the demo and the end-to-end benchmark::
+
+        async with AdapterService(config, http_port=8080) as service:
+            ...                       # events flow in from MQTT and webhooks
+            await service.drained()   # every accepted entity acknowledged by the broker
 
     Without a ``[broker]`` url the entities wait in the outbox (and ingest is pushed back once
-    it is full). Raises ``ConfigError`` if the broker's ``token_env`` variable is unset.
+    it is full). The HTTP listener (``http_port``) serves the webhooks, the JSON-LD contexts
+    (``/contexts/``), ``/healthz`` and ``/metrics``.
     """
-    from adapter.sources.mqtt import consume_mqtt
-    from adapter.sources.webhook import serve_webhooks
 
-    broker = config.broker
-    if broker.token_env and not broker.token:
-        raise ConfigError(f"the broker's bearer token variable {broker.token_env} is not set")
-    mqtt = [c for c in config.connections if c.transport == "mqtt"]
-    if not mqtt and webhook_port is None:
-        raise SystemExit("nothing to listen to: no MQTT connection configured and no --webhook-port")
-    pipeline = build_pipeline(config, config.state_dir)
-    done = asyncio.Event()
-    seen = 0
-    writer: BrokerWriter | None = None
+    def __init__(
+        self,
+        config: AdapterConfig,
+        *,
+        http_host: str = "127.0.0.1",
+        http_port: int | None = None,
+        emit: Callable[[PipelineResult], None] | None = None,
+    ) -> None:
+        broker = config.broker
+        if broker.token_env and not broker.token:
+            raise ConfigError(f"the broker's bearer token variable {broker.token_env} is not set")
+        self.config = config
+        self.http_host, self.http_port = http_host, http_port
+        self.emit = emit
+        self.events = 0
+        self.event_seen = asyncio.Event()
+        self.pipeline: Pipeline | None = None
+        self.writer: BrokerWriter | None = None
+        self._resources = contextlib.AsyncExitStack()
+        self._tasks: list[asyncio.Task[None]] = []
 
-    def handle(body: bytes, *, lns: str, origin: Origin, topic: str | None = None, event: str | None = None) -> PipelineResult:
-        nonlocal seen
-        result = pipeline.process(body, lns=lns, origin=origin, topic=topic, event=event)
-        if writer is not None and result.entities:
-            writer.wake()
-        emit(result)
-        seen += 1
-        if max_events is not None and seen >= max_events:
-            done.set()
+    def handle(
+        self, body: bytes, *, lns: str, origin: Origin, topic: str | None = None, event: str | None = None
+    ) -> PipelineResult:
+        """The transports' entry point: one event through the pipeline into the outbox."""
+        assert self.pipeline is not None
+        result = self.pipeline.process(body, lns=lns, origin=origin, topic=topic, event=event)
+        if self.writer is not None and result.entities:
+            self.writer.wake()
+        if self.emit is not None:
+            self.emit(result)
+        self.events += 1
+        self.event_seen.set()
         return result
 
-    async with contextlib.AsyncExitStack() as resources:
-        resources.callback(pipeline.close)  # last: after the tasks below are stopped
-        tasks = []
+    async def __aenter__(self) -> AdapterService:
+        from adapter.sources.mqtt import consume_mqtt
+        from adapter.sources.webhook import serve_webhooks
+
+        config, broker = self.config, self.config.broker
+        mqtt = [c for c in config.connections if c.transport == "mqtt"]
+        if not mqtt and self.http_port is None:
+            raise ConfigError("nothing to listen to: no MQTT connection configured and no HTTP port")
+        pipeline = self.pipeline = build_pipeline(config, config.state_dir)
+        self._resources.callback(pipeline.close)  # last: after the tasks are stopped
         if broker.url is None or pipeline.outbox is None:
             log.warning("no broker url configured ([broker] url): entities are kept in the outbox until there is one")
         else:
-            session = await resources.enter_async_context(aiohttp.ClientSession())
+            session = await self._resources.enter_async_context(aiohttp.ClientSession())
             client = NgsiLdClient(broker.url, session, token=broker.token, timeout_s=broker.request_timeout_s)
-            writer = BrokerWriter(pipeline.outbox, client, pipeline.dead_letters, broker)
-            tasks.append(asyncio.create_task(writer.run()))
+            self.writer = BrokerWriter(pipeline.outbox, client, pipeline.dead_letters, broker)
+            self._tasks.append(asyncio.create_task(self.writer.run()))
             log.info("delivering to the NGSI-LD broker at %s", broker.url)
-        tasks += [asyncio.create_task(consume_mqtt(c, handle)) for c in mqtt]
-        if webhook_port is not None:
-            tasks.append(asyncio.create_task(serve_webhooks(config, handle, host="127.0.0.1", port=webhook_port)))
+        self._tasks += [asyncio.create_task(consume_mqtt(c, self.handle)) for c in mqtt]
+        if self.http_port is not None:
+            routes = [*context_routes(), web.get("/metrics", self._metrics)]
+            self._tasks.append(asyncio.create_task(serve_webhooks(
+                config, self.handle, host=self.http_host, port=self.http_port, extra_routes=routes)))
+        return self
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        assert self.pipeline is not None and self.pipeline.outbox is not None
+        body = render_outbox_metrics(self.pipeline.outbox.metrics()).encode()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._resources.aclose()
+
+    async def run_until(self, done: asyncio.Event) -> None:
+        """Serve until ``done`` is set or a task fails (its error is raised)."""
         waiter = asyncio.create_task(done.wait())
         try:
-            finished, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+            finished, _ = await asyncio.wait([*self._tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
             for task in finished:
                 if task is not waiter and task.exception():
                     raise task.exception()  # type: ignore[misc]
         finally:
-            for task in (*tasks, waiter):
-                task.cancel()
-            await asyncio.gather(*tasks, waiter, return_exceptions=True)
+            waiter.cancel()
+
+    async def drained(self, *, timeout_s: float, poll_s: float = 0.05) -> bool:
+        """Wait until the outbox is empty (every accepted entity delivered or dead-lettered)."""
+        assert self.pipeline is not None and self.pipeline.outbox is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.pipeline.outbox.depth() > 0:
+            if loop.time() > deadline:
+                return False
+            await asyncio.sleep(poll_s)
+        return True
+
+
+async def listen(
+    config: AdapterConfig,
+    *,
+    http_port: int | None,
+    http_host: str = "127.0.0.1",
+    max_events: int | None,
+    emit: Callable[[PipelineResult], None],
+) -> None:
+    """Ingest from every configured connection until cancelled (or ``max_events`` events),
+    and deliver the outbox to the configured broker meanwhile."""
+    done = asyncio.Event()
+
+    def counted(result: PipelineResult) -> None:
+        emit(result)
+        if max_events is not None and service.events + 1 >= max_events:
+            done.set()
+
+    service = AdapterService(config, http_host=http_host, http_port=http_port, emit=counted)
+    async with service:
+        await service.run_until(done)

@@ -205,19 +205,29 @@ def check(config_path: Path | None) -> None:
 
 @main.command()
 @_config_option
-@click.option("--webhook-port", type=int, default=None, help="Also serve the HTTP webhook endpoints on this port.")
+@click.option("--http-port", "--webhook-port", "http_port", type=int, default=None,
+              help="Serve webhooks, the JSON-LD contexts (/contexts/), /healthz and /metrics on this port.")
+@click.option("--http-host", default="127.0.0.1", show_default=True,
+              help="Address of the HTTP listener (0.0.0.0 in a container).")
 @click.option("--max-events", type=int, default=None, help="Stop after this many events (for tests and trials).")
-def listen(config_path: Path | None, webhook_port: int | None, max_events: int | None) -> None:
-    """Ingest from every configured connection (MQTT QoS 1, persistent sessions; webhooks)
-    and print each result as one JSON line. Stop with Ctrl-C."""
+@click.option("--quiet", is_flag=True, help="Do not print each result (for production and benchmarks).")
+def listen(config_path: Path | None, http_port: int | None, http_host: str, max_events: int | None,
+           quiet: bool) -> None:
+    """Ingest from every configured connection (MQTT QoS 1, persistent sessions; webhooks),
+    deliver the entities to the configured NGSI-LD broker through the durable outbox, and
+    print each result as one JSON line. Stop with Ctrl-C."""
     import asyncio
 
     from adapter.app import listen as run_listen
 
     config = _load(config_path)
+
+    def emit(result: Any) -> None:
+        if not quiet:
+            click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+
     try:
-        asyncio.run(run_listen(config, webhook_port=webhook_port, max_events=max_events,
-                               emit=lambda r: click.echo(json.dumps(r.to_json(), ensure_ascii=False))))
+        asyncio.run(run_listen(config, http_port=http_port, http_host=http_host, max_events=max_events, emit=emit))
     except KeyboardInterrupt:
         pass
     except AdapterError as exc:

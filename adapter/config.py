@@ -3,7 +3,9 @@
 ```toml
 [adapter]
 models = "models"                 # device profiles folder (relative to this file)
-state_dir = "var"                 # SQLite files: dead letters, pipeline state
+state_dir = "var"                 # SQLite files: dead letters, pipeline state, outbox
+contexts_url = "http://adapter:8080/contexts"   # optional: entities name the adapter's served
+                                  # copies of their @contexts (the broker fetches them there)
 max_payload_bytes = 256
 max_future_skew_s = 600
 
@@ -51,6 +53,7 @@ max_depth = 100000                # entities waiting at most; beyond, ingest is 
 ```
 
 Environment overrides (for containers): ``NGSILD_ADAPTER_MODELS``, ``NGSILD_ADAPTER_STATE_DIR``,
+``NGSILD_ADAPTER_CONTEXTS_URL``,
 ``NGSILD_ADAPTER_MAX_PAYLOAD_BYTES``, ``NGSILD_ADAPTER_MAX_FUTURE_SKEW_S``,
 ``NGSILD_ADAPTER_PSEUDONYM_KEY`` (hex), per connection
 ``NGSILD_ADAPTER_<CONNECTION NAME>_{HOST,PORT,USERNAME}`` (name upper-cased, ``-`` as ``_``),
@@ -139,6 +142,7 @@ class AdapterConfig:
     pseudonym_key: bytes | None = field(default=None, repr=False)
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     outbox_max_depth: int = 100_000
+    contexts_url: str | None = None  # where the broker fetches the adapter's served contexts
 
     def connection(self, name: str) -> Connection:
         for c in self.connections:
@@ -172,6 +176,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
 
+    contexts_url = env.get(_ENV + "CONTEXTS_URL") or adapter.get("contexts_url")
     models = env.get(_ENV + "MODELS") or adapter.get("models", "models")
     state_dir = env.get(_ENV + "STATE_DIR") or adapter.get("state_dir", "var")
     limits = ParseLimits(
@@ -211,6 +216,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         pseudonym_key=key,
         broker=_broker(_table(doc, "broker", path), path, env),
         outbox_max_depth=max_depth,
+        contexts_url=contexts_url,
     )
 
 

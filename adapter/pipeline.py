@@ -37,6 +37,7 @@ from adapter.mapping.entities import (
 from adapter.mapping.profile import DeviceProfile, ProfileSet
 from adapter.mapping.schemas import SchemaRegistry
 from adapter.outbox import Outbox, UplinkRef
+from adapter.ngsild.context_server import served_context_urls
 from adapter.privacy import apply_privacy
 from adapter.sources import DEFAULT_LIMITS, ParseLimits, get_parser
 from adapter.state import PipelineState
@@ -99,6 +100,7 @@ class Pipeline:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     counters: Counter[str] = field(default_factory=Counter)
     outbox: Outbox | None = None
+    contexts_url: str | None = None  # entities name the adapter's served copies of their contexts
 
     def process(
         self,
@@ -191,6 +193,7 @@ class Pipeline:
         record = self.devices.get(uplink.dev_eui)
         observed_at, source = observation_time(uplink, data, profile)
         mapped = build_entities(uplink, data, profile, record, observed_at)
+        self._serve_contexts(mapped.entities)
         self._check_schemas(mapped.entities, mapped.out_of_range)
         index_updates = self._meter_index_updates(mapped.cumulative, data, profile, observed_at)
         indexes = [(c.entity_id, c.attribute, c.value) for c in index_updates]
@@ -214,12 +217,19 @@ class Pipeline:
         if profile is None or profile.device is None:
             raise UnknownDevice(f"status of device {status.dev_eui}: no device profile with a Device entity matches")
         entity = build_device_entity(status, profile, self.devices.get(status.dev_eui), None, status.received_at)
+        self._serve_contexts((entity,))
         self._check_schemas((entity,), ())
         if self.outbox is not None:
             self.outbox.put(
                 status.origin.tenant, (entity,), observed_at=status.received_at, source=UplinkRef.of(status)
             )
         return PipelineResult("device_status", (entity,), status, profile, observed_at=status.received_at)
+
+    def _serve_contexts(self, entities: tuple[dict[str, Any], ...]) -> None:
+        if self.contexts_url is None:
+            return
+        for entity in entities:
+            entity["@context"] = served_context_urls(entity["@context"], self.contexts_url)
 
     def _check_schemas(
         self, entities: tuple[dict[str, Any], ...], out_of_range: tuple[tuple[str, str], ...]

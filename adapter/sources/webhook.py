@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -71,19 +71,28 @@ _CONFIG: web.AppKey[AdapterConfig] = web.AppKey("config", AdapterConfig)
 _HANDLE: web.AppKey[Handler] = web.AppKey("handle", Handler)  # type: ignore[type-abstract]
 
 
-def create_webhook_app(config: AdapterConfig, handle: Handler) -> web.Application:
-    """The aiohttp application serving the webhook connections of ``config``."""
+def create_webhook_app(
+    config: AdapterConfig, handle: Handler, *, extra_routes: Sequence[web.RouteDef] = ()
+) -> web.Application:
+    """The aiohttp application serving the webhook connections of ``config``.
+
+    ``extra_routes`` are the adapter's other HTTP resources (contexts, metrics), served by
+    the same listener.
+    """
     app = web.Application(client_max_size=config.limits.max_body_bytes, middlewares=[_problem_details])
     app[_CONFIG] = config
     app[_HANDLE] = handle
     app.router.add_post(WEBHOOK_PATH, _receive)
     app.router.add_get(HEALTH_PATH, _health)
+    app.add_routes(extra_routes)
     return app
 
 
-async def serve_webhooks(config: AdapterConfig, handle: Handler, *, host: str, port: int) -> None:
+async def serve_webhooks(
+    config: AdapterConfig, handle: Handler, *, host: str, port: int, extra_routes: Sequence[web.RouteDef] = ()
+) -> None:
     """Serve ``create_webhook_app`` on ``host:port`` until cancelled."""
-    runner = web.AppRunner(create_webhook_app(config, handle), access_log=None)
+    runner = web.AppRunner(create_webhook_app(config, handle, extra_routes=extra_routes), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -83,7 +83,7 @@ async def create_session(config: AdapterConfig, address: tuple[str, int]) -> Non
 @contextlib.asynccontextmanager
 async def listening(config: AdapterConfig, webhook_port: int) -> AsyncIterator[list[PipelineResult]]:
     results: list[PipelineResult] = []
-    task = asyncio.create_task(listen(config, webhook_port=webhook_port, max_events=None, emit=results.append))
+    task = asyncio.create_task(listen(config, http_port=webhook_port, max_events=None, emit=results.append))
     try:
         yield results
     finally:
