@@ -37,7 +37,7 @@ from adapter.pipeline import Pipeline, PipelineResult
 from adapter.state import PipelineState
 from adapter.uplink import Origin
 
-__all__ = ["DEMO_EVENTS", "AdapterService", "build_pipeline", "listen", "replay_dead_letters", "run_demo"]
+__all__ = ["DEMO_EVENTS", "AdapterService", "build_pipeline", "listen", "replay_dead_letters", "run_samples"]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,9 @@ def _origin(config: AdapterConfig, spec: dict[str, Any]) -> Origin:
     return config.default_origin(spec["lns"])
 
 
-def run_demo(config: AdapterConfig, state_dir: Path, *, echo: Callable[[Any], None], events: Path = DEMO_EVENTS) -> dict[str, Any]:
+def run_samples(
+    config: AdapterConfig, state_dir: Path, *, echo: Callable[[Any], None], events: Path = DEMO_EVENTS
+) -> dict[str, Any]:
     """Process every bundled sample event and return a summary.
 
     Each sample file holds ``{"lns", "connection"?, "topic"?, "event"?, "body"}``; ``body`` is

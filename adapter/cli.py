@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from adapter import __version__
-from adapter.app import build_pipeline, run_demo
+from adapter.app import build_pipeline, run_samples
 from adapter.codecs import CodecRegistry, load_codec_file
 from adapter.codecs.base import CodecInput
 from adapter.config import AdapterConfig, load_config
@@ -70,12 +70,14 @@ def main(log_level: str) -> None:
 
     \b
     Start here:
-      ngsild-adapter demo                       process the bundled sample uplinks
+      ngsild-adapter demo                       the whole chain with a simulated fleet
+      ngsild-adapter samples                    the bundled sample events through the pipeline
       ngsild-adapter decode --codec F --fport 1 --hex 0167...   try a codec on a payload
       ngsild-adapter parse --lns chirpstack EVENT.json          see the normalised uplink
       ngsild-adapter map --lns tts EVENT.json                   see the entities it makes
       ngsild-adapter check                      validate configuration and device profiles
-      ngsild-adapter listen                     ingest from the configured MQTT brokers/webhooks
+      ngsild-adapter listen                     ingest from MQTT/webhooks, deliver to the broker
+      ngsild-adapter broker                     run the embedded NGSI-LD broker (development)
       ngsild-adapter deadletter list            inspect (and replay) rejected inputs
 
     Every command takes --config FILE (or NGSILD_ADAPTER_CONFIG); without it the embedded
@@ -86,14 +88,58 @@ def main(log_level: str) -> None:
 
 @main.command()
 @_config_option
+@click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="Uplinks per simulated device.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"),
+              show_default=True, help="Where Mosquitto, the broker and the adapter keep their files (emptied first).")
+def demo(config_path: Path | None, rounds: int, workdir: Path) -> None:
+    """Run the whole chain on this machine: Mosquitto, the embedded NGSI-LD broker, the
+    adapter, and a simulated fleet of about a hundred devices of three collectivities
+    (ChirpStack and The Things Stack uplinks, a few bad inputs); then print what the
+    broker holds."""
+    import asyncio
+
+    from adapter.demo.run import run_demo
+
+    config = _load(config_path)
+    try:
+        report = asyncio.run(run_demo(config, workdir.resolve(), rounds=rounds,
+                                      progress=lambda line: click.echo(f"  {line}", err=True)))
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print_demo_report(report)
+
+
+def _print_demo_report(report: Any) -> None:
+    click.echo("")
+    click.echo(f"Demo finished in {report.seconds:.1f} s.")
+    click.echo(f"Uplinks and events received: {report.published}  "
+               f"({', '.join(f'{n} {s}' for s, n in sorted(report.outcomes.items()))})")
+    click.echo("Entities in the broker, per collectivity (NGSI-LD tenant) and type:")
+    for tenant, counts in report.entities.items():
+        click.echo(f"  {tenant}: " + ", ".join(f"{n} {t}" for t, n in sorted(counts.items())))
+    click.echo("Dead letters by reason: " + (", ".join(f"{n} {r}" for r, n in sorted(report.dead_letters.items()))
+                                            or "none"))
+    if report.sample is not None:
+        click.echo(f"\nOne entity as stored in the broker ({report.sample_history} observations of no2 in its history):")
+        click.echo(json.dumps(report.sample, indent=2, ensure_ascii=False))
+    click.echo("\nExplore it yourself: start the broker on the demo's data, then query it:")
+    click.echo(f"  .venv/bin/ngsild-adapter broker --db {report.broker_db} &")
+    click.echo(f"  curl -s -H 'NGSILD-Tenant: ville' -H 'Link: <{report.context}>; "
+               'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"\' \\')
+    click.echo("    'http://127.0.0.1:1026/ngsi-ld/v1/entities?type=AirQualityObserved&limit=2'")
+
+
+@main.command()
+@_config_option
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep state and dead letters here (default: a fresh temporary folder).")
-def demo(config_path: Path | None, state_dir: Path | None) -> None:
-    """Process the bundled sample uplinks (both network servers, every device profile, a few
-    bad inputs) and print the NGSI-LD entities, then a summary."""
+def samples(config_path: Path | None, state_dir: Path | None) -> None:
+    """Process the bundled sample events (both network servers, every device profile, a few
+    bad inputs) through the pipeline alone, and print the NGSI-LD entities and a summary."""
     config = _load(config_path)
-    with tempfile.TemporaryDirectory(prefix="ngsild-adapter-demo-") as tmp:
-        summary = run_demo(config, state_dir or Path(tmp), echo=_print)
+    with tempfile.TemporaryDirectory(prefix="ngsild-adapter-samples-") as tmp:
+        summary = run_samples(config, state_dir or Path(tmp), echo=_print)
     click.echo("")
     _print(summary)
 
@@ -232,6 +278,27 @@ def listen(config_path: Path | None, http_port: int | None, http_host: str, max_
         pass
     except AdapterError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=1026, show_default=True, help="Port (Orion-LD's usual one).")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite file to keep entities, history and subscriptions in (in memory otherwise).")
+def broker(host: str, port: int, db_path: Path | None) -> None:
+    """Run the embedded NGSI-LD broker alone, for development and tests.
+
+    It behaves like Orion-LD on the operations this project uses (see
+    adapter/ngsild/broker/README.md for what differs). It is a development default, not a
+    production broker: use Orion-LD (compose/) for real data."""
+    import asyncio
+
+    from adapter.ngsild.broker import run_broker
+
+    try:
+        asyncio.run(run_broker(host, port, db_path))
+    except KeyboardInterrupt:
+        pass
 
 
 @main.group()

@@ -20,7 +20,7 @@ def invoke(*args: str, input: str | None = None):  # type: ignore[no-untyped-def
 def test_help_lists_every_command() -> None:
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("demo", "decode", "parse", "map", "check", "listen", "deadletter"):
+    for command in ("demo", "samples", "decode", "parse", "map", "check", "listen", "broker", "deadletter"):
         assert command in result.output
 
 
@@ -94,8 +94,8 @@ def test_check_reports_profiles_and_connections() -> None:
     assert report["status"] == "ok" and len(report["profiles"]) == 8
 
 
-def test_demo_processes_every_sample() -> None:
-    result = invoke("demo")
+def test_samples_processes_every_sample() -> None:
+    result = invoke("samples")
     assert result.exit_code == 0
     summary = json.loads(result.output[result.output.rindex("\n{\n") :])
     assert summary["samples"] == len(list(DEMO_EVENTS.glob("*.json")))
@@ -108,7 +108,7 @@ def test_deadletter_list_show_and_replay(tmp_path: Path) -> None:
     demo = (REPO / "adapter" / "demo" / "config.toml").read_text()
     config.write_text(demo.replace('models = "../../models"', f'models = "{REPO / "models"}"')
                       .replace('state_dir = "../../var"', f'state_dir = "{tmp_path / "state"}"'))
-    assert invoke("demo", "--config", str(config), "--state-dir", str(tmp_path / "state")).exit_code == 0
+    assert invoke("samples", "--config", str(config), "--state-dir", str(tmp_path / "state")).exit_code == 0
     listed = json.loads(invoke("deadletter", "list", "--config", str(config)).output)
     assert listed["counts"] == {"malformed_json": 1, "meter_index_decrease": 1, "unknown_device": 1}
     malformed = next(d for d in listed["dead_letters"] if d["reason"] == "malformed_json")

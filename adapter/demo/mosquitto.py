@@ -79,6 +79,10 @@ class MosquittoBroker:
         self.config_file.write_text(
             f"listener {self.port} {self.host}\n"
             "allow_anonymous true\n"
+            # Mosquitto's default (1000) drops QoS 1 messages once a slow subscriber's queue
+            # is full; an LNS broker feeding the adapter must keep them all.
+            "max_queued_messages 0\n"
+            "max_queued_bytes 0\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
             "persistence_file mosquitto.db\n"
