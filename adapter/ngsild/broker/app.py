@@ -93,7 +93,10 @@ def create_broker_app(*, db_path: Path | None = None, context_loader: DocumentLo
         await broker.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    app.add_routes(views_entities.ROUTES + views_query.ROUTES + views_subscriptions.ROUTES)
+    routes = views_entities.ROUTES + views_query.ROUTES + views_subscriptions.ROUTES
+    app.add_routes(routes)
+    # Orion-LD also answers a path with a trailing slash, and clients send them (ngsildclient does).
+    app.add_routes([web.route(r.method, r.path + "/", r.handler, **r.kwargs) for r in routes])
     app.router.add_route("*", "/ngsi-ld/v1/{tail:.*}", _not_implemented)
     return app
 
