@@ -1,6 +1,10 @@
-"""The production compose files parse and hold together (no Docker engine runs here)."""
+"""The production compose files parse and hold together (no Docker engine runs here):
+every service the adapter needs is there, and the hosts, ports and URLs of the adapter's
+configuration are the ones the compose file gives those services."""
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -8,24 +12,57 @@ from adapter.config import load_config
 from tests.support import REPO
 
 COMPOSE = REPO / "compose"
+DOC = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+SERVICES = DOC["services"]
+CONFIG = load_config(COMPOSE / "adapter" / "adapter.toml", env={"VILLE_MQTT_PASSWORD": "from-env"})
+
+
+def _published_container_ports(service: str) -> set[int]:
+    return {int(str(p).split(":")[-1]) for p in SERVICES[service].get("ports", [])}
 
 
 def test_compose_file_declares_the_production_services() -> None:
-    doc = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
-    services = doc["services"]
-    assert {"mongo", "orion-ld", "mosquitto", "adapter"} <= set(services)
-    for name, service in services.items():
+    assert {"mongo", "orion-ld", "timescale", "mintaka", "mosquitto", "adapter"} <= set(SERVICES)
+    for name, service in SERVICES.items():
         if "image" in service:
             assert ":" in service["image"] and not service["image"].endswith(":latest"), name
-    for volume in services["adapter"]["volumes"]:
+    for volume in SERVICES["adapter"]["volumes"]:
         source = volume.split(":")[0]
         if source.startswith("./"):
             assert (COMPOSE / source).exists(), source
-    assert (COMPOSE / services["adapter"]["build"]["dockerfile"].removeprefix("compose/")).exists()
+    assert (COMPOSE / SERVICES["adapter"]["build"]["dockerfile"].removeprefix("compose/")).exists()
 
 
-def test_production_adapter_configuration_loads_and_keeps_secrets_out() -> None:
-    path = COMPOSE / "adapter" / "adapter.toml"
-    config = load_config(path, env={"VILLE_MQTT_PASSWORD": "from-env"})
-    assert config.connection("ville-chirpstack").password == "from-env"
-    assert "password =" not in path.read_text()
+def test_orion_ld_is_multi_tenant_and_records_history_for_mintaka() -> None:
+    orion = SERVICES["orion-ld"]
+    assert "-multiservice" in orion["command"]
+    assert orion["environment"]["ORIONLD_TROE"] == "TRUE"
+    assert orion["environment"]["ORIONLD_TROE_HOST"] == "timescale"
+    assert SERVICES["mintaka"]["environment"]["DATASOURCES_DEFAULT_HOST"] == "timescale"
+
+
+def test_adapter_configuration_points_at_the_compose_services() -> None:
+    broker = urlsplit(CONFIG.broker.url or "")
+    assert broker.hostname == "orion-ld" and broker.port in _published_container_ports("orion-ld")
+    command = SERVICES["adapter"]["command"]
+    http_port = int(command[command.index("--http-port") + 1])
+    assert command[command.index("--http-host") + 1] == "0.0.0.0"  # reachable by Orion-LD and the LNS
+    contexts = urlsplit(CONFIG.contexts_url or "")
+    assert contexts.hostname == "adapter" and contexts.port == http_port
+    assert http_port in _published_container_ports("adapter")
+    config_path = command[command.index("--config") + 1]
+    assert any(v.endswith(f":{config_path}:ro") for v in SERVICES["adapter"]["volumes"])
+    mosquitto_conf = (COMPOSE / "mosquitto" / "mosquitto.conf").read_text()
+    for connection in CONFIG.connections:
+        if connection.transport == "mqtt":
+            assert connection.host == "mosquitto"
+            assert f"listener {connection.port}" in mosquitto_conf
+    assert "max_queued_messages 0" in mosquitto_conf
+
+
+def test_production_adapter_configuration_keeps_secrets_out() -> None:
+    assert CONFIG.connection("ville-chirpstack").password == "from-env"
+    text = (COMPOSE / "adapter" / "adapter.toml").read_text()
+    assert "password =" not in text and "token =" not in text
+    for variable in ("VILLE_MQTT_PASSWORD", "NGSILD_ADAPTER_PSEUDONYM_KEY"):
+        assert "?" in SERVICES["adapter"]["environment"][variable]  # required from .env, no default
