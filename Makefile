@@ -12,6 +12,8 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.installed $(INTEROP)/.installed
 	@bash .ci/install-system-deps
+	@# the independent verifier of the integrity tests (Go's golang.org/x/mod/sumdb)
+	cd tests/provenance/goverify && GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod download
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
