@@ -180,6 +180,7 @@ class AdapterService:
         self.writer: BrokerWriter | None = None
         self._resources = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
+        self._ready: dict[str, asyncio.Event] = {}
 
     def handle(
         self, body: bytes, *, lns: str, origin: Origin, topic: str | None = None, event: str | None = None
@@ -194,6 +195,33 @@ class AdapterService:
         self.events += 1
         self.event_seen.set()
         return result
+
+    def handle_many(
+        self, messages: list[tuple[bytes, str | None]], *, lns: str, origin: Origin
+    ) -> list[PipelineResult | Exception]:
+        """The MQTT consumer's entry point for a burst: ``(body, topic)`` pairs of one connection,
+        through the pipeline in one transaction (group commit, ``Pipeline.process_many``).
+
+        One outcome per message: its result (committed when this returns: acknowledge it), or
+        the exception that stopped it (nothing of it stored: do not acknowledge it).
+        """
+        from adapter.pipeline import RawEvent
+
+        assert self.pipeline is not None
+        outcomes = self.pipeline.process_many(
+            [RawEvent(body, lns, origin, topic) for body, topic in messages]
+        )
+        woken = False
+        for outcome in outcomes:
+            if isinstance(outcome, PipelineResult):
+                if not woken and self.writer is not None and outcome.entities:
+                    self.writer.wake()
+                    woken = True
+                if self.emit is not None:
+                    self.emit(outcome)
+                self.events += 1
+                self.event_seen.set()
+        return outcomes
 
     async def __aenter__(self) -> AdapterService:
         from adapter.sources.mqtt import consume_mqtt
@@ -213,7 +241,11 @@ class AdapterService:
             self.writer = BrokerWriter(pipeline.outbox, client, pipeline.dead_letters, broker)
             self._tasks.append(asyncio.create_task(self.writer.run()))
             log.info("delivering to the NGSI-LD broker at %s", broker.url)
-        self._tasks += [asyncio.create_task(consume_mqtt(c, self.handle)) for c in mqtt]
+        self._ready = {c.name: asyncio.Event() for c in mqtt}
+        self._tasks += [
+            asyncio.create_task(consume_mqtt(c, self.handle, handle_many=self.handle_many, ready=self._ready[c.name]))
+            for c in mqtt
+        ]
         if self.http_port is not None:
             routes = [*context_routes(), web.get("/metrics", self._metrics)]
             self._tasks.append(asyncio.create_task(serve_webhooks(
@@ -241,6 +273,12 @@ class AdapterService:
                     raise task.exception()  # type: ignore[misc]
         finally:
             waiter.cancel()
+
+    async def subscribed(self, *, timeout_s: float) -> None:
+        """Wait until every MQTT connection has its subscriptions in place (raises on timeout)."""
+        async with asyncio.timeout(timeout_s):
+            for ready in self._ready.values():
+                await ready.wait()
 
     async def drained(self, *, timeout_s: float, poll_s: float = 0.05) -> bool:
         """Wait until the outbox is empty (every accepted entity delivered or dead-lettered)."""

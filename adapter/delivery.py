@@ -307,7 +307,9 @@ class BrokerWriter:
         """Send one batch and act on the answer; returns the items that left the outbox."""
         sent_at = self._clock()
         try:
-            outcome = await self._client.batch_upsert(tenant, [i.entity for i in items])
+            outcome = await self._client.batch_upsert_encoded(
+                tenant, [i.entity_json for i in items], [i.entity_id for i in items]
+            )
         except BrokerRejectedBatch as exc:
             log.error("broker refused a batch of %d %s entities whole: %s", len(items), tenant, exc)
             whole = exc.problem or ProblemDetails("about:blank", str(exc), exc.status)

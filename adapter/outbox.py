@@ -25,8 +25,16 @@ What an item is
 Bounded
     ``max_depth`` entities at most; a ``put`` that would exceed it raises ``OutboxFull`` and
     stores nothing, which the transports turn into back-pressure (no MQTT acknowledgement, a
-    503 with ``Retry-After`` on webhooks). The depth is kept by SQL triggers in the file
-    itself, so it is exact even when another process (``deadletter replay``) adds items.
+    503 with ``Retry-After`` on webhooks). The depth is kept in the file itself (table
+    ``outbox_depth``), updated by the same statement group that adds or removes items, in the
+    same transaction, so it is exact even when another process (``deadletter replay``) adds
+    items. (It used to be kept by a trigger per row; opening a file made by that version drops
+    the triggers and recounts the depth once.)
+
+Cost
+    An item is encoded once, when it is queued: the writer sends the stored text as it is,
+    spliced into the batch body (``NgsiLdClient.batch_upsert_encoded``). A ``put`` is a handful
+    of statements whatever the number of entities; ``complete`` deletes in bulk.
 
 Metrics: depth, age of the oldest item, and delivered / retried / refused counters (since this
 process started; ``adapter.metrics`` renders them for Prometheus).
@@ -77,11 +85,21 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE TABLE IF NOT EXISTS outbox_depth (one INTEGER PRIMARY KEY CHECK (one = 1), depth INTEGER NOT NULL);
 INSERT OR IGNORE INTO outbox_depth VALUES (1, (SELECT COUNT(*) FROM outbox));
-CREATE TRIGGER IF NOT EXISTS outbox_depth_put AFTER INSERT ON outbox
-    BEGIN UPDATE outbox_depth SET depth = depth + 1; END;
-CREATE TRIGGER IF NOT EXISTS outbox_depth_take AFTER DELETE ON outbox
-    BEGIN UPDATE outbox_depth SET depth = depth - 1; END;
 """
+
+# Files made when the depth was kept by per-row triggers: drop them and recount, atomically.
+_OLD_TRIGGERS = ("outbox_depth_put", "outbox_depth_take")
+_MIGRATE = """
+BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS outbox_depth_put;
+DROP TRIGGER IF EXISTS outbox_depth_take;
+UPDATE outbox_depth SET depth = (SELECT COUNT(*) FROM outbox);
+COMMIT;
+"""
+_COLUMNS = "(tenant, entity_id, observed_us, queued_at, size, entity, source)"
+_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+#: items deleted per statement (well under SQLite's limit of bound parameters)
+_DELETE_CHUNK = 500
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -93,6 +111,10 @@ class OutboxFull(AdapterError):
         super().__init__(f"the outbox is full: {depth} of {max_depth} entities waiting, {adding} more refused")
         self.depth = depth
         self.max_depth = max_depth
+
+
+_REF_PREFIXES: dict[tuple[str, str, str, str | None], str] = {}
+_REF_PREFIXES_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +134,16 @@ class UplinkRef:
         return cls(event.origin.lns_id, event.lns, "status", event.dev_eui)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"connection": self.connection, "lns": self.lns, "event": self.event, "dev_eui": self.dev_eui,
-             "f_cnt": self.f_cnt}
-        )
+        # Every uplink of a device shares all but the frame counter: that prefix is encoded once.
+        head = (self.connection, self.lns, self.event, self.dev_eui)
+        prefix = _REF_PREFIXES.get(head)
+        if prefix is None:
+            if len(_REF_PREFIXES) >= _REF_PREFIXES_MAX:
+                _REF_PREFIXES.clear()
+            prefix = _REF_PREFIXES[head] = json.dumps(
+                {"connection": self.connection, "lns": self.lns, "event": self.event, "dev_eui": self.dev_eui}
+            )[:-1] + ', "f_cnt": '
+        return f"{prefix}{json.dumps(self.f_cnt) if type(self.f_cnt) is not int else self.f_cnt}}}"
 
     @classmethod
     def from_json(cls, text: str) -> UplinkRef:
@@ -139,9 +167,17 @@ class OutboxItem:
     seq: int
     tenant: str
     entity_id: str
-    observed_at: datetime
-    entity_json: str
-    source: UplinkRef
+    observed_us: int
+    entity_json: str  # exactly the text sent in a batch body
+    source_json: str
+
+    @property
+    def observed_at(self) -> datetime:
+        return _EPOCH + timedelta(microseconds=self.observed_us)
+
+    @property
+    def source(self) -> UplinkRef:
+        return UplinkRef.from_json(self.source_json)
 
     @property
     def entity(self) -> dict[str, Any]:
@@ -185,13 +221,16 @@ class Outbox:
         self.max_depth = max_depth
         self._clock = clock
         self._delivered = self._retried = self._refused = 0
+        self._state: PipelineState | None = None  # set by ``sharing``
 
     @classmethod
     def open(
         cls, path: Path | str, *, max_depth: int = DEFAULT_MAX_DEPTH, clock: Callable[[], float] = time.time
     ) -> Outbox:
         """An outbox on its own connection: for a process that only delivers or inspects it."""
-        return cls(open_database(path, _SCHEMA), max_depth=max_depth, clock=clock)
+        db = open_database(path, _SCHEMA)
+        _migrate(db)
+        return cls(db, max_depth=max_depth, clock=clock)
 
     @classmethod
     def sharing(
@@ -200,7 +239,10 @@ class Outbox:
         """An outbox on the pipeline state's own connection, so both commit in one transaction."""
         db = state.connection
         db.executescript(_SCHEMA)
-        return cls(db, max_depth=max_depth, clock=clock)
+        _migrate(db)
+        outbox = cls(db, max_depth=max_depth, clock=clock)
+        outbox._state = state
+        return outbox
 
     def close(self) -> None:
         self._db.close()
@@ -226,31 +268,38 @@ class Outbox:
         """
         if observed_at.tzinfo is None:
             raise ValueError("observed_at must be timezone-aware")
+        if not entities:
+            return []
         order = (observed_at - _EPOCH) // timedelta(microseconds=1)
         now = self._clock()
         ref = source.to_json()
-        rows = []
+        values: list[Any] = []
         for entity in entities:
             text = encode_entity(entity)
-            rows.append((tenant, str(entity["id"]), order, now, len(text.encode("utf-8")), text, ref))
-        self._db.execute("SAVEPOINT outbox_put")
+            size = len(text) if text.isascii() else len(text.encode("utf-8"))
+            values += (tenant, str(entity["id"]), order, now, size, text, ref)
+        count = len(entities)
+        db = self._db
+        # Inside the state's transaction() block, an exception undoes the whole event anyway.
+        own = self._state is None or not self._state.in_transaction
+        if own:
+            db.execute("SAVEPOINT outbox_put")
         try:
             depth = self.depth()
-            if depth + len(rows) > self.max_depth:
-                raise OutboxFull(depth, self.max_depth, len(rows))
-            seqs = [
-                int(self._db.execute(
-                    "INSERT INTO outbox (tenant, entity_id, observed_us, queued_at, size, entity, source)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)", row,
-                ).lastrowid or 0)
-                for row in rows
-            ]
+            if depth + count > self.max_depth:
+                raise OutboxFull(depth, self.max_depth, count)
+            # One statement for all the rows: under the write lock their numbers are consecutive.
+            last = db.execute(_insert_sql(count), values).lastrowid
+            db.execute("UPDATE outbox_depth SET depth = depth + ?", (count,))
         except BaseException:
-            self._db.execute("ROLLBACK TO outbox_put")
-            self._db.execute("RELEASE outbox_put")
+            if own and db.in_transaction:
+                db.execute("ROLLBACK TO outbox_put")
+                db.execute("RELEASE outbox_put")
             raise
-        self._db.execute("RELEASE outbox_put")
-        return seqs
+        if own:
+            db.execute("RELEASE outbox_put")
+        assert last is not None
+        return list(range(last - count + 1, last + 1))
 
     def depth(self) -> int:
         return int(self._db.execute("SELECT depth FROM outbox_depth").fetchone()[0])
@@ -276,18 +325,22 @@ class Outbox:
                 tuple(seqs),
             )
         }
-        return [
-            OutboxItem(
-                seq, tenant, entity_id, _EPOCH + timedelta(microseconds=observed_us), entity,
-                UplinkRef.from_json(source),
-            )
-            for seq, tenant, entity_id, observed_us, entity, source in (found[s] for s in seqs if s in found)
-        ]
+        return [OutboxItem(*found[s]) for s in seqs if s in found]
 
     def complete(self, *, delivered: Sequence[int] = (), refused: Sequence[int] = ()) -> None:
         """Take out items the broker acknowledged (``delivered``) or that went to dead letters."""
-        with self.transaction():
-            self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in (*delivered, *refused)])
+        seqs = [*delivered, *refused]
+        if seqs:
+            db = self._db
+            with self.transaction():
+                removed = 0
+                for start in range(0, len(seqs), _DELETE_CHUNK):
+                    chunk = seqs[start:start + _DELETE_CHUNK]
+                    removed += db.execute(
+                        f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk
+                    ).rowcount
+                # Only the rows that were still there: the depth stays exact if one was gone.
+                db.execute("UPDATE outbox_depth SET depth = depth - ?", (removed,))
         self._delivered += len(delivered)
         self._refused += len(refused)
 
@@ -299,6 +352,25 @@ class Outbox:
         oldest = self._db.execute("SELECT queued_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
         age = max(self._clock() - oldest[0], 0.0) if oldest else 0.0
         return OutboxMetrics(self.depth(), self.max_depth, age, self._delivered, self._retried, self._refused)
+
+
+def _insert_sql(count: int) -> str:
+    sql = _INSERTS.get(count)
+    if sql is None:
+        sql = _INSERTS[count] = f"INSERT INTO outbox {_COLUMNS} VALUES {','.join([_ROW] * count)}"
+    return sql
+
+
+_INSERTS: dict[int, str] = {}
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    names = tuple(_OLD_TRIGGERS)
+    found = db.execute(
+        f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ({','.join('?' * len(names))})", names
+    ).fetchone()[0]
+    if found:
+        db.executescript(_MIGRATE)
 
 
 def latest_observation(entity: Mapping[str, Any]) -> datetime | None:

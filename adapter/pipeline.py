@@ -12,13 +12,20 @@ uplink seen and records its meter indexes: either the uplink is seen and its ent
 queued, or neither (``adapter.outbox`` explains why). When the outbox is full, ``OutboxFull``
 propagates and nothing is recorded, so the transport can push back and the network server
 sends the uplink again later.
+
+``process_many`` takes a burst of events (the MQTT messages already received) through the same
+steps inside ONE SQLite transaction (group commit, see ``adapter.state``): each event keeps its
+own outcome (mapped, duplicate, rejected as a dead letter, or the exception that stopped it,
+with nothing of it stored), an uplink repeated inside the burst is recognised as a duplicate,
+and nothing of the burst is durable until ``process_many`` returns. The caller acknowledges
+the events it returned a ``PipelineResult`` for, and only then.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +50,7 @@ from adapter.sources import DEFAULT_LIMITS, ParseLimits, get_parser
 from adapter.state import PipelineState
 from adapter.uplink import DeviceStatus, Event, Origin, OtherEvent, Uplink
 
-__all__ = ["Pipeline", "PipelineResult"]
+__all__ = ["Pipeline", "PipelineResult", "RawEvent"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,17 @@ class PipelineResult:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    """One event as a transport received it (the arguments of ``Pipeline.process``)."""
+
+    body: bytes
+    lns: str
+    origin: Origin
+    topic: str | None = None
+    event: str | None = None
+
+
 @dataclass
 class Pipeline:
     profiles: ProfileSet
@@ -128,6 +146,37 @@ class Pipeline:
             self.counters[f"rejected:{exc.reason}"] += 1
             log.warning("rejected event from %s (dead letter %d): %s", origin.lns_id, letter, exc)
             return PipelineResult("rejected", event=parsed, reason=exc.reason, detail=exc.detail, dead_letter_id=letter)
+
+    def process_many(self, events: Sequence[RawEvent]) -> list[PipelineResult | Exception]:
+        """Process a burst of events in one transaction (group commit); one outcome per event.
+
+        An outcome is the ``PipelineResult`` of ``process``, or the exception that stopped the
+        event (``OutboxFull``, a broken resource, a bug): nothing of that event is stored, so it
+        must not be acknowledged. Everything returned as a result is committed when this
+        returns. If the commit itself fails (or SQLite ends the transaction on its own), every
+        outcome is that exception: nothing of the burst may be acknowledged (dead letters
+        already filed for some of its events may then be filed again when they come back).
+        """
+        if not events:
+            return []
+        outcomes: list[PipelineResult | Exception] = []
+        process = self.process
+        state = self.state
+        try:
+            with state.batch():
+                for raw in events:
+                    try:
+                        outcomes.append(
+                            process(raw.body, lns=raw.lns, origin=raw.origin, topic=raw.topic, event=raw.event)
+                        )
+                    except Exception as exc:
+                        if not state.batch_intact:
+                            raise
+                        outcomes.append(exc)
+        except Exception as exc:
+            log.error("a burst of %d events could not be committed: %s", len(events), exc)
+            return [exc] * len(events)
+        return outcomes
 
     def replay(self, letter: DeadLetter) -> PipelineResult:
         """Process a dead letter again; on success it is marked replayed, else its reason is updated.
@@ -236,9 +285,10 @@ class Pipeline:
     ) -> None:
         if self.schemas is None:
             return
+        none: frozenset[str] = frozenset()
         for entity in entities:
             # A value flagged out of range is kept on purpose; its schema bound is the same finding.
-            skip = frozenset(attribute for entity_id, attribute in out_of_range if entity_id == entity["id"])
+            skip = frozenset(a for entity_id, a in out_of_range if entity_id == entity["id"]) if out_of_range else none
             errors = self.schemas.errors(entity, skip=skip)
             if errors:
                 raise MappingError("schema_invalid", f"{entity['type']} {entity['id']}: {'; '.join(errors)}")

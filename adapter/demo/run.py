@@ -102,6 +102,8 @@ async def run_demo(
             report.outcomes[result.status] += 1
 
         async with AdapterService(demo_config, http_port=http_port, emit=count) as service:
+            # A message published before the adapter's subscription exists would not be kept.
+            await service.subscribed(timeout_s=30)
             events = list(uplinks(fleet, rounds * len(fleet)))
             report.published = await _publish(events, demo_config, mosquitto.port, http_port, progress, report)
             await _wait(service, report, progress)

@@ -62,14 +62,26 @@ class MappedEntities:
 
 def iso(moment: datetime) -> str:
     """NGSI-LD DateTime: UTC with a Z, milliseconds kept when present."""
+    # One uplink formats its observation time for each of its entities: formatted once.
+    global _last_iso
+    last = _last_iso[0]
+    if last.tzinfo is moment.tzinfo and last == moment and last.fold == moment.fold:  # same tzinfo: same fields
+        return _last_iso[1]
     text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+    text = text.replace("+00:00", "Z")
+    _last_iso = (moment, text)
+    return text
+
+
+_last_iso: tuple[datetime, str] = (datetime(1970, 1, 1, tzinfo=UTC), "1970-01-01T00:00:00Z")
 
 
 def get_path(data: Mapping[str, Any], path: str) -> Any:
+    if type(data) is dict and "." not in path:  # the usual case: a top-level field of the decoded data
+        return data.get(path)
     current: Any = data
     for part in path.split("."):
-        if isinstance(current, Mapping) and part in current:
+        if (type(current) is dict or isinstance(current, Mapping)) and part in current:
             current = current[part]
         elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
             current = current[int(part)]

@@ -35,17 +35,20 @@ def to_key_values(entity: Mapping[str, Any]) -> dict[str, Any]:
     """Project a normalized NGSI-LD entity to the key-values shape the SDM schemas describe."""
     out: dict[str, Any] = {}
     for name, attr in entity.items():
-        if name in ("id", "type"):
+        if name == "id" or name == "type":
             out[name] = attr
         elif name == "@context":
             continue
-        elif isinstance(attr, Mapping) and attr.get("type") == "Relationship":
-            out[name] = attr.get("object")
-        elif isinstance(attr, Mapping) and "value" in attr:
-            value = attr["value"]
-            if isinstance(value, Mapping) and "@value" in value:
-                value = value["@value"]  # {"@type": "DateTime", "@value": ...}
-            out[name] = value
+        elif type(attr) is dict or isinstance(attr, Mapping):  # dict first: cheaper than the ABC
+            if attr.get("type") == "Relationship":
+                out[name] = attr.get("object")
+            elif "value" in attr:
+                value = attr["value"]
+                if (type(value) is dict or isinstance(value, Mapping)) and "@value" in value:
+                    value = value["@value"]  # {"@type": "DateTime", "@value": ...}
+                out[name] = value
+            else:
+                out[name] = attr
         else:
             out[name] = attr
     return out
@@ -102,8 +105,12 @@ class SchemaRegistry:
 
         ``skip`` names attributes left out of the check (values already flagged as out of range).
         """
-        key_values = {k: v for k, v in to_key_values(entity).items() if k not in skip}
-        validator = self.validator(str(entity["type"]))
+        key_values = to_key_values(entity)
+        if skip:
+            key_values = {k: v for k, v in key_values.items() if k not in skip}
+        validator = self._validators.get(entity["type"]) or self.validator(str(entity["type"]))
+        if validator.is_valid(key_values):  # the usual case, and cheaper than collecting no errors
+            return []
         return sorted(
             f"{'/'.join(str(p) for p in error.instance_path) or '(entity)'}: {error.message}"
             for error in validator.iter_errors(key_values)

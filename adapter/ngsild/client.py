@@ -164,9 +164,12 @@ class BrokerProtocolError(NgsiLdError):
     """The broker answered something the NGSI-LD API does not allow (status or body)."""
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_entity(entity: Mapping[str, Any]) -> str:
     """An entity as it is written in a batch body (compact JSON, non-ASCII kept)."""
-    return json.dumps(entity, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(entity)
 
 
 def batch_size(encoded_sizes: Iterable[int]) -> int:
@@ -210,10 +213,26 @@ class NgsiLdClient:
         """
         if not entities:
             raise ValueError("a batch upsert needs at least one entity")
+        return await self.batch_upsert_encoded(
+            tenant, [encode_entity(e) for e in entities], [str(e.get("id")) for e in entities], options=options
+        )
+
+    async def batch_upsert_encoded(
+        self, tenant: str | None, encoded: Sequence[str], ids: Sequence[str], *, options: str = "update"
+    ) -> BatchOutcome:
+        """``batch_upsert`` of entities already encoded with ``encode_entity`` (``ids``: theirs, in order).
+
+        The texts are spliced into the body as they are (the outbox stores them so), never
+        decoded and encoded again.
+        """
+        if not encoded:
+            raise ValueError("a batch upsert needs at least one entity")
+        if len(ids) != len(encoded):
+            raise ValueError("one id per encoded entity")
         if options not in ("update", "replace"):
             raise ValueError(f"upsert options must be 'update' or 'replace', not {options!r}")
-        body = ("[" + ",".join(encode_entity(e) for e in entities) + "]").encode("utf-8")
-        ids = tuple(str(e.get("id")) for e in entities)
+        body = ("[" + ",".join(encoded) + "]").encode("utf-8")
+        ids = tuple(ids)
         status, payload = await self._request(
             "POST", "/entityOperations/upsert", tenant, params={"options": options}, body=body,
             content_type=LD_JSON,

@@ -22,14 +22,18 @@ Zero values
 
 from __future__ import annotations
 
+import base64
+import math
 import re
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from chirpstack_api import integration
-from google.protobuf import json_format
+from google.protobuf import descriptor_pool, json_format
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
 from adapter.exceptions import EventError
@@ -176,10 +180,156 @@ def _load_protobuf(body: bytes, message_type: type[Message]) -> dict[str, Any]:
             "invalid_protobuf", f"body is not a {message_type.DESCRIPTOR.full_name} message: {exc}"
         ) from exc
     try:
-        as_dict: dict[str, Any] = json_format.MessageToDict(message)
+        as_dict: dict[str, Any] = message_to_dict(message)
     except json_format.Error as exc:  # e.g. NaN in ``object``, which JSON cannot carry
         raise EventError("invalid_protobuf", f"event cannot be read as JSON: {exc}") from exc
     return as_dict
+
+
+# --- protobuf to the JSON mapping, faster ---------------------------------------------------------
+#
+# ``json_format.MessageToDict`` walks every message through generic, pure-Python code: some 70 µs
+# for an uplink event, more than the rest of its parsing. ``message_to_dict`` gives the same dict
+# (its test compares both on every ChirpStack event type, filled at random) with a conversion
+# planned once per message type. It follows ``json_format``'s rules for the field types of
+# ChirpStack events; anything else (an enum value it does not know, an extension, a JSON-name
+# option on enum values) makes it hand the whole message to ``MessageToDict``, and well-known
+# types other than Timestamp (Struct, Duration...) are always converted by ``MessageToDict``.
+
+
+class _Unsupported(Exception):
+    """Something the fast conversion does not cover: ``MessageToDict`` converts the message."""
+
+
+_WELL_KNOWN = "google/protobuf/"
+_INT64 = frozenset({FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64})
+_PLANS: dict[Descriptor, dict[FieldDescriptor, tuple[str, Callable[[Any], Any], int]]] = {}
+_SINGLE, _REPEATED, _MAP = 0, 1, 2
+
+
+def _enum_json_options() -> bool:
+    """Whether enum values may carry a JSON name (then ``MessageToDict`` must name them)."""
+    try:
+        descriptor_pool.Default().FindExtensionByName("pb.enumvalue.json")
+    except KeyError:
+        return False
+    return True
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    """``json_format.MessageToDict(message)`` with its default options, faster."""
+    descriptor = message.DESCRIPTOR
+    if descriptor.file.name.startswith(_WELL_KNOWN) or _ENUM_JSON_OPTIONS:
+        return json_format.MessageToDict(message)
+    try:
+        return _regular(message)
+    except (_Unsupported, ValueError):  # ValueError: a nested Struct that JSON cannot carry (NaN)
+        return json_format.MessageToDict(message)  # converts it, or raises as it would have
+
+
+def _regular(message: Message) -> dict[str, Any]:
+    plan = _PLANS.get(message.DESCRIPTOR)
+    if plan is None:
+        plan = _PLANS[message.DESCRIPTOR] = _plan(message.DESCRIPTOR)
+    out: dict[str, Any] = {}
+    for fd, value in message.ListFields():
+        step = plan.get(fd)  # extensions are not in the plan
+        if step is None:
+            raise _Unsupported(fd.full_name)
+        name, convert, kind = step
+        if kind == _SINGLE:
+            out[name] = convert(value)
+        elif kind == _REPEATED:
+            out[name] = [convert(item) for item in value]
+        else:
+            out[name] = {("true" if key else "false") if isinstance(key, bool) else str(key): convert(value[key])
+                         for key in value}
+    return out
+
+
+def _plan(descriptor: Descriptor) -> dict[FieldDescriptor, tuple[str, Callable[[Any], Any], int]]:
+    plan = {}
+    for fd in descriptor.fields:
+        entry = fd.message_type if fd.type == FieldDescriptor.TYPE_MESSAGE else None
+        if entry is not None and entry.has_options and entry.GetOptions().map_entry:
+            plan[fd] = (fd.json_name, _converter(entry.fields_by_name["value"]), _MAP)
+        else:
+            plan[fd] = (fd.json_name, _converter(fd), _REPEATED if fd.is_repeated else _SINGLE)
+    return plan
+
+
+def _converter(fd: FieldDescriptor) -> Callable[[Any], Any]:
+    cpp = fd.cpp_type
+    if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
+        sub = fd.message_type
+        if sub.full_name == "google.protobuf.Timestamp":
+            return lambda value: value.ToJsonString()
+        if sub.file.name.startswith(_WELL_KNOWN):  # Struct, Value, Duration, wrappers, Any...
+            return json_format.MessageToDict
+        return _regular
+    if cpp == FieldDescriptor.CPPTYPE_ENUM:
+        if fd.enum_type.full_name == "google.protobuf.NullValue":
+            return _unsupported
+        names = {number: value.name for number, value in fd.enum_type.values_by_number.items()}
+
+        def enum_name(value: Any) -> Any:
+            name = names.get(value)
+            if name is None:
+                raise _Unsupported(f"{fd.full_name} = {value}")
+            return name
+
+        return enum_name
+    if cpp == FieldDescriptor.CPPTYPE_STRING:
+        if fd.type == FieldDescriptor.TYPE_BYTES:
+            return lambda value: base64.b64encode(value).decode("utf-8")
+        return str
+    if cpp == FieldDescriptor.CPPTYPE_BOOL:
+        return bool
+    if cpp in _INT64:
+        return str
+    if cpp == FieldDescriptor.CPPTYPE_DOUBLE:
+        return _double
+    if cpp == FieldDescriptor.CPPTYPE_FLOAT:
+        return _float
+    return _same  # 32-bit integers
+
+
+def _unsupported(value: Any) -> Any:
+    raise _Unsupported(repr(value))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _double(value: float) -> Any:
+    if math.isinf(value) or math.isnan(value):
+        raise _Unsupported(repr(value))  # "Infinity", "NaN": MessageToDict spells them
+    return value
+
+
+def _float(value: float) -> Any:
+    if math.isinf(value) or math.isnan(value):
+        raise _Unsupported(repr(value))
+    return _shortest_float(value)
+
+
+def _shortest_float(original: float) -> float:
+    """The shortest decimal with the same 32-bit float (``json_format``'s rule for ``float`` fields)."""
+    precision = 6
+    rounded = float(f"{original:.{precision}g}")
+    while _to_float32(rounded) != original:
+        precision += 1
+        rounded = float(f"{original:.{precision}g}")
+    return rounded
+
+
+def _to_float32(value: float) -> float:
+    return float(_FLOAT32.unpack(_FLOAT32.pack(value))[0])
+
+
+_FLOAT32 = struct.Struct("<f")
+_ENUM_JSON_OPTIONS = _enum_json_options()
 
 
 def _recognise(message: Mapping[str, Any]) -> str:
@@ -307,7 +457,7 @@ def _uint(obj: Mapping[str, Any], path: str) -> int:
 
 def _rx_info(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     entries = field(message, "rxInfo", list, required=False) or []
-    if not all(isinstance(entry, Mapping) for entry in entries):
+    if not all(type(entry) is dict or isinstance(entry, Mapping) for entry in entries):
         raise EventError("missing_field", "field 'rxInfo' should be a list of objects")
     return entries
 

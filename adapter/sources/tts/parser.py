@@ -236,7 +236,7 @@ def _received_at(
 
 def _rx_metadata(up: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     entries = field(up, "rx_metadata", list, required=False) or []
-    if not all(isinstance(entry, Mapping) for entry in entries):
+    if not all(type(entry) is dict or isinstance(entry, Mapping) for entry in entries):
         raise EventError(
             "missing_field", "field 'uplink_message.rx_metadata' should be a list of objects"
         )
