@@ -152,8 +152,9 @@ class AdapterService:
     Used by ``listen`` (the CLI), the demo and the end-to-end benchmark::
 
         async with AdapterService(config, http_port=8080) as service:
-            ...                       # events flow in from MQTT and webhooks
-            await service.drained()   # every accepted entity acknowledged by the broker
+            await service.subscribed(timeout_s=30)  # MQTT subscriptions in place
+            ...                       # events flow in
+            await service.drained(timeout_s=60)     # every accepted entity delivered
 
     Without a ``[broker]`` url the entities wait in the outbox (and ingest is pushed back once
     it is full). The HTTP listener (``http_port``) serves the webhooks, the JSON-LD contexts
@@ -175,7 +176,6 @@ class AdapterService:
         self.http_host, self.http_port = http_host, http_port
         self.emit = emit
         self.events = 0
-        self.event_seen = asyncio.Event()
         self.pipeline: Pipeline | None = None
         self.writer: BrokerWriter | None = None
         self._resources = contextlib.AsyncExitStack()
@@ -193,7 +193,6 @@ class AdapterService:
         if self.emit is not None:
             self.emit(result)
         self.events += 1
-        self.event_seen.set()
         return result
 
     def handle_many(
@@ -220,7 +219,6 @@ class AdapterService:
                 if self.emit is not None:
                     self.emit(outcome)
                 self.events += 1
-                self.event_seen.set()
         return outcomes
 
     async def __aenter__(self) -> AdapterService:
