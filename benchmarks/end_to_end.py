@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,15 +37,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from adapter.demo.fleet import FleetDevice, build_fleet, uplinks  # noqa: E402
 from adapter.demo.mosquitto import MosquittoBroker  # noqa: E402
+from adapter.demo.network import free_port  # noqa: E402
 from counting_sink import CountingSink  # noqa: E402
 
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def config_toml(devices: list[FleetDevice], *, mqtt_port: int, broker_url: str, state_dir: Path) -> str:

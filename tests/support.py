@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from adapter.app import build_pipeline
 from adapter.config import load_config
@@ -62,3 +67,12 @@ def reference_validator(entity_type: str):  # type: ignore[no-untyped-def]
     return jsonschema.Draft202012Validator(
         schema, registry=registry, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
+
+
+async def eventually(condition: Callable[[], bool], what: str, timeout: float = 5.0, poll: float = 0.005) -> None:
+    """Wait (bounded) until ``condition()`` holds; fail the test naming ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(poll)

@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from adapter.demo.network import free_port
 from adapter.exceptions import AdapterError
 
 __all__ = ["MosquittoBroker", "MosquittoError"]
@@ -31,13 +32,6 @@ def _mosquitto_binary() -> Path:
     if found is None:
         raise MosquittoError(f"the Mosquitto broker is not installed ({MOSQUITTO} not found): run `make setup`")
     return Path(found)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _accepts_connections(port: int) -> bool:
@@ -58,7 +52,7 @@ class MosquittoBroker:
     def __init__(self, workdir: Path) -> None:
         self.binary = _mosquitto_binary()
         self.host = HOST
-        self.port = _free_port()
+        self.port = free_port(HOST)
         self.workdir = workdir
         self.log_file = workdir / "mosquitto.log"
         self.config_file = workdir / "mosquitto.conf"

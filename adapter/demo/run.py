@@ -16,7 +16,6 @@ import asyncio
 import dataclasses
 import json
 import shutil
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from adapter.app import AdapterService
 from adapter.config import AdapterConfig
 from adapter.demo.fleet import build_fleet, fleet_registry, uplinks
 from adapter.demo.mosquitto import MosquittoBroker
+from adapter.demo.network import free_port
 from adapter.mapping.profile import load_profiles
 from adapter.ngsild.broker import create_broker_app
 from adapter.pipeline import PipelineResult
@@ -57,12 +57,6 @@ class DemoReport:
     context: str = ""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 async def run_demo(
     config: AdapterConfig,
     workdir: Path,
@@ -77,7 +71,7 @@ async def run_demo(
     started = time.monotonic()
     mosquitto = MosquittoBroker(workdir)
     mosquitto.start()
-    broker_port, http_port = _free_port(), _free_port()
+    broker_port, http_port = free_port(), free_port()
     broker = web.AppRunner(create_broker_app(db_path=report.broker_db), access_log=None)
     await broker.setup()
     await web.TCPSite(broker, HOST, broker_port).start()

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-import pytest
 
 from adapter.config import BrokerSettings
+from adapter.demo.network import free_port
 from adapter.deadletter import DeadLetterStore
 from adapter.delivery import BrokerWriter
 from adapter.ngsild.client import NgsiLdClient
 from adapter.outbox import Outbox, UplinkRef
+from tests.support import eventually  # noqa: F401  (re-exported for the delivery tests)
 
 HOST = "127.0.0.1"
 WAIT_S = 5.0
@@ -52,19 +51,7 @@ def observation(n: int, k: int) -> tuple[dict[str, Any], datetime]:
     return make_entity(n, at, float(k)), at
 
 
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def eventually(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.005)
+unused_port = free_port
 
 
 @contextlib.asynccontextmanager

@@ -13,10 +13,9 @@ import contextlib
 import dataclasses
 import json
 import logging
-import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +32,8 @@ from adapter.pipeline import Pipeline, PipelineResult
 from adapter.sources.chirpstack import EVENT_MESSAGES
 from adapter.sources.mqtt import consume_mqtt
 from adapter.uplink import Origin
-from tests.support import FIXTURES, NOW, body_bytes, demo_event
+from adapter.demo.network import free_port
+from tests.support import FIXTURES, NOW, body_bytes, demo_event, eventually
 
 if TYPE_CHECKING:
     from tests.conftest import MosquittoBroker
@@ -137,14 +137,6 @@ async def wait_ready(consumer: Consumer) -> None:
     assert waiter in done, f"consume_mqtt did not subscribe within {WAIT_S} s"
 
 
-async def eventually(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def publish(address: tuple[str, int], messages: list[tuple[str, bytes]]) -> None:
     """Publish at QoS 1, as a network server does; returns once the broker has acknowledged each."""
     host, port = address
@@ -153,11 +145,7 @@ async def publish(address: tuple[str, int], messages: list[tuple[str, bytes]]) -
             await client.publish(topic, payload, qos=1)
 
 
-def unused_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+unused_port = free_port
 
 
 def demo_message(name: str) -> tuple[str, bytes]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from adapter.demo.network import free_port
 from adapter.ngsild.broker import create_broker_app
 from tests.support import REPO
 
@@ -24,16 +24,10 @@ INTEROP_PYTHON = REPO / ".venv-interop" / "bin" / "python"
 SCENARIO = Path(__file__).with_name("ngsildclient_scenario.py")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_ngsildclient_creates_queries_and_reads_history(tmp_path: Path) -> None:
     if not INTEROP_PYTHON.exists():
         pytest.fail(f"{INTEROP_PYTHON} is missing: run `make setup`", pytrace=False)
-    port = _free_port()
+    port = free_port()
     runner = web.AppRunner(create_broker_app(db_path=tmp_path / "broker.sqlite"))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from adapter.config import AdapterConfig, Connection, load_config
 from adapter.pipeline import Pipeline, PipelineResult, RawEvent
 from adapter.sources.mqtt import consume_mqtt
 from adapter.uplink import Origin
-from tests.support import NOW, body_bytes, demo_event
+from tests.support import NOW, body_bytes, demo_event, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -107,14 +106,6 @@ async def publish(address: tuple[str, int], messages: list[tuple[str, bytes]]) -
     async with aiomqtt.Client(host, port, identifier=f"test-publisher-{uuid.uuid4().hex[:8]}") as client:
         for topic, payload in messages:
             await client.publish(topic, payload, qos=1)
-
-
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def air_quality(f_cnt: int) -> tuple[str, bytes]:
