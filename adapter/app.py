@@ -15,7 +15,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from adapter.ngsild.client import NgsiLdClient
 from adapter.ngsild.context_server import context_routes
 from adapter.outbox import Outbox, UplinkRef, latest_observation
 from adapter.pipeline import Pipeline, PipelineResult
+from adapter.provenance.integrity.keys import ephemeral_keys, key_directory
+from adapter.provenance.ledger import ProvenanceLedger
 from adapter.state import PipelineState
 from adapter.uplink import Origin
 
@@ -50,11 +52,15 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
     ``state_dir=None`` keeps state, outbox and dead letters in memory.
     """
     profiles = load_profiles(config.models_dir)
+    settings = config.provenance
     if state_dir is None:
         state, letters = PipelineState(":memory:"), DeadLetterStore(":memory:")
+        signers = ephemeral_keys(settings.log_origin)
     else:
         state = PipelineState(state_dir / "state.sqlite")
         letters = DeadLetterStore(state_dir / "deadletters.sqlite")
+        signers = key_directory(settings.key_dir, settings.log_origin)
+    retention = timedelta(days=settings.payload_retention_days) if settings.payload_retention_days else None
     return Pipeline(
         profiles=profiles,
         codecs=CodecRegistry(),
@@ -66,6 +72,7 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
         pseudonym_key=config.pseudonym_key,
         outbox=Outbox.sharing(state, max_depth=config.outbox_max_depth),
         contexts_url=config.contexts_url,
+        ledger=ProvenanceLedger(state.connection, signers, payload_retention=retention),
     )
 
 

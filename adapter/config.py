@@ -50,6 +50,21 @@ request_timeout_s = 30            # one batch request, connection included
 
 [outbox]
 max_depth = 100000                # entities waiting at most; beyond, ingest is pushed back
+
+[provenance]                      # see docs/provenance.md
+key_dir = "/var/lib/ngsild-adapter/keys"   # one log signing key per collectivity, created on
+                                  # first run; refused inside a Git work tree. Default:
+                                  # $XDG_DATA_HOME/ngsild-adapter/keys
+log_origin = "adapter.example.org"   # logs are named <log_origin>/<tenant> in their checkpoints
+payload_retention_days = 30       # raw payloads kept this long (0: never kept); digests stay
+checkpoint_interval_s = 10        # a signed tree head per grown log at this interval
+store = "embedded"                # RDF index: "embedded" (pyoxigraph in <state_dir>/rdf) or "sparql"
+sparql_query_url = "http://oxigraph:7878/query"    # store = "sparql": a SPARQL 1.1 store
+sparql_update_url = "http://oxigraph:7878/update"
+sparql_store_url = "http://oxigraph:7878/store"    # Graph Store Protocol (bulk writes)
+index_batch = 2000                # records indexed per round, off the ingestion path
+query_timeout_s = 10              # /sparql: time and result-size limits
+query_max_results = 10000
 ```
 
 Environment overrides (for containers): ``NGSILD_ADAPTER_MODELS``, ``NGSILD_ADAPTER_STATE_DIR``,
@@ -58,7 +73,8 @@ Environment overrides (for containers): ``NGSILD_ADAPTER_MODELS``, ``NGSILD_ADAP
 ``NGSILD_ADAPTER_PSEUDONYM_KEY`` (hex), per connection
 ``NGSILD_ADAPTER_<CONNECTION NAME>_{HOST,PORT,USERNAME}`` (name upper-cased, ``-`` as ``_``),
 every ``[broker]`` key as ``NGSILD_ADAPTER_BROKER_<KEY>`` (``NGSILD_ADAPTER_BROKER_URL``,
-``NGSILD_ADAPTER_BROKER_MAX_IN_FLIGHT``...) and ``NGSILD_ADAPTER_OUTBOX_MAX_DEPTH``.
+``NGSILD_ADAPTER_BROKER_MAX_IN_FLIGHT``...), ``NGSILD_ADAPTER_OUTBOX_MAX_DEPTH``, and every
+``[provenance]`` key as ``NGSILD_ADAPTER_PROVENANCE_<KEY>``.
 """
 
 from __future__ import annotations
@@ -67,17 +83,18 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from adapter.exceptions import ConfigError
 from adapter.mapping.entities import DeviceRecord
+from adapter.provenance.integrity.keys import default_key_directory
 from adapter.sources._common import ParseLimits, normalise_eui, optional_location
 from adapter.uplink import Origin
 
-__all__ = ["AdapterConfig", "BrokerSettings", "Collectivity", "Connection", "load_config"]
+__all__ = ["AdapterConfig", "BrokerSettings", "Collectivity", "Connection", "ProvenanceSettings", "load_config"]
 
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 _ENV = "NGSILD_ADAPTER_"
@@ -131,6 +148,23 @@ class BrokerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvenanceSettings:
+    """The integrity log and the RDF index (the ``[provenance]`` table); see the module docstring."""
+
+    key_dir: Path = field(default_factory=default_key_directory)
+    log_origin: str = "ngsild-adapter.localhost"
+    payload_retention_days: float = 30.0
+    checkpoint_interval_s: float = 10.0
+    store: str = "embedded"
+    sparql_query_url: str | None = None
+    sparql_update_url: str | None = None
+    sparql_store_url: str | None = None
+    index_batch: int = 2000
+    query_timeout_s: float = 10.0
+    query_max_results: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class AdapterConfig:
     path: Path | None
     models_dir: Path
@@ -143,6 +177,7 @@ class AdapterConfig:
     broker: BrokerSettings = field(default_factory=BrokerSettings)
     outbox_max_depth: int = 100_000
     contexts_url: str | None = None  # where the broker fetches the adapter's served contexts
+    provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
 
     def connection(self, name: str) -> Connection:
         for c in self.connections:
@@ -172,7 +207,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     base = path.parent
     adapter = _table(doc, "adapter", path)
-    unknown = set(doc) - {"adapter", "collectivity", "connection", "device", "broker", "outbox"}
+    unknown = set(doc) - {"adapter", "collectivity", "connection", "device", "broker", "outbox", "provenance"}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
 
@@ -217,6 +252,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         broker=_broker(_table(doc, "broker", path), path, env),
         outbox_max_depth=max_depth,
         contexts_url=contexts_url,
+        provenance=_provenance(_table(doc, "provenance", path), base, path, env),
     )
 
 
@@ -267,6 +303,41 @@ def _broker(t: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> BrokerS
         raise ConfigError(f"{path}: broker batch_delay_s must be 0 or more and request_timeout_s more than 0")
     if not 0 < settings.retry_initial_s <= settings.retry_max_s:
         raise ConfigError(f"{path}: broker retry delays need 0 < retry_initial_s <= retry_max_s")
+    return settings
+
+
+def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, str]) -> ProvenanceSettings:
+    kinds: dict[str, type[int | float]] = {
+        "payload_retention_days": float, "checkpoint_interval_s": float, "index_batch": int,
+        "query_timeout_s": float, "query_max_results": int,
+    }
+    texts = ("key_dir", "log_origin", "store", "sparql_query_url", "sparql_update_url", "sparql_store_url")
+    unknown = set(t) - {*kinds, *texts}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [provenance]: {', '.join(sorted(unknown))}")
+
+    def value(key: str) -> Any:
+        return env.get(f"{_ENV}PROVENANCE_{key.upper()}") or t.get(key)
+
+    numbers = {k: _number(value(k), kind, f"provenance {k}", path) for k, kind in kinds.items() if value(k) is not None}
+    strings = {k: value(k) for k in texts if value(k) is not None}
+    for key, text in strings.items():
+        if not isinstance(text, str) or not text:
+            raise ConfigError(f"{path}: provenance {key} must be a non-empty string")
+    key_dir = strings.pop("key_dir", None)
+    settings = ProvenanceSettings(**numbers, **strings)
+    if key_dir is not None:
+        settings = replace(settings, key_dir=(base / key_dir).resolve())
+    if settings.store not in ("embedded", "sparql"):
+        raise ConfigError(f"{path}: provenance store must be 'embedded' or 'sparql', not {settings.store!r}")
+    if settings.store == "sparql" and not (settings.sparql_query_url and settings.sparql_update_url):
+        raise ConfigError(f"{path}: provenance store 'sparql' needs sparql_query_url and sparql_update_url")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.:/_-]*", settings.log_origin):
+        raise ConfigError(f"{path}: provenance log_origin {settings.log_origin!r} must be a host name and path")
+    if settings.payload_retention_days < 0 or settings.checkpoint_interval_s <= 0 or settings.index_batch < 1:
+        raise ConfigError(f"{path}: provenance payload_retention_days must be >= 0, checkpoint_interval_s > 0, index_batch >= 1")
+    if settings.query_timeout_s <= 0 or settings.query_max_results < 1:
+        raise ConfigError(f"{path}: provenance query_timeout_s must be > 0 and query_max_results >= 1")
     return settings
 
 

@@ -126,12 +126,13 @@ class UplinkRef:
     event: str  # "up", "status", or the event of a dead letter sent again
     dev_eui: str | None = None
     f_cnt: int | None = None
+    record: int | None = None  # the provenance record of the event in its tenant's log
 
     @classmethod
-    def of(cls, event: Uplink | DeviceStatus) -> UplinkRef:
+    def of(cls, event: Uplink | DeviceStatus, record: int | None = None) -> UplinkRef:
         if isinstance(event, Uplink):
-            return cls(event.origin.lns_id, event.lns, "up", event.dev_eui, event.f_cnt)
-        return cls(event.origin.lns_id, event.lns, "status", event.dev_eui)
+            return cls(event.origin.lns_id, event.lns, "up", event.dev_eui, event.f_cnt, record)
+        return cls(event.origin.lns_id, event.lns, "status", event.dev_eui, None, record)
 
     def to_json(self) -> str:
         # Every uplink of a device shares all but the frame counter: that prefix is encoded once.
@@ -143,7 +144,10 @@ class UplinkRef:
             prefix = _REF_PREFIXES[head] = json.dumps(
                 {"connection": self.connection, "lns": self.lns, "event": self.event, "dev_eui": self.dev_eui}
             )[:-1] + ', "f_cnt": '
-        return f"{prefix}{json.dumps(self.f_cnt) if type(self.f_cnt) is not int else self.f_cnt}}}"
+        f_cnt = json.dumps(self.f_cnt) if type(self.f_cnt) is not int else self.f_cnt
+        if self.record is None:
+            return f"{prefix}{f_cnt}}}"
+        return f'{prefix}{f_cnt}, "record": {self.record}}}'
 
     @classmethod
     def from_json(cls, text: str) -> UplinkRef:

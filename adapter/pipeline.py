@@ -46,6 +46,8 @@ from adapter.mapping.schemas import SchemaRegistry
 from adapter.outbox import Outbox, UplinkRef
 from adapter.ngsild.context_server import served_context_urls
 from adapter.privacy import apply_privacy
+from adapter.provenance.ledger import ProvenanceLedger
+from adapter.provenance.record import Step, build_record, link_entities
 from adapter.sources import DEFAULT_LIMITS, ParseLimits, get_parser
 from adapter.state import PipelineState
 from adapter.uplink import DeviceStatus, Event, Origin, OtherEvent, Uplink
@@ -119,6 +121,7 @@ class Pipeline:
     counters: Counter[str] = field(default_factory=Counter)
     outbox: Outbox | None = None
     contexts_url: str | None = None  # entities name the adapter's served copies of their contexts
+    ledger: ProvenanceLedger | None = None  # provenance records, in the state's SQLite connection
 
     def process(
         self,
@@ -227,6 +230,8 @@ class Pipeline:
             )
         if not uplink.payload and uplink.decoded is None:
             raise RejectedInput("empty_payload", f"uplink fCnt {uplink.f_cnt} of {uplink.dev_eui} carries no payload")
+        clock = self.clock
+        decode_started = clock()
         decoded = self.codecs.get(profile.codec).decode(
             CodecInput(
                 payload=uplink.payload,
@@ -238,20 +243,27 @@ class Pipeline:
         )
         if decoded.errors:
             raise CodecError("codec_errors", f"{decoded.codec.name}: {'; '.join(decoded.errors)}")
+        decode_ended = clock()
         data, applied = apply_privacy(decoded.data, profile.privacy, key=self.pseudonym_key)
-        record = self.devices.get(uplink.dev_eui)
+        privacy_ended = clock()
+        device = self.devices.get(uplink.dev_eui)
         observed_at, source = observation_time(uplink, data, profile)
-        mapped = build_entities(uplink, data, profile, record, observed_at)
+        mapped = build_entities(uplink, data, profile, device, observed_at)
         self._serve_contexts(mapped.entities)
         self._check_schemas(mapped.entities, mapped.out_of_range)
         index_updates = self._meter_index_updates(mapped.cumulative, data, profile, observed_at)
         indexes = [(c.entity_id, c.attribute, c.value) for c in index_updates]
+        record = None
+        if self.ledger is not None:
+            steps = (
+                Step("decode", decode_started, decode_ended, {"codec": decoded.codec.name, "codecSha256": decoded.codec.digest}),
+                Step("privacy", decode_ended, privacy_ended, {"rules": list(applied)}),
+                Step("map", privacy_ended, clock(), {"profile": profile.name, "profileSha256": profile.digest}),
+            )
+            record = build_record(uplink, mapped.entities, observed_at=observed_at, steps=steps)
         with self.state.transaction():
             self.state.accept(key, indexes, observed_at)
-            if self.outbox is not None:
-                self.outbox.put(
-                    uplink.origin.tenant, mapped.entities, observed_at=observed_at, source=UplinkRef.of(uplink)
-                )
+            self._record_and_queue(uplink, mapped.entities, record, observed_at)
         self.counters["mapped"] += 1
         self.counters["entities"] += len(mapped.entities)
         self.counters["codec_warnings"] += len(decoded.warnings)
@@ -265,14 +277,33 @@ class Pipeline:
         profile = self.profiles.find(status)
         if profile is None or profile.device is None:
             raise UnknownDevice(f"status of device {status.dev_eui}: no device profile with a Device entity matches")
+        map_started = self.clock()
         entity = build_device_entity(status, profile, self.devices.get(status.dev_eui), None, status.received_at)
         self._serve_contexts((entity,))
         self._check_schemas((entity,), ())
+        record = None
+        if self.ledger is not None:
+            step = Step("map", map_started, self.clock(), {"profile": profile.name, "profileSha256": profile.digest})
+            record = build_record(status, (entity,), observed_at=status.received_at, steps=(step,))
+        with self.state.transaction():
+            self._record_and_queue(status, (entity,), record, status.received_at)
+        return PipelineResult("device_status", (entity,), status, profile, observed_at=status.received_at)
+
+    def _record_and_queue(
+        self, event: Uplink | DeviceStatus, entities: tuple[dict[str, Any], ...], record: dict[str, Any] | None,
+        observed_at: datetime,
+    ) -> None:
+        """Log the event's provenance record, link its entities to it, and queue them (inside
+        the state's transaction: all of it commits with the dedup mark, or none)."""
+        index = None
+        if record is not None and self.ledger is not None:
+            ref = self.ledger.record(record, payload=event.payload if isinstance(event, Uplink) else None)
+            link_entities(entities, ref.iri)
+            index = ref.index
         if self.outbox is not None:
             self.outbox.put(
-                status.origin.tenant, (entity,), observed_at=status.received_at, source=UplinkRef.of(status)
+                event.origin.tenant, entities, observed_at=observed_at, source=UplinkRef.of(event, index)
             )
-        return PipelineResult("device_status", (entity,), status, profile, observed_at=status.received_at)
 
     def _serve_contexts(self, entities: tuple[dict[str, Any], ...]) -> None:
         if self.contexts_url is None:

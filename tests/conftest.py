@@ -8,6 +8,7 @@ behaviour. ``adapter.demo.mosquitto`` runs it; a broker that cannot start fails 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,22 @@ import pytest
 from adapter.demo.mosquitto import MosquittoBroker, MosquittoError
 
 __all__ = ["MosquittoBroker"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def provenance_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Log signing keys of the whole run in a temporary folder, never in the user's data dir
+    (subprocesses inherit it through the environment)."""
+    folder = tmp_path_factory.mktemp("keys")
+    previous = os.environ.get("NGSILD_ADAPTER_PROVENANCE_KEY_DIR")
+    os.environ["NGSILD_ADAPTER_PROVENANCE_KEY_DIR"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            del os.environ["NGSILD_ADAPTER_PROVENANCE_KEY_DIR"]
+        else:
+            os.environ["NGSILD_ADAPTER_PROVENANCE_KEY_DIR"] = previous
 
 
 def _started(broker_dir: Path) -> MosquittoBroker:

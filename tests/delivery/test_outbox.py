@@ -102,7 +102,7 @@ def test_an_accepted_uplink_is_queued_and_a_replay_of_it_is_recognised(pipeline:
     assert result.status == "mapped"
     items = pipeline.outbox.load([p.seq for p in pipeline.outbox.pending()])
     assert [i.entity for i in items] == list(result.entities)
-    assert {i.source for i in items} == {UplinkRef("ville-chirpstack", "chirpstack", "up", "70b3d57ed0001a01", 1234)}
+    assert {i.source for i in items} == {UplinkRef("ville-chirpstack", "chirpstack", "up", "70b3d57ed0001a01", 1234, record=0)}
     assert {i.observed_at for i in items} == {result.observed_at}
     assert process(pipeline, "01-chirpstack-air-quality").status == "duplicate"
     assert pipeline.outbox.depth() == len(result.entities)

@@ -18,14 +18,23 @@ The file holds the signer key string of ``note`` (``PRIVATE+KEY+<name>+...``), t
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from adapter.exceptions import ConfigError
 from adapter.provenance.integrity.note import KeyFormatError, NoteSigner
 
-__all__ = ["load_or_create_signer", "load_signer", "write_signer"]
+__all__ = [
+    "default_key_directory",
+    "ephemeral_keys",
+    "key_directory",
+    "load_or_create_signer",
+    "load_signer",
+    "write_signer",
+]
 
 
 def _refuse_inside_repository(path: Path) -> None:
@@ -87,3 +96,42 @@ def load_or_create_signer(path: Path, name: str) -> NoteSigner:
         except FileExistsError:
             pass  # another process created it first: use theirs
     return load_signer(path, name)
+
+
+_TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def key_directory(directory: Path, origin_prefix: str) -> Callable[[str], NoteSigner]:
+    """Each collectivity's signer, from ``directory/<tenant>.key`` (created on first use).
+
+    The log of collectivity ``ville`` is named ``<origin_prefix>/ville`` in its checkpoints.
+    """
+    signers: dict[str, NoteSigner] = {}
+
+    def signer_for(tenant: str) -> NoteSigner:
+        signer = signers.get(tenant)
+        if signer is None:
+            if not _TENANT_NAME.fullmatch(tenant):
+                raise ConfigError(f"collectivity name {tenant!r} cannot name a key file")
+            signer = signers[tenant] = load_or_create_signer(directory / f"{tenant}.key", f"{origin_prefix}/{tenant}")
+        return signer
+
+    return signer_for
+
+
+def ephemeral_keys(origin_prefix: str) -> Callable[[str], NoteSigner]:
+    """Signers generated in memory and never saved: for pipelines whose state is in memory too."""
+    signers: dict[str, NoteSigner] = {}
+
+    def signer_for(tenant: str) -> NoteSigner:
+        if tenant not in signers:
+            signers[tenant] = NoteSigner.generate(f"{origin_prefix}/{tenant}")
+        return signers[tenant]
+
+    return signer_for
+
+
+def default_key_directory() -> Path:
+    """``$XDG_DATA_HOME/ngsild-adapter/keys`` (``~/.local/share/...`` by default): outside any checkout."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ngsild-adapter" / "keys"

@@ -119,6 +119,12 @@ class SQLiteStore:
     def __init__(self, db: sqlite3.Connection, log: str) -> None:
         self._db = db
         self._log = log
+        self.create_tables(db)
+
+    @staticmethod
+    def create_tables(db: sqlite3.Connection) -> None:
+        """Create the tables if missing. Call it outside any transaction that may roll back:
+        a rolled-back CREATE TABLE is undone too."""
         for statement in _TABLES:
             db.execute(statement)
 
