@@ -72,7 +72,9 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
         pseudonym_key=config.pseudonym_key,
         outbox=Outbox.sharing(state, max_depth=config.outbox_max_depth),
         contexts_url=config.contexts_url,
-        ledger=ProvenanceLedger(state.connection, signers, payload_retention=retention),
+        ledger=ProvenanceLedger(
+            state.connection, signers, tenants=list(config.collectivities), payload_retention=retention
+        ),
     )
 
 

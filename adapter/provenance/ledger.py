@@ -7,8 +7,8 @@ no record twice):
 1. the device's chain head is read and the record gets ``chain = {seq, prev}``;
 2. the record is canonicalised (RFC 8785) and its SHA-256 becomes the next leaf of its
    collectivity's Merkle log (``adapter.provenance.integrity``);
-3. the canonical text is stored with its leaf index, device and chain position, and one row
-   per entity and observation time lets a value read from the broker find its record;
+3. the canonical text is stored with its leaf index, device and chain position (a value read
+   from the broker finds its record through its ``wasDerivedFrom`` link, docs/provenance.md);
 4. the raw payload is kept beside it when retention allows (the record keeps its digest only).
 
 Off the hot path: signed checkpoints (``sign_checkpoints``, at an interval), delivery receipts
@@ -26,7 +26,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from hashlib import sha256
 from typing import Any
 
@@ -39,8 +39,6 @@ from adapter.provenance.record import uplink_iri
 
 __all__ = ["DeliveryReceipt", "ProvenanceLedger", "RecordRef", "StoredRecord", "UnknownTenant"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS prov_log (tenant TEXT PRIMARY KEY, origin TEXT NOT NULL)",
     # rowid table: records are a few KiB, and WITHOUT ROWID suits small rows only
@@ -48,9 +46,6 @@ _TABLES = (
         tenant TEXT NOT NULL, idx INTEGER NOT NULL, dev_eui TEXT NOT NULL, seq INTEGER NOT NULL,
         digest BLOB NOT NULL, record TEXT NOT NULL, recorded_at REAL NOT NULL,
         UNIQUE (tenant, idx), UNIQUE (tenant, dev_eui, seq))""",
-    """CREATE TABLE IF NOT EXISTS prov_entity (
-        tenant TEXT NOT NULL, entity_id TEXT NOT NULL, observed_us INTEGER NOT NULL, idx INTEGER NOT NULL,
-        PRIMARY KEY (tenant, entity_id, observed_us, idx)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS prov_payload (
         tenant TEXT NOT NULL, idx INTEGER NOT NULL, payload BLOB NOT NULL, stored_at REAL NOT NULL,
         PRIMARY KEY (tenant, idx))""",
@@ -124,10 +119,6 @@ class DeliveryReceipt:
         }
 
 
-def observed_us(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
 class ProvenanceLedger:
     """Records, chains and logs of every collectivity, on one SQLite connection.
 
@@ -140,6 +131,7 @@ class ProvenanceLedger:
         db: sqlite3.Connection,
         signer_for: Callable[[str], NoteSigner],
         *,
+        tenants: Sequence[str] = (),
         payload_retention: timedelta | None = timedelta(days=30),
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -152,14 +144,24 @@ class ProvenanceLedger:
         SQLiteStore.create_tables(db)
         for statement in _TABLES:
             db.execute(statement)
+        for tenant in tenants:
+            self.open_log(tenant)
 
     # -- hot path ---------------------------------------------------------------------------
 
-    def log(self, tenant: str) -> CollectivityLog:
-        """The Merkle log of ``tenant`` (its key is created on first use)."""
+    def open_log(self, tenant: str) -> CollectivityLog:
+        """The Merkle log of ``tenant``, registered (and its key created) on first use.
+
+        Call it at start-up for the configured collectivities: registering is a write, and one
+        made inside an event's transaction that rolls back is undone (it is then made again by
+        the next record of that collectivity).
+        """
         log = self._logs.get(tenant)
         if log is None:
-            log = self._logs[tenant] = CollectivityLog(SQLiteStore(self._db, tenant), self._signer_for(tenant))
+            log = CollectivityLog(SQLiteStore(self._db, tenant), self._signer_for(tenant))
+            self._db.execute("INSERT OR IGNORE INTO prov_log VALUES (?, ?)", (tenant, log.origin))
+            if not self._db.in_transaction:
+                self._logs[tenant] = log
         return log
 
     def record(self, record: dict[str, Any], *, payload: bytes | None = None) -> RecordRef:
@@ -172,20 +174,14 @@ class ProvenanceLedger:
         ).fetchone()
         seq, prev = (0, None) if head is None else (head[0] + 1, bytes(head[1]).hex())
         record["chain"] = {"seq": seq, "prev": prev}
-        canonical = canonicalize(record)
+        canonical = canonicalize(record, keys_are_strings=True)
         digest = sha256(canonical).digest()
-        log = self.log(tenant)
-        self._db.execute("INSERT OR IGNORE INTO prov_log VALUES (?, ?)", (tenant, log.origin))
+        log = self._logs.get(tenant) or self.open_log(tenant)
         index = log.tree.extend([digest]).start
         now = self._clock()
         self._db.execute(
             "INSERT INTO prov_record (tenant, idx, dev_eui, seq, digest, record, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (tenant, index, dev_eui, seq, digest, canonical.decode("utf-8"), now),
-        )
-        observed = observed_us(datetime.fromisoformat(record["observedAt"].replace("Z", "+00:00")))
-        self._db.executemany(
-            "INSERT OR IGNORE INTO prov_entity VALUES (?, ?, ?, ?)",
-            [(tenant, entity["id"], observed, index) for entity in record["entities"]],
         )
         if payload is not None and self.payload_retention is not None and self.payload_retention > timedelta(0):
             self._db.execute("INSERT INTO prov_payload VALUES (?, ?, ?, ?)", (tenant, index, payload, now))
@@ -197,13 +193,13 @@ class ProvenanceLedger:
         """Collectivities with a log."""
         return [tenant for (tenant,) in self._db.execute("SELECT tenant FROM prov_log ORDER BY tenant")]
 
-    def existing_log(self, tenant: str) -> CollectivityLog:
-        """The log of ``tenant``; ``UnknownTenant`` if nothing was ever recorded for it."""
+    def log(self, tenant: str) -> CollectivityLog:
+        """The log of ``tenant``; ``UnknownTenant`` if it was never opened."""
         if tenant not in self._logs and self._db.execute(
             "SELECT 1 FROM prov_log WHERE tenant = ?", (tenant,)
         ).fetchone() is None:
             raise UnknownTenant(f"no provenance log for collectivity {tenant!r}")
-        return self.log(tenant)
+        return self._logs.get(tenant) or self.open_log(tenant)
 
     def sign_checkpoints(self) -> dict[str, bytes]:
         """Sign the tree head of every log that grew since its last checkpoint; returns them."""
@@ -258,14 +254,6 @@ class ProvenanceLedger:
         ).fetchone()
         return 0 if row[0] is None else int(row[0]) + 1
 
-    def find(self, tenant: str, entity_id: str, observed_at: datetime) -> list[int]:
-        """The records of ``entity_id`` observed at ``observed_at`` (usually one)."""
-        rows = self._db.execute(
-            "SELECT idx FROM prov_entity WHERE tenant = ? AND entity_id = ? AND observed_us = ? ORDER BY idx",
-            (tenant, entity_id, observed_us(observed_at)),
-        ).fetchall()
-        return [idx for (idx,) in rows]
-
     def records(self, tenant: str, start: int, limit: int) -> Iterator[StoredRecord]:
         """Records ``start``, ``start + 1``... of ``tenant`` (at most ``limit``), for the indexer."""
         rows = self._db.execute(
@@ -278,7 +266,7 @@ class ProvenanceLedger:
     def size(self, tenant: str) -> int:
         """Records logged for ``tenant``."""
         try:
-            return self.existing_log(tenant).tree.size()
+            return self.log(tenant).tree.size()
         except UnknownTenant:
             return 0
 

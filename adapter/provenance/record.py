@@ -65,6 +65,13 @@ class Step:
         return {"step": self.name, **self.details, "startedAt": timestamp(self.started), "endedAt": timestamp(self.ended)}
 
 
+def _plain_number(value: Any) -> Any:
+    """An integral float as an int: the same number, and the canonical form's cheapest path."""
+    if type(value) is float and value.is_integer() and -(2**53) < value < 2**53:
+        return int(value)
+    return value
+
+
 def attribute_fingerprint(attribute: Mapping[str, Any], observed_at: str) -> dict[str, Any] | None:
     """What the record keeps of an attribute as sent (None: not an observation of this event).
 
@@ -74,7 +81,9 @@ def attribute_fingerprint(attribute: Mapping[str, Any], observed_at: str) -> dic
     attribute_time = attribute.get("observedAt")
     if attribute_time is None:
         return None
-    kept: dict[str, Any] = {"object": attribute["object"]} if "object" in attribute else {"value": attribute.get("value")}
+    kept: dict[str, Any] = (
+        {"object": attribute["object"]} if "object" in attribute else {"value": _plain_number(attribute.get("value"))}
+    )
     unit = attribute.get("unitCode")
     if unit is not None:
         kept["unitCode"] = unit
@@ -128,7 +137,9 @@ def build_record(
             "fPort": event.f_port,
             "receivedAt": timestamp(event.received_at),
         }
-        record["gateways"] = [{"id": g.gateway_id, "rssi": g.rssi, "snr": g.snr} for g in event.gateways]
+        record["gateways"] = [
+            {"id": g.gateway_id, "rssi": _plain_number(g.rssi), "snr": _plain_number(g.snr)} for g in event.gateways
+        ]
     else:
         record["uplink"] = {"receivedAt": timestamp(event.received_at)}
         record["gateways"] = []

@@ -171,3 +171,10 @@ def test_fast_path_writes_exactly_what_the_reference_implementation_writes() -> 
     for _ in range(20_000):
         value = {"v": _random_value(rng)}
         assert canonicalize(value) == rfc8785.dumps(value), value
+        parsed = json.loads(json.dumps(value))  # string keys only: the cheapest path may be taken
+        assert canonicalize(parsed, keys_are_strings=True) == rfc8785.dumps(parsed), parsed
+
+
+@pytest.mark.parametrize("value", [0.0, -0.0, 1.0, [2.0], {"a": 1e-05}, 1e16, 2**53 - 1, 1e21, -5e-324])
+def test_cheapest_path_hands_over_floats_python_spells_differently(value: object) -> None:
+    assert canonicalize(value, keys_are_strings=True) == rfc8785.dumps(value)
