@@ -61,6 +61,8 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
         letters = DeadLetterStore(state_dir / "deadletters.sqlite")
         signers = key_directory(settings.key_dir, settings.log_origin)
     retention = timedelta(days=settings.payload_retention_days) if settings.payload_retention_days else None
+    ledger = ProvenanceLedger(state.connection, signers, tenants=list(config.collectivities), payload_retention=retention)
+    state.on_rollback(ledger.forget_cached)
     return Pipeline(
         profiles=profiles,
         codecs=CodecRegistry(),
@@ -72,9 +74,7 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
         pseudonym_key=config.pseudonym_key,
         outbox=Outbox.sharing(state, max_depth=config.outbox_max_depth),
         contexts_url=config.contexts_url,
-        ledger=ProvenanceLedger(
-            state.connection, signers, tenants=list(config.collectivities), payload_retention=retention
-        ),
+        ledger=ledger,
     )
 
 
@@ -245,7 +245,7 @@ class AdapterService:
         else:
             session = await self._resources.enter_async_context(aiohttp.ClientSession())
             client = NgsiLdClient(broker.url, session, token=broker.token, timeout_s=broker.request_timeout_s)
-            self.writer = BrokerWriter(pipeline.outbox, client, pipeline.dead_letters, broker)
+            self.writer = BrokerWriter(pipeline.outbox, client, pipeline.dead_letters, broker, receipts=pipeline.ledger)
             self._tasks.append(asyncio.create_task(self.writer.run()))
             log.info("delivering to the NGSI-LD broker at %s", broker.url)
         self._ready = {c.name: asyncio.Event() for c in mqtt}

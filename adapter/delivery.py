@@ -43,6 +43,11 @@ Crashes
 The writer reads the outbox's new items when woken (``wake()``, after each ``put`` in this
 process) and at least every ``poll_s`` (items queued by another process, such as
 ``deadletter replay``). It must be the only one taking items out of its outbox.
+
+Receipts
+    With ``receipts`` (the provenance ledger), every answered batch leaves a receipt: when it
+    was sent and answered, the broker, its status, and the provenance records whose entities it
+    delivered or the broker refused (``docs/provenance.md``, the delivery activity).
 """
 
 from __future__ import annotations
@@ -54,9 +59,12 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
+from adapter import __version__
 from adapter.config import BrokerSettings
 from adapter.deadletter import DeadLetterStore
 from adapter.ngsild.client import (
@@ -69,9 +77,22 @@ from adapter.ngsild.client import (
 )
 from adapter.outbox import Outbox, OutboxItem, PendingItem
 
-__all__ = ["BROKER_REFUSED", "BrokerWriter"]
+__all__ = ["BROKER_REFUSED", "BrokerWriter", "DeliveryReceipts"]
 
 log = logging.getLogger(__name__)
+
+class DeliveryReceipts(Protocol):
+    """Where the writer reports each batch the broker answered (``ProvenanceLedger``)."""
+
+    def record_delivery(
+        self, tenant: str, *, started_at: str, ended_at: str, broker: str, status: int, software: str,
+        records: Sequence[int], refused: Sequence[dict[str, Any]] = (),
+    ) -> int: ...
+
+
+def _instant(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
 
 #: dead-letter reason of an entity the broker refused
 BROKER_REFUSED = "broker_refused"
@@ -192,8 +213,10 @@ class BrokerWriter:
         poll_s: float = 1.0,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
+        receipts: DeliveryReceipts | None = None,
     ) -> None:
         self._outbox = outbox
+        self._receipts = receipts
         self._client = client
         self._dead_letters = dead_letters
         self._settings = settings
@@ -318,6 +341,8 @@ class BrokerWriter:
             self._retry_later(len(items), tenant, exc, sent_at)
             return set()
         refused, transient = _read_outcome(items, outcome)
+        if self._receipts is not None:
+            self._receipt(tenant, sent_at, outcome.status, [i for i in items if i.seq not in transient], refused)
         gone = self._finish([i for i in items if i.seq not in transient], refused)
         if transient:
             self._retry_later(len(transient), tenant, f"{len(transient)} entities failed with a 5xx", sent_at)
@@ -325,6 +350,23 @@ class BrokerWriter:
             log.info("broker writes succeed again")
             self._failures, self._resume_at = 0, 0.0
         return gone
+
+    def _receipt(
+        self, tenant: str, sent_at: float, status: int, items: list[OutboxItem], refused: dict[int, ProblemDetails]
+    ) -> None:
+        """Keep the provenance of a delivery: before the items leave the outbox, so that a crash
+        in between yields a second receipt when they are sent again, never none."""
+        assert self._receipts is not None
+        records = [i.source.record for i in items if i.seq not in refused and i.source.record is not None]
+        rejected = [
+            {"record": i.source.record, "entity": i.entity_id, "detail": refused[i.seq].title}
+            for i in items if i.seq in refused and i.source.record is not None
+        ]
+        if records or rejected:
+            self._receipts.record_delivery(
+                tenant, started_at=_instant(sent_at), ended_at=_instant(self._clock()), broker=self._client.base_url,
+                status=status, software=__version__, records=records, refused=rejected,
+            )
 
     def _finish(self, items: list[OutboxItem], refused: dict[int, ProblemDetails]) -> set[int]:
         """File the refused items as dead letters, then take every item of ``items`` out."""

@@ -298,7 +298,7 @@ class Pipeline:
         index = None
         if record is not None and self.ledger is not None:
             ref = self.ledger.record(record, payload=event.payload if isinstance(event, Uplink) else None)
-            link_entities(entities, ref.iri)
+            link_entities(entities, ref.iri, observed_at)
             index = ref.index
         if self.outbox is not None:
             self.outbox.put(

@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,13 +92,15 @@ class _Checkpointer:
         self._thread.join(timeout=5)
 
 
-def _commit(db: sqlite3.Connection) -> None:
+def _commit(state: PipelineState) -> None:
     """COMMIT; if it fails, roll back rather than leave the transaction open (nothing was stored)."""
+    db = state._db
     try:
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
+        state._rolled_back()
         raise
 
 
@@ -130,13 +132,15 @@ class _Transaction:
             if state._in_batch:
                 db.execute("RELEASE event")
             else:
-                _commit(db)
-        elif db.in_transaction:  # some SQLite errors (disk full...) end the transaction themselves
-            if state._in_batch:
-                db.execute("ROLLBACK TO event")
-                db.execute("RELEASE event")
-            else:
-                db.execute("ROLLBACK")
+                _commit(state)
+        else:
+            if db.in_transaction:  # some SQLite errors (disk full...) end the transaction themselves
+                if state._in_batch:
+                    db.execute("ROLLBACK TO event")
+                    db.execute("RELEASE event")
+                else:
+                    db.execute("ROLLBACK")
+            state._rolled_back()
 
 
 class PipelineState:
@@ -149,6 +153,16 @@ class PipelineState:
         self._in_batch = False
         self._in_transaction = False
         self._transaction = _Transaction(self)
+        self._rollback_listeners: list[Callable[[], None]] = []
+
+    def on_rollback(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever writes on this connection are rolled back: for caches of
+        what is stored (the provenance ledger's chain heads and Merkle edges)."""
+        self._rollback_listeners.append(listener)
+
+    def _rolled_back(self) -> None:
+        for listener in self._rollback_listeners:
+            listener()
 
     def close(self) -> None:
         if self._checkpointer is not None:
@@ -212,9 +226,10 @@ class PipelineState:
             self._in_batch = False
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
+            self._rolled_back()
             raise
         self._in_batch = False
-        _commit(self._db)
+        _commit(self)
 
     @property
     def in_batch(self) -> bool:

@@ -63,6 +63,10 @@ _TABLES = (
 )
 
 
+#: device chain heads kept in memory (one per active device)
+_MAX_CACHED_HEADS = 100_000
+
+
 class UnknownTenant(AdapterError):
     """No log exists for this collectivity (nothing was ever recorded for it)."""
 
@@ -123,7 +127,10 @@ class ProvenanceLedger:
     """Records, chains and logs of every collectivity, on one SQLite connection.
 
     ``signer_for(tenant)`` gives the collectivity's log key (created on first use by
-    ``adapter.provenance.keys``); its name is the log's origin.
+    ``adapter.provenance.integrity.keys``); its name is the log's origin.
+
+    Device chain heads and the Merkle logs' right edges are cached (one writer): whoever owns
+    the transactions calls ``forget_cached`` when one rolls back (``PipelineState.on_rollback``).
     """
 
     def __init__(
@@ -138,6 +145,7 @@ class ProvenanceLedger:
         self._db = db
         self._signer_for = signer_for
         self._logs: dict[str, CollectivityLog] = {}
+        self._heads: dict[tuple[str, str], tuple[int, str | None]] = {}  # chain head: (seq, digest hex)
         self.payload_retention = payload_retention
         self._clock = clock
         # Here, not on first use: a table created inside an event's transaction that rolls back is gone.
@@ -168,12 +176,15 @@ class ProvenanceLedger:
         """Chain, log and store ``record`` (call inside the pipeline's transaction)."""
         tenant = record["tenant"]
         dev_eui = record["device"]["devEui"]
-        head = self._db.execute(
-            "SELECT seq, digest FROM prov_record WHERE tenant = ? AND dev_eui = ? ORDER BY seq DESC LIMIT 1",
-            (tenant, dev_eui),
-        ).fetchone()
-        seq, prev = (0, None) if head is None else (head[0] + 1, bytes(head[1]).hex())
-        record["chain"] = {"seq": seq, "prev": prev}
+        head = self._heads.get((tenant, dev_eui))
+        if head is None:
+            row = self._db.execute(
+                "SELECT seq, digest FROM prov_record WHERE tenant = ? AND dev_eui = ? ORDER BY seq DESC LIMIT 1",
+                (tenant, dev_eui),
+            ).fetchone()
+            head = (-1, None) if row is None else (row[0], bytes(row[1]).hex())
+        seq = head[0] + 1
+        record["chain"] = {"seq": seq, "prev": head[1]}
         canonical = canonicalize(record, keys_are_strings=True)
         digest = sha256(canonical).digest()
         log = self._logs.get(tenant) or self.open_log(tenant)
@@ -185,7 +196,18 @@ class ProvenanceLedger:
         )
         if payload is not None and self.payload_retention is not None and self.payload_retention > timedelta(0):
             self._db.execute("INSERT INTO prov_payload VALUES (?, ?, ?, ?)", (tenant, index, payload, now))
+        if len(self._heads) >= _MAX_CACHED_HEADS:
+            self._heads.clear()
+        self._heads[(tenant, dev_eui)] = (seq, digest.hex())
         return RecordRef(tenant, index, digest)
+
+    def forget_cached(self) -> None:
+        """Drop what is cached of the stored state: call it when a transaction rolls back."""
+        self._heads.clear()
+        for log in self._logs.values():
+            store = log.tree.store
+            if isinstance(store, SQLiteStore):
+                store.forget()
 
     # -- off the hot path -------------------------------------------------------------------
 

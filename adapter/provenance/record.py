@@ -37,9 +37,9 @@ __all__ = [
 
 FORMAT_VERSION = 1
 SOFTWARE = "ngsild-adapter"
-#: the sub-attribute that links an attribute to its raw uplink (``prov:wasDerivedFrom``)
+#: the attribute that links an entity's values to their raw uplink (``prov:wasDerivedFrom``)
 LINK_ATTRIBUTE = "wasDerivedFrom"
-_ENTITY_KEYS = frozenset(("id", "type", "@context"))
+_ENTITY_KEYS = frozenset(("id", "type", "@context", "wasDerivedFrom"))
 
 
 def timestamp(moment: datetime) -> str:
@@ -146,13 +146,11 @@ def build_record(
     return record
 
 
-def link_entities(entities: Sequence[dict[str, Any]], iri: str) -> None:
-    """Give every observed attribute of ``entities`` its ``wasDerivedFrom`` link to ``iri``.
-
-    The attribute dicts are replaced, not changed in place: a profile may share them.
-    """
-    link = {"type": "Relationship", "object": iri}
+def link_entities(entities: Sequence[dict[str, Any]], iri: str, observed_at: datetime) -> None:
+    """Give each entity its ``wasDerivedFrom`` link to the raw uplink ``iri``, observed when
+    its values were: the link of a value is the link instance with the value's ``observedAt``
+    (in the temporal history too). One link per entity rather than per attribute keeps the
+    entities, the outbox and the broker's history lean."""
+    link = {"type": "Relationship", "object": iri, "observedAt": iso(observed_at)}
     for entity in entities:
-        for name, attribute in entity.items():
-            if name not in _ENTITY_KEYS and type(attribute) is dict and "observedAt" in attribute:
-                entity[name] = {**attribute, LINK_ATTRIBUTE: link}
+        entity[LINK_ATTRIBUTE] = link

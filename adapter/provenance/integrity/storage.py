@@ -114,12 +114,24 @@ class SQLiteStore:
 
     ``log`` names the log (one per collectivity). The tables are created if missing, one
     statement at a time: ``executescript`` would commit a transaction the caller has open.
+
+    The size and the right edge of the tree (the last hash of each level: the only ones an
+    append reads) are cached, as the store has one writer. A caller whose transaction rolls
+    back after an append must call ``forget()``: the cache would otherwise describe writes
+    that are gone.
     """
 
     def __init__(self, db: sqlite3.Connection, log: str) -> None:
         self._db = db
         self._log = log
+        self._size: int | None = None
+        self._edge: dict[int, tuple[int, bytes]] = {}  # level -> (index, hash) of its last hash
         self.create_tables(db)
+
+    def forget(self) -> None:
+        """Drop the cached size and right edge (after a rollback)."""
+        self._size = None
+        self._edge.clear()
 
     @staticmethod
     def create_tables(db: sqlite3.Connection) -> None:
@@ -129,10 +141,12 @@ class SQLiteStore:
             db.execute(statement)
 
     def size(self) -> int:
-        (size,) = self._db.execute(
-            "SELECT coalesce(max(idx) + 1, 0) FROM merkle_entry WHERE log = ?", (self._log,)
-        ).fetchone()
-        return int(size)
+        if self._size is None:
+            (size,) = self._db.execute(
+                "SELECT coalesce(max(idx) + 1, 0) FROM merkle_entry WHERE log = ?", (self._log,)
+            ).fetchone()
+            self._size = int(size)
+        return self._size
 
     def read_entries(self, start: int, stop: int) -> list[bytes]:
         rows = self._db.execute(
@@ -146,6 +160,10 @@ class SQLiteStore:
     def read_hashes(self, keys: Sequence[HashKey]) -> list[bytes]:
         hashes = []
         for level, index in keys:
+            edge = self._edge.get(level)
+            if edge is not None and edge[0] == index:
+                hashes.append(edge[1])
+                continue
             row = self._db.execute(
                 "SELECT hash FROM merkle_hash WHERE log = ? AND level = ? AND idx = ?",
                 (self._log, level, index),
@@ -172,9 +190,14 @@ class SQLiteStore:
                 [(self._log, level, index, digest) for level, index, digest in hashes],
             )
         except BaseException as exc:
-            self._db.execute("ROLLBACK TO merkle_append")
-            self._db.execute("RELEASE merkle_append")
+            self.forget()
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK TO merkle_append")
+                self._db.execute("RELEASE merkle_append")
             if isinstance(exc, sqlite3.IntegrityError):
                 raise ValueError(f"log {self._log!r} already holds one of these hashes") from exc
             raise
         self._db.execute("RELEASE merkle_append")
+        self._size = start + len(entries)
+        for level, index, digest in hashes:
+            self._edge[level] = (index, digest)
