@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,17 +29,35 @@ from adapter.delivery import BROKER_REFUSED, BrokerWriter
 from adapter.exceptions import ConfigError
 from adapter.mapping.profile import load_profiles
 from adapter.mapping.schemas import SchemaRegistry
-from adapter.metrics import CONTENT_TYPE, render_outbox_metrics
+from adapter.gateway.provenance import provenance_routes
+from adapter.gateway.sparql import SparqlLimits, sparql_routes
+from adapter.gateway.transparency import transparency_routes
+from adapter.mapping.profile import ProfileSet
+from adapter.metrics import CONTENT_TYPE, render_outbox_metrics, render_provenance_metrics
 from adapter.ngsild.client import NgsiLdClient
 from adapter.ngsild.context_server import context_routes
 from adapter.outbox import Outbox, UplinkRef, latest_observation
 from adapter.pipeline import Pipeline, PipelineResult
 from adapter.provenance.integrity.keys import ephemeral_keys, key_directory
+from adapter.provenance.indexer import RdfIndexer
 from adapter.provenance.ledger import ProvenanceLedger
+from adapter.provenance.runtime import ProvenanceRuntime, entity_contexts, open_store
+from adapter.provenance.store import RdfStoreError
 from adapter.state import PipelineState
 from adapter.uplink import Origin
 
-__all__ = ["DEMO_EVENTS", "AdapterService", "build_pipeline", "listen", "replay_dead_letters", "run_samples"]
+__all__ = [
+    "DEMO_EVENTS",
+    "AdapterService",
+    "build_pipeline",
+    "listen",
+    "open_provenance",
+    "provenance_http_routes",
+    "replay_dead_letters",
+    "run_samples",
+    "serve",
+    "standalone_provenance",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +94,84 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
         contexts_url=config.contexts_url,
         ledger=ledger,
     )
+
+
+async def open_provenance(
+    config: AdapterConfig,
+    ledger: ProvenanceLedger,
+    db: Any,
+    profiles: ProfileSet,
+    session: aiohttp.ClientSession,
+    broker: NgsiLdClient | None,
+) -> ProvenanceRuntime:
+    """The provenance runtime of a process: the configured RDF store and its indexer."""
+    store = open_store(config, session)
+    indexer = RdfIndexer(ledger, db, store, batch=config.provenance.index_batch)
+    return ProvenanceRuntime(ledger, store=store, indexer=indexer, contexts=entity_contexts(profiles), broker=broker)
+
+
+@contextlib.asynccontextmanager
+async def standalone_provenance(
+    config: AdapterConfig, *, with_store: bool = True, with_broker: bool = True
+) -> AsyncIterator[ProvenanceRuntime]:
+    """The provenance of the configured state directory, for a process other than the adapter
+    (``serve``, ``verify``, ``provenance ...``). It reads the same SQLite file; an embedded RDF
+    store can only be opened while the adapter is not running (then ``store`` is None)."""
+    state = PipelineState(config.state_dir / "state.sqlite")
+    ledger = ProvenanceLedger(
+        state.connection, key_directory(config.provenance.key_dir, config.provenance.log_origin)
+    )
+    async with aiohttp.ClientSession() as session:
+        broker = None
+        if with_broker and config.broker.url:
+            broker = NgsiLdClient(config.broker.url, session, token=config.broker.token,
+                                  timeout_s=config.broker.request_timeout_s)
+        store = indexer = None
+        if with_store:
+            try:
+                store = open_store(config, session)
+                indexer = RdfIndexer(ledger, state.connection, store, batch=config.provenance.index_batch)
+            except RdfStoreError as exc:
+                log.warning("RDF index not available (%s): is the adapter running with the embedded store?", exc)
+        profiles = load_profiles(config.models_dir)
+        runtime = ProvenanceRuntime(ledger, store=store, indexer=indexer, contexts=entity_contexts(profiles), broker=broker)
+        try:
+            yield runtime
+        finally:
+            await runtime.close()
+            state.close()
+
+
+async def serve(config: AdapterConfig, *, host: str, port: int) -> None:
+    """The HTTP surface alone (contexts, provenance, logs, keys, SPARQL), indexing and signing
+    in the background, until cancelled."""
+    async with standalone_provenance(config) as runtime:
+        tasks = [asyncio.create_task(runtime.run_checkpoints(config.provenance.checkpoint_interval_s))]
+        if runtime.indexer is not None:
+            tasks.append(asyncio.create_task(runtime.indexer.run()))
+        app = web.Application()
+        app.add_routes([*context_routes(), *provenance_http_routes(runtime, config)])
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            log.info("provenance served on http://%s:%d", host, port)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await runner.cleanup()
+
+
+def provenance_http_routes(runtime: ProvenanceRuntime, config: AdapterConfig) -> list[web.RouteDef]:
+    """``/sparql``, the provenance API, the logs and the published keys (README: HTTP surface)."""
+    routes = [*transparency_routes(runtime.ledger), *provenance_routes(runtime)]
+    if runtime.store is not None:
+        settings = config.provenance
+        limits = SparqlLimits(timeout_s=settings.query_timeout_s, max_results=settings.query_max_results)
+        routes += sparql_routes(runtime.store, limits=limits)
+    return routes
 
 
 def _demo_events(folder: Path) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -167,7 +263,9 @@ class AdapterService:
 
     Without a ``[broker]`` url the entities wait in the outbox (and ingest is pushed back once
     it is full). The HTTP listener (``http_port``) serves the webhooks, the JSON-LD contexts
-    (``/contexts/``), ``/healthz`` and ``/metrics``.
+    (``/contexts/``), ``/healthz``, ``/metrics``, and provenance: ``/sparql``, ``/provenance/``,
+    ``/logs/`` and ``/.well-known/jwks.json`` (``provenance_http_routes``). The RDF index is
+    kept up to date and the logs' tree heads signed in background tasks.
     """
 
     def __init__(
@@ -187,6 +285,7 @@ class AdapterService:
         self.events = 0
         self.pipeline: Pipeline | None = None
         self.writer: BrokerWriter | None = None
+        self.provenance: ProvenanceRuntime | None = None
         self._resources = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready: dict[str, asyncio.Event] = {}
@@ -199,6 +298,8 @@ class AdapterService:
         result = self.pipeline.process(body, lns=lns, origin=origin, topic=topic, event=event)
         if self.writer is not None and result.entities:
             self.writer.wake()
+        if self.provenance is not None and self.provenance.indexer is not None and result.entities:
+            self.provenance.indexer.wake()
         if self.emit is not None:
             self.emit(result)
         self.events += 1
@@ -222,8 +323,11 @@ class AdapterService:
         woken = False
         for outcome in outcomes:
             if isinstance(outcome, PipelineResult):
-                if not woken and self.writer is not None and outcome.entities:
-                    self.writer.wake()
+                if not woken and outcome.entities:
+                    if self.writer is not None:
+                        self.writer.wake()
+                    if self.provenance is not None and self.provenance.indexer is not None:
+                        self.provenance.indexer.wake()
                     woken = True
                 if self.emit is not None:
                     self.emit(outcome)
@@ -240,28 +344,41 @@ class AdapterService:
             raise ConfigError("nothing to listen to: no MQTT connection configured and no HTTP port")
         pipeline = self.pipeline = build_pipeline(config, config.state_dir)
         self._resources.callback(pipeline.close)  # last: after the tasks are stopped
+        session = await self._resources.enter_async_context(aiohttp.ClientSession())
+        client = None
         if broker.url is None or pipeline.outbox is None:
             log.warning("no broker url configured ([broker] url): entities are kept in the outbox until there is one")
         else:
-            session = await self._resources.enter_async_context(aiohttp.ClientSession())
             client = NgsiLdClient(broker.url, session, token=broker.token, timeout_s=broker.request_timeout_s)
             self.writer = BrokerWriter(pipeline.outbox, client, pipeline.dead_letters, broker, receipts=pipeline.ledger)
             self._tasks.append(asyncio.create_task(self.writer.run()))
             log.info("delivering to the NGSI-LD broker at %s", broker.url)
+        assert pipeline.ledger is not None
+        runtime = self.provenance = await open_provenance(config, pipeline.ledger, pipeline.state.connection, pipeline.profiles, session, client)
+        self._resources.push_async_callback(runtime.close)
+        assert runtime.indexer is not None
+        self._tasks.append(asyncio.create_task(runtime.indexer.run()))
+        self._tasks.append(asyncio.create_task(runtime.run_checkpoints(config.provenance.checkpoint_interval_s)))
         self._ready = {c.name: asyncio.Event() for c in mqtt}
         self._tasks += [
             asyncio.create_task(consume_mqtt(c, self.handle, handle_many=self.handle_many, ready=self._ready[c.name]))
             for c in mqtt
         ]
         if self.http_port is not None:
-            routes = [*context_routes(), web.get("/metrics", self._metrics)]
+            routes = [*context_routes(), web.get("/metrics", self._metrics), *provenance_http_routes(runtime, config)]
             self._tasks.append(asyncio.create_task(serve_webhooks(
                 config, self.handle, host=self.http_host, port=self.http_port, extra_routes=routes)))
         return self
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        assert self.pipeline is not None and self.pipeline.outbox is not None
-        body = render_outbox_metrics(self.pipeline.outbox.metrics()).encode()
+        assert self.pipeline is not None and self.pipeline.outbox is not None and self.provenance is not None
+        ledger, indexer = self.provenance.ledger, self.provenance.indexer
+        body = (
+            render_outbox_metrics(self.pipeline.outbox.metrics())
+            + render_provenance_metrics(
+                {t: ledger.size(t) for t in ledger.tenants()}, indexer.lag() if indexer is not None else None
+            )
+        ).encode()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def __aexit__(self, *exc: object) -> None:

@@ -78,6 +78,9 @@ def main(log_level: str) -> None:
       ngsild-adapter check                      validate configuration and device profiles
       ngsild-adapter listen                     ingest from MQTT/webhooks, deliver to the broker
       ngsild-adapter broker                     run the embedded NGSI-LD broker (development)
+      ngsild-adapter verify --tenant T --entity ID --attr no2 --observed-at TIME
+                                                check one value against its signed provenance
+      ngsild-adapter serve                      serve /sparql, provenance, logs and keys
       ngsild-adapter deadletter list            inspect (and replay) rejected inputs
 
     Every command takes --config FILE (or NGSILD_ADAPTER_CONFIG); without it the embedded
@@ -348,3 +351,148 @@ def deadletter_replay(config_path: Path | None, letter_ids: tuple[int, ...], rea
     config = _load(config_path)
     outcome = replay_dead_letters(config, ids=letter_ids, reason=reason, emit=lambda r: _print(r.to_json()))
     _print(dict(Counter(outcome)))
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 date-time") from exc
+    if moment.tzinfo is None:
+        raise click.BadParameter("give a time zone (e.g. 2026-11-20T08:15:30.123Z)")
+    return moment
+
+
+@main.command()
+@_config_option
+@click.option("--tenant", required=True, help="Collectivity (NGSI-LD tenant) whose log holds the value.")
+@click.option("--entity", "entity_id", required=True, help="Entity id, as read from the broker.")
+@click.option("--attr", "attribute", required=True, help="Attribute name, as read from the broker (e.g. no2).")
+@click.option("--observed-at", "observed_at", required=True, help="The value's observedAt (ISO 8601).")
+@click.option("--value", help="The value as read (JSON or text); without it the broker is asked.")
+@click.option("--record", type=int, help="The record number, when known (else the entity's wasDerivedFrom link tells).")
+@click.option("--key", "vkey", help="Pin the collectivity's verifier key (note vkey, as /logs/TENANT/key serves it); "
+                                    "default: the key in the key directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str, observed_at: str,
+           value: str | None, record: int | None, vkey: str | None, as_json: bool) -> None:
+    """Check one value against its provenance: the record it came from, the log's leaf, the
+    signed tree head and its key, the inclusion proof, the device's hash chain and the RDF index.
+
+    Exit status 0 only when everything holds; otherwise 1, and the failing checks are named."""
+    import asyncio
+
+    from adapter.app import standalone_provenance
+    from adapter.provenance.integrity.note import KeyFormatError, NoteVerifier
+    from adapter.provenance.verify import LocalEvidence, verification_lines, verify_value
+
+    config = _load(config_path)
+    moment = _moment(observed_at)
+    try:
+        pinned = NoteVerifier.from_vkey(vkey.strip()) if vkey else None
+    except KeyFormatError as exc:
+        raise click.BadParameter(str(exc), param_hint="--key") from exc
+
+    async def run() -> Any:
+        async with standalone_provenance(config) as runtime:
+            evidence = LocalEvidence(
+                runtime.ledger, (lambda t: pinned) if pinned else runtime.public_key,
+                broker=runtime.read_broker if runtime.broker is not None else None,
+                index=runtime.check_index if runtime.store is not None else None,
+            )
+            return await verify_value(evidence, tenant, entity_id, attribute, moment, value=value, record=record)
+
+    try:
+        result = asyncio.run(run())
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _print(result.to_json())
+    else:
+        click.echo("\n".join(verification_lines(result)))
+    sys.exit(0 if result.holds else 1)
+
+
+@main.command()
+@_config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8080, show_default=True, help="Port.")
+def serve(config_path: Path | None, host: str, port: int) -> None:
+    """Serve provenance alone: /sparql, /provenance/..., /logs/... (C2SP tlog-tiles and signed
+    tree heads), /.well-known/jwks.json and /contexts/, indexing the log and signing tree heads
+    meanwhile. (``listen --http-port`` serves the same paths beside the adapter; with the
+    embedded RDF store, run one or the other.)"""
+    import asyncio
+
+    from adapter.app import serve as run_serve
+
+    try:
+        asyncio.run(run_serve(_load(config_path), host=host, port=port))
+    except KeyboardInterrupt:
+        pass
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def provenance() -> None:
+    """Operate the provenance logs and their RDF index."""
+
+
+@provenance.command(name="status")
+@_config_option
+def provenance_status(config_path: Path | None) -> None:
+    """Records per collectivity, the last signed tree head, and the RDF index's position."""
+    import asyncio
+
+    from adapter.app import standalone_provenance
+
+    async def run() -> Any:
+        async with standalone_provenance(_load(config_path), with_broker=False) as runtime:
+            ledger, indexer = runtime.ledger, runtime.indexer
+            return {
+                tenant: {
+                    "log": ledger.log(tenant).origin,
+                    "records": ledger.size(tenant),
+                    "signed_size": ledger.latest_checkpoint_size(tenant),
+                    "indexed": indexer.position(tenant) if indexer is not None else None,
+                    "key": ledger.log(tenant).verifier.vkey,
+                }
+                for tenant in ledger.tenants()
+            }
+
+    _print(asyncio.run(run()))
+
+
+@provenance.command(name="sign")
+@_config_option
+def provenance_sign(config_path: Path | None) -> None:
+    """Sign a tree head now for every log that grew, and print them."""
+    import asyncio
+
+    from adapter.app import standalone_provenance
+
+    async def run() -> dict[str, str]:
+        async with standalone_provenance(_load(config_path), with_store=False, with_broker=False) as runtime:
+            return {tenant: note.decode() for tenant, note in runtime.ledger.sign_checkpoints().items()}
+
+    _print(asyncio.run(run()))
+
+
+@provenance.command(name="reindex")
+@_config_option
+@click.option("--tenant", help="Rebuild this collectivity's graph from its first record.")
+def provenance_reindex(config_path: Path | None, tenant: str | None) -> None:
+    """Bring the RDF index up to date with the logs (or rebuild one collectivity's graph).
+    The adapter does this by itself; run it while the adapter is stopped."""
+    import asyncio
+
+    from adapter.app import standalone_provenance
+
+    async def run() -> int:
+        async with standalone_provenance(_load(config_path), with_broker=False) as runtime:
+            if runtime.indexer is None:
+                raise click.ClickException("the RDF store cannot be opened (is the adapter running?)")
+            return await (runtime.indexer.rebuild(tenant) if tenant else runtime.indexer.catch_up())
+
+    click.echo(f"{asyncio.run(run())} records and receipts indexed")

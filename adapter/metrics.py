@@ -1,4 +1,4 @@
-"""Prometheus text exposition of the adapter's delivery metrics.
+"""Prometheus text exposition of the adapter's delivery and provenance metrics.
 
 Kept apart from the outbox so that the HTTP side (health, gateway) can serve them without
 knowing how they are counted. Format: Prometheus text exposition 0.0.4; the counters are
@@ -7,9 +7,11 @@ since the process started, as Prometheus expects of a ``_total``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from adapter.outbox import OutboxMetrics
 
-__all__ = ["CONTENT_TYPE", "render_outbox_metrics"]
+__all__ = ["CONTENT_TYPE", "render_outbox_metrics", "render_provenance_metrics"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -32,5 +34,23 @@ def render_outbox_metrics(metrics: OutboxMetrics, *, prefix: str = "ngsild_adapt
             f"# HELP {prefix}_{name} {help_text}",
             f"# TYPE {prefix}_{name} {kind}",
             f"{prefix}_{name} {value:.3f}" if isinstance(value, float) else f"{prefix}_{name} {value}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_provenance_metrics(
+    log_sizes: Mapping[str, int], index_lag: Mapping[str, int] | None, *, prefix: str = "ngsild_adapter"
+) -> str:
+    """Per collectivity: records in the integrity log, and records not in the RDF index yet."""
+    lines = [
+        f"# HELP {prefix}_provenance_log_records Provenance records in the collectivity's integrity log.",
+        f"# TYPE {prefix}_provenance_log_records gauge",
+        *(f'{prefix}_provenance_log_records{{tenant="{t}"}} {n}' for t, n in sorted(log_sizes.items())),
+    ]
+    if index_lag is not None:
+        lines += [
+            f"# HELP {prefix}_provenance_index_lag_records Records logged but not yet in the RDF index.",
+            f"# TYPE {prefix}_provenance_index_lag_records gauge",
+            *(f'{prefix}_provenance_index_lag_records{{tenant="{t}"}} {n}' for t, n in sorted(index_lag.items())),
         ]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,162 @@
+"""Provenance in a running process: the ledger, the RDF index and its store, signed tree heads,
+and the verifier, assembled from the configuration.
+
+``AdapterService`` (the adapter) and ``ngsild-adapter serve`` hold one ``ProvenanceRuntime``;
+the HTTP routes (``adapter.gateway``) and the CLI call into it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from adapter.config import AdapterConfig
+from adapter.mapping.entities import DEVICE_CONTEXT, iso
+from adapter.mapping.profile import ProfileSet
+from adapter.ngsild.client import NgsiLdClient, NgsiLdError
+from adapter.provenance.indexer import RdfIndexer, graph_iri
+from adapter.provenance.integrity.note import NoteVerifier
+from adapter.provenance.ledger import ProvenanceLedger, UnknownTenant
+from adapter.provenance.rdf import index_triples
+from adapter.provenance.store import OxigraphStore, RdfStore, RdfStoreError, RemoteSparqlStore
+from adapter.provenance.verify import (
+    PROV_WAS_DERIVED_FROM,
+    BrokerValue,
+    Check,
+    LocalEvidence,
+    Verification,
+    broker_value_from,
+    verify_value,
+)
+
+__all__ = ["ProvenanceRuntime", "entity_contexts", "open_store"]
+
+log = logging.getLogger(__name__)
+
+
+def entity_contexts(profiles: ProfileSet) -> dict[str, str]:
+    """The Smart Data Models context of each entity type the profiles make (for reading back)."""
+    contexts = {"Device": DEVICE_CONTEXT}
+    for profile in profiles:
+        for spec in profile.entities:
+            contexts.setdefault(spec.type, spec.context)
+    return contexts
+
+
+def open_store(config: AdapterConfig, session: aiohttp.ClientSession | None) -> RdfStore:
+    """The configured RDF store: embedded in ``<state_dir>/rdf``, or a SPARQL 1.1 server."""
+    settings = config.provenance
+    if settings.store == "sparql":
+        if session is None:
+            raise ValueError("a remote SPARQL store needs an HTTP session")
+        assert settings.sparql_query_url and settings.sparql_update_url
+        return RemoteSparqlStore(
+            settings.sparql_query_url, settings.sparql_update_url,
+            settings.sparql_store_url or settings.sparql_update_url, session,
+        )
+    return OxigraphStore(Path(config.state_dir) / "rdf")
+
+
+class ProvenanceRuntime:
+    """What a process serving provenance holds.
+
+    ``broker`` (optional) is read by the verifier when no value is given; ``store`` and
+    ``indexer`` are None when the process has no RDF index (the index check is then skipped).
+    """
+
+    def __init__(
+        self,
+        ledger: ProvenanceLedger,
+        *,
+        store: RdfStore | None,
+        indexer: RdfIndexer | None,
+        contexts: Mapping[str, str],
+        broker: NgsiLdClient | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.store = store
+        self.indexer = indexer
+        self.contexts = contexts
+        self.broker = broker
+
+    def public_key(self, tenant: str) -> NoteVerifier | None:
+        """The published verifier key of ``tenant``'s log."""
+        try:
+            return self.ledger.log(tenant).verifier
+        except UnknownTenant:
+            return None
+
+    async def verify(
+        self, tenant: str, entity_id: str, attribute: str, observed_at: datetime, *,
+        value: str | None = None, record: int | None = None,
+    ) -> Verification:
+        evidence = LocalEvidence(
+            self.ledger, self.public_key,
+            broker=self.read_broker if self.broker is not None else None,
+            index=self.check_index if self.store is not None else None,
+        )
+        return await verify_value(evidence, tenant, entity_id, attribute, observed_at, value=value, record=record)
+
+    async def read_broker(self, tenant: str, entity_id: str, attribute: str, observed_at: datetime) -> BrokerValue | None:
+        """The attribute and the entity's link observed at ``observed_at``: from the temporal API,
+        or from the current entity when the broker has no temporal API (Orion-LD without Mintaka)."""
+        assert self.broker is not None
+        entity_type = entity_id.split(":")[2] if entity_id.count(":") >= 3 else None
+        context = self.contexts.get(entity_type or "")
+        attrs = [attribute, PROV_WAS_DERIVED_FROM]
+        observed = iso(observed_at)
+        try:
+            temporal = await self.broker.get_temporal(
+                tenant, entity_id, context=context, attrs=attrs, timerel="between",
+                time_at=observed, end_time_at=iso(observed_at + timedelta(milliseconds=1)),
+            )
+            found = broker_value_from(temporal, attribute, observed)
+            if found is not None and found.attribute is not None:
+                return found
+        except NgsiLdError as exc:
+            log.debug("temporal retrieval of %s failed (%s); reading the current entity", entity_id, exc)
+        current = await self.broker.get_entity(tenant, entity_id, context=context, attrs=attrs)
+        return broker_value_from(current, attribute, observed)
+
+    async def check_index(self, tenant: str, index: int, record: dict[str, Any]) -> Check:
+        """Whether the RDF index holds exactly the quads of this record."""
+        assert self.store is not None
+        expected = index_triples(record, index)
+        subjects = sorted({s.strip("<>") for s, _, _ in expected})
+        try:
+            held = await self.store.quads(subjects, graph_iri(tenant))
+        except RdfStoreError as exc:
+            return Check("index", "pending", f"the RDF index could not be read: {exc}")
+        if not held and self.indexer is not None and self.indexer.position(tenant) <= index:
+            return Check("index", "pending", f"record {index} is not indexed yet (the index catches up off the hot path)")
+        missing, extra = expected - held, held - expected
+        if missing or extra:
+            sample = sorted(missing)[:1] + sorted(extra)[:1]
+            return Check("index", "failed", f"the RDF index differs from the record: {len(missing)} quad(s) missing, "
+                                            f"{len(extra)} not from the record (e.g. {' '.join(sample[0])})")
+        return Check("index", "ok", f"the RDF index holds the record's {len(expected)} quads, and nothing else about it")
+
+    async def sign_checkpoints(self) -> None:
+        signed = self.ledger.sign_checkpoints()
+        for tenant, note in signed.items():
+            log.debug("signed tree head of %s: %s", tenant, note.split(b"\n")[1:3])
+
+    async def run_checkpoints(self, interval_s: float) -> None:
+        """Sign the grown logs every ``interval_s`` and forget raw payloads past their retention."""
+        while True:
+            await self.sign_checkpoints()
+            pruned = self.ledger.prune_payloads()
+            if pruned:
+                log.info("forgot %d raw payloads past their retention", pruned)
+            await asyncio.sleep(interval_s)
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.close()
+
