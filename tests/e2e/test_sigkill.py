@@ -47,11 +47,13 @@ from aiohttp import web
 
 from adapter.demo.fleet import FleetDevice
 from adapter.demo.mosquitto import MosquittoBroker
+from tests.provenance_e2e.support import provenance_problems
 from tests.e2e.support import (
     ADAPTER_BIN,
     TENANTS,
     BrokerReader,
     EmbeddedBroker,
+    expected_histories,
     Publisher,
     Uplink,
     fleet_stream,
@@ -292,6 +294,11 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing_and_records_nothing
         # only when the restarted adapter had its answer.
         assert delivered_first + delivered_second == 2 * UPLINKS
         assert 0 < delivered_first < 2 * UPLINKS
+        # Provenance went with the outbox: one record per uplink, never two, each delivered and
+        # linked from the broker's history (the resent batch's instances link to the same record).
+        types = {(tenant, t) for tenant, t, _ in expected_histories(stream)}
+        problems = await provenance_problems(config, BrokerReader(session, broker.url), UPLINKS, sorted(types))
+        assert problems == [], f"{len(problems)} problems:\n" + "\n".join(problems[:20])
     finally:
         adapter.stop()
         await broker.stop()

@@ -16,7 +16,8 @@ import dataclasses
 import json
 import shutil
 import struct
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,11 +31,15 @@ from adapter.delivery import BrokerWriter
 from adapter.mapping.entities import DeviceRecord
 from adapter.ngsild.client import NgsiLdClient
 from adapter.provenance.runtime import ProvenanceRuntime
+from adapter.provenance.verify import PROV_WAS_DERIVED_FROM, parse_uplink_iri
 from adapter.uplink import Location
 from tests.e2e.support import EmbeddedBroker
 from tests.support import demo_event
 
-__all__ = ["AQ_ENTITY", "DEVICES", "UPLINKS_PER_DEVICE", "World", "build_world", "no2_of", "observed_at_of"]
+__all__ = [
+    "AQ_ENTITY", "DEVICES", "UPLINKS_PER_DEVICE", "World", "build_world", "no2_of", "observed_at_of",
+    "provenance_problems", "record_index",
+]
 
 DEVICES = ("70b3d57ed0001a01", "70b3d57ed0001a02")
 UPLINKS_PER_DEVICE = 6
@@ -146,3 +151,49 @@ def record_index(runtime: ProvenanceRuntime, device: int, n: int) -> int:
         if record["device"]["devEui"] == DEVICES[device] and record["uplink"]["fCnt"] == 100 + n:
             return stored.index
     raise LookupError(f"no record of uplink {n} of device {device}")
+
+
+async def provenance_problems(config: AdapterConfig, reader: Any, uplinks_sent: int,
+                              types: Iterable[tuple[str, str]]) -> list[str]:
+    """After a run: every uplink has exactly one record, every record's entities are in the
+    broker's history with a ``wasDerivedFrom`` link to that record (each link to the record of
+    its observation time), and every record was delivered (a receipt)."""
+    problems: list[str] = []
+    async with standalone_provenance(config, with_store=False, with_broker=False) as runtime:
+        ledger = runtime.ledger
+        per_uplink: Counter[tuple[str, str, int]] = Counter()
+        record_of: dict[tuple[str, str, datetime], int] = {}
+        for tenant in ledger.tenants():
+            for stored in ledger.records(tenant, 0, 10**9):
+                record = stored.record
+                if record["recordType"] == "uplink":
+                    per_uplink[(tenant, record["device"]["devEui"], record["uplink"]["fCnt"])] += 1
+                at = _time(record["observedAt"])
+                for entity in record["entities"]:
+                    key = (tenant, entity["id"], at)
+                    if key in record_of:
+                        problems.append(f"{entity['id']} at {at}: records {record_of[key]} and {stored.index}")
+                    record_of[key] = stored.index
+                if not ledger.deliveries_of(tenant, stored.index):
+                    problems.append(f"record {stored.index} of {tenant}: no delivery receipt")
+        problems += [f"uplink {key} recorded {n} times" for key, n in per_uplink.items() if n > 1]
+        if sum(per_uplink.values()) != uplinks_sent:
+            problems.append(f"{sum(per_uplink.values())} uplink records for {uplinks_sent} uplinks sent")
+    linked: set[tuple[str, str, datetime]] = set()
+    for tenant, entity_type in types:
+        history = await reader.temporal(tenant, entity_type, options="temporalValues")
+        for entity_id, entity in history.items():
+            # compacted with the type's Smart Data Models context, the link keeps its full IRI
+            link = entity.get("wasDerivedFrom") or entity.get(PROV_WAS_DERIVED_FROM) or {}
+            for target, when in link.get("objects", []):
+                key = (tenant, entity_id, _time(when))
+                named = parse_uplink_iri(target)
+                if named is None or named[0] != tenant or record_of.get(key) != named[1]:
+                    problems.append(f"{entity_id} at {when} links to {target}, its record is {record_of.get(key)}")
+                linked.add(key)
+    problems += [f"{key[1]} at {key[2]}: recorded, not in the broker's history" for key in set(record_of) - linked]
+    return problems
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
