@@ -166,7 +166,7 @@ class ProvenanceLedger:
         """
         log = self._logs.get(tenant)
         if log is None:
-            log = CollectivityLog(SQLiteStore(self._db, tenant), self._signer_for(tenant))
+            log = CollectivityLog(SQLiteStore(self._db, tenant, cached=True), self._signer_for(tenant))
             self._db.execute("INSERT OR IGNORE INTO prov_log VALUES (?, ?)", (tenant, log.origin))
             if not self._db.in_transaction:
                 self._logs[tenant] = log

@@ -115,15 +115,16 @@ class SQLiteStore:
     ``log`` names the log (one per collectivity). The tables are created if missing, one
     statement at a time: ``executescript`` would commit a transaction the caller has open.
 
-    The size and the right edge of the tree (the last hash of each level: the only ones an
-    append reads) are cached, as the store has one writer. A caller whose transaction rolls
-    back after an append must call ``forget()``: the cache would otherwise describe writes
-    that are gone.
+    With ``cached=True`` the size and the right edge of the tree (the last hash of each level:
+    the only ones an append reads) are kept in memory, as the store has one writer; then a
+    caller whose transaction rolls back after an append must call ``forget()``, or the cache
+    would describe writes that are gone (the provenance ledger does, on every rollback).
     """
 
-    def __init__(self, db: sqlite3.Connection, log: str) -> None:
+    def __init__(self, db: sqlite3.Connection, log: str, *, cached: bool = False) -> None:
         self._db = db
         self._log = log
+        self._cached = cached
         self._size: int | None = None
         self._edge: dict[int, tuple[int, bytes]] = {}  # level -> (index, hash) of its last hash
         self.create_tables(db)
@@ -145,6 +146,8 @@ class SQLiteStore:
             (size,) = self._db.execute(
                 "SELECT coalesce(max(idx) + 1, 0) FROM merkle_entry WHERE log = ?", (self._log,)
             ).fetchone()
+            if not self._cached:
+                return int(size)
             self._size = int(size)
         return self._size
 
@@ -198,6 +201,7 @@ class SQLiteStore:
                 raise ValueError(f"log {self._log!r} already holds one of these hashes") from exc
             raise
         self._db.execute("RELEASE merkle_append")
-        self._size = start + len(entries)
-        for level, index, digest in hashes:
-            self._edge[level] = (index, digest)
+        if self._cached:
+            self._size = start + len(entries)
+            for level, index, digest in hashes:
+                self._edge[level] = (index, digest)

@@ -35,7 +35,7 @@ import pyoxigraph
 
 from adapter.exceptions import AdapterError
 
-__all__ = ["QUERY_NAMES", "Parameter", "QueryError", "QueryInfo", "load_query", "queries"]
+__all__ = ["Parameter", "QUERY_NAMES", "QueryError", "QueryInfo", "load_query", "queries"]
 
 _FOLDER = Path(__file__).resolve().parent
 _PARAMETER_LINE = re.compile(r"#\s+\$([A-Za-z_][A-Za-z0-9_]*)\s+([a-z]+)\s+(.*)")
