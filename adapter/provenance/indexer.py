@@ -18,14 +18,19 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Mapping
+from typing import Any
 
-from adapter.provenance.ledger import ProvenanceLedger
+from adapter.provenance.ledger import ProvenanceLedger, StoredRecord
 from adapter.provenance.rdf import delivery_nquads, index_nquads, static_nquads
 from adapter.provenance.store import RdfStore, RdfStoreUnavailable
 
 __all__ = ["RdfIndexer", "graph_iri"]
 
 log = logging.getLogger(__name__)
+
+#: records per write to the store (~15,000 quads: large enough for pyoxigraph's bulk loader)
+CHUNK = 500
+_MAX_STATIC_KEYS = 100_000
 
 _TABLE = """CREATE TABLE IF NOT EXISTS prov_index_position (
     what TEXT PRIMARY KEY,   -- a tenant's records, or '' for delivery receipts
@@ -48,6 +53,7 @@ class RdfIndexer:
         self.batch = batch
         db.execute(_TABLE)
         self._wake = asyncio.Event()
+        self._static_written: set[tuple[Any, ...]] = set()
 
     def position(self, tenant: str) -> int:
         """The number of ``tenant``'s records indexed (they are indexed in order)."""
@@ -69,27 +75,53 @@ class RdfIndexer:
 
     async def index_round(self) -> int:
         """Index up to ``batch`` new records of each collectivity and the new receipts; returns
-        how many records and receipts were indexed."""
+        how many records and receipts were indexed.
+
+        Records go to the store in chunks of ``CHUNK``; the quads of the next chunk are
+        written while the store loads the previous one in its thread (it releases the GIL).
+        A collectivity's position is saved once its chunk is in the store.
+        """
         done = 0
+        loading: tuple[asyncio.Task[None], str, int] | None = None
         for tenant in self._ledger.tenants():
             start = self.position(tenant)
             records = list(self._ledger.records(tenant, start, self.batch))
-            if not records:
-                continue
-            parts = []
-            for stored in records:
-                record = stored.record
-                parts.append(static_nquads(record))
-                parts.append(index_nquads(record, stored.index))
-            await self._store.add_nquads("".join(parts))
-            self._save(tenant, records[-1].index + 1)
-            done += len(records)
+            for first in range(0, len(records), CHUNK):
+                chunk = records[first:first + CHUNK]
+                text = self._quads(chunk)
+                if loading is not None:
+                    await self._finish(loading)
+                loading = (asyncio.create_task(self._store.add_nquads(text)), tenant, chunk[-1].index + 1)
+                done += len(chunk)
+        if loading is not None:
+            await self._finish(loading)
         receipts = self._ledger.deliveries(self._receipts_position(), self.batch)
         if receipts:
             await self._store.add_nquads("".join(delivery_nquads(r.tenant, r.to_json()) for r in receipts))
             self._save("", receipts[-1].id)
             done += len(receipts)
         return done
+
+    def _quads(self, records: list[StoredRecord]) -> str:
+        parts = []
+        for stored in records:
+            record = stored.record
+            # What is described once (device, organisation, software, codec and profile files)
+            # is written once per process; writing it again would add nothing.
+            key = (record["tenant"], record["device"]["devEui"], record["adapter"]["version"],
+                   *(step.get("codecSha256") or step.get("profileSha256") for step in record["steps"]))
+            if key not in self._static_written:
+                if len(self._static_written) >= _MAX_STATIC_KEYS:
+                    self._static_written.clear()
+                self._static_written.add(key)
+                parts.append(static_nquads(record))
+            parts.append(index_nquads(record, stored.index))
+        return "".join(parts)
+
+    async def _finish(self, loading: tuple[asyncio.Task[None], str, int]) -> None:
+        task, tenant, position = loading
+        await task
+        self._save(tenant, position)
 
     def _receipts_position(self) -> int:
         row = self._db.execute("SELECT next FROM prov_index_position WHERE what = ''").fetchone()

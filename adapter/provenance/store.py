@@ -129,8 +129,9 @@ GRAPH_MEDIA_TYPES: tuple[str, ...] = tuple(_GRAPH_FORMATS)
 #: N-Quads texts at least this long go through ``Store.bulk_load``, shorter ones through
 #: ``Store.load``. Measured on disk with 0.5.13: ``load`` ~90,000-130,000 quads/s at any
 #: size, ``bulk_load`` ~1,600 quads/s for 30 quads (it writes new files on every call),
-#: ~40,000 for 3,000, ~100,000 for 30,000 and more above; ~4 MB is about 30,000 quads.
-BULK_LOAD_MIN_CHARS = 4_000_000
+#: ~40,000 for 3,000, ~200,000 for the indexer's chunks of ~15,000 quads (~2 MB) and more
+#: above; 1 MB is about 7,000 quads.
+BULK_LOAD_MIN_CHARS = 1_000_000
 
 _XSD = "http://www.w3.org/2001/XMLSchema#"
 _INTEGER_TYPES = [
