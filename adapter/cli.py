@@ -126,6 +126,17 @@ def _print_demo_report(report: Any) -> None:
     if report.sample is not None:
         click.echo(f"\nOne entity as stored in the broker ({report.sample_history} observations of no2 in its history):")
         click.echo(json.dumps(report.sample, indent=2, ensure_ascii=False))
+    if report.logs:
+        click.echo("\nProvenance: one record per uplink, chained per device, in each collectivity's signed Merkle log:")
+        for tenant, head in sorted(report.logs.items()):
+            click.echo(f"  {tenant}: {head}")
+    if report.verification:
+        click.echo("\nThat entity's no2, verified against its provenance (ngsild-adapter verify):")
+        click.echo("\n".join(f"  {line}" for line in report.verification))
+    if report.uplinks_per_gateway:
+        click.echo("\nSPARQL over the provenance index (named graph per collectivity):")
+        for graph, gateways, count in report.uplinks_per_gateway:
+            click.echo(f"  {graph}: {count} uplinks heard by {gateways} gateways")
     click.echo("\nExplore it yourself: start the broker on the demo's data, then query it:")
     click.echo(f"  .venv/bin/ngsild-adapter broker --db {report.broker_db} &")
     click.echo(f"  curl -s -H 'NGSILD-Tenant: ville' -H 'Link: <{report.context}>; "

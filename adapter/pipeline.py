@@ -249,7 +249,6 @@ class Pipeline:
         device = self.devices.get(uplink.dev_eui)
         observed_at, source = observation_time(uplink, data, profile)
         mapped = build_entities(uplink, data, profile, device, observed_at)
-        self._serve_contexts(mapped.entities)
         self._check_schemas(mapped.entities, mapped.out_of_range)
         index_updates = self._meter_index_updates(mapped.cumulative, data, profile, observed_at)
         indexes = [(c.entity_id, c.attribute, c.value) for c in index_updates]
@@ -279,7 +278,6 @@ class Pipeline:
             raise UnknownDevice(f"status of device {status.dev_eui}: no device profile with a Device entity matches")
         map_started = self.clock()
         entity = build_device_entity(status, profile, self.devices.get(status.dev_eui), None, status.received_at)
-        self._serve_contexts((entity,))
         self._check_schemas((entity,), ())
         record = None
         if self.ledger is not None:
@@ -300,6 +298,8 @@ class Pipeline:
             ref = self.ledger.record(record, payload=event.payload if isinstance(event, Uplink) else None)
             link_entities(entities, ref.iri, observed_at)
             index = ref.index
+        # After the record: it names the contexts by their canonical URLs, whatever copy the broker reads.
+        self._serve_contexts(entities)
         if self.outbox is not None:
             self.outbox.put(
                 event.origin.tenant, entities, observed_at=observed_at, source=UplinkRef.of(event, index)

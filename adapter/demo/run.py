@@ -6,8 +6,14 @@ simulated fleet of about a hundred devices of three collectivities publishes Chi
 and The Things Stack uplinks, plus a few bad inputs. When every accepted entity is in the
 broker it prints a summary read back from the broker, and stops everything.
 
+Then it shows provenance: the collectivities' logs are signed, the RDF index catches up, and
+one value read from the broker is verified against its record, the signed log and the device
+chain; a SPARQL query counts the uplinks and gateways per collectivity.
+
 The broker's SQLite file is kept (``var/demo/broker.sqlite``) so that the entities can be
-explored afterwards with ``ngsild-adapter broker --db var/demo/broker.sqlite`` and curl.
+explored afterwards with ``ngsild-adapter broker --db var/demo/broker.sqlite`` and curl. The
+log signing keys of a demo are throw-away ones in a temporary folder: each run starts new logs,
+which must not be signed with the same key as the previous run's.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ import asyncio
 import dataclasses
 import json
 import shutil
+import tempfile
 import time
+from datetime import datetime
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +43,8 @@ from adapter.demo.network import free_port
 from adapter.mapping.profile import load_profiles
 from adapter.ngsild.broker import create_broker_app
 from adapter.pipeline import PipelineResult
+from adapter.provenance.runtime import ProvenanceRuntime
+from adapter.provenance.verify import verification_lines
 
 __all__ = ["DemoReport", "run_demo"]
 
@@ -55,6 +65,9 @@ class DemoReport:
     seconds: float = 0.0
     broker_db: Path | None = None
     context: str = ""
+    logs: dict[str, str] = field(default_factory=dict)  # tenant -> signed tree head (first lines)
+    verification: list[str] = field(default_factory=list)
+    uplinks_per_gateway: list[tuple[str, int, int]] = field(default_factory=list)  # graph, gateways, uplinks
 
 
 async def run_demo(
@@ -72,6 +85,7 @@ async def run_demo(
     mosquitto = MosquittoBroker(workdir)
     mosquitto.start()
     broker_port, http_port = free_port(), free_port()
+    keys = Path(tempfile.mkdtemp(prefix="ngsild-adapter-demo-keys-"))
     broker = web.AppRunner(create_broker_app(db_path=report.broker_db), access_log=None)
     await broker.setup()
     await web.TCPSite(broker, HOST, broker_port).start()
@@ -90,6 +104,7 @@ async def run_demo(
         ),
         broker=dataclasses.replace(config.broker, url=f"http://{HOST}:{broker_port}"),
         contexts_url=f"http://{HOST}:{http_port}/contexts",
+        provenance=dataclasses.replace(config.provenance, key_dir=keys),
     )
     try:
         def count(result: PipelineResult) -> None:
@@ -102,10 +117,13 @@ async def run_demo(
             report.published = await _publish(events, demo_config, mosquitto.port, http_port, progress, report)
             await _wait(service, report, progress)
             report.dead_letters = service.pipeline.dead_letters.counts() if service.pipeline else {}
-        await _read_back(report, f"http://{HOST}:{broker_port}", config)
+            await _read_back(report, f"http://{HOST}:{broker_port}", config)
+            assert service.provenance is not None
+            await _provenance(service.provenance, report, progress)
     finally:
         await broker.cleanup()
         mosquitto.stop()
+        shutil.rmtree(keys, ignore_errors=True)
     report.seconds = time.monotonic() - started
     return report
 
@@ -142,6 +160,31 @@ async def _wait(service: AdapterService, report: DemoReport, progress: Callable[
     if not await service.drained(timeout_s=120):
         raise RuntimeError("the outbox did not drain within 120 s; is the broker answering?")
     progress("every accepted entity is in the broker")
+
+
+_UPLINKS_PER_GATEWAY = """
+PREFIX nga: <https://w3id.org/ngsild-adapter/ns#>
+SELECT ?graph (COUNT(DISTINCT ?gateway) AS ?gateways) (COUNT(DISTINCT ?uplink) AS ?uplinks) WHERE {
+  GRAPH ?graph { ?uplink nga:reception ?reception . ?reception nga:gateway ?gateway }
+} GROUP BY ?graph ORDER BY ?graph
+"""
+
+
+async def _provenance(runtime: ProvenanceRuntime, report: DemoReport, progress: Callable[[str], None]) -> None:
+    """Sign the logs, bring the RDF index up to date, verify the sample value, query SPARQL."""
+    progress("signing the logs and indexing provenance...")
+    signed = runtime.ledger.sign_checkpoints()
+    report.logs = {tenant: " / ".join(note.decode().split("\n")[:2]) for tenant, note in signed.items()}
+    if runtime.indexer is not None:
+        await runtime.indexer.catch_up()
+    if report.sample is not None:
+        no2 = report.sample.get("no2", {})
+        observed = datetime.fromisoformat(str(no2.get("observedAt", "")).replace("Z", "+00:00"))
+        result = await runtime.verify("ville", report.sample["id"], "no2", observed)
+        report.verification = list(verification_lines(result))
+    if runtime.store is not None:
+        rows = await runtime.store.select(_UPLINKS_PER_GATEWAY)
+        report.uplinks_per_gateway = [(str(r["graph"]), int(r["gateways"]), int(r["uplinks"])) for r in rows]
 
 
 async def _read_back(report: DemoReport, broker_url: str, config: AdapterConfig) -> None:
