@@ -22,7 +22,7 @@ def _published_container_ports(service: str) -> set[int]:
 
 
 def test_compose_file_declares_the_production_services() -> None:
-    assert {"mongo", "orion-ld", "timescale", "mintaka", "mosquitto", "adapter"} <= set(SERVICES)
+    assert {"mongo", "orion-ld", "timescale", "mintaka", "mosquitto", "oxigraph", "adapter"} <= set(SERVICES)
     for name, service in SERVICES.items():
         if "image" in service:
             assert ":" in service["image"] and not service["image"].endswith(":latest"), name
@@ -66,3 +66,15 @@ def test_production_adapter_configuration_keeps_secrets_out() -> None:
     assert "password =" not in text and "token =" not in text
     for variable in ("VILLE_MQTT_PASSWORD", "NGSILD_ADAPTER_PSEUDONYM_KEY"):
         assert "?" in SERVICES["adapter"]["environment"][variable]  # required from .env, no default
+
+
+def test_provenance_goes_to_the_oxigraph_service_and_keys_to_their_own_volume() -> None:
+    settings = CONFIG.provenance
+    assert settings.store == "sparql"
+    command = SERVICES["oxigraph"]["command"]
+    port = int(command[command.index("--bind") + 1].rsplit(":", 1)[1])
+    for url in (settings.sparql_query_url, settings.sparql_update_url, settings.sparql_store_url):
+        assert urlsplit(url or "").hostname == "oxigraph" and urlsplit(url or "").port == port
+    assert "ports" not in SERVICES["oxigraph"]  # reached through the adapter's read-only /sparql only
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["adapter"]["volumes"]}
+    assert mounts[str(settings.key_dir)] != mounts["/var/lib/ngsild-adapter"]  # keys apart from the data
