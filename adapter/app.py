@@ -27,19 +27,18 @@ from adapter.config import AdapterConfig
 from adapter.deadletter import DeadLetter, DeadLetterStore
 from adapter.delivery import BROKER_REFUSED, BrokerWriter
 from adapter.exceptions import ConfigError
-from adapter.mapping.profile import load_profiles
-from adapter.mapping.schemas import SchemaRegistry
 from adapter.gateway.provenance import provenance_routes
 from adapter.gateway.sparql import SparqlLimits, sparql_routes
 from adapter.gateway.transparency import transparency_routes
-from adapter.mapping.profile import ProfileSet
+from adapter.mapping.profile import ProfileSet, load_profiles
+from adapter.mapping.schemas import SchemaRegistry
 from adapter.metrics import CONTENT_TYPE, render_outbox_metrics, render_provenance_metrics
 from adapter.ngsild.client import NgsiLdClient
 from adapter.ngsild.context_server import context_routes
 from adapter.outbox import Outbox, UplinkRef, latest_observation
 from adapter.pipeline import Pipeline, PipelineResult
-from adapter.provenance.integrity.keys import ephemeral_keys, key_directory
 from adapter.provenance.indexer import RdfIndexer
+from adapter.provenance.integrity.keys import ephemeral_keys, key_directory
 from adapter.provenance.ledger import ProvenanceLedger
 from adapter.provenance.runtime import ProvenanceRuntime, entity_contexts, open_store
 from adapter.provenance.store import RdfStoreError

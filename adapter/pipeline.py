@@ -43,8 +43,8 @@ from adapter.mapping.entities import (
 )
 from adapter.mapping.profile import DeviceProfile, ProfileSet
 from adapter.mapping.schemas import SchemaRegistry
-from adapter.outbox import Outbox, UplinkRef
 from adapter.ngsild.context_server import served_context_urls
+from adapter.outbox import Outbox, UplinkRef
 from adapter.privacy import apply_privacy
 from adapter.provenance.ledger import ProvenanceLedger
 from adapter.provenance.record import Step, build_record, link_entities

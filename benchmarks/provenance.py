@@ -40,7 +40,7 @@ import dataclasses  # noqa: E402
 
 from adapter.app import build_pipeline  # noqa: E402
 from adapter.config import load_config  # noqa: E402
-from adapter.pipeline import RawEvent  # noqa: E402
+from adapter.pipeline import PipelineResult, RawEvent  # noqa: E402
 from adapter.provenance.indexer import RdfIndexer  # noqa: E402
 from adapter.provenance.queries import load_query  # noqa: E402
 from adapter.provenance.rdf import index_nquads, static_nquads  # noqa: E402
@@ -71,7 +71,7 @@ def uplink_bodies(n: int) -> list[bytes]:
 async def burst_and_catch_up(n: int, workdir: Path) -> tuple[Path, int]:
     config = load_config(None)
     config = dataclasses.replace(
-        config, state_dir=workdir / "state",
+        config, state_dir=workdir / "state", outbox_max_depth=4 * n,  # no broker here: the outbox keeps it all
         provenance=dataclasses.replace(config.provenance, key_dir=workdir / "keys"),
     )
     pipeline = build_pipeline(config, config.state_dir)
@@ -79,7 +79,8 @@ async def burst_and_catch_up(n: int, workdir: Path) -> tuple[Path, int]:
     events = [RawEvent(body, "chirpstack", origin) for body in uplink_bodies(n)]
     started = time.perf_counter()
     for first in range(0, n, 100):
-        pipeline.process_many(events[first:first + 100])
+        for outcome in pipeline.process_many(events[first:first + 100]):
+            assert isinstance(outcome, PipelineResult) and outcome.status == "mapped", outcome
     ingest_s = time.perf_counter() - started
     assert pipeline.ledger is not None
     pipeline.ledger.sign_checkpoints()

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from adapter.config import load_config
+from adapter.mapping.entities import DeviceRecord
 from adapter.mapping.profile import load_profiles
 from adapter.pipeline import Pipeline
-from adapter.mapping.entities import DeviceRecord
 from adapter.uplink import Location, Origin
 from tests.support import FIXTURES, REPO, body_bytes, demo_event, demo_pipeline, entity
 

@@ -24,10 +24,10 @@ import json
 import shutil
 import tempfile
 import time
-from datetime import datetime
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ async def _provenance(runtime: ProvenanceRuntime, report: DemoReport, progress: 
         report.verification = list(verification_lines(result))
     if runtime.store is not None:
         rows = await runtime.store.select(_UPLINKS_PER_GATEWAY)
-        report.uplinks_per_gateway = [(str(r["graph"]), int(r["gateways"]), int(r["uplinks"])) for r in rows]
+        report.uplinks_per_gateway = [(str(r["graph"]), int(str(r["gateways"])), int(str(r["uplinks"]))) for r in rows]
 
 
 async def _read_back(report: DemoReport, broker_url: str, config: AdapterConfig) -> None:

@@ -314,7 +314,7 @@ def _double(value: float) -> str:
     exact = Fraction(value)
     candidate = Fraction(shortest)
     if candidate != exact:
-        unit = Decimal((0, (1,), shortest.as_tuple().exponent))
+        unit = Decimal((0, (1,), int(shortest.as_tuple().exponent)))
         other = shortest + unit if exact > candidate else shortest - unit
         if abs(other) > abs(shortest) and abs(Fraction(other) - exact) == abs(candidate - exact):
             shortest = other  # a tie: away from zero, as Rust
@@ -779,7 +779,7 @@ def _static_unchecked(record: Mapping[str, Any]) -> tuple[str, list[Triple]]:
     tenant, graph, base = _tenant(record["tenant"])
     out: list[Triple] = [*_part(("organization", tenant), _organization_triples, tenant)]
     device = record["device"]
-    args = (base, tenant, device["devEui"], device.get("deviceId"), device.get("application"))
+    args: tuple[Any, ...] = (base, tenant, device["devEui"], device.get("deviceId"), device.get("application"))
     out += _part(("device", *args), _device_triples, *args)
     software, version = record["adapter"].get("software", "ngsild-adapter"), record["adapter"]["version"]
     out += _part(("software", software, version), _software_triples, software, version)

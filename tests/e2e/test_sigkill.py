@@ -47,15 +47,14 @@ from aiohttp import web
 
 from adapter.demo.fleet import FleetDevice
 from adapter.demo.mosquitto import MosquittoBroker
-from tests.provenance_e2e.support import provenance_problems
 from tests.e2e.support import (
     ADAPTER_BIN,
     TENANTS,
     BrokerReader,
     EmbeddedBroker,
-    expected_histories,
     Publisher,
     Uplink,
+    expected_histories,
     fleet_stream,
     history_problems,
     mqtt_client_ids,
@@ -69,6 +68,7 @@ from tests.e2e.support import (
     wait_until,
     write_config,
 )
+from tests.provenance_e2e.support import provenance_problems
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ samples of Appendix B (ECMAScript Number-to-String, given as IEEE 754 bit patter
 from __future__ import annotations
 
 import hashlib
-import random
 import json
+import random
 import struct
 
 import pytest

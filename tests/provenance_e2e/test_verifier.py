@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from adapter.cli import main
 from adapter.demo.network import free_port
-from adapter.provenance.integrity.note import NoteSigner
 from adapter.provenance.indexer import graph_iri
+from adapter.provenance.integrity.note import NoteSigner
 from adapter.provenance.verify import Verification
 from tests.e2e.support import ADAPTER_BIN
 from tests.provenance_e2e.support import (
@@ -33,7 +33,6 @@ from tests.provenance_e2e.support import (
     observed_at_of,
     record_index,
 )
-
 
 OTHER_KEY = NoteSigner.generate("other")
 
