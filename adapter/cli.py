@@ -383,14 +383,21 @@ def _moment(text: str) -> datetime:
 @click.option("--value", help="The value as read (JSON or text); without it the broker is asked.")
 @click.option("--record", type=int, help="The record number, when known (else the entity's wasDerivedFrom link tells).")
 @click.option("--key", "vkey", help="Pin the collectivity's verifier key (note vkey, as /logs/TENANT/key serves it); "
-                                    "default: the key in the key directory.")
+                                    "default: the key in the key directory (or, with --from, the server's).")
+@click.option("--from", "source", metavar="URL",
+              help="Verify from the adapter's published resources at URL (a partner's view), not its files.")
+@click.option("--broker", "broker_url", metavar="URL", help="The NGSI-LD broker to read the value from "
+                                                             "(default: the configuration's).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str, observed_at: str,
-           value: str | None, record: int | None, vkey: str | None, as_json: bool) -> None:
+           value: str | None, record: int | None, vkey: str | None, source: str | None, broker_url: str | None,
+           as_json: bool) -> None:
     """Check one value against its provenance: the record it came from, the log's leaf, the
     signed tree head and its key, the inclusion proof, the device's hash chain and the RDF index.
 
-    Exit status 0 only when everything holds; otherwise 1, and the failing checks are named."""
+    With --from URL, everything is read from the adapter's HTTP resources and only the pinned
+    key (--key) is trusted: what a partner runs. Exit status 0 only when everything holds;
+    otherwise 1, and the failing checks are named."""
     import asyncio
 
     from adapter.app import standalone_provenance
@@ -404,7 +411,31 @@ def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str
     except KeyFormatError as exc:
         raise click.BadParameter(str(exc), param_hint="--key") from exc
 
+    async def remote() -> Any:
+        import aiohttp
+
+        from adapter.mapping.profile import load_profiles
+        from adapter.ngsild.client import NgsiLdClient
+        from adapter.provenance.remote import HttpEvidence
+        from adapter.provenance.runtime import entity_contexts, read_broker
+
+        assert source is not None
+        async with aiohttp.ClientSession() as session:
+            url = broker_url or config.broker.url
+            reader = None
+            if url:
+                client = NgsiLdClient(url, session, token=config.broker.token)
+                contexts = entity_contexts(load_profiles(config.models_dir))
+
+                async def reader(t: str, e: str, a: str, at: datetime) -> Any:
+                    return await read_broker(client, contexts, t, e, a, at)
+
+            evidence = HttpEvidence(session, source, pinned_key=pinned, broker=reader)
+            return await verify_value(evidence, tenant, entity_id, attribute, moment, value=value, record=record)
+
     async def run() -> Any:
+        if source is not None:
+            return await remote()
         async with standalone_provenance(config) as runtime:
             evidence = LocalEvidence(
                 runtime.ledger, (lambda t: pinned) if pinned else runtime.public_key,
@@ -421,6 +452,8 @@ def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str
         _print(result.to_json())
     else:
         click.echo("\n".join(verification_lines(result)))
+        if source is not None and pinned is None:
+            click.echo("  note: no --key given, the server's own key was trusted; pin the collectivity's key")
     sys.exit(0 if result.holds else 1)
 
 

@@ -6,6 +6,9 @@
 ``GET /provenance/{tenant}/uplinks/{n}/record``
     The logged record itself, byte for byte the canonical form whose SHA-256 is the log's
     leaf (``Repr-Digest`` header, RFC 9530).
+``GET /provenance/{tenant}/devices/{devEui}`` and ``.../devices/{devEui}/records/{seq}``
+    The length of a device's hash chain, and its record at position ``seq`` (canonical bytes,
+    its record number in ``Record-Index``): a verifier checks a record's neighbours with them.
 ``GET /provenance/{tenant}/lineage?entity=ID&attr=NAME&observedAt=TIME[&record=N]``
     One value, from raw bytes to broker, as JSON.
 ``GET /provenance/{tenant}/verify?entity=ID&attr=NAME&observedAt=TIME[&value=V][&record=N]``
@@ -99,6 +102,24 @@ def provenance_routes(runtime: ProvenanceRuntime) -> list[web.RouteDef]:
         digest = base64.b64encode(sha256(text.encode("utf-8")).digest()).decode("ascii")
         return web.Response(text=text, content_type="application/json", headers={"Repr-Digest": f"sha-256=:{digest}:"})
 
+    async def device(request: web.Request) -> web.Response:
+        tenant, dev_eui = request.match_info["tenant"], request.match_info["dev_eui"]
+        length = ledger.chain_length(tenant, dev_eui)
+        if length == 0:
+            return _problem(404, "No such device", f"no record of device {dev_eui} in the log of {tenant}")
+        return web.json_response({"tenant": tenant, "devEui": dev_eui, "chainLength": length})
+
+    async def chain_record(request: web.Request) -> web.Response:
+        tenant, dev_eui = request.match_info["tenant"], request.match_info["dev_eui"]
+        try:
+            seq = int(request.match_info["seq"])
+        except ValueError:
+            raise web.HTTPNotFound() from None
+        found = ledger.chain_neighbour(tenant, dev_eui, seq)
+        if found is None:
+            return _problem(404, "No such record", f"no record {seq} in the chain of device {dev_eui}")
+        return web.Response(text=found.text, content_type="application/json", headers={"Record-Index": str(found.index)})
+
     async def lineage_view(request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
         entity, attribute = request.query.get("entity"), request.query.get("attr")
@@ -134,6 +155,8 @@ def provenance_routes(runtime: ProvenanceRuntime) -> list[web.RouteDef]:
     return [
         web.get("/provenance/{tenant}/uplinks/{n}", prov),
         web.get("/provenance/{tenant}/uplinks/{n}/record", record),
+        web.get("/provenance/{tenant}/devices/{dev_eui}", device),
+        web.get("/provenance/{tenant}/devices/{dev_eui}/records/{seq}", chain_record),
         web.get("/provenance/{tenant}/lineage", lineage_view),
         web.get("/provenance/{tenant}/verify", verify),
     ]

@@ -35,7 +35,7 @@ from adapter.provenance.verify import (
     verify_value,
 )
 
-__all__ = ["ProvenanceRuntime", "entity_contexts", "open_store"]
+__all__ = ["ProvenanceRuntime", "entity_contexts", "open_store", "read_broker"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,30 @@ def open_store(config: AdapterConfig, session: aiohttp.ClientSession | None) -> 
             settings.sparql_store_url or settings.sparql_update_url, session,
         )
     return OxigraphStore(Path(config.state_dir) / "rdf")
+
+
+async def read_broker(
+    client: NgsiLdClient, contexts: Mapping[str, str], tenant: str, entity_id: str, attribute: str, observed_at: datetime
+) -> BrokerValue | None:
+    """The attribute and the entity's link observed at ``observed_at``: from the temporal API,
+    or from the current entity when the broker has no temporal API (Orion-LD without Mintaka).
+    ``contexts`` gives the Smart Data Models context of each entity type, to read short names."""
+    entity_type = entity_id.split(":")[2] if entity_id.count(":") >= 3 else None
+    context = contexts.get(entity_type or "")
+    attrs = [attribute, PROV_WAS_DERIVED_FROM]
+    observed = iso(observed_at)
+    try:
+        temporal = await client.get_temporal(
+            tenant, entity_id, context=context, attrs=attrs, timerel="between",
+            time_at=observed, end_time_at=iso(observed_at + timedelta(milliseconds=1)),
+        )
+        found = broker_value_from(temporal, attribute, observed)
+        if found is not None and found.attribute is not None:
+            return found
+    except NgsiLdError as exc:
+        log.debug("temporal retrieval of %s failed (%s); reading the current entity", entity_id, exc)
+    current = await client.get_entity(tenant, entity_id, context=context, attrs=attrs)
+    return broker_value_from(current, attribute, observed)
 
 
 class ProvenanceRuntime:
@@ -104,25 +128,9 @@ class ProvenanceRuntime:
         return await verify_value(evidence, tenant, entity_id, attribute, observed_at, value=value, record=record)
 
     async def read_broker(self, tenant: str, entity_id: str, attribute: str, observed_at: datetime) -> BrokerValue | None:
-        """The attribute and the entity's link observed at ``observed_at``: from the temporal API,
-        or from the current entity when the broker has no temporal API (Orion-LD without Mintaka)."""
+        """The attribute and the entity's link observed at ``observed_at`` (``read_broker``)."""
         assert self.broker is not None
-        entity_type = entity_id.split(":")[2] if entity_id.count(":") >= 3 else None
-        context = self.contexts.get(entity_type or "")
-        attrs = [attribute, PROV_WAS_DERIVED_FROM]
-        observed = iso(observed_at)
-        try:
-            temporal = await self.broker.get_temporal(
-                tenant, entity_id, context=context, attrs=attrs, timerel="between",
-                time_at=observed, end_time_at=iso(observed_at + timedelta(milliseconds=1)),
-            )
-            found = broker_value_from(temporal, attribute, observed)
-            if found is not None and found.attribute is not None:
-                return found
-        except NgsiLdError as exc:
-            log.debug("temporal retrieval of %s failed (%s); reading the current entity", entity_id, exc)
-        current = await self.broker.get_entity(tenant, entity_id, context=context, attrs=attrs)
-        return broker_value_from(current, attribute, observed)
+        return await read_broker(self.broker, self.contexts, tenant, entity_id, attribute, observed_at)
 
     async def check_index(self, tenant: str, index: int, record: dict[str, Any]) -> Check:
         """Whether the RDF index holds exactly the quads of this record."""

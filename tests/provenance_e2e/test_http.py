@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from hashlib import sha256
 from pathlib import Path
 
+import aiohttp
 import pytest
 import rdflib
 from aiohttp import web
@@ -19,8 +20,10 @@ from adapter.provenance.integrity.canonical import canonicalize
 from adapter.provenance.integrity.checkpoint import open_checkpoint
 from adapter.provenance.integrity.log import verify_record
 from adapter.provenance.integrity.merkle import leaf_hash
-from adapter.provenance.integrity.note import NoteVerifier
+from adapter.provenance.integrity.note import NoteSigner, NoteVerifier
 from adapter.provenance.integrity.tiles import TILE_WIDTH
+from adapter.provenance.remote import HttpEvidence
+from adapter.provenance.verify import Verification, verify_value
 from tests.provenance_e2e.support import AQ_ENTITY, DEVICES, World, build_world, no2_of, observed_at_of, record_index
 
 PROV = rdflib.Namespace("http://www.w3.org/ns/prov#")
@@ -128,3 +131,31 @@ async def _records_after(client: TestClient, index: int) -> int:
     while (await client.get(f"/provenance/ville/uplinks/{n}/record")).status == 200:
         n += 1
     return n - index
+
+
+async def _remote_verify(client: TestClient, index: int, key: NoteVerifier | None, value: str | None = None
+                         ) -> Verification:
+    """What a partner runs: evidence from the server's published resources, the pinned key only."""
+    async with aiohttp.ClientSession() as session:
+        evidence = HttpEvidence(session, str(client.make_url("")), pinned_key=key)
+        return await verify_value(evidence, "ville", AQ_ENTITY.format(eui=DEVICES[0]), "no2", observed_at_of(0, 2),
+                                  value=value if value is not None else str(no2_of(0, 2)),
+                                  record=index)
+
+
+async def test_a_partner_verifies_from_the_published_resources_with_a_pinned_key(http: tuple[TestClient, int]) -> None:
+    client, index = http
+    key = NoteVerifier.from_vkey((await (await client.get("/logs/ville/key")).text()).strip())
+    result = await _remote_verify(client, index, key)
+    assert result.holds, result.to_json()
+    assert [c.name for c in result.checks] == ["record", "value", "digest", "signature", "inclusion", "chain"]
+    forged_value = await _remote_verify(client, index, key, value="0.5")
+    assert not forged_value.holds
+
+
+async def test_a_server_with_another_key_fails_the_pinned_signature(http: tuple[TestClient, int]) -> None:
+    client, index = http
+    impostor = NoteSigner.generate("test.example/logs/ville").verifier  # same name, another key
+    result = await _remote_verify(client, index, impostor)
+    assert not result.holds
+    assert {c.name for c in result.checks if c.status == "failed"} == {"signature"}
