@@ -27,6 +27,7 @@ from adapter.config import AdapterConfig
 from adapter.deadletter import DeadLetter, DeadLetterStore
 from adapter.delivery import BROKER_REFUSED, BrokerWriter
 from adapter.exceptions import ConfigError
+from adapter.gateway.local import local_only
 from adapter.gateway.provenance import provenance_routes
 from adapter.gateway.sparql import SparqlLimits, sparql_routes
 from adapter.gateway.transparency import transparency_routes
@@ -164,13 +165,16 @@ async def serve(config: AdapterConfig, *, host: str, port: int) -> None:
 
 
 def provenance_http_routes(runtime: ProvenanceRuntime, config: AdapterConfig) -> list[web.RouteDef]:
-    """``/sparql``, the provenance API, the logs and the published keys (README: HTTP surface)."""
-    routes = [*transparency_routes(runtime.ledger), *provenance_routes(runtime)]
+    """``/sparql``, the provenance API, the logs and the published keys (README: HTTP surface).
+
+    The logs and keys are public (digests and signatures only); the paths that answer with
+    values are served to this machine only unless ``[provenance] open_to_network``."""
+    settings = config.provenance
+    data = list(provenance_routes(runtime))
     if runtime.store is not None:
-        settings = config.provenance
         limits = SparqlLimits(timeout_s=settings.query_timeout_s, max_results=settings.query_max_results)
-        routes += sparql_routes(runtime.store, limits=limits)
-    return routes
+        data += sparql_routes(runtime.store, limits=limits)
+    return [*transparency_routes(runtime.ledger), *(data if settings.open_to_network else local_only(data))]
 
 
 def _demo_events(folder: Path) -> Iterable[tuple[str, dict[str, Any]]]:

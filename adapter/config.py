@@ -65,6 +65,8 @@ sparql_store_url = "http://oxigraph:7878/store"    # Graph Store Protocol (bulk 
 index_batch = 2000                # records indexed per round, off the ingestion path
 query_timeout_s = 10              # /sparql: time and result-size limits
 query_max_results = 10000
+open_to_network = false           # /sparql and /provenance/... answer this machine only until
+                                  # access control (the logs and keys are always public)
 ```
 
 Environment overrides (for containers): ``NGSILD_ADAPTER_MODELS``, ``NGSILD_ADAPTER_STATE_DIR``,
@@ -162,6 +164,7 @@ class ProvenanceSettings:
     index_batch: int = 2000
     query_timeout_s: float = 10.0
     query_max_results: int = 10_000
+    open_to_network: bool = False  # /sparql and /provenance/... answer other machines too
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,9 +315,12 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
         "query_timeout_s": float, "query_max_results": int,
     }
     texts = ("key_dir", "log_origin", "store", "sparql_query_url", "sparql_update_url", "sparql_store_url")
-    unknown = set(t) - {*kinds, *texts}
+    unknown = set(t) - {*kinds, *texts, "open_to_network"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) in [provenance]: {', '.join(sorted(unknown))}")
+    open_to_network = t.get("open_to_network", False)
+    if not isinstance(open_to_network, bool):
+        raise ConfigError(f"{path}: provenance open_to_network must be true or false")
 
     def value(key: str) -> Any:
         return env.get(f"{_ENV}PROVENANCE_{key.upper()}") or t.get(key)
@@ -325,7 +331,7 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
         if not isinstance(text, str) or not text:
             raise ConfigError(f"{path}: provenance {key} must be a non-empty string")
     key_dir = strings.pop("key_dir", None)
-    settings = ProvenanceSettings(**numbers, **strings)
+    settings = ProvenanceSettings(**numbers, **strings, open_to_network=open_to_network)
     if key_dir is not None:
         settings = replace(settings, key_dir=(base / key_dir).resolve())
     if settings.store not in ("embedded", "sparql"):
