@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 
+from adapter.gateway import problem
+
 __all__ = ["local_only"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -29,12 +31,8 @@ def _is_loopback(request: web.Request) -> bool:
 def _guarded(handler: Handler) -> Handler:
     async def guarded(request: web.Request) -> web.StreamResponse:
         if not _is_loopback(request):
-            return web.json_response(
-                {"type": "about:blank", "title": "Forbidden", "status": 403,
-                 "detail": "this path is served to the adapter's own machine only, until access control "
-                           "(the sharing gateway); [provenance] open_to_network = true opens it"},
-                status=403, content_type="application/problem+json",
-            )
+            return problem(403, "Forbidden", "this path is served to the adapter's own machine only, until "
+                                             "access control (the sharing gateway); [provenance] open_to_network = true opens it")
         return await handler(request)
 
     return guarded

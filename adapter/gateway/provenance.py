@@ -26,6 +26,8 @@ from hashlib import sha256
 
 from aiohttp import web
 
+from adapter.gateway import problem
+
 from adapter.provenance.rdf import ValueNotInRecord, lineage, provenance_dataset
 from adapter.provenance.runtime import ProvenanceRuntime
 from adapter.provenance.verify import parse_uplink_iri
@@ -37,13 +39,6 @@ _RDF_FORMATS = {  # media type -> rdflib serializer
     "application/ld+json": "json-ld",
     "application/n-triples": "nt",
 }
-
-
-def _problem(status: int, title: str, detail: str) -> web.Response:
-    return web.json_response(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
-        status=status, content_type="application/problem+json",
-    )
 
 
 def _media_type(request: web.Request) -> str | None:
@@ -91,7 +86,7 @@ def provenance_routes(runtime: ProvenanceRuntime) -> list[web.RouteDef]:
         tenant, index, text = stored(request)
         media_type = _media_type(request)
         if media_type is None:
-            return _problem(406, "Not Acceptable", f"PROV-O is served as {', '.join(_RDF_FORMATS)}")
+            return problem(406, "Not Acceptable", f"PROV-O is served as {', '.join(_RDF_FORMATS)}")
         receipts = [r.to_json() for r in ledger.deliveries_of(tenant, index)]
         dataset = provenance_dataset(json.loads(text), index, receipts)
         body = dataset.serialize(format=_RDF_FORMATS[media_type])
@@ -106,7 +101,7 @@ def provenance_routes(runtime: ProvenanceRuntime) -> list[web.RouteDef]:
         tenant, dev_eui = request.match_info["tenant"], request.match_info["dev_eui"]
         length = ledger.chain_length(tenant, dev_eui)
         if length == 0:
-            return _problem(404, "No such device", f"no record of device {dev_eui} in the log of {tenant}")
+            return problem(404, "No such device", f"no record of device {dev_eui} in the log of {tenant}")
         return web.json_response({"tenant": tenant, "devEui": dev_eui, "chainLength": length})
 
     async def chain_record(request: web.Request) -> web.Response:
@@ -117,35 +112,35 @@ def provenance_routes(runtime: ProvenanceRuntime) -> list[web.RouteDef]:
             raise web.HTTPNotFound() from None
         found = ledger.chain_neighbour(tenant, dev_eui, seq)
         if found is None:
-            return _problem(404, "No such record", f"no record {seq} in the chain of device {dev_eui}")
+            return problem(404, "No such record", f"no record {seq} in the chain of device {dev_eui}")
         return web.Response(text=found.text, content_type="application/json", headers={"Record-Index": str(found.index)})
 
     async def lineage_view(request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
         entity, attribute = request.query.get("entity"), request.query.get("attr")
         if not entity or not attribute:
-            return _problem(400, "Bad Request", "parameters entity, attr and observedAt are required")
+            return problem(400, "Bad Request", "parameters entity, attr and observedAt are required")
         observed_at = _time(request.query.get("observedAt"))
         index = await _record_of(runtime, tenant, entity, attribute, observed_at, request.query.get("record"))
         if index is None:
-            return _problem(404, "No provenance record", f"no record of {entity} {attribute} observed at {observed_at.isoformat()}")
+            return problem(404, "No provenance record", f"no record of {entity} {attribute} observed at {observed_at.isoformat()}")
         found = ledger.get(tenant, index)
         if found is None:
-            return _problem(404, "No provenance record", f"record {index} of {tenant} is missing")
+            return problem(404, "No provenance record", f"record {index} of {tenant} is missing")
         receipts = [r.to_json() for r in ledger.deliveries_of(tenant, index)]
         try:
             return web.json_response(lineage(found.record, index, entity, attribute, receipts))
         except ValueNotInRecord as exc:
-            return _problem(404, "Value not in the record", str(exc))
+            return problem(404, "Value not in the record", str(exc))
 
     async def verify(request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
         entity, attribute = request.query.get("entity"), request.query.get("attr")
         if not entity or not attribute:
-            return _problem(400, "Bad Request", "parameters entity, attr and observedAt are required")
+            return problem(400, "Bad Request", "parameters entity, attr and observedAt are required")
         record = request.query.get("record")
         if record is not None and not record.isdigit():
-            return _problem(400, "Bad Request", "record must be a record number")
+            return problem(400, "Bad Request", "record must be a record number")
         result = await runtime.verify(
             tenant, entity, attribute, _time(request.query.get("observedAt")),
             value=request.query.get("value"), record=int(record) if record is not None else None,

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from adapter.gateway import problem
 from multidict import MultiDict, MultiMapping
 from pyparsing import ParseBaseException, ParseResults
 from rdflib.plugins.sparql.parser import parseQuery, parseUpdate
@@ -63,7 +65,6 @@ __all__ = ["PROBLEM_BASE", "SparqlLimits", "sparql_routes"]
 log = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://w3id.org/ngsild-adapter/problems/sparql#"
-PROBLEM_JSON = "application/problem+json"
 FORM = "application/x-www-form-urlencoded"
 SPARQL_QUERY = "application/sparql-query"
 SPARQL_UPDATE = "application/sparql-update"
@@ -90,8 +91,7 @@ class _Problem(Exception):
         self.status, self.name, self.title, self.detail = status, name, title, detail
 
     def response(self) -> web.Response:
-        body = {"type": PROBLEM_BASE + self.name, "title": self.title, "status": self.status, "detail": self.detail}
-        return web.json_response(body, status=self.status, content_type=PROBLEM_JSON)
+        return problem(self.status, self.title, self.detail, type=PROBLEM_BASE + self.name)
 
 
 def _all_graphs(request: web.Request) -> Sequence[str] | None:

@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import web
 
+from adapter.gateway import problem
+
 from adapter.provenance.integrity.tiles import InvalidTilePath, TileNotFound
 from adapter.provenance.ledger import ProvenanceLedger, UnknownTenant
 
@@ -34,13 +36,6 @@ _NOTE = "text/plain; charset=utf-8"
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _problem(status: int, title: str, detail: str) -> web.Response:
-    return web.json_response(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail},
-        status=status, content_type="application/problem+json",
-    )
 
 
 def _published_size(ledger: ProvenanceLedger, tenant: str) -> int:
@@ -89,7 +84,7 @@ def transparency_routes(ledger: ProvenanceLedger) -> list[web.RouteDef]:
         tenant = tenant_of(request)
         note = ledger.latest_checkpoint(tenant)
         if note is None:
-            return _problem(404, "No signed tree head yet", f"the log of {tenant} has not been signed yet")
+            return problem(404, "No signed tree head yet", f"the log of {tenant} has not been signed yet")
         return web.Response(body=note, headers={"Content-Type": _NOTE, "Cache-Control": "no-cache"})
 
     async def tile(request: web.Request) -> web.Response:
@@ -98,9 +93,9 @@ def transparency_routes(ledger: ProvenanceLedger) -> list[web.RouteDef]:
         try:
             body = ledger.log(tenant).read_resource(path, _published_size(ledger, tenant))
         except InvalidTilePath as exc:
-            return _problem(400, "Not a tlog-tiles path", str(exc))
+            return problem(400, "Not a tlog-tiles path", str(exc))
         except TileNotFound as exc:
-            return _problem(404, "Not in the published tree", str(exc))
+            return problem(404, "Not in the published tree", str(exc))
         immutable = ".p/" not in path
         cache = "public, max-age=31536000, immutable" if immutable else "public, max-age=60"
         return web.Response(body=body, headers={"Content-Type": "application/octet-stream", "Cache-Control": cache})
@@ -109,7 +104,7 @@ def transparency_routes(ledger: ProvenanceLedger) -> list[web.RouteDef]:
         tenant = tenant_of(request)
         index, size = _int(request, "index"), _int(request, "size")
         if size > _published_size(ledger, tenant) or index >= size:
-            return _problem(404, "Not in a published tree", f"leaf {index} in a signed tree of size {size}")
+            return problem(404, "Not in a published tree", f"leaf {index} in a signed tree of size {size}")
         proof = ledger.log(tenant).inclusion_proof(index, size)
         return web.json_response({"index": index, "size": size, "proof": [_b64(h) for h in proof]})
 
@@ -117,7 +112,7 @@ def transparency_routes(ledger: ProvenanceLedger) -> list[web.RouteDef]:
         tenant = tenant_of(request)
         old, size = _int(request, "old"), _int(request, "size")
         if size > _published_size(ledger, tenant) or old > size:
-            return _problem(404, "Not a published tree", f"trees of size {old} and {size}")
+            return problem(404, "Not a published tree", f"trees of size {old} and {size}")
         proof = ledger.log(tenant).consistency_proof(old, size)
         return web.json_response({"old": old, "size": size, "proof": [_b64(h) for h in proof]})
 
