@@ -1,0 +1,1 @@
+"""Access control: token validation, sharing agreements (ODRL), and what they decide."""

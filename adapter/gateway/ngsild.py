@@ -1,0 +1,371 @@
+"""The sharing gateway: the NGSI-LD API for partners, behind Keycloak tokens and agreements.
+
+For each request: validate the bearer token (``adapter.access.tokens``), decide from the
+sharing agreements (``adapter.access.policies``), narrow the request before it reaches the
+broker and filter (or aggregate) the answer before it leaves (``adapter.gateway.enforce``),
+and record the access (``adapter.gateway.access_log``). Every way of reaching the data goes
+through ``_authorize``: retrieval by id, query by type, ``q``, ``idPattern`` or geo, temporal
+retrieval, subscriptions. Deny by default.
+
+Paths (``NGSILD-Tenant`` names whose data is asked for; one entity ``type`` per request):
+
+``GET /ngsi-ld/v1/entities?type=T``                       read
+``GET /ngsi-ld/v1/entities/{id}``                          read (the type is the id's)
+``GET /ngsi-ld/v1/temporal/entities?type=T``              queryHistory (aggregated grants:
+                                                             across sensors, ``enforce.aggregate_across``)
+``GET /ngsi-ld/v1/temporal/entities/{id}``                 queryHistory, raw grants only
+``POST|GET|DELETE /ngsi-ld/v1/subscriptions[/{id}]``       subscribe (``adapter.gateway.subscriptions``)
+``GET /gateway/access?tenant=T``                           the accesses to T's data, as PROV-O, for
+                                                             T's ``data-admin`` role
+Anything else under ``/ngsi-ld/v1`` (writes, batch operations) is refused: partners read.
+
+The client's ``Link`` context is not forwarded: the gateway reads the broker with the Smart
+Data Models context of the type, so that an attribute name means what the agreement means by
+it (a client context could map a granted name onto another attribute's IRI). A ``Link``
+naming another context is refused.
+
+Errors are NGSI-LD ProblemDetails: 401 (no or bad token: the reason code, never the token),
+403 (the rule that denied), 503 (an issuer's keys cannot be fetched).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+
+from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal
+from adapter.gateway import problem
+from adapter.gateway.access_log import AccessLog
+from adapter.gateway.enforce import (
+    NarrowingRefused,
+    aggregate_across,
+    allowed_attributes,
+    area_params,
+    check_q,
+    clamp_window,
+    filter_entity,
+)
+
+__all__ = ["GatewayContext", "Policies", "create_gateway_app"]
+
+log = logging.getLogger(__name__)
+
+_API = "/ngsi-ld/v1"
+_NGSI_PROBLEMS = "https://uri.etsi.org/ngsi-ld/errors/"
+_LINK = '<{}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+#: query parameters passed on to the broker as they are (the others are rebuilt or refused)
+_PASSED = ("limit", "offset", "count", "options", "idPattern", "id", "lastN", "timeproperty")
+
+
+class Policies(Protocol):
+    def decide(self, principal: Principal, request: AccessRequest, *, now: datetime) -> Decision: ...
+
+
+class TokenInvalid(Protocol):
+    reason: str
+
+
+@dataclass
+class GatewayContext:
+    """What the gateway works with.
+
+    ``validate`` turns a bearer token into a ``Principal`` or raises ``InvalidToken`` (with a
+    ``reason``); ``contexts`` maps each entity type to its Smart Data Models @context URL.
+    """
+
+    validate: Callable[[str], Awaitable[Principal]]
+    policies: Policies
+    broker_url: str
+    session: aiohttp.ClientSession
+    contexts: Mapping[str, str]
+    access_log: AccessLog
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+
+class _Refused(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+def _ngsi_problem(status: int, kind: str, title: str, detail: str) -> web.Response:
+    return problem(status, title, detail, type=_NGSI_PROBLEMS + kind)
+
+
+def _entity_type_of(entity_id: str) -> str | None:
+    """``urn:ngsi-ld:<Type>:...`` -> ``Type`` (the convention of the Smart Data Models ids)."""
+    parts = entity_id.split(":")
+    return parts[2] if len(parts) >= 4 and parts[0] == "urn" and parts[1] == "ngsi-ld" and parts[2] else None
+
+
+def create_gateway_app(context: GatewayContext) -> web.Application:
+    """The gateway's aiohttp application."""
+    gateway = _Gateway(context)
+    app = web.Application()
+    app.add_routes([
+        web.get(f"{_API}/entities", gateway.query_entities),
+        web.get(f"{_API}/entities/{{entity_id}}", gateway.retrieve_entity),
+        web.get(f"{_API}/temporal/entities", gateway.query_temporal),
+        web.get(f"{_API}/temporal/entities/{{entity_id}}", gateway.retrieve_temporal),
+        web.get("/gateway/access", gateway.access),
+        web.route("*", f"{_API}/{{rest:.*}}", gateway.refuse_write),
+    ])
+    return app
+
+
+class _Gateway:
+    def __init__(self, context: GatewayContext) -> None:
+        self.c = context
+
+    # -- authorization: the one path every request takes -----------------------------------
+
+    async def _principal(self, request: web.Request) -> Principal:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise _Refused(_ngsi_problem(401, "NoBearerToken", "Unauthorized",
+                                         "an access token is required (Authorization: Bearer ...)"))
+        try:
+            return await self.c.validate(token.strip())
+        except Exception as exc:  # InvalidToken: its reason code, never the token
+            reason = getattr(exc, "reason", None)
+            if reason is None:
+                raise
+            if reason == "issuer_unavailable":
+                raise _Refused(_ngsi_problem(503, "IssuerUnavailable", "Service Unavailable",
+                                             "the token's issuer cannot be reached to check its keys; retry later")) from exc
+            response = _ngsi_problem(401, "InvalidToken", "Unauthorized", f"the access token is refused: {reason}")
+            response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{reason}"'
+            raise _Refused(response) from exc
+
+    def _tenant(self, request: web.Request) -> str:
+        tenant = request.headers.get("NGSILD-Tenant")
+        if not tenant:
+            raise _Refused(_ngsi_problem(400, "BadRequestData", "Bad Request",
+                                         "NGSILD-Tenant is required: it names the collectivity whose data is asked for"))
+        return tenant
+
+    def _context(self, request: web.Request, entity_type: str) -> str:
+        known = self.c.contexts.get(entity_type)
+        if known is None:
+            raise _Refused(_ngsi_problem(403, "Forbidden", "Forbidden", f"no agreement can cover entity type {entity_type}"))
+        link = request.headers.get("Link")
+        if link and known not in link:
+            raise _Refused(_ngsi_problem(400, "BadRequestData", "Bad Request",
+                                         f"the gateway reads {entity_type} with its Smart Data Models context {known}; "
+                                         "send that one in Link, or none"))
+        return known
+
+    async def _authorize(
+        self, request: web.Request, action: Action, entity_type: str | None
+    ) -> tuple[Principal, AccessRequest, Grant]:
+        principal = await self._principal(request)
+        tenant = self._tenant(request)
+        if not entity_type or "," in entity_type:
+            raise _Refused(_ngsi_problem(400, "BadRequestData", "Bad Request",
+                                         "one entity type per request: it is what the agreements are about"))
+        access = AccessRequest(action, tenant, entity_type, purpose=request.headers.get("NGSILD-Purpose"))
+        decision = self.c.policies.decide(principal, access, now=self.c.clock())
+        if not decision.permitted or not decision.grants:
+            self.c.access_log.record(principal, access, outcome="refused", reason=decision.reason, path=request.path_qs)
+            raise _Refused(_ngsi_problem(403, "Forbidden", "Forbidden", decision.reason or "no agreement grants this"))
+        return principal, access, decision.grants[0]
+
+    def _refuse(self, principal: Principal, access: AccessRequest, request: web.Request, why: str) -> _Refused:
+        self.c.access_log.record(principal, access, outcome="refused", reason=why, path=request.path_qs)
+        return _Refused(_ngsi_problem(403, "Forbidden", "Forbidden", why))
+
+    async def _broker(self, path: str, tenant: str, context: str, params: Mapping[str, str]) -> tuple[int, Any]:
+        headers = {"NGSILD-Tenant": tenant, "Link": _LINK.format(context), "Accept": "application/json"}
+        async with self.c.session.get(self.c.broker_url.rstrip("/") + _API + path, params=params,
+                                      headers=headers) as answer:
+            body = await answer.read()
+            try:
+                return answer.status, json.loads(body) if body else None
+            except ValueError:
+                return answer.status, None
+
+    # -- the routes -------------------------------------------------------------------------
+
+    async def query_entities(self, request: web.Request) -> web.StreamResponse:
+        return await self._guarded(self._query_entities, request)
+
+    async def retrieve_entity(self, request: web.Request) -> web.StreamResponse:
+        return await self._guarded(self._retrieve_entity, request)
+
+    async def query_temporal(self, request: web.Request) -> web.StreamResponse:
+        return await self._guarded(self._query_temporal, request)
+
+    async def retrieve_temporal(self, request: web.Request) -> web.StreamResponse:
+        return await self._guarded(self._retrieve_temporal, request)
+
+    async def refuse_write(self, request: web.Request) -> web.StreamResponse:
+        try:
+            await self._principal(request)
+        except _Refused as refused:
+            return refused.response
+        return _ngsi_problem(403, "Forbidden", "Forbidden",
+                             f"{request.method} {request.path} is not offered: partners read through the gateway")
+
+    async def _guarded(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                       request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _Refused as refused:
+            return refused.response
+
+    def _narrow(self, request: web.Request, principal: Principal, access: AccessRequest, grant: Grant,
+                ) -> tuple[dict[str, str], frozenset[str] | None]:
+        """The broker parameters for this grant, and the attributes the answer may hold."""
+        query = request.query
+        try:
+            requested = query["attrs"].split(",") if "attrs" in query else None
+            readable = allowed_attributes(grant, requested)
+            check_q(grant, query.get("q"), grant.attributes if readable is None else readable)
+            params = {k: query[k] for k in _PASSED if k in query}
+            params.update(area_params(grant, query))
+        except NarrowingRefused as exc:
+            raise self._refuse(principal, access, request, str(exc)) from exc
+        if "q" in query:
+            params["q"] = query["q"]
+        if readable is not None:
+            params["attrs"] = ",".join(sorted(readable))
+        return params, readable
+
+    def _answer(self, principal: Principal, access: AccessRequest, request: web.Request, grant: Grant,
+                status: int, body: Any, readable: frozenset[str] | None) -> web.Response:
+        if status != 200:
+            self.c.access_log.record(principal, access, outcome="permitted", reason=f"broker answered {status}",
+                                     path=request.path_qs, agreement=grant.agreement)
+            return web.json_response(body, status=status)
+        many = isinstance(body, list)
+        entities = [e for e in (filter_entity(x, grant, readable) for x in (body if many else [body])) if e]
+        self.c.access_log.record(principal, access, outcome="permitted", reason="", path=request.path_qs,
+                                 agreement=grant.agreement, entities=[str(e.get("id")) for e in entities])
+        if not many and not entities:
+            return _ngsi_problem(404, "ResourceNotFound", "Not Found", "no such entity, or nothing of it is granted")
+        return web.json_response(entities if many else entities[0])
+
+    async def _query_entities(self, request: web.Request) -> web.Response:
+        entity_type = request.query.get("type")
+        principal, access, grant = await self._authorize(request, Action.READ, entity_type)
+        assert entity_type is not None
+        if grant.aggregation is not None:
+            raise self._refuse(principal, access, request, f"agreement {grant.agreement} grants aggregated indicators "
+                               "only: GET /ngsi-ld/v1/temporal/entities?type=...")
+        context = self._context(request, entity_type)
+        params, readable = self._narrow(request, principal, access, grant)
+        params["type"] = entity_type
+        status, body = await self._broker("/entities", access.tenant, context, params)
+        return self._answer(principal, access, request, grant, status, body, readable)
+
+    async def _retrieve_entity(self, request: web.Request) -> web.Response:
+        entity_id = request.match_info["entity_id"]
+        principal, access, grant = await self._authorize(request, Action.READ, _entity_type_of(entity_id))
+        if grant.aggregation is not None:
+            raise self._refuse(principal, access, request, f"agreement {grant.agreement} grants aggregated indicators only")
+        context = self._context(request, access.entity_type)
+        params, readable = self._narrow(request, principal, access, grant)
+        if grant.area is not None:  # one entity: ask by id within the area, so that outside it is not found
+            params.update({"id": entity_id, "type": access.entity_type})
+            status, body = await self._broker("/entities", access.tenant, context, params)
+            if status == 200:
+                body = body[0] if body else None
+                status = 200 if body else 404
+        else:
+            status, body = await self._broker(f"/entities/{quote(entity_id, safe='')}", access.tenant, context, params)
+        if status == 404:
+            self.c.access_log.record(principal, access, outcome="permitted", reason="not found", path=request.path_qs,
+                                     agreement=grant.agreement)
+            return _ngsi_problem(404, "ResourceNotFound", "Not Found", "no such entity, or nothing of it is granted")
+        return self._answer(principal, access, request, grant, status, body, readable)
+
+    def _window(self, request: web.Request, principal: Principal, access: AccessRequest, grant: Grant,
+                params: dict[str, str]) -> None:
+        """The temporal query's time parameters: the client's, clamped to the grant's window."""
+        def parse(name: str) -> datetime | None:
+            text = request.query.get(name)
+            return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+        try:
+            start, end = parse("timeAt"), parse("endTimeAt")
+            if request.query.get("timerel") == "before":
+                start, end = None, start
+            start, end = clamp_window(grant, start, end)
+        except (NarrowingRefused, ValueError) as exc:
+            raise self._refuse(principal, access, request, str(exc)) from exc
+
+        def text(moment: datetime) -> str:
+            return moment.isoformat().replace("+00:00", "Z")
+
+        if start is not None and end is not None:
+            params.update(timerel="between", timeAt=text(start), endTimeAt=text(end))
+        elif start is not None:
+            params.update(timerel="after", timeAt=text(start))
+        elif end is not None:
+            params.update(timerel="before", timeAt=text(end))
+
+    async def _query_temporal(self, request: web.Request) -> web.Response:
+        entity_type = request.query.get("type")
+        principal, access, grant = await self._authorize(request, Action.QUERY_HISTORY, entity_type)
+        assert entity_type is not None
+        context = self._context(request, entity_type)
+        params, readable = self._narrow(request, principal, access, grant)
+        params["type"] = entity_type
+        self._window(request, principal, access, grant, params)
+        if grant.aggregation is None:
+            status, body = await self._broker("/temporal/entities", access.tenant, context, params)
+            return self._answer(principal, access, request, grant, status, body, readable)
+        # Aggregated only: every sensor's history is read here, and only indicators over
+        # enough sensors leave. The client's own paging does not apply to the sensors.
+        for key in ("limit", "offset", "lastN", "id", "idPattern", "options", "count"):
+            params.pop(key, None)
+        params.update({"options": "temporalValues", "limit": "1000"})
+        status, body = await self._broker("/temporal/entities", access.tenant, context, params)
+        if status != 200 or not isinstance(body, list):
+            return self._answer(principal, access, request, grant, status, body, readable)
+        attributes = readable if readable is not None else {
+            name for entity in body for name in entity if name not in ("id", "type", "@context") and ":" not in name
+        } - grant.removed
+        indicator = aggregate_across(body, attributes, grant.aggregation, tenant=access.tenant, entity_type=entity_type)
+        self.c.access_log.record(principal, access, outcome="permitted",
+                                 reason=f"aggregated ({grant.aggregation.method} over {grant.aggregation.period}, "
+                                        f"groups of {grant.aggregation.min_group_size}+ sensors)",
+                                 path=request.path_qs, agreement=grant.agreement,
+                                 entities=[str(e.get("id")) for e in body])
+        return web.json_response([indicator])
+
+    async def _retrieve_temporal(self, request: web.Request) -> web.Response:
+        entity_id = request.match_info["entity_id"]
+        principal, access, grant = await self._authorize(request, Action.QUERY_HISTORY, _entity_type_of(entity_id))
+        if grant.aggregation is not None:
+            raise self._refuse(principal, access, request, f"agreement {grant.agreement} grants aggregated indicators "
+                               "only, never one sensor's history: GET /ngsi-ld/v1/temporal/entities?type=...")
+        if grant.area is not None:
+            raise self._refuse(principal, access, request, f"agreement {grant.agreement} restricts the data to an area: "
+                               "query the history by type, the area applies")
+        context = self._context(request, access.entity_type)
+        params, readable = self._narrow(request, principal, access, grant)
+        self._window(request, principal, access, grant, params)
+        status, body = await self._broker(f"/temporal/entities/{quote(entity_id, safe='')}", access.tenant, context, params)
+        return self._answer(principal, access, request, grant, status, body, readable)
+
+    async def access(self, request: web.Request) -> web.Response:
+        """The accesses to a collectivity's data, for its data administrators."""
+        try:
+            principal = await self._principal(request)
+        except _Refused as refused:
+            return refused.response
+        tenant = request.query.get("tenant", "")
+        if principal.organization != tenant or "data-admin" not in principal.roles:
+            return _ngsi_problem(403, "Forbidden", "Forbidden",
+                                 "the access log of a collectivity is for its own data-admin role")
+        return web.json_response(AccessLog.as_prov(self.c.access_log.records(tenant)),
+                                 content_type="application/ld+json")

@@ -1,0 +1,99 @@
+"""A broker with two collectivities' data, and the gateway in front of it, for the gateway tests.
+
+The entities are the pipeline's own (sample uplinks through ``demo_pipeline``), copied for
+several sensors, days and collectivities; they are written to the embedded NGSI-LD broker as
+the adapter writes them. Tokens and agreements are stand-ins here (``StaticTokens``,
+``TableOfGrants``): the enforcement is what is tested; the real validator and the ODRL engine
+have their own tests, and the end-to-end tests put them together with Keycloak.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal
+from adapter.mapping.entities import DEVICE_CONTEXT
+from tests.support import demo_event, demo_pipeline, body_bytes
+
+AQ_CONTEXT = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
+CONTEXTS = {"AirQualityObserved": AQ_CONTEXT, "Device": DEVICE_CONTEXT,
+            "IndoorEnvironmentObserved": AQ_CONTEXT}
+DAY0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def air_quality_entities(tenant: str, sensors: int, days: int) -> list[dict[str, Any]]:
+    """``sensors`` AirQualityObserved of ``tenant`` observed once a day for ``days`` days
+    (no2 = 10 * sensor + day), as the pipeline makes them (one list per write, oldest first)."""
+    pipeline = demo_pipeline()
+    try:
+        spec = demo_event("01-chirpstack-air-quality")
+        origin_tenant = "ville"
+        result = pipeline.process(body_bytes(spec), lns="chirpstack", origin=pipeline_origin(origin_tenant))
+    finally:
+        pipeline.close()
+    template = next(e for e in result.entities if e["type"] == "AirQualityObserved")
+    writes = []
+    for day in range(days):
+        for sensor in range(sensors):
+            entity = copy.deepcopy(template)
+            entity["id"] = f"urn:ngsi-ld:AirQualityObserved:{tenant}:sensor{sensor}"
+            moment = _iso(DAY0 + timedelta(days=day, minutes=sensor))
+            for attribute in entity.values():
+                if isinstance(attribute, dict) and "observedAt" in attribute:
+                    attribute["observedAt"] = moment
+            entity["no2"]["value"] = float(10 * sensor + day)
+            entity["location"]["value"]["coordinates"] = [-1.6 - sensor * 0.01, 48.1]
+            entity.pop("refDevice", None)
+            writes.append(entity)
+    return writes
+
+
+def pipeline_origin(tenant: str) -> Any:
+    from adapter.uplink import Origin
+
+    return Origin(tenant=tenant, lns_id=f"{tenant}-chirpstack")
+
+
+@dataclass
+class StaticTokens:
+    """Bearer tokens known in advance: token -> principal; anything else is refused."""
+
+    principals: Mapping[str, Principal]
+
+    async def validate(self, token: str) -> Principal:
+        principal = self.principals.get(token)
+        if principal is None:
+            raise BadToken("bad_signature")
+        return principal
+
+
+class BadToken(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class TableOfGrants:
+    """Agreements as a table: (organization, role or None, action, tenant, type) -> grant."""
+
+    rows: Sequence[tuple[str, str | None, Action, str, str, Grant]] = field(default_factory=list)
+
+    def decide(self, principal: Principal, request: AccessRequest, *, now: datetime) -> Decision:
+        grants = [
+            grant for organization, role, action, tenant, entity_type, grant in self.rows
+            if organization == principal.organization and (role is None or role in principal.roles)
+            and action is request.action and tenant == request.tenant and entity_type == request.entity_type
+        ]
+        if not grants:
+            return Decision(False, reason=f"no agreement grants {request.action.value} on {request.entity_type} "
+                                          f"of {request.tenant} to {principal.organization}")
+        return Decision(True, grants)
