@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -44,6 +45,7 @@ from aiohttp import web
 from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal
 from adapter.gateway import problem
 from adapter.gateway.access_log import AccessLog
+from adapter.gateway.subscriptions import SubscriptionStore, endpoint_allowed
 from adapter.gateway.enforce import (
     NarrowingRefused,
     aggregate_across,
@@ -88,6 +90,9 @@ class GatewayContext:
     contexts: Mapping[str, str]
     access_log: AccessLog
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    subscriptions: SubscriptionStore | None = None
+    public_url: str | None = None  # how the broker reaches the gateway (for notifications)
+    allowed_endpoints: Sequence[str] = ()  # URL prefixes partners' notifications may go to
 
 
 class _Refused(Exception):
@@ -115,6 +120,11 @@ def create_gateway_app(context: GatewayContext) -> web.Application:
         web.get(f"{_API}/temporal/entities", gateway.query_temporal),
         web.get(f"{_API}/temporal/entities/{{entity_id}}", gateway.retrieve_temporal),
         web.get("/gateway/access", gateway.access),
+        web.post(f"{_API}/subscriptions", gateway.subscribe),
+        web.get(f"{_API}/subscriptions", gateway.list_subscriptions),
+        web.get(f"{_API}/subscriptions/{{subscription_id}}", gateway.get_subscription),
+        web.delete(f"{_API}/subscriptions/{{subscription_id}}", gateway.unsubscribe),
+        web.post("/gateway/notifications/{subscription_id}/{secret}", gateway.notified),
         web.route("*", f"{_API}/{{rest:.*}}", gateway.refuse_write),
     ])
     return app
@@ -369,3 +379,171 @@ class _Gateway:
                                  "the access log of a collectivity is for its own data-admin role")
         return web.json_response(AccessLog.as_prov(self.c.access_log.records(tenant)),
                                  content_type="application/ld+json")
+
+
+    # -- subscriptions (see adapter.gateway.subscriptions) ----------------------------------
+
+    async def subscribe(self, request: web.Request) -> web.Response:
+        try:
+            return await self._subscribe(request)
+        except _Refused as refused:
+            return refused.response
+
+    async def _subscribe(self, request: web.Request) -> web.Response:
+        store = self.c.subscriptions
+        if store is None or not self.c.public_url:
+            return _ngsi_problem(501, "OperationNotSupported", "Not Implemented", "this gateway takes no subscriptions")
+        try:
+            body = await request.json()
+        except ValueError:
+            return _ngsi_problem(400, "InvalidRequest", "Bad Request", "the subscription is not JSON")
+        if not isinstance(body, dict):
+            return _ngsi_problem(400, "BadRequestData", "Bad Request", "a subscription is a JSON object")
+        types = {e.get("type") for e in body.get("entities", []) if isinstance(e, dict)}
+        entity_type = types.pop() if len(types) == 1 else None
+        principal, access, grant = await self._authorize(request, Action.SUBSCRIBE, entity_type)
+        assert entity_type is not None
+        if grant.aggregation is not None:
+            raise self._refuse(principal, access, request, f"agreement {grant.agreement} grants aggregated indicators "
+                               "only: no notifications of single sensors")
+        notification = body.get("notification") if isinstance(body.get("notification"), dict) else {}
+        endpoint = notification.get("endpoint", {}) if isinstance(notification.get("endpoint"), dict) else {}
+        uri = endpoint.get("uri")
+        if not isinstance(uri, str) or not endpoint_allowed(uri, self.c.allowed_endpoints):
+            raise self._refuse(principal, access, request,
+                               "the notification endpoint is not one this gateway may call (ask for it to be allowed)")
+        context = self._context(request, entity_type)
+        try:
+            requested = notification.get("attributes")
+            readable = allowed_attributes(grant, requested if isinstance(requested, list) else None)
+            check_q(grant, body.get("q"), grant.attributes if readable is None else readable)
+            geo = area_params(grant, {})
+            if body.get("geoQ") and grant.area is not None:
+                raise NarrowingRefused(f"agreement {grant.agreement} restricts the data to an area; "
+                                       "a geoQ of your own cannot be combined with it")
+        except NarrowingRefused as exc:
+            raise self._refuse(principal, access, request, str(exc)) from exc
+        subscription = store.add(
+            tenant=access.tenant, entity_type=entity_type, purpose=access.purpose, principal=principal, endpoint=uri,
+            accept=str(endpoint.get("accept", "application/json")),
+            attributes=sorted(readable) if readable is not None else None, request=body,
+        )
+        at_broker: dict[str, Any] = {
+            "type": "Subscription",
+            "entities": [{"type": entity_type}],
+            "notification": {
+                "format": "normalized",
+                "endpoint": {"uri": f"{self.c.public_url.rstrip('/')}/gateway/notifications/"
+                                    f"{quote(subscription.id, safe='')}/{subscription.secret}",
+                             "accept": "application/json"},
+            },
+            "@context": context,
+        }
+        if readable is not None:
+            at_broker["notification"]["attributes"] = sorted(readable)
+        watched = body.get("watchedAttributes")
+        if isinstance(watched, list):
+            watched_granted = [a for a in watched if readable is None or a in readable]
+            if watched_granted:
+                at_broker["watchedAttributes"] = watched_granted
+        if body.get("q"):
+            at_broker["q"] = body["q"]
+        if geo:
+            at_broker["geoQ"] = {"georel": geo["georel"], "geometry": geo["geometry"],
+                                 "coordinates": json.loads(geo["coordinates"])}
+        elif isinstance(body.get("geoQ"), dict):
+            at_broker["geoQ"] = body["geoQ"]
+        async with self.c.session.post(
+            self.c.broker_url.rstrip("/") + _API + "/subscriptions", data=json.dumps(at_broker),
+            headers={"NGSILD-Tenant": access.tenant, "Content-Type": "application/ld+json"},
+        ) as answer:
+            if answer.status != 201:
+                store.remove(subscription.id)
+                detail = (await answer.text())[:300]
+                return _ngsi_problem(502, "BadGateway", "Bad Gateway", f"the broker refused the subscription: {detail}")
+            broker_id = answer.headers.get("Location", "").rsplit("/", 1)[-1]
+        store.set_broker_id(subscription.id, broker_id)
+        self.c.access_log.record(principal, access, outcome="permitted", reason="subscribed", path=request.path_qs,
+                                 agreement=grant.agreement)
+        return web.Response(status=201, headers={"Location": f"{_API}/subscriptions/{subscription.id}"})
+
+    async def list_subscriptions(self, request: web.Request) -> web.Response:
+        try:
+            principal = await self._principal(request)
+        except _Refused as refused:
+            return refused.response
+        store = self.c.subscriptions
+        return web.json_response([s.to_ngsi() for s in store.owned_by(principal)] if store else [])
+
+    async def _own(self, request: web.Request) -> tuple[Principal, Any]:
+        principal = await self._principal(request)
+        store = self.c.subscriptions
+        found = store.get(request.match_info["subscription_id"]) if store else None
+        if found is None or not found.owned_by(principal):  # someone else's is "not found": no leak
+            raise _Refused(_ngsi_problem(404, "ResourceNotFound", "Not Found", "no such subscription of yours"))
+        return principal, found
+
+    async def get_subscription(self, request: web.Request) -> web.Response:
+        try:
+            _, found = await self._own(request)
+        except _Refused as refused:
+            return refused.response
+        return web.json_response(found.to_ngsi())
+
+    async def unsubscribe(self, request: web.Request) -> web.Response:
+        try:
+            _, found = await self._own(request)
+        except _Refused as refused:
+            return refused.response
+        await self._drop(found)
+        return web.Response(status=204)
+
+    async def _drop(self, subscription: Any) -> None:
+        if subscription.broker_id:
+            async with self.c.session.delete(
+                f"{self.c.broker_url.rstrip('/')}{_API}/subscriptions/{quote(subscription.broker_id, safe='')}",
+                headers={"NGSILD-Tenant": subscription.tenant},
+            ) as answer:
+                await answer.read()
+        assert self.c.subscriptions is not None
+        self.c.subscriptions.remove(subscription.id)
+
+    async def notified(self, request: web.Request) -> web.Response:
+        """A notification from the broker: decided again, filtered, forwarded to the partner."""
+        store = self.c.subscriptions
+        subscription = store.get(request.match_info["subscription_id"]) if store else None
+        if subscription is None or not subscription.secret_matches(request.match_info["secret"]):
+            return web.Response(status=404)
+        try:
+            notification = await request.json()
+        except ValueError:
+            return web.Response(status=400)
+        access = AccessRequest(Action.SUBSCRIBE, subscription.tenant, subscription.entity_type, subscription.purpose)
+        decision = self.c.policies.decide(subscription.principal, access, now=self.c.clock())
+        if not decision.permitted or not decision.grants or decision.grants[0].aggregation is not None:
+            self.c.access_log.record(subscription.principal, access, outcome="refused",
+                                     reason=f"agreement no longer grants it: {decision.reason}; subscription removed",
+                                     path=request.path)
+            await self._drop(subscription)
+            return web.Response(status=204)
+        grant = decision.grants[0]
+        readable = frozenset(subscription.attributes) if subscription.attributes is not None else None
+        data = notification.get("data", []) if isinstance(notification, dict) else []
+        entities = [e for e in (filter_entity(x, grant, readable) for x in data if isinstance(x, dict)) if e]
+        if entities:
+            forwarded = {
+                "id": f"urn:ngsi-ld:Notification:{secrets.token_hex(8)}", "type": "Notification",
+                "subscriptionId": subscription.id, "notifiedAt": notification.get("notifiedAt"), "data": entities,
+            }
+            try:
+                async with self.c.session.post(subscription.endpoint, json=forwarded,
+                                               headers={"Content-Type": "application/json"}) as answer:
+                    await answer.read()
+                    outcome = f"notified (partner answered {answer.status})"
+            except aiohttp.ClientError as exc:
+                outcome = f"notification not delivered: {exc.__class__.__name__}"
+                log.warning("notification %s to %s failed: %s", subscription.id, subscription.endpoint, exc)
+            self.c.access_log.record(subscription.principal, access, outcome="permitted", reason=outcome,
+                                     path=request.path, agreement=grant.agreement,
+                                     entities=[str(e.get("id")) for e in entities])
+        return web.Response(status=204)
