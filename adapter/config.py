@@ -67,6 +67,19 @@ query_timeout_s = 10              # /sparql: time and result-size limits
 query_max_results = 10000
 open_to_network = false           # /sparql and /provenance/... answer this machine only until
                                   # access control (the logs and keys are always public)
+
+[gateway]                         # the sharing gateway (ngsild-adapter gateway); see docs/sharing-agreements.md
+host = "127.0.0.1"
+port = 8081
+public_url = "http://gateway:8081"      # how the broker reaches the gateway (notifications)
+broker_url = "http://orion:1026"        # default: [broker] url
+policies = "policies"                   # folder of ODRL agreements (relative to this file)
+audience = "ngsild-gateway"             # tokens must be issued for it (aud)
+allowed_notification_urls = ["https://ventilation.ville.example/"]   # partners' endpoints (prefixes)
+
+[[gateway.issuer]]                # one per trusted Keycloak realm
+issuer = "https://keycloak.example/realms/ville"
+organization = "ville"            # realm per collectivity; omit when tokens carry an organization claim
 ```
 
 Environment overrides (for containers): ``NGSILD_ADAPTER_MODELS``, ``NGSILD_ADAPTER_STATE_DIR``,
@@ -96,7 +109,16 @@ from adapter.provenance.integrity.keys import default_key_directory
 from adapter.sources._common import ParseLimits, normalise_eui, optional_location
 from adapter.uplink import Origin
 
-__all__ = ["AdapterConfig", "BrokerSettings", "Collectivity", "Connection", "ProvenanceSettings", "load_config"]
+__all__ = [
+    "AdapterConfig",
+    "BrokerSettings",
+    "Collectivity",
+    "Connection",
+    "GatewaySettings",
+    "IssuerSettings",
+    "ProvenanceSettings",
+    "load_config",
+]
 
 _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 _ENV = "NGSILD_ADAPTER_"
@@ -168,6 +190,29 @@ class ProvenanceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IssuerSettings:
+    """A trusted token issuer (a Keycloak realm) of the gateway."""
+
+    issuer: str
+    organization: str | None = None
+    jwks_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    """The sharing gateway (the ``[gateway]`` table); see the module docstring."""
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    public_url: str | None = None
+    broker_url: str | None = None
+    policies_dir: Path | None = None
+    audience: str = "ngsild-gateway"
+    allowed_notification_urls: tuple[str, ...] = ()
+    issuers: tuple[IssuerSettings, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class AdapterConfig:
     path: Path | None
     models_dir: Path
@@ -181,6 +226,7 @@ class AdapterConfig:
     outbox_max_depth: int = 100_000
     contexts_url: str | None = None  # where the broker fetches the adapter's served contexts
     provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
 
     def connection(self, name: str) -> Connection:
         for c in self.connections:
@@ -210,7 +256,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     base = path.parent
     adapter = _table(doc, "adapter", path)
-    unknown = set(doc) - {"adapter", "collectivity", "connection", "device", "broker", "outbox", "provenance"}
+    unknown = set(doc) - {"adapter", "collectivity", "connection", "device", "broker", "outbox", "provenance", "gateway"}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
 
@@ -256,6 +302,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         outbox_max_depth=max_depth,
         contexts_url=contexts_url,
         provenance=_provenance(_table(doc, "provenance", path), base, path, env),
+        gateway=_gateway(_table(doc, "gateway", path), base, path, env, collectivities),
     )
 
 
@@ -345,6 +392,45 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
     if settings.query_timeout_s <= 0 or settings.query_max_results < 1:
         raise ConfigError(f"{path}: provenance query_timeout_s must be > 0 and query_max_results >= 1")
     return settings
+
+
+def _gateway(
+    t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, str], collectivities: Mapping[str, Collectivity]
+) -> GatewaySettings:
+    keys = {"host", "port", "public_url", "broker_url", "policies", "audience", "allowed_notification_urls", "issuer"}
+    unknown = set(t) - keys
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [gateway]: {', '.join(sorted(unknown))}")
+
+    def value(key: str) -> Any:
+        return env.get(f"{_ENV}GATEWAY_{key.upper()}") or t.get(key)
+
+    issuers = []
+    for entry in t.get("issuer", []):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("issuer"), str):
+            raise ConfigError(f"{path}: every [[gateway.issuer]] needs an issuer URL")
+        if not re.match(r"^https?://[^/\s]+/", entry["issuer"]):
+            raise ConfigError(f"{path}: gateway issuer {entry['issuer']!r} is not an http(s) URL")
+        organization = entry.get("organization")
+        if organization is not None and organization not in collectivities:
+            raise ConfigError(f"{path}: gateway issuer {entry['issuer']}: organization {organization!r} is not declared")
+        issuers.append(IssuerSettings(entry["issuer"], organization, entry.get("jwks_url")))
+    allowed = value("allowed_notification_urls") or []
+    if isinstance(allowed, str):
+        allowed = [u for u in allowed.split(",") if u]
+    if not all(isinstance(u, str) and re.match(r"^https?://[^/\s]+/", u) for u in allowed):
+        raise ConfigError(f"{path}: gateway allowed_notification_urls must be http(s) URL prefixes ending a host with /")
+    policies = value("policies")
+    return GatewaySettings(
+        host=str(value("host") or "127.0.0.1"),
+        port=_number(value("port") or 8081, int, "gateway port", path),
+        public_url=value("public_url"),
+        broker_url=value("broker_url"),
+        policies_dir=(base / policies).resolve() if policies else None,
+        audience=str(value("audience") or "ngsild-gateway"),
+        allowed_notification_urls=tuple(allowed),
+        issuers=tuple(issuers),
+    )
 
 
 def _collectivity(t: Mapping[str, Any], path: Path) -> Collectivity:
