@@ -17,6 +17,10 @@ Paths (``NGSILD-Tenant`` names whose data is asked for; one entity ``type`` per 
 ``POST|GET|DELETE /ngsi-ld/v1/subscriptions[/{id}]``       subscribe (``adapter.gateway.subscriptions``)
 ``GET /gateway/access?tenant=T``                           the accesses to T's data, as PROV-O, for
                                                              T's ``data-admin`` role
+``GET|POST /sparql``                                       sparqlQuery: the adapter's read-only endpoint,
+                                                             over the graphs the agreements open to the
+                                                             principal only (set by the server as the
+                                                             query's dataset: a FROM cannot widen it)
 Anything else under ``/ngsi-ld/v1`` (writes, batch operations) is refused: partners read.
 
 The client's ``Link`` context is not forwarded: the gateway reads the broker with the Smart
@@ -70,6 +74,8 @@ _PASSED = ("limit", "offset", "count", "options", "idPattern", "id", "lastN", "t
 class Policies(Protocol):
     def decide(self, principal: Principal, request: AccessRequest, *, now: datetime) -> Decision: ...
 
+    def readable_graphs(self, principal: Principal) -> list[str]: ...
+
 
 class TokenInvalid(Protocol):
     reason: str
@@ -93,6 +99,7 @@ class GatewayContext:
     subscriptions: SubscriptionStore | None = None
     public_url: str | None = None  # how the broker reaches the gateway (for notifications)
     allowed_endpoints: Sequence[str] = ()  # URL prefixes partners' notifications may go to
+    sparql_url: str | None = None  # the adapter's read-only /sparql, which the gateway narrows to graphs
 
 
 class _Refused(Exception):
@@ -125,6 +132,8 @@ def create_gateway_app(context: GatewayContext) -> web.Application:
         web.get(f"{_API}/subscriptions/{{subscription_id}}", gateway.get_subscription),
         web.delete(f"{_API}/subscriptions/{{subscription_id}}", gateway.unsubscribe),
         web.post("/gateway/notifications/{subscription_id}/{secret}", gateway.notified),
+        web.get("/sparql", gateway.sparql),
+        web.post("/sparql", gateway.sparql),
         web.route("*", f"{_API}/{{rest:.*}}", gateway.refuse_write),
     ])
     return app
@@ -547,3 +556,59 @@ class _Gateway:
                                      path=request.path, agreement=grant.agreement,
                                      entities=[str(e.get("id")) for e in entities])
         return web.Response(status=204)
+
+
+    # -- SPARQL -----------------------------------------------------------------------------
+
+    async def sparql(self, request: web.Request) -> web.StreamResponse:
+        """The query goes to the adapter's endpoint with the principal's graphs as its dataset."""
+        try:
+            principal = await self._principal(request)
+        except _Refused as refused:
+            return refused.response
+        if self.c.sparql_url is None:
+            return _ngsi_problem(501, "OperationNotSupported", "Not Implemented", "this gateway offers no SPARQL")
+        graphs = self.c.policies.readable_graphs(principal)
+        asked = [*request.query.getall("default-graph-uri", []), *request.query.getall("named-graph-uri", [])]
+        if asked:  # narrowing only
+            graphs = [g for g in graphs if g in asked]
+        tenants = sorted({g.rsplit(":", 1)[-1] for g in graphs})
+        access = AccessRequest(Action.SPARQL_QUERY, ",".join(tenants) or "-", "graph")
+        if not graphs:
+            self.c.access_log.record(principal, access, outcome="refused", path=request.path,
+                                     reason="no agreement opens a graph to SPARQL queries for this principal")
+            return _ngsi_problem(403, "Forbidden", "Forbidden",
+                                 "no agreement opens a graph to SPARQL queries for you")
+        query = await _sparql_text(request)
+        if query is None:
+            return _ngsi_problem(400, "BadRequestData", "Bad Request",
+                                 "send one query (GET ?query=, a form, or application/sparql-query); updates are refused")
+        # Only the query text goes on: every dataset parameter comes from the gateway.
+        params = [("default-graph-uri", g) for g in graphs] + [("named-graph-uri", g) for g in graphs]
+        headers = {"Content-Type": "application/sparql-query", "Accept": request.headers.get("Accept", "*/*")}
+        async with self.c.session.post(self.c.sparql_url, params=params, data=query.encode("utf-8"),
+                                       headers=headers) as answer:
+            payload = await answer.read()
+            content_type = answer.headers.get("Content-Type", "application/octet-stream")
+        self.c.access_log.record(principal, access, outcome="permitted" if answer.status == 200 else "refused",
+                                 reason=f"graphs {', '.join(graphs)}; endpoint answered {answer.status}",
+                                 path=request.path)
+        return web.Response(body=payload, status=answer.status, headers={"Content-Type": content_type})
+
+
+async def _sparql_text(request: web.Request) -> str | None:
+    """The query of a SPARQL Protocol request (None for none, several, or an update)."""
+    if "update" in request.query:
+        return None
+    queries = request.query.getall("query", [])
+    if request.method == "POST":
+        if request.content_type == "application/x-www-form-urlencoded":
+            form = await request.post()
+            if "update" in form:
+                return None
+            queries += [str(q) for q in form.getall("query", [])]
+        elif request.content_type == "application/sparql-query":
+            queries.append((await request.read()).decode("utf-8", errors="replace"))
+        else:
+            return None
+    return queries[0] if len(queries) == 1 and queries[0].strip() else None

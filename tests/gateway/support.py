@@ -86,6 +86,10 @@ class TableOfGrants:
     """Agreements as a table: (organization, role or None, action, tenant, type) -> grant."""
 
     rows: Sequence[tuple[str, str | None, Action, str, str, Grant]] = field(default_factory=list)
+    graphs: Mapping[str, Sequence[str]] = field(default_factory=dict)  # role -> provenance graphs for SPARQL
+
+    def readable_graphs(self, principal: Principal) -> list[str]:
+        return sorted({g for role in principal.roles for g in self.graphs.get(role, ())})
 
     def decide(self, principal: Principal, request: AccessRequest, *, now: datetime) -> Decision:
         grants = [
