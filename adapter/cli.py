@@ -540,3 +540,45 @@ def provenance_reindex(config_path: Path | None, tenant: str | None) -> None:
             return await (runtime.indexer.rebuild(tenant) if tenant else runtime.indexer.catch_up())
 
     click.echo(f"{asyncio.run(run())} records and receipts indexed")
+
+
+@main.command()
+@_config_option
+def gateway(config_path: Path | None) -> None:
+    """Run the sharing gateway: the NGSI-LD API and SPARQL for partners, behind Keycloak tokens
+    and the sharing agreements of [gateway] policies (host, port, broker, trusted issuers from
+    the configuration). Every access is recorded; GET /gateway/access?tenant=T lists them."""
+    import asyncio
+
+    from adapter.gateway.service import serve_gateway
+
+    try:
+        asyncio.run(serve_gateway(_load(config_path)))
+    except KeyboardInterrupt:
+        pass
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+def policy() -> None:
+    """Check sharing agreements (W3C ODRL 2.2, one JSON-LD file per agreement)."""
+
+
+@policy.command(name="check")
+@_config_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def policy_check(config_path: Path | None, file: Path) -> None:
+    """Validate one agreement against the configured collectivities and the entity types and
+    attributes the device profiles make, and say what it grants, in plain words."""
+    from adapter.access.odrl import Catalogue
+    from adapter.access.policies import check_file
+    from adapter.mapping.profile import load_profiles
+
+    config = _load(config_path)
+    catalogue = Catalogue.from_profiles(load_profiles(config.models_dir))
+    try:
+        lines = check_file(file, set(config.collectivities), catalogue)
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo("\n".join(lines))

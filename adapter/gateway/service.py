@@ -1,0 +1,87 @@
+"""The sharing gateway as a running service: assembled from the configuration.
+
+``ngsild-adapter gateway`` runs ``serve_gateway``; tests and the demo use ``open_gateway`` to
+get the application with its resources (token validator, agreements, access log,
+subscriptions), and close them after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from adapter.access.odrl import Catalogue
+from adapter.access.policies import PolicySet
+from adapter.access.tokens import TokenValidator, TrustedIssuer
+from adapter.config import AdapterConfig
+from adapter.exceptions import ConfigError
+from adapter.gateway.access_log import AccessLog
+from adapter.gateway.ngsild import GatewayContext, create_gateway_app
+from adapter.gateway.subscriptions import SubscriptionStore
+from adapter.mapping.profile import load_profiles
+from adapter.provenance.runtime import entity_contexts
+
+__all__ = ["load_policies", "open_gateway", "serve_gateway"]
+
+log = logging.getLogger(__name__)
+
+
+def load_policies(config: AdapterConfig, folder: Path | None = None) -> PolicySet:
+    """The agreements of ``folder`` (default: ``[gateway] policies``), checked against the
+    configured collectivities and what the device profiles make."""
+    folder = folder or config.gateway.policies_dir
+    if folder is None:
+        raise ConfigError("no agreements folder: set [gateway] policies")
+    catalogue = Catalogue.from_profiles(load_profiles(config.models_dir))
+    return PolicySet.load(folder, tenants=set(config.collectivities), catalogue=catalogue)
+
+
+@contextlib.asynccontextmanager
+async def open_gateway(config: AdapterConfig, *, state_dir: Path | None = None) -> AsyncIterator[web.Application]:
+    """The gateway application and its resources, closed on exit."""
+    settings = config.gateway
+    broker_url = settings.broker_url or config.broker.url
+    if broker_url is None:
+        raise ConfigError("the gateway needs a broker: set [gateway] broker_url or [broker] url")
+    if not settings.issuers:
+        raise ConfigError("the gateway trusts no token issuer: add [[gateway.issuer]] entries")
+    policies = load_policies(config)
+    folder = state_dir or Path(config.state_dir) / "gateway"
+    folder.mkdir(parents=True, exist_ok=True)
+    access_log = AccessLog(folder / "access.sqlite")
+    subscriptions = SubscriptionStore(folder / "subscriptions.sqlite")
+    try:
+        async with aiohttp.ClientSession() as session:
+            validator = TokenValidator(
+                [TrustedIssuer(i.issuer, jwks_url=i.jwks_url, organization=i.organization, audience=settings.audience)
+                 for i in settings.issuers],
+                session,
+            )
+            context = GatewayContext(
+                validator.validate, policies, broker_url, session, entity_contexts(load_profiles(config.models_dir)),
+                access_log, subscriptions=subscriptions, public_url=settings.public_url,
+                allowed_endpoints=settings.allowed_notification_urls, sparql_url=settings.sparql_url,
+            )
+            yield create_gateway_app(context)
+    finally:
+        subscriptions.close()
+        access_log.close()
+
+
+async def serve_gateway(config: AdapterConfig) -> None:
+    """Serve the gateway on ``[gateway] host:port`` until cancelled."""
+    async with open_gateway(config) as app:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, config.gateway.host, config.gateway.port).start()
+            log.info("sharing gateway on http://%s:%d", config.gateway.host, config.gateway.port)
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
