@@ -149,15 +149,40 @@ def _coarsen(attribute: Any, decimals: int) -> Any:
     return _round(attribute, decimals)  # keyValues
 
 
+def _adapter_terms() -> dict[str, str]:
+    """IRI -> term of the adapter's own context (``linkMargin``, ``qualityFlag``, ``wasDerivedFrom``...)."""
+    from adapter.ngsild.contexts import ADAPTER_CONTEXT, load_context
+
+    context = load_context(ADAPTER_CONTEXT)["@context"]
+    prefixes = {k: v for k, v in context.items() if isinstance(v, str) and v.endswith(("#", "/"))}
+    terms = {}
+    for term, definition in context.items():
+        iri = definition.get("@id") if isinstance(definition, dict) else definition
+        if not isinstance(iri, str) or term in prefixes:
+            continue
+        prefix, _, local = iri.partition(":")
+        terms[prefixes[prefix] + local if prefix in prefixes else iri] = term
+    return terms
+
+
+_ADAPTER_TERMS: dict[str, str] | None = None
+
+
 def filter_entity(entity: Mapping[str, Any], grant: Grant, readable: frozenset[str] | None) -> dict[str, Any] | None:
     """The entity as the grant lets it be seen (None when nothing granted remains).
 
     ``readable``: the attributes asked for and granted (None: every attribute the grant allows).
+    The broker is read with the type's Smart Data Models context, so the adapter's own terms
+    (``linkMargin``, ``wasDerivedFrom``...) come back as IRIs: they get their short names first.
     """
+    global _ADAPTER_TERMS
+    if _ADAPTER_TERMS is None:
+        _ADAPTER_TERMS = _adapter_terms()
     coarsened = dict(grant.coarsened)
     out: dict[str, Any] = {}
     kept = 0
-    for name, attribute in entity.items():
+    for iri, attribute in entity.items():
+        name = _ADAPTER_TERMS.get(iri, iri)
         if name in ALWAYS_KEPT:
             out[name] = attribute
             continue
