@@ -82,9 +82,15 @@ def q_attributes(q: str) -> set[str]:
 
 
 def check_q(grant: Grant, q: str | None, readable: frozenset[str] | None) -> None:
-    """Refuse a ``q`` that filters on an attribute the principal cannot read."""
+    """Refuse a ``q`` that filters on an attribute the principal cannot read.
+
+    Attributes are named by their short names only: a full IRI (anything with ``:`` outside a
+    string) could name an attribute the grant removes under another spelling.
+    """
     if not q:
         return
+    if ":" in _Q_STRING.sub('""', q):
+        raise NarrowingRefused("q names attributes by their short names only (no IRIs, no prefixes)")
     names = q_attributes(q)
     hidden = {n for n in names if n in grant.removed or (readable is not None and n not in readable)}
     if hidden:
@@ -95,6 +101,10 @@ def check_q(grant: Grant, q: str | None, readable: frozenset[str] | None) -> Non
 def area_params(grant: Grant, params: Mapping[str, str]) -> dict[str, str]:
     """The geo-query to send: the grant's area, or the request's own when the grant has none."""
     geo = {k: params[k] for k in ("georel", "geometry", "coordinates", "geoproperty") if k in params}
+    geoproperty = geo.get("geoproperty")
+    if geoproperty is not None and (geoproperty in grant.removed or ":" in geoproperty or (
+            grant.attributes is not None and geoproperty not in grant.attributes)):
+        raise NarrowingRefused(f"the geo-query's geoproperty is not an attribute agreement {grant.agreement} grants")
     if grant.area is None:
         return geo
     if geo:

@@ -245,6 +245,10 @@ class _Gateway:
         """The broker parameters for this grant, and the attributes the answer may hold."""
         query = request.query
         try:
+            if (grant.not_before or grant.not_after) and {"keyValues", "concise", "simplified"} & set(
+                    query.get("options", "").split(",")):
+                raise NarrowingRefused(f"agreement {grant.agreement} limits the data to a time window: ask for "
+                                       "normalized entities (their observedAt tells what is in it)")
             requested = query["attrs"].split(",") if "attrs" in query else None
             readable = allowed_attributes(grant, requested)
             check_q(grant, query.get("q"), grant.attributes if readable is None else readable)

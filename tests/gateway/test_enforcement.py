@@ -181,3 +181,18 @@ async def test_an_indicator_is_the_mean_over_every_sensor_of_the_day(gateway: tu
     assert [round(v, 6) for v, _, _ in indicator["no2"]["avg"]] == expected
     assert [n for n, _, _ in indicator["no2"]["sensors"]] == [4, 4]
     assert indicator["id"].startswith("urn:ngsild-adapter:aggregate:region")
+
+
+async def test_an_iri_or_a_removed_geoproperty_cannot_sidestep_the_grant(gateway: tuple[TestClient, AccessLog]) -> None:
+    http, _ = gateway
+    headers = _as("schools", "region")
+    iri = "https://smartdatamodels.org/dataModel.Environment/temperature>10"
+    by_iri = await http.get("/ngsi-ld/v1/entities", headers=headers, params={"type": "AirQualityObserved", "q": iri})
+    assert by_iri.status == 403
+    strings_are_fine = await http.get("/ngsi-ld/v1/entities", headers=headers,
+                                      params={"type": "AirQualityObserved", "q": 'no2>1;pm25!="a:b"'})
+    assert strings_are_fine.status == 200
+    hidden_geo = await http.get("/ngsi-ld/v1/entities", headers=headers, params={
+        "type": "AirQualityObserved", "georel": "near;maxDistance==1000", "geometry": "Point",
+        "coordinates": "[-1.6,48.1]", "geoproperty": "temperature"})
+    assert hidden_geo.status == 403
