@@ -12,6 +12,7 @@ BIN := $(VENV)/bin
 
 setup: $(VENV)/.installed $(INTEROP)/.installed
 	@bash .ci/install-system-deps
+	@bash .ci/install-keycloak
 	@# the independent verifier of the integrity tests (Go's golang.org/x/mod/sumdb)
 	cd tests/provenance/goverify && GOFLAGS=-mod=mod GOTOOLCHAIN=local go mod download
 
