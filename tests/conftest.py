@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from adapter.demo.keycloak import KeycloakError, KeycloakServer
 from adapter.demo.mosquitto import MosquittoBroker, MosquittoError
 
 __all__ = ["MosquittoBroker"]
@@ -62,3 +63,17 @@ def restartable_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServer]:
+    """One Keycloak for the whole run, with the realms ``ville``, ``region`` and ``eau``."""
+    try:
+        server = KeycloakServer(tmp_path_factory.mktemp("keycloak"))
+        server.start()
+    except KeycloakError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()

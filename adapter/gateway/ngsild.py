@@ -536,7 +536,7 @@ class _Gateway:
         if not decision.permitted or not decision.grants or decision.grants[0].aggregation is not None:
             self.c.access_log.record(subscription.principal, access, outcome="refused",
                                      reason=f"agreement no longer grants it: {decision.reason}; subscription removed",
-                                     path=request.path)
+                                     path=f"/gateway/notifications/{subscription.id}")
             await self._drop(subscription)
             return web.Response(status=204)
         grant = decision.grants[0]
@@ -548,17 +548,20 @@ class _Gateway:
                 "id": f"urn:ngsi-ld:Notification:{secrets.token_hex(8)}", "type": "Notification",
                 "subscriptionId": subscription.id, "notifiedAt": notification.get("notifiedAt"), "data": entities,
             }
+            # Recorded before the data leaves (and without the URL's secret).
+            self.c.access_log.record(subscription.principal, access, outcome="permitted",
+                                     reason=f"notification to {subscription.endpoint}",
+                                     path=f"/gateway/notifications/{subscription.id}", agreement=grant.agreement,
+                                     entities=[str(e.get("id")) for e in entities])
             try:
                 async with self.c.session.post(subscription.endpoint, json=forwarded,
                                                headers={"Content-Type": "application/json"}) as answer:
                     await answer.read()
-                    outcome = f"notified (partner answered {answer.status})"
+                    if answer.status >= 300:
+                        log.warning("notification %s: %s answered %d", subscription.id, subscription.endpoint,
+                                    answer.status)
             except aiohttp.ClientError as exc:
-                outcome = f"notification not delivered: {exc.__class__.__name__}"
                 log.warning("notification %s to %s failed: %s", subscription.id, subscription.endpoint, exc)
-            self.c.access_log.record(subscription.principal, access, outcome="permitted", reason=outcome,
-                                     path=request.path, agreement=grant.agreement,
-                                     entities=[str(e.get("id")) for e in entities])
         return web.Response(status=204)
 
 

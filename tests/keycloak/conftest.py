@@ -1,4 +1,5 @@
-"""The real Keycloak of the federation tests: started once per test run, stopped at the end.
+"""The federation tests' HTTP session (the ``keycloak`` fixture itself is in tests/conftest.py:
+one server for the whole run, shared with the gateway's end-to-end tests).
 
 What these tests check (signatures against a realm's JWKS, the claims of our mappers,
 identity brokering between two collectivities' realms) is Keycloak's behaviour, so they run
@@ -9,26 +10,12 @@ lines; it is never skipped.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from adapter.demo.keycloak import KeycloakError, KeycloakServer
-
-
-@pytest.fixture(scope="session")
-def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServer]:
-    """One Keycloak for the whole run, with the realms ``ville``, ``region`` and ``eau``."""
-    try:
-        server = KeycloakServer(tmp_path_factory.mktemp("keycloak"))
-        server.start()
-    except KeycloakError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
+from adapter.demo.keycloak import KeycloakServer
 
 
 @pytest.fixture
