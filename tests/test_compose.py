@@ -4,6 +4,7 @@ configuration are the ones the compose file gives those services."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import yaml
@@ -78,3 +79,29 @@ def test_provenance_goes_to_the_oxigraph_service_and_keys_to_their_own_volume() 
     assert "ports" not in SERVICES["oxigraph"]  # reached through the adapter's read-only /sparql only
     mounts = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["adapter"]["volumes"]}
     assert mounts[str(settings.key_dir)] != mounts["/var/lib/ngsild-adapter"]  # keys apart from the data
+
+
+def test_keycloak_has_a_database_and_no_dev_secret_is_left_to_its_default() -> None:
+    keycloak = SERVICES["keycloak"]
+    assert "start" in keycloak["command"] and "--import-realm" in keycloak["command"]  # not start-dev
+    assert keycloak["environment"]["KC_DB"] == "postgres" and "keycloak-db" in keycloak["environment"]["KC_DB_URL"]
+    assert any(v.endswith(":/opt/keycloak/data/import:ro") for v in keycloak["volumes"])
+    placeholders = set()
+    for realm in (COMPOSE / "keycloak").glob("*-realm.json"):
+        placeholders |= set(re.findall(r"\$\{([A-Z_]+)[:}]", realm.read_text()))
+    for variable in placeholders:  # every secret of the realm files is required in production
+        assert ":?" in keycloak["environment"].get(variable, ""), variable
+
+
+def test_the_gateway_trusts_the_realms_and_reads_the_shipped_agreements() -> None:
+    gateway = SERVICES["gateway"]
+    assert "gateway" in gateway["command"]
+    settings = CONFIG.gateway
+    assert {i.organization for i in settings.issuers} == {"ville", "region", "eau"}
+    for issuer in settings.issuers:
+        assert urlsplit(issuer.jwks_url or "").hostname == "keycloak"
+        assert issuer.issuer.endswith(f"/realms/{issuer.organization}")
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in gateway["volumes"]}
+    assert mounts[str(settings.policies_dir)] == "./policies" and (COMPOSE / "policies").is_dir()
+    assert urlsplit(settings.broker_url or "").hostname == "orion-ld"
+    assert settings.port in _published_container_ports("gateway")
