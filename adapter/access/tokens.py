@@ -242,6 +242,11 @@ class TokenValidator:
     an unknown ``kid`` or a failure asks for it.
     ``fetch_timeout_s``: the limit of one discovery or JWKS request.
     ``clock``: seconds since the epoch (a fake one in tests).
+    ``cache_s``: how long a token already validated is taken without checking its signature
+    again (never past its ``exp``; 0 disables it). A partner sends the same token with every
+    request for minutes: the cache saves the signature check and the claim mapping, which are
+    most of the cost of a request. A token's keys rotating meanwhile does not make it invalid
+    anyway: a JWT holds until it expires.
 
     ``await validate(token)`` returns the ``Principal`` or raises ``InvalidToken``.
     """
@@ -256,7 +261,12 @@ class TokenValidator:
         min_refetch_interval_s: float = 10,
         fetch_timeout_s: float = 5,
         clock: Callable[[], float] = time.time,
+        cache_s: float = 30,
+        cache_size: int = 10_000,
     ) -> None:
+        self._cache_s = cache_s
+        self._cache_size = cache_size
+        self._validated: dict[str, tuple[float, Principal]] = {}  # token -> (good until, principal)
         self._issuers: dict[str, _IssuerState] = {}
         for trusted in issuers:
             if trusted.issuer in self._issuers:
@@ -277,6 +287,19 @@ class TokenValidator:
 
     async def validate(self, token: str) -> Principal:
         """The bearer of ``token``, or ``InvalidToken`` naming the first rule it breaks."""
+        cached = self._validated.get(token) if isinstance(token, str) else None
+        if cached is not None:
+            if self._clock() < cached[0]:
+                return cached[1]
+            del self._validated[token]
+        principal, expires = await self._validate(token)
+        if self._cache_s > 0:
+            if len(self._validated) >= self._cache_size:
+                self._validated.clear()
+            self._validated[token] = (min(expires, self._clock() + self._cache_s), principal)
+        return principal
+
+    async def _validate(self, token: str) -> tuple[Principal, float]:
         header, unverified = _unverified(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:
@@ -301,7 +324,7 @@ class TokenValidator:
             )
         claims = _verified(token, key, alg, state.trusted)
         _check_times(claims, self._clock(), self._leeway_s)
-        return _principal(claims, state.trusted)
+        return _principal(claims, state.trusted), float(claims["exp"])
 
     async def _key(self, state: _IssuerState, kid: str) -> _Key:
         now = self._clock()
