@@ -95,7 +95,8 @@ def main(log_level: str) -> None:
               help="Uplinks per simulated device.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"),
               show_default=True, help="Where Mosquitto, the broker and the adapter keep their files (emptied first).")
-def demo(config_path: Path | None, rounds: int, workdir: Path) -> None:
+@click.option("--no-sharing", is_flag=True, help="Leave out the sharing part (Keycloak and the gateway).")
+def demo(config_path: Path | None, rounds: int, workdir: Path, no_sharing: bool) -> None:
     """Run the whole chain on this machine: Mosquitto, the embedded NGSI-LD broker, the
     adapter, and a simulated fleet of about a hundred devices of three collectivities
     (ChirpStack and The Things Stack uplinks, a few bad inputs); then print what the
@@ -106,7 +107,7 @@ def demo(config_path: Path | None, rounds: int, workdir: Path) -> None:
 
     config = _load(config_path)
     try:
-        report = asyncio.run(run_demo(config, workdir.resolve(), rounds=rounds,
+        report = asyncio.run(run_demo(config, workdir.resolve(), rounds=rounds, sharing=not no_sharing,
                                       progress=lambda line: click.echo(f"  {line}", err=True)))
     except AdapterError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -137,6 +138,20 @@ def _print_demo_report(report: Any) -> None:
         click.echo("\nSPARQL over the provenance index (named graph per collectivity):")
         for graph, gateways, count in report.uplinks_per_gateway:
             click.echo(f"  {graph}: {count} uplinks heard by {gateways} gateways")
+    sharing = report.sharing
+    if sharing is not None:
+        click.echo("\nSharing: the region's air quality, for the city's school ventilation (Keycloak + gateway):")
+        if sharing.skipped:
+            click.echo(f"  not shown: {sharing.skipped}")
+        if sharing.notification:
+            click.echo(f"  Keycloak started in {sharing.keycloak_seconds:.0f} s; client ecole-ventilation (realm ville) "
+                       "subscribed through the gateway, purpose ventilation-control")
+            click.echo("  notification received by the ventilation service, filtered to the agreement:")
+            click.echo("\n".join(f"    {line}" for line in json.dumps(sharing.notification["data"], indent=2,
+                                                                     ensure_ascii=False).splitlines()))
+        if sharing.refused:
+            click.echo(f"  the same client asking for the water authority's meters: {sharing.refused}")
+        click.echo(f"  accesses recorded as provenance: {sharing.accesses} (GET /gateway/access?tenant=region)")
     click.echo("\nExplore it yourself: start the broker on the demo's data, then query it:")
     click.echo(f"  .venv/bin/ngsild-adapter broker --db {report.broker_db} &")
     click.echo(f"  curl -s -H 'NGSILD-Tenant: ville' -H 'Link: <{report.context}>; "

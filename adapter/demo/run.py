@@ -10,6 +10,10 @@ Then it shows provenance: the collectivities' logs are signed, the RDF index cat
 one value read from the broker is verified against its record, the signed log and the device
 chain; a SPARQL query counts the uplinks and gateways per collectivity.
 
+Last, the sharing use case (``adapter.demo.sharing``): the real Keycloak and the gateway; the
+city's school-ventilation service is notified of a region station's NO2 rise, filtered to the
+agreement.
+
 The broker's SQLite file is kept (``var/demo/broker.sqlite``) so that the entities can be
 explored afterwards with ``ngsild-adapter broker --db var/demo/broker.sqlite`` and curl. The
 log signing keys of a demo are throw-away ones in a temporary folder: each run starts new logs,
@@ -40,6 +44,7 @@ from adapter.config import AdapterConfig
 from adapter.demo.fleet import build_fleet, fleet_registry, uplinks
 from adapter.demo.mosquitto import MosquittoBroker
 from adapter.demo.network import free_port
+from adapter.demo.sharing import SharingReport, run_sharing
 from adapter.mapping.profile import load_profiles
 from adapter.ngsild.broker import create_broker_app
 from adapter.pipeline import PipelineResult
@@ -68,6 +73,7 @@ class DemoReport:
     logs: dict[str, str] = field(default_factory=dict)  # tenant -> signed tree head (first lines)
     verification: list[str] = field(default_factory=list)
     uplinks_per_gateway: list[tuple[str, int, int]] = field(default_factory=list)  # graph, gateways, uplinks
+    sharing: SharingReport | None = None
 
 
 async def run_demo(
@@ -76,6 +82,7 @@ async def run_demo(
     *,
     rounds: int = 5,
     progress: Callable[[str], None] = lambda line: None,
+    sharing: bool = True,
 ) -> DemoReport:
     """Run the demo in ``workdir`` (emptied first) and return what the broker holds."""
     shutil.rmtree(workdir, ignore_errors=True)
@@ -120,6 +127,11 @@ async def run_demo(
             await _read_back(report, f"http://{HOST}:{broker_port}", config)
             assert service.provenance is not None
             await _provenance(service.provenance, report, progress)
+            if sharing:
+                async def publish(event: Any) -> None:
+                    await _publish_one(event, mosquitto.port, http_port)
+
+                report.sharing = await run_sharing(demo_config, f"http://{HOST}:{broker_port}", fleet, publish, progress)
     finally:
         await broker.cleanup()
         mosquitto.stop()
@@ -150,6 +162,18 @@ async def _publish(events: list[Any], config: AdapterConfig, mqtt_port: int, htt
             await client.publish(sample["topic"], body.encode(), qos=1)
             published += 1
     return published
+
+
+async def _publish_one(event: Any, mqtt_port: int, http_port: int) -> None:
+    """One uplink, as its network server sends it (MQTT, or a webhook post)."""
+    if event.topic is None:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://{HOST}:{http_port}/webhooks/{event.connection}?event={event.event}"
+            async with http.post(url, data=event.body) as answer:
+                await answer.read()
+        return
+    async with aiomqtt.Client(HOST, mqtt_port, identifier="demo-station") as client:
+        await client.publish(event.topic, event.body, qos=1)
 
 
 async def _wait(service: AdapterService, report: DemoReport, progress: Callable[[str], None]) -> None:

@@ -34,3 +34,11 @@ async def test_demo_delivers_the_fleet_to_the_embedded_broker(tmp_path: Path) ->
     assert report.sample_history == 2  # both observations of the device reached the history
     assert report.broker_db is not None and report.broker_db.is_file()
     assert "every accepted entity is in the broker" in lines
+    # provenance: the sample value verified against its signed record
+    assert report.verification and "HOLDS" in report.verification[0]
+    assert {graph.rsplit(":", 1)[-1] for graph, _, _ in report.uplinks_per_gateway} == {"ville", "region", "eau"}
+    # sharing: the NO2 rise reached the school ventilation through Keycloak and the gateway
+    assert report.sharing is not None and not report.sharing.skipped, report.sharing
+    (station,) = report.sharing.notification["data"]  # type: ignore[index]
+    assert station["no2"]["value"] > 100 and "refDevice" not in station and "typeofLocation" not in station
+    assert report.sharing.refused.startswith("403")
