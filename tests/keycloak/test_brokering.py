@@ -13,7 +13,18 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import aiohttp
 import pytest
 
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapter.access.model import Principal
+from adapter.access.tokens import TokenValidator, TrustedIssuer
+from adapter.config import load_config
 from adapter.demo.keycloak import KeycloakServer
+from adapter.gateway.access_log import AccessLog
+from adapter.gateway.ngsild import GatewayContext, create_gateway_app
+from adapter.gateway.service import load_policies
+from adapter.mapping.profile import load_profiles
+from adapter.provenance.runtime import entity_contexts
+from tests.support import REPO
 from tests.keycloak.support import as_list, dev_password, verified_claims
 
 pytestmark = pytest.mark.keycloak
@@ -111,3 +122,23 @@ async def test_a_region_agent_logs_into_the_city_realm_with_the_region_account(
     assert claims["organization"] == "ville"  # the realm that issued it speaks for the city
     assert "ngsild-gateway" in as_list(claims["aud"])
     assert claims["email"] == "agent.region@region.example"
+
+    # The brokered token is one the sharing gateway takes: the agent is a principal of the
+    # city (from the region), and the agreements decide (this agent has no role: 403, not 401).
+    principal, status, detail = await _at_the_gateway(keycloak, tokens["access_token"])
+    assert (principal.organization, principal.identity_provider) == ("ville", "region")
+    assert status == 403 and "no agreement grants read" in detail
+
+
+async def _at_the_gateway(keycloak: KeycloakServer, token: str) -> tuple[Principal, int, str]:
+    config = load_config(None)
+    async with aiohttp.ClientSession() as session:
+        validator = TokenValidator([TrustedIssuer(keycloak.issuer("ville"), organization="ville")], session)
+        principal = await validator.validate(token)
+        context = GatewayContext(validator.validate, load_policies(config, REPO / "compose" / "policies"),
+                                 "http://127.0.0.1:9", session, entity_contexts(load_profiles(config.models_dir)),
+                                 AccessLog(":memory:"))
+        async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as gateway:
+            answer = await gateway.get("/ngsi-ld/v1/entities", params={"type": "AirQualityObserved"},
+                                       headers={"Authorization": f"Bearer {token}", "NGSILD-Tenant": "ville"})
+            return principal, answer.status, (await answer.json()).get("detail", "")
