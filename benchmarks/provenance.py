@@ -188,13 +188,16 @@ async def lineage_on_large_store(triples: int, workdir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--burst", type=int, default=100_000, help="uplinks in the burst (default 100,000)")
-    parser.add_argument("--triples", type=int, default=10_000_000, help="quads for the lineage query (default 10M)")
+    parser.add_argument("--burst", type=int, default=100_000, help="uplinks in the burst (default 100,000; 0: skip)")
+    parser.add_argument("--triples", type=int, default=10_000_000,
+                        help="quads for the lineage query (default 10M; 0: skip)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ngsild-adapter-bench-"))
     try:
-        asyncio.run(burst_and_catch_up(args.burst, workdir))
-        asyncio.run(lineage_on_large_store(args.triples, workdir))
+        if args.burst:
+            asyncio.run(burst_and_catch_up(args.burst, workdir))
+        if args.triples:
+            asyncio.run(lineage_on_large_store(args.triples, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
