@@ -55,6 +55,7 @@ __all__ = [
     "AdminResult",
     "IdentityAdmin",
     "realm_representation",
+    "revoke_agreement_file",
 ]
 
 #: The shipped realm new collectivities are shaped like.
@@ -531,31 +532,8 @@ class IdentityAdmin:
         )
 
     def revoke_agreement(self, uid_or_file_name: str, policies_dir: Path) -> AdminResult:
-        """Take an agreement out of the gateway's folder: by its uid, or by its file name (with
-        or without ``.jsonld``). None there is "unchanged" (already revoked, or a typo: the
-        message says which folder was searched). Needs no Keycloak.
-
-        The running gateway keeps the agreements it loaded at start: restart (or reload) it for
-        the revocation to take effect.
-        """
-        if not policies_dir.is_dir():
-            raise AdminError(f"the agreements folder {policies_dir} does not exist (the gateway's [gateway] policies)")
-        found = _find_agreement(uid_or_file_name, policies_dir)
-        subject = f"agreement {uid_or_file_name}"
-        if found is None:
-            return AdminResult(
-                "unchanged", subject,
-                f"no agreement {uid_or_file_name} in {policies_dir} (already revoked?): nothing changed",
-            )
-        uid = _uid_of(found) or uid_or_file_name
-        try:
-            found.unlink()
-        except OSError as exc:
-            raise AdminError(f"cannot remove {found}: {exc.strerror or exc}") from exc
-        return AdminResult(
-            "removed", f"agreement {uid}",
-            f"agreement {uid} revoked ({found} removed): restart the gateway for it to take effect", path=found,
-        )
+        """``revoke_agreement_file`` (it needs no Keycloak)."""
+        return revoke_agreement_file(uid_or_file_name, policies_dir)
 
     def _check_party(self, file: Path, iri: str, kind: str, tenant: str, name: str | None) -> None:
         with self._translate(f"check the assignee {iri}"):
@@ -757,3 +735,31 @@ def _write_atomically(target: Path, content: bytes) -> None:
     except OSError as exc:
         temporary.unlink(missing_ok=True)
         raise AdminError(f"cannot write {target}: {exc.strerror or exc}") from exc
+
+
+def revoke_agreement_file(uid_or_file_name: str, policies_dir: Path) -> AdminResult:
+    """Take an agreement out of the gateway's folder: by its uid, or by its file name (with
+    or without ``.jsonld``). None there is "unchanged" (already revoked, or a typo: the
+    message says which folder was searched). Needs no Keycloak.
+
+    The running gateway keeps the agreements it loaded at start: restart (or reload) it for
+    the revocation to take effect.
+    """
+    if not policies_dir.is_dir():
+        raise AdminError(f"the agreements folder {policies_dir} does not exist (the gateway's [gateway] policies)")
+    found = _find_agreement(uid_or_file_name, policies_dir)
+    subject = f"agreement {uid_or_file_name}"
+    if found is None:
+        return AdminResult(
+            "unchanged", subject,
+            f"no agreement {uid_or_file_name} in {policies_dir} (already revoked?): nothing changed",
+        )
+    uid = _uid_of(found) or uid_or_file_name
+    try:
+        found.unlink()
+    except OSError as exc:
+        raise AdminError(f"cannot remove {found}: {exc.strerror or exc}") from exc
+    return AdminResult(
+        "removed", f"agreement {uid}",
+        f"agreement {uid} revoked ({found} removed): restart the gateway for it to take effect", path=found,
+    )
