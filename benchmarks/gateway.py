@@ -7,7 +7,7 @@ holding the region's air-quality entities, the gateway (``ngsild-adapter gateway
 agreements of ``compose/policies/``, and this load generator, which also serves the token
 issuer's JWKS (a stand-in for Keycloak's realm: an RSA key, fetched once by the gateway and
 cached). Every request carries a signed RS256 token of the city's school-ventilation client
-and asks for the region's AirQualityObserved (20 entities a page): the gateway validates the
+and asks for the region's AirQualityObserved (``--limit`` entities a page, 20 by default): the gateway validates the
 token, decides from the agreements, narrows the query, reads the broker, filters the answer
 and records the access. ``--rate`` sends at a fixed rate instead of as fast as
 ``--concurrency`` clients allow (latency at a given load).
@@ -124,10 +124,10 @@ jwks_url = "{issuer}/protocol/openid-connect/certs"
             url = f"http://127.0.0.1:{gateway_port}/ngsi-ld/v1/entities"
             headers = {"Authorization": f"Bearer {token}", "NGSILD-Tenant": "region",
                        "NGSILD-Purpose": "ventilation-control"}
-            params = {"type": "AirQualityObserved", "limit": "20"}
+            params = {"type": "AirQualityObserved", "limit": str(args.limit)}
             async with session.get(url, params=params, headers=headers) as answer:
                 body = await answer.json()
-                assert answer.status == 200 and len(body) == 20, (answer.status, body)
+                assert answer.status == 200 and len(body) == args.limit, (answer.status, body)
             latencies: list[float] = []
             errors = 0
             deadline = time.monotonic() + args.seconds
@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rate", type=float, default=None, help="requests per second (open loop)")
     parser.add_argument("--sensors", type=int, default=100, help="air-quality entities of the region")
+    parser.add_argument("--limit", type=int, default=20, help="entities per page (default 20)")
     asyncio.run(main_async(parser.parse_args()))
 
 
