@@ -10,7 +10,6 @@ agent, using the entities it returned, qualified by the agreement (``nga:agreeme
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -104,7 +103,12 @@ class AccessLog:
             (tenant, since.timestamp() if since else 0.0, limit),
         ).fetchall()
         return [
-            AccessRecord(r[0], datetime.fromtimestamp(r[1], UTC), *r[2:14], tuple(json.loads(r[14]))) for r in rows
+            AccessRecord(
+                id=r[0], at=datetime.fromtimestamp(r[1], UTC), tenant=r[2], action=r[3], entity_type=r[4], issuer=r[5],
+                subject=r[6], username=r[7], organization=r[8], client_id=r[9], agreement=r[10], outcome=r[11],
+                reason=r[12], path=r[13], entities=tuple(json.loads(r[14])),
+            )
+            for r in rows
         ]
 
     @staticmethod

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from statistics import fmean
 from typing import Any
@@ -214,7 +214,7 @@ def filter_entity(entity: Mapping[str, Any], grant: Grant, readable: frozenset[s
 
 
 _DURATION = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
-_METHODS = {"avg": fmean, "min": min, "max": max, "sum": sum}
+_METHODS: dict[str, Callable[[list[float]], float]] = {"avg": fmean, "min": min, "max": max, "sum": sum}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

@@ -49,7 +49,6 @@ from aiohttp import web
 from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal
 from adapter.gateway import problem
 from adapter.gateway.access_log import AccessLog
-from adapter.gateway.subscriptions import SubscriptionStore, endpoint_allowed
 from adapter.gateway.enforce import (
     NarrowingRefused,
     aggregate_across,
@@ -59,6 +58,7 @@ from adapter.gateway.enforce import (
     clamp_window,
     filter_entity,
 )
+from adapter.gateway.subscriptions import SubscriptionStore, endpoint_allowed
 
 __all__ = ["GatewayContext", "Policies", "create_gateway_app"]
 
@@ -419,8 +419,8 @@ class _Gateway:
         if grant.aggregation is not None:
             raise self._refuse(principal, access, request, f"agreement {grant.agreement} grants aggregated indicators "
                                "only: no notifications of single sensors")
-        notification = body.get("notification") if isinstance(body.get("notification"), dict) else {}
-        endpoint = notification.get("endpoint", {}) if isinstance(notification.get("endpoint"), dict) else {}
+        notification: dict[str, Any] = body["notification"] if isinstance(body.get("notification"), dict) else {}
+        endpoint: dict[str, Any] = notification["endpoint"] if isinstance(notification.get("endpoint"), dict) else {}
         uri = endpoint.get("uri")
         if not isinstance(uri, str) or not endpoint_allowed(uri, self.c.allowed_endpoints):
             raise self._refuse(principal, access, request,

@@ -27,7 +27,6 @@ from hashlib import sha256
 from aiohttp import web
 
 from adapter.gateway import problem
-
 from adapter.provenance.rdf import ValueNotInRecord, lineage, provenance_dataset
 from adapter.provenance.runtime import ProvenanceRuntime
 from adapter.provenance.verify import parse_uplink_iri

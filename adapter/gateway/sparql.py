@@ -42,13 +42,12 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from aiohttp import web
-
-from adapter.gateway import problem
 from multidict import MultiDict, MultiMapping
 from pyparsing import ParseBaseException, ParseResults
 from rdflib.plugins.sparql.parser import parseQuery, parseUpdate
 from rdflib.plugins.sparql.parserutils import CompValue
 
+from adapter.gateway import problem
 from adapter.provenance.store import (
     GRAPH_MEDIA_TYPES,
     RESULTS_MEDIA_TYPES,

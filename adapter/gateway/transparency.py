@@ -25,7 +25,6 @@ from typing import Any
 from aiohttp import web
 
 from adapter.gateway import problem
-
 from adapter.provenance.integrity.tiles import InvalidTilePath, TileNotFound
 from adapter.provenance.ledger import ProvenanceLedger, UnknownTenant
 

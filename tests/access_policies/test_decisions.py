@@ -11,7 +11,18 @@ import pytest
 from adapter.access.model import AccessRequest, Action, Aggregation, Area, Grant
 from adapter.access.policies import PolicySet, visible_attributes
 from tests.access_policies.support import (
-    ADMINS, BUILDINGS, CATALOGUE, CONTEXT, EXAMPLES, NOW, OFFICIALS, RESEARCH, SCHOOLS, TENANTS, machine, person,
+    ADMINS,
+    BUILDINGS,
+    CATALOGUE,
+    CONTEXT,
+    EXAMPLES,
+    NOW,
+    OFFICIALS,
+    RESEARCH,
+    SCHOOLS,
+    TENANTS,
+    machine,
+    person,
     write,
 )
 

@@ -9,7 +9,16 @@ import pytest
 
 from adapter.access.policies import PolicyError, PolicySet, check_file
 from tests.access_policies.support import (
-    ADMINS, BUILDINGS, CATALOGUE, CONTEXT, EXAMPLES, OFFICIALS, RESEARCH, SCHOOLS, TENANTS, write,
+    ADMINS,
+    BUILDINGS,
+    CATALOGUE,
+    CONTEXT,
+    EXAMPLES,
+    OFFICIALS,
+    RESEARCH,
+    SCHOOLS,
+    TENANTS,
+    write,
 )
 
 POLICIES = PolicySet.load(EXAMPLES, tenants=TENANTS, catalogue=CATALOGUE)

@@ -14,7 +14,18 @@ from adapter.access.policies import PolicyError, PolicySet
 from adapter.exceptions import ConfigError
 from adapter.ngsild.contexts import context_files, load_context
 from tests.access_policies.support import (
-    ADMINS, BUILDINGS, CATALOGUE, EXAMPLES, OFFICIALS, RESEARCH, SCHOOLS, TENANTS, VALID, permission, spoil, write,
+    ADMINS,
+    BUILDINGS,
+    CATALOGUE,
+    EXAMPLES,
+    OFFICIALS,
+    RESEARCH,
+    SCHOOLS,
+    TENANTS,
+    VALID,
+    permission,
+    spoil,
+    write,
 )
 
 

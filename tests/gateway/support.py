@@ -17,7 +17,7 @@ from typing import Any
 
 from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal
 from adapter.mapping.entities import DEVICE_CONTEXT
-from tests.support import demo_event, demo_pipeline, body_bytes
+from tests.support import body_bytes, demo_event, demo_pipeline
 
 AQ_CONTEXT = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
 CONTEXTS = {"AirQualityObserved": AQ_CONTEXT, "Device": DEVICE_CONTEXT,

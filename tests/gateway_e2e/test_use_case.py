@@ -31,10 +31,10 @@ from adapter.gateway.access_log import AccessLog
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.service import load_policies
 from adapter.gateway.subscriptions import SubscriptionStore
+from adapter.mapping.entities import DeviceRecord
 from adapter.mapping.profile import load_profiles
 from adapter.ngsild.client import NgsiLdClient
 from adapter.provenance.runtime import entity_contexts
-from adapter.mapping.entities import DeviceRecord
 from adapter.uplink import Location, Origin
 from tests.e2e.support import EmbeddedBroker
 from tests.gateway.test_subscriptions import Partner

@@ -12,7 +12,6 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import aiohttp
 import pytest
-
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapter.access.model import Principal
@@ -24,8 +23,8 @@ from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.service import load_policies
 from adapter.mapping.profile import load_profiles
 from adapter.provenance.runtime import entity_contexts
-from tests.support import REPO
 from tests.keycloak.support import as_list, dev_password, verified_claims
+from tests.support import REPO
 
 pytestmark = pytest.mark.keycloak
 
