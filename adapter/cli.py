@@ -49,6 +49,18 @@ def _load(config_path: Path | None) -> AdapterConfig:
         raise click.ClickException(str(exc)) from exc
 
 
+def _serve_until_interrupted(coroutine: Any) -> None:
+    """Run a server until Ctrl-C; the adapter's own errors become a plain message."""
+    import asyncio
+
+    try:
+        asyncio.run(coroutine)
+    except KeyboardInterrupt:
+        pass
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _read_input(file: str) -> bytes:
     if file == "-":
         return sys.stdin.buffer.read()
@@ -291,7 +303,6 @@ def listen(config_path: Path | None, http_port: int | None, http_host: str, max_
     """Ingest from every configured connection (MQTT QoS 1, persistent sessions; webhooks),
     deliver the entities to the configured NGSI-LD broker through the durable outbox, and
     print each result as one JSON line. Stop with Ctrl-C."""
-    import asyncio
 
     from adapter.app import listen as run_listen
 
@@ -301,12 +312,7 @@ def listen(config_path: Path | None, http_port: int | None, http_host: str, max_
         if not quiet:
             click.echo(json.dumps(result.to_json(), ensure_ascii=False))
 
-    try:
-        asyncio.run(run_listen(config, http_port=http_port, http_host=http_host, max_events=max_events, emit=emit))
-    except KeyboardInterrupt:
-        pass
-    except AdapterError as exc:
-        raise click.ClickException(str(exc)) from exc
+    _serve_until_interrupted(run_listen(config, http_port=http_port, http_host=http_host, max_events=max_events, emit=emit))
 
 
 @main.command()
@@ -320,14 +326,10 @@ def broker(host: str, port: int, db_path: Path | None) -> None:
     It behaves like Orion-LD on the operations this project uses (see
     adapter/ngsild/broker/README.md for what differs). It is a development default, not a
     production broker: use Orion-LD (compose/) for real data."""
-    import asyncio
 
     from adapter.ngsild.broker import run_broker
 
-    try:
-        asyncio.run(run_broker(host, port, db_path))
-    except KeyboardInterrupt:
-        pass
+    _serve_until_interrupted(run_broker(host, port, db_path))
 
 
 @main.group()
@@ -481,16 +483,10 @@ def serve(config_path: Path | None, host: str, port: int) -> None:
     tree heads), /.well-known/jwks.json and /contexts/, indexing the log and signing tree heads
     meanwhile. (``listen --http-port`` serves the same paths beside the adapter; with the
     embedded RDF store, run one or the other.)"""
-    import asyncio
 
     from adapter.app import serve as run_serve
 
-    try:
-        asyncio.run(run_serve(_load(config_path), host=host, port=port))
-    except KeyboardInterrupt:
-        pass
-    except AdapterError as exc:
-        raise click.ClickException(str(exc)) from exc
+    _serve_until_interrupted(run_serve(_load(config_path), host=host, port=port))
 
 
 @main.group()
@@ -563,16 +559,10 @@ def gateway(config_path: Path | None) -> None:
     """Run the sharing gateway: the NGSI-LD API and SPARQL for partners, behind Keycloak tokens
     and the sharing agreements of [gateway] policies (host, port, broker, trusted issuers from
     the configuration). Every access is recorded; GET /gateway/access?tenant=T lists them."""
-    import asyncio
 
     from adapter.gateway.service import serve_gateway
 
-    try:
-        asyncio.run(serve_gateway(_load(config_path)))
-    except KeyboardInterrupt:
-        pass
-    except AdapterError as exc:
-        raise click.ClickException(str(exc)) from exc
+    _serve_until_interrupted(serve_gateway(_load(config_path)))
 
 
 @main.group()
