@@ -77,10 +77,6 @@ class Policies(Protocol):
     def readable_graphs(self, principal: Principal) -> list[str]: ...
 
 
-class TokenInvalid(Protocol):
-    reason: str
-
-
 @dataclass
 class GatewayContext:
     """What the gateway works with.
