@@ -674,7 +674,7 @@ def admin_user(server_url: str, admin_user: str, tenant: str, username: str, rol
 @click.argument("agreement", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def admin_grant(server_url: str, admin_user: str, config_path: Path | None, agreement: Path) -> None:
     """Check AGREEMENT and its assignee in Keycloak, then put it in the gateway's agreements
-    folder ([gateway] policies). Restart the gateway for it to take effect."""
+    folder ([gateway] policies); a running gateway applies it within seconds."""
     from adapter.access.odrl import Catalogue
     from adapter.mapping.profile import load_profiles
 
@@ -691,7 +691,7 @@ def admin_grant(server_url: str, admin_user: str, config_path: Path | None, agre
 @click.argument("agreement")
 def admin_revoke(config_path: Path | None, agreement: str) -> None:
     """Take an agreement (its uid or file name) out of the gateway's agreements folder.
-    Restart the gateway for it to take effect."""
+    A running gateway applies it within seconds."""
     from adapter.access.admin import revoke_agreement_file
 
     config = _load(config_path)

@@ -492,7 +492,7 @@ class IdentityAdmin:
         there is "unchanged"; another content under that name is replaced ("updated").
         ``result.description`` says what the agreement grants, in plain words.
 
-        The running gateway reads its agreements at start: restart (or reload) it for the
+        A running gateway re-reads its agreements folder (every few seconds) for the
         agreement to take effect.
         """
         try:
@@ -520,7 +520,7 @@ class IdentityAdmin:
             )
         replaced = target.exists()
         _write_atomically(target, content)
-        restart = "restart the gateway for it to take effect"
+        restart = "the gateway applies it within seconds (it re-reads its folder)"
         if replaced:
             return AdminResult(
                 "updated", subject, f"agreement {agreement.uid} replaced in {target}: {restart}",
@@ -742,7 +742,7 @@ def revoke_agreement_file(uid_or_file_name: str, policies_dir: Path) -> AdminRes
     or without ``.jsonld``). None there is "unchanged" (already revoked, or a typo: the
     message says which folder was searched). Needs no Keycloak.
 
-    The running gateway keeps the agreements it loaded at start: restart (or reload) it for
+    A running gateway re-reads its agreements folder (every few seconds) for
     the revocation to take effect.
     """
     if not policies_dir.is_dir():
@@ -761,5 +761,5 @@ def revoke_agreement_file(uid_or_file_name: str, policies_dir: Path) -> AdminRes
         raise AdminError(f"cannot remove {found}: {exc.strerror or exc}") from exc
     return AdminResult(
         "removed", f"agreement {uid}",
-        f"agreement {uid} revoked ({found} removed): restart the gateway for it to take effect", path=found,
+        f"agreement {uid} revoked ({found} removed): the gateway applies it within seconds", path=found,
     )

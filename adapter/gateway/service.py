@@ -10,24 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
+from adapter.access.model import AccessRequest, Decision, Principal
 from adapter.access.odrl import Catalogue
 from adapter.access.policies import PolicySet
 from adapter.access.tokens import TokenValidator, TrustedIssuer
 from adapter.config import AdapterConfig
-from adapter.exceptions import ConfigError
+from adapter.exceptions import AdapterError, ConfigError
 from adapter.gateway.access_log import AccessLog
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.subscriptions import SubscriptionStore
 from adapter.mapping.profile import load_profiles
 from adapter.provenance.runtime import entity_contexts
 
-__all__ = ["load_policies", "open_gateway", "serve_gateway"]
+__all__ = ["ReloadingPolicies", "load_policies", "open_gateway", "serve_gateway"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,50 @@ def load_policies(config: AdapterConfig, folder: Path | None = None) -> PolicySe
     return PolicySet.load(folder, tenants=set(config.collectivities), catalogue=catalogue)
 
 
+class ReloadingPolicies:
+    """The agreements of a folder, loaded again when its files change (``admin grant`` and
+    ``admin revoke`` take effect without a restart).
+
+    The folder is looked at no more often than every ``check_every_s``. A folder that no longer
+    loads (a file broken by hand) keeps the agreements in force and logs why: a mistake must
+    not open anything, nor close everything.
+    """
+
+    def __init__(self, config: AdapterConfig, folder: Path, *, check_every_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._config = config
+        self._folder = folder
+        self._check_every_s = check_every_s
+        self._clock = clock
+        self._signature = self._current_signature()
+        self._policies = load_policies(config, folder)
+        self._checked_at = clock()
+
+    def _current_signature(self) -> tuple[tuple[str, int, int], ...]:
+        files = sorted(self._folder.glob("*.jsonld"))
+        return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+
+    def _fresh(self) -> PolicySet:
+        now = self._clock()
+        if now - self._checked_at >= self._check_every_s:
+            self._checked_at = now
+            signature = self._current_signature()
+            if signature != self._signature:
+                try:
+                    self._policies = load_policies(self._config, self._folder)
+                    log.info("agreements reloaded from %s (%d files)", self._folder, len(signature))
+                except AdapterError as exc:
+                    log.error("agreements NOT reloaded, the previous ones stay in force: %s", exc)
+                self._signature = signature
+        return self._policies
+
+    def decide(self, principal: Principal, request: AccessRequest, *, now: datetime) -> Decision:
+        return self._fresh().decide(principal, request, now=now)
+
+    def readable_graphs(self, principal: Principal) -> list[str]:
+        return self._fresh().readable_graphs(principal)
+
+
 @contextlib.asynccontextmanager
 async def open_gateway(config: AdapterConfig, *, state_dir: Path | None = None) -> AsyncIterator[web.Application]:
     """The gateway application and its resources, closed on exit."""
@@ -51,7 +98,9 @@ async def open_gateway(config: AdapterConfig, *, state_dir: Path | None = None) 
         raise ConfigError("the gateway needs a broker: set [gateway] broker_url or [broker] url")
     if not settings.issuers:
         raise ConfigError("the gateway trusts no token issuer: add [[gateway.issuer]] entries")
-    policies = load_policies(config)
+    if settings.policies_dir is None:
+        raise ConfigError("no agreements folder: set [gateway] policies")
+    policies = ReloadingPolicies(config, settings.policies_dir)
     folder = state_dir or Path(config.state_dir) / "gateway"
     folder.mkdir(parents=True, exist_ok=True)
     access_log = AccessLog(folder / "access.sqlite")
