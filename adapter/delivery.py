@@ -81,6 +81,7 @@ __all__ = ["BROKER_REFUSED", "BrokerWriter", "DeliveryReceipts"]
 
 log = logging.getLogger(__name__)
 
+
 class DeliveryReceipts(Protocol):
     """Where the writer reports each batch the broker answered (``ProvenanceLedger``)."""
 

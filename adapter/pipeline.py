@@ -1,6 +1,7 @@
 """The ingest pipeline: one network-server event in, NGSI-LD entities (or a dead letter) out.
 
     parse (sources) -> dedup -> profile -> decode (codecs) -> privacy -> map -> check -> entities
+                                                                   -> provenance record (ledger)
 
 Synchronous and free of I/O apart from the SQLite state and dead-letter files, so the same
 code serves the MQTT and webhook listeners, the CLI and the benchmarks. Every rejection
@@ -9,7 +10,9 @@ becomes a dead letter with its reason; nothing raises past ``process`` but ``Out
 With an ``outbox`` (sharing the state's connection: ``Outbox.sharing(state)``), the entities of
 an accepted event are queued for the broker in the same SQLite transaction that marks the
 uplink seen and records its meter indexes: either the uplink is seen and its entities are
-queued, or neither (``adapter.outbox`` explains why). When the outbox is full, ``OutboxFull``
+queued, or neither (``adapter.outbox`` explains why). With a ``ledger``, the event's
+provenance record (``adapter.provenance``) is logged in that transaction too, and each entity
+gets its ``wasDerivedFrom`` link to it before it is queued. When the outbox is full, ``OutboxFull``
 propagates and nothing is recorded, so the transport can push back and the network server
 sends the uplink again later.
 
