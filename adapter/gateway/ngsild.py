@@ -68,7 +68,8 @@ _API = "/ngsi-ld/v1"
 _NGSI_PROBLEMS = "https://uri.etsi.org/ngsi-ld/errors/"
 _LINK = '<{}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 #: query parameters passed on to the broker as they are (the others are rebuilt or refused)
-_PASSED = ("limit", "offset", "count", "options", "idPattern", "id", "lastN", "timeproperty")
+_PASSED = ("limit", "offset", "count", "options", "idPattern", "id", "lastN", "timeproperty",
+           "aggrMethods", "aggrPeriodDuration")  # a raw grant may aggregate its own data at the broker
 
 
 class Policies(Protocol):
@@ -344,7 +345,8 @@ class _Gateway:
             return self._answer(principal, access, request, grant, status, body, readable)
         # Aggregated only: every sensor's history is read here, and only indicators over
         # enough sensors leave. The client's own paging does not apply to the sensors.
-        for key in ("limit", "offset", "lastN", "id", "idPattern", "options", "count"):
+        for key in ("limit", "offset", "lastN", "id", "idPattern", "options", "count", "aggrMethods",
+                    "aggrPeriodDuration"):
             params.pop(key, None)
         params.update({"options": "temporalValues", "limit": "1000"})
         status, body = await self._broker("/temporal/entities", access.tenant, context, params)

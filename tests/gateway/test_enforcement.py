@@ -196,3 +196,15 @@ async def test_an_iri_or_a_removed_geoproperty_cannot_sidestep_the_grant(gateway
         "type": "AirQualityObserved", "georel": "near;maxDistance==1000", "geometry": "Point",
         "coordinates": "[-1.6,48.1]", "geoproperty": "temperature"})
     assert hidden_geo.status == 403
+
+
+async def test_a_partner_with_raw_values_may_have_the_broker_aggregate_them(
+    gateway: tuple[TestClient, AccessLog]
+) -> None:
+    http, _ = gateway
+    answer = await http.get("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:region:sensor1",
+                            headers=_as("schools", "region"),
+                            params={"aggrMethods": "avg,max", "aggrPeriodDuration": "P1D", "attrs": "no2,temperature"})
+    assert answer.status == 200, await answer.text()
+    history = await answer.json()
+    assert set(history["no2"]) >= {"avg", "max"} and "temperature" not in history
