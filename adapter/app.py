@@ -357,10 +357,17 @@ class AdapterService:
             self._tasks.append(asyncio.create_task(self.writer.run()))
             log.info("delivering to the NGSI-LD broker at %s", broker.url)
         assert pipeline.ledger is not None
-        runtime = self.provenance = await open_provenance(config, pipeline.ledger, pipeline.state.connection, pipeline.profiles, session, client)
+        if config.provenance.index_in == "listen":
+            runtime = await open_provenance(
+                config, pipeline.ledger, pipeline.state.connection, pipeline.profiles, session, client
+            )
+            assert runtime.indexer is not None
+            self._tasks.append(asyncio.create_task(runtime.indexer.run()))
+        else:  # `ngsild-adapter serve` keeps the index, in its own process
+            runtime = ProvenanceRuntime(pipeline.ledger, store=None, indexer=None,
+                                        contexts=entity_contexts(pipeline.profiles), broker=client)
+        self.provenance = runtime
         self._resources.push_async_callback(runtime.close)
-        assert runtime.indexer is not None
-        self._tasks.append(asyncio.create_task(runtime.indexer.run()))
         self._tasks.append(asyncio.create_task(runtime.run_checkpoints(config.provenance.checkpoint_interval_s)))
         self._ready = {c.name: asyncio.Event() for c in mqtt}
         self._tasks += [

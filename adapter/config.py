@@ -67,6 +67,8 @@ query_timeout_s = 10              # /sparql: time and result-size limits
 query_max_results = 10000
 open_to_network = false           # /sparql and /provenance/... answer this machine only until
                                   # access control (the logs and keys are always public)
+index_in = "listen"               # "serve": the adapter only logs; `ngsild-adapter serve`, its own
+                                  # process (the other core), keeps the RDF index and serves it
 
 [gateway]                         # the sharing gateway (ngsild-adapter gateway); see docs/sharing-agreements.md
 host = "127.0.0.1"
@@ -188,6 +190,7 @@ class ProvenanceSettings:
     query_timeout_s: float = 10.0
     query_max_results: int = 10_000
     open_to_network: bool = False  # /sparql and /provenance/... answer other machines too
+    index_in: str = "listen"  # which process keeps the RDF index: "listen" (the adapter) or "serve"
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +366,7 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
         "payload_retention_days": float, "checkpoint_interval_s": float, "index_batch": int,
         "query_timeout_s": float, "query_max_results": int,
     }
-    texts = ("key_dir", "log_origin", "store", "sparql_query_url", "sparql_update_url", "sparql_store_url")
+    texts = ("key_dir", "log_origin", "store", "sparql_query_url", "sparql_update_url", "sparql_store_url", "index_in")
     unknown = set(t) - {*kinds, *texts, "open_to_network"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) in [provenance]: {', '.join(sorted(unknown))}")
@@ -383,6 +386,8 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
     settings = ProvenanceSettings(**numbers, **strings, open_to_network=open_to_network)
     if key_dir is not None:
         settings = replace(settings, key_dir=(base / key_dir).resolve())
+    if settings.index_in not in ("listen", "serve"):
+        raise ConfigError(f"{path}: provenance index_in must be 'listen' or 'serve', not {settings.index_in!r}")
     if settings.store not in ("embedded", "sparql"):
         raise ConfigError(f"{path}: provenance store must be 'embedded' or 'sparql', not {settings.store!r}")
     if settings.store == "sparql" and not (settings.sparql_query_url and settings.sparql_update_url):
