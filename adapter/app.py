@@ -143,14 +143,21 @@ async def standalone_provenance(
 
 
 async def serve(config: AdapterConfig, *, host: str, port: int) -> None:
-    """The HTTP surface alone (contexts, provenance, logs, keys, SPARQL), indexing and signing
-    in the background, until cancelled."""
+    """The HTTP surface alone (contexts, provenance, logs, keys, SPARQL, and ``/metrics`` with
+    the index lag), indexing and signing in the background, until cancelled."""
     async with standalone_provenance(config) as runtime:
         tasks = [asyncio.create_task(runtime.run_checkpoints(config.provenance.checkpoint_interval_s))]
         if runtime.indexer is not None:
             tasks.append(asyncio.create_task(runtime.indexer.run()))
+        async def metrics(request: web.Request) -> web.Response:
+            ledger, indexer = runtime.ledger, runtime.indexer
+            body = render_provenance_metrics(
+                {t: ledger.size(t) for t in ledger.tenants()}, indexer.lag() if indexer is not None else None
+            )
+            return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
+
         app = web.Application()
-        app.add_routes([*context_routes(), *provenance_http_routes(runtime, config)])
+        app.add_routes([*context_routes(), web.get("/metrics", metrics), *provenance_http_routes(runtime, config)])
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         try:

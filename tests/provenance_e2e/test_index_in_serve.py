@@ -4,6 +4,7 @@ another process on the same files, keeps the RDF index (and answers SPARQL over 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,46 @@ def test_index_in_names_a_process(tmp_path: Path) -> None:
         load_config(config_file, env={})
     assert load_config(None, env={"NGSILD_ADAPTER_PROVENANCE_INDEX_IN": "serve"}).provenance.index_in == "serve"
     assert dataclasses.replace(World(tmp_path).config().provenance).index_in == "listen"
+
+
+async def test_serve_runs_as_its_own_process_and_reports_its_lag(tmp_path: Path) -> None:
+    import asyncio
+    import subprocess
+
+    import aiohttp
+
+    from adapter.demo.network import free_port
+    from tests.e2e.support import ADAPTER_BIN
+
+    world = await build_world(tmp_path / "w")
+    config = world.config()
+    toml = tmp_path / "adapter.toml"
+    toml.write_text(
+        f'[adapter]\nmodels = "{config.models_dir}"\nstate_dir = "{config.state_dir}"\n'
+        '[[collectivity]]\ntenant = "ville"\nname = "Ville"\n'
+        f'[provenance]\nkey_dir = "{config.provenance.key_dir}"\nlog_origin = "test.example/logs"\nindex_in = "serve"\n'
+    )
+    port = free_port()
+    env = {**os.environ, "NGSILD_ADAPTER_PROVENANCE_KEY_DIR": str(config.provenance.key_dir)}
+    process = subprocess.Popen([str(ADAPTER_BIN), "serve", "--config", str(toml), "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        async with aiohttp.ClientSession() as http:
+            lag = None
+            for _ in range(100):  # bounded: the process starts, then indexes
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/metrics") as answer:
+                        text = await answer.text()
+                    lag = next((line for line in text.splitlines()
+                                if line.startswith('ngsild_adapter_provenance_index_lag_records{tenant="ville"}')), None)
+                    if lag is not None and lag.endswith(" 0"):
+                        break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            assert lag is not None and lag.endswith(" 0"), lag
+            async with http.get(f"http://127.0.0.1:{port}/logs/ville/checkpoint") as answer:
+                assert answer.status == 200 and (await answer.text()).startswith("test.example/logs/ville\n")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
