@@ -24,16 +24,16 @@ from adapter.provenance.integrity.note import NoteSigner, NoteVerifier
 from adapter.provenance.integrity.tiles import TILE_WIDTH
 from adapter.provenance.remote import HttpEvidence
 from adapter.provenance.verify import Verification, verify_value
-from tests.provenance_e2e.support import AQ_ENTITY, DEVICES, World, build_world, no2_of, observed_at_of, record_index
+from tests.provenance_e2e.support import (
+    AQ_ENTITY,
+    DEVICES,
+    World,
+    no2_of,
+    observed_at_of,
+    record_index,
+)
 
 PROV = rdflib.Namespace("http://www.w3.org/ns/prov#")
-
-
-@pytest.fixture(scope="module")
-def world_template(tmp_path_factory: pytest.TempPathFactory) -> World:
-    import asyncio
-
-    return asyncio.run(build_world(tmp_path_factory.mktemp("world") / "w"))
 
 
 @pytest.fixture

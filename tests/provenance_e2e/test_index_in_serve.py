@@ -12,11 +12,11 @@ import pytest
 from adapter.app import standalone_provenance
 from adapter.config import load_config
 from adapter.exceptions import ConfigError
-from tests.provenance_e2e.support import World, build_world
+from tests.provenance_e2e.support import World
 
 
-async def test_the_serve_process_indexes_what_the_adapter_logged(tmp_path: Path) -> None:
-    world = await build_world(tmp_path / "w")  # the adapter's pipeline logged, and indexed once
+async def test_the_serve_process_indexes_what_the_adapter_logged(world_template: World, tmp_path: Path) -> None:
+    world = world_template.copy(tmp_path / "w")  # the adapter's pipeline logged, and indexed once
     config = world.config()
     async with standalone_provenance(config) as runtime:
         assert runtime.store is not None and runtime.indexer is not None
@@ -37,7 +37,7 @@ def test_index_in_names_a_process(tmp_path: Path) -> None:
     assert dataclasses.replace(World(tmp_path).config().provenance).index_in == "listen"
 
 
-async def test_serve_runs_as_its_own_process_and_reports_its_lag(tmp_path: Path) -> None:
+async def test_serve_runs_as_its_own_process_and_reports_its_lag(world_template: World, tmp_path: Path) -> None:
     import asyncio
     import subprocess
 
@@ -46,7 +46,7 @@ async def test_serve_runs_as_its_own_process_and_reports_its_lag(tmp_path: Path)
     from adapter.demo.network import free_port
     from tests.e2e.support import ADAPTER_BIN
 
-    world = await build_world(tmp_path / "w")
+    world = world_template.copy(tmp_path / "w")
     config = world.config()
     toml = tmp_path / "adapter.toml"
     toml.write_text(

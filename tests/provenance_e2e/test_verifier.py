@@ -28,20 +28,12 @@ from tests.provenance_e2e.support import (
     DEVICES,
     UPLINKS_PER_DEVICE,
     World,
-    build_world,
     no2_of,
     observed_at_of,
     record_index,
 )
 
 OTHER_KEY = NoteSigner.generate("other")
-
-
-@pytest.fixture(scope="module")
-def world_template(tmp_path_factory: pytest.TempPathFactory) -> World:
-    import asyncio
-
-    return asyncio.run(build_world(tmp_path_factory.mktemp("world") / "w"))
 
 
 @pytest.fixture
