@@ -190,8 +190,7 @@ class _Gateway:
         access = AccessRequest(action, tenant, entity_type, purpose=request.headers.get("NGSILD-Purpose"))
         decision = self.c.policies.decide(principal, access, now=self.c.clock())
         if not decision.permitted or not decision.grants:
-            self.c.access_log.record(principal, access, outcome="refused", reason=decision.reason, path=request.path_qs)
-            raise _Refused(_ngsi_problem(403, "Forbidden", "Forbidden", decision.reason or "no agreement grants this"))
+            raise self._refuse(principal, access, request, decision.reason or "no agreement grants this")
         return principal, access, decision.grants[0]
 
     def _refuse(self, principal: Principal, access: AccessRequest, request: web.Request, why: str) -> _Refused:
