@@ -106,7 +106,8 @@ async def open_provenance(
 ) -> ProvenanceRuntime:
     """The provenance runtime of a process: the configured RDF store and its indexer."""
     store = open_store(config, session)
-    indexer = RdfIndexer(ledger, db, store, batch=config.provenance.index_batch)
+    indexer = RdfIndexer(ledger, db, store, batch=config.provenance.index_batch,
+                         personal=config.provenance.personal_attributes)
     return ProvenanceRuntime(ledger, store=store, indexer=indexer, contexts=entity_contexts(profiles), broker=broker)
 
 
@@ -130,7 +131,8 @@ async def standalone_provenance(
         if with_store:
             try:
                 store = open_store(config, session)
-                indexer = RdfIndexer(ledger, state.connection, store, batch=config.provenance.index_batch)
+                indexer = RdfIndexer(ledger, state.connection, store, batch=config.provenance.index_batch,
+                         personal=config.provenance.personal_attributes)
             except RdfStoreError as exc:
                 log.warning("RDF index not available (%s): is the adapter running with the embedded store?", exc)
         profiles = load_profiles(config.models_dir)

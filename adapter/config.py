@@ -69,6 +69,9 @@ open_to_network = false           # /sparql and /provenance/... answer this mach
                                   # access control (the logs and keys are always public)
 index_in = "listen"               # "serve": the adapter only logs; `ngsild-adapter serve`, its own
                                   # process (the other core), keeps the RDF index and serves it
+personal_attributes = ["name", "alternateName", "description", "owner", "address", "location", "refDevice"]
+                                  # values kept in each collectivity's personal graph, out of what
+                                  # agreements removing them open to SPARQL (changing it rebuilds the index)
 
 [gateway]                         # the sharing gateway (ngsild-adapter gateway); see docs/sharing-agreements.md
 host = "127.0.0.1"
@@ -174,6 +177,12 @@ class BrokerSettings:
     request_timeout_s: float = 30.0
 
 
+#: Smart Data Models attributes that name, locate or link to a person or a household's device.
+DEFAULT_PERSONAL_ATTRIBUTES = frozenset(
+    {"name", "alternateName", "description", "owner", "address", "location", "refDevice"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ProvenanceSettings:
     """The integrity log and the RDF index (the ``[provenance]`` table); see the module docstring."""
@@ -191,6 +200,8 @@ class ProvenanceSettings:
     query_max_results: int = 10_000
     open_to_network: bool = False  # /sparql and /provenance/... answer other machines too
     index_in: str = "listen"  # which process keeps the RDF index: "listen" (the adapter) or "serve"
+    #: attributes whose values the RDF index keeps in the personal graphs (adapter.provenance.rdf)
+    personal_attributes: frozenset[str] = DEFAULT_PERSONAL_ATTRIBUTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,12 +378,16 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
         "query_timeout_s": float, "query_max_results": int,
     }
     texts = ("key_dir", "log_origin", "store", "sparql_query_url", "sparql_update_url", "sparql_store_url", "index_in")
-    unknown = set(t) - {*kinds, *texts, "open_to_network"}
+    unknown = set(t) - {*kinds, *texts, "open_to_network", "personal_attributes"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) in [provenance]: {', '.join(sorted(unknown))}")
     open_to_network = t.get("open_to_network", False)
     if not isinstance(open_to_network, bool):
         raise ConfigError(f"{path}: provenance open_to_network must be true or false")
+    personal = t.get("personal_attributes", sorted(DEFAULT_PERSONAL_ATTRIBUTES))
+    if not isinstance(personal, list) or not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)
+                                                  for n in personal):
+        raise ConfigError(f"{path}: provenance personal_attributes must be a list of attribute names")
 
     def value(key: str) -> Any:
         return env.get(f"{_ENV}PROVENANCE_{key.upper()}") or t.get(key)
@@ -383,7 +398,8 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
         if not isinstance(text, str) or not text:
             raise ConfigError(f"{path}: provenance {key} must be a non-empty string")
     key_dir = strings.pop("key_dir", None)
-    settings = ProvenanceSettings(**numbers, **strings, open_to_network=open_to_network)
+    settings = ProvenanceSettings(**numbers, **strings, open_to_network=open_to_network,
+                                  personal_attributes=frozenset(personal))
     if key_dir is not None:
         settings = replace(settings, key_dir=(base / key_dir).resolve())
     if settings.index_in not in ("listen", "serve"):

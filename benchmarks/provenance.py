@@ -87,7 +87,8 @@ async def burst_and_catch_up(n: int, workdir: Path) -> tuple[Path, int]:
     print(f"ingested {n:,} uplinks with provenance in {ingest_s:.1f} s ({n / ingest_s:,.0f} uplinks/s)")
 
     store = OxigraphStore(workdir / "rdf")
-    indexer = RdfIndexer(pipeline.ledger, pipeline.state.connection, store, batch=config.provenance.index_batch)
+    indexer = RdfIndexer(pipeline.ledger, pipeline.state.connection, store, batch=config.provenance.index_batch,
+                         personal=config.provenance.personal_attributes)
     started = time.perf_counter()
     indexed = await indexer.catch_up()
     catch_up_s = time.perf_counter() - started

@@ -9,19 +9,24 @@ record, so a round that is repeated after a crash (quads written, position not y
 adds nothing: the index never misses a record and never holds one twice.
 
 It may lag behind during a burst (``lag()``, exported as a metric) and catches up; ``rebuild``
-drops a collectivity's graph and indexes its log again from the first record.
+drops a collectivity's graphs and indexes its log again from the first record.
+
+Which attributes go to the personal graphs (``personal``, see ``adapter.provenance.rdf``) is
+remembered with the positions: an index built with another list (or before there was one) is
+rebuilt from the logs at the first round, so that no personal value stays in a shared graph.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
 from adapter.provenance.ledger import ProvenanceLedger, StoredRecord
-from adapter.provenance.rdf import delivery_nquads, index_nquads, static_nquads
+from adapter.provenance.rdf import delivery_nquads, index_nquads, personal_graph_iri, static_nquads
 from adapter.provenance.store import RdfStore, RdfStoreUnavailable
 
 __all__ = ["RdfIndexer", "graph_iri"]
@@ -36,22 +41,36 @@ _TABLE = """CREATE TABLE IF NOT EXISTS prov_index_position (
     what TEXT PRIMARY KEY,   -- a tenant's records, or '' for delivery receipts
     next INTEGER NOT NULL    -- records: the next record number to index; receipts: the last id indexed
 )"""
+_SETTINGS = """CREATE TABLE IF NOT EXISTS prov_index_settings (
+    name TEXT PRIMARY KEY,   -- 'personal': the attributes the index keeps in personal graphs
+    value TEXT NOT NULL      -- a JSON array of names, sorted
+)"""
 
 
 def graph_iri(tenant: str) -> str:
-    """The named graph of ``tenant``'s provenance."""
+    """The shared named graph of ``tenant``'s provenance."""
     return f"urn:ngsild-adapter:graph:{tenant}"
 
 
 class RdfIndexer:
-    """Keeps ``store`` up to date with ``ledger``; one indexer per store."""
+    """Keeps ``store`` up to date with ``ledger``; one indexer per store.
 
-    def __init__(self, ledger: ProvenanceLedger, db: sqlite3.Connection, store: RdfStore, *, batch: int = 2000) -> None:
+    ``personal``: the attribute names whose values go to the collectivities' personal graphs
+    (``[provenance] personal_attributes``).
+    """
+
+    def __init__(
+        self, ledger: ProvenanceLedger, db: sqlite3.Connection, store: RdfStore, *, batch: int = 2000,
+        personal: Set[str] = frozenset(),
+    ) -> None:
         self._ledger = ledger
         self._db = db
         self._store = store
         self.batch = batch
+        self.personal = frozenset(personal)
+        self._partition_checked = False
         db.execute(_TABLE)
+        db.execute(_SETTINGS)
         self._wake = asyncio.Event()
         self._static_written: set[tuple[Any, ...]] = set()
 
@@ -81,6 +100,8 @@ class RdfIndexer:
         written while the store loads the previous one in its thread (it releases the GIL).
         A collectivity's position is saved once its chunk is in the store.
         """
+        if not self._partition_checked:
+            await self._check_partition()
         done = 0
         loading: tuple[asyncio.Task[None], str, int] | None = None
         for tenant in self._ledger.tenants():
@@ -115,8 +136,33 @@ class RdfIndexer:
                     self._static_written.clear()
                 self._static_written.add(key)
                 parts.append(static_nquads(record))
-            parts.append(index_nquads(record, stored.index))
+            parts.append(index_nquads(record, stored.index, personal=self.personal))
         return "".join(parts)
+
+    async def _check_partition(self) -> None:
+        """Rebuild every graph if the index was built with another list of personal attributes."""
+        wanted = json.dumps(sorted(self.personal))
+        row = self._db.execute("SELECT value FROM prov_index_settings WHERE name = 'personal'").fetchone()
+        built = row[0] if row is not None else None
+        if built != wanted:
+            started = [t for t in self._ledger.tenants() if self.position(t) > 0]
+            if started:
+                log.warning("the RDF index was built with personal attributes %s, now %s: rebuilding the graphs of %s",
+                            built or "(none recorded)", wanted, ", ".join(started))
+            for tenant in started:
+                await self._clear(tenant)
+            self._db.execute(
+                "INSERT INTO prov_index_settings VALUES ('personal', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                (wanted,),
+            )
+        self._partition_checked = True
+
+    async def _clear(self, tenant: str) -> None:
+        await self._store.clear_graph(graph_iri(tenant))
+        await self._store.clear_graph(personal_graph_iri(tenant))
+        self._save(tenant, 0)
+        self._save("", 0)
+        self._static_written.clear()
 
     async def _finish(self, loading: tuple[asyncio.Task[None], str, int]) -> None:
         task, tenant, position = loading
@@ -153,8 +199,6 @@ class RdfIndexer:
                 await asyncio.sleep(0)  # let ingestion run between rounds
 
     async def rebuild(self, tenant: str) -> int:
-        """Drop ``tenant``'s graph and index its log again; returns the records indexed."""
-        await self._store.clear_graph(graph_iri(tenant))
-        self._save(tenant, 0)
-        self._save("", 0)
+        """Drop ``tenant``'s graphs and index its log again; returns the records indexed."""
+        await self._clear(tenant)
         return await self.catch_up()

@@ -58,9 +58,20 @@ uplink (one gateway; decode and map; an AirQualityObserved with six measured val
 Device entity with ``deviceState`` and ``rssi``) gives 5 + 4 + 6 + 9 + 5 = **29** quads
 (``tests/provenance_rdf`` asserts the bound).
 
-Things described once, not per uplink (``static_nquads``, same graph): the device
-(``sosa:Sensor``, ``prov:Agent``, ``prov:actedOnBehalfOf`` the collectivity, ``nga:devEui``,
-``nga:deviceId``, ``nga:application``); the collectivity (``prov:Organization``,
+Two graphs per collectivity: the quads above go to the *shared* graph
+``<urn:ngsild-adapter:graph:t>``, except the values of the attributes the operator lists as
+personal (``[provenance] personal_attributes``: ``name``, ``owner``, ``refDevice``...) and the
+device's names at the network server (below), which go to the *personal* graph
+``<urn:ngsild-adapter:graph:t:personal>`` (an attribute observed at its own time takes its
+whole observation node there). The collectivity's own queries read both; an agreement that
+removes personal fields opens the shared graph only, so that the store itself, not a
+rewriting of the query, keeps those fields out of a researcher's answers
+(``adapter.access.policies.PolicySet.sparql_dataset``). Devices and entities stay identified
+by their IRIs, which are made of the devEui: pseudonymous identifiers, not removed.
+
+Things described once, not per uplink (``static_nquads``, same graphs): the device
+(``sosa:Sensor``, ``prov:Agent``, ``prov:actedOnBehalfOf`` the collectivity, ``nga:devEui``;
+in the personal graph ``nga:deviceId``, ``nga:application``); the collectivity (``prov:Organization``,
 ``nga:tenant``); the network-server connection (``prov:SoftwareAgent``, ``nga:lnsKind``,
 ``nga:connection``, ``prov:actedOnBehalfOf``); the software version (``prov:SoftwareAgent``,
 ``rdfs:label``, ``nga:version``); each gateway (``prov:Agent``, ``nga:Gateway``,
@@ -117,7 +128,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -148,7 +159,9 @@ __all__ = [
     "graph_iri",
     "index_nquads",
     "index_triples",
+    "index_triples_by_graph",
     "lineage",
+    "personal_graph_iri",
     "provenance_dataset",
     "provenance_nquads",
     "static_nquads",
@@ -217,6 +230,9 @@ _N = {name: _iri_term(NGA + name) for name in (
     "httpStatus", "refusal", "uplink", "detail", "recordSha256", "chainSeq", "chainPrev",
     "formatVersion",
 )}
+#: the names a device is given at the network server: operators often name a meter after its
+#: household or address. (Its devEui stays shared: the device and entity IRIs are made of it.)
+_DEVICE_IDENTIFIERS = frozenset({_N["deviceId"], _N["application"]})
 _INTEGER = f"^^<{_XSD}integer>"
 _DOUBLE = f"^^<{_XSD}double>"
 _DATETIME = f"^^<{_XSD}dateTime>"
@@ -407,8 +423,17 @@ def _json_literal(value: Any) -> str:
 
 
 def graph_iri(tenant: str) -> str:
-    """The named graph of a collectivity: ``urn:ngsild-adapter:graph:{tenant}``."""
+    """The shared named graph of a collectivity: ``urn:ngsild-adapter:graph:{tenant}``."""
     return f"urn:ngsild-adapter:graph:{_tenant(tenant)[0]}"
+
+
+def personal_graph_iri(tenant: str) -> str:
+    """The personal named graph of a collectivity: ``urn:ngsild-adapter:graph:{tenant}:personal``."""
+    return _personal_graph(tenant)[1:-1]
+
+
+def _personal_graph(tenant: Any) -> str:
+    return f"<urn:ngsild-adapter:graph:{_tenant(tenant)[0]}:personal>"
 
 
 def gateway_iri(gateway_id: str) -> str:
@@ -560,16 +585,21 @@ def _object_values(target: Any) -> tuple[str, ...]:
     return ()
 
 
-def _lean(record: Mapping[str, Any], index: int) -> tuple[str, list[Triple]]:
+def _lean(
+    record: Mapping[str, Any], index: int, personal: Set[str] = frozenset()
+) -> tuple[str, list[Triple], list[Triple]]:
+    """(shared graph term, its quads, the quads of the ``personal`` attributes)."""
     if type(index) is not int or index < 0:
         raise ProvenanceRecordError(f"record number {index!r} is not a non-negative integer")
     try:
-        return _lean_unchecked(record, index)
+        return _lean_unchecked(record, index, personal)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         raise ProvenanceRecordError(f"record {index} does not have the format of docs/provenance.md: {exc!r}") from exc
 
 
-def _lean_unchecked(record: Mapping[str, Any], index: int) -> tuple[str, list[Triple]]:
+def _lean_unchecked(
+    record: Mapping[str, Any], index: int, personal: Set[str]
+) -> tuple[str, list[Triple], list[Triple]]:
     if record["formatVersion"] != 1:
         raise ProvenanceRecordError(f"record {index}: formatVersion {record['formatVersion']!r} is not 1")
     kind = record["recordType"]
@@ -578,6 +608,7 @@ def _lean_unchecked(record: Mapping[str, Any], index: int) -> tuple[str, list[Tr
     u = f"<{u_iri}>"
     uplink = record["uplink"]
     quads: list[Triple] = [(u, _TYPE, _P["Entity"])]
+    held: list[Triple] = []
     append = quads.append
     if kind == "uplink":
         append((u, _N["payloadSha256"], _hex(uplink["payloadSha256"])))
@@ -658,17 +689,18 @@ def _lean_unchecked(record: Mapping[str, Any], index: int) -> tuple[str, list[Tr
                 if not values:
                     continue
             predicate = terms.get(name) or _attribute_term(key, context, name)
+            into = held.append if name in personal else append
             own_time = attribute.get("observedAt")
             if own_time is None or own_time == observed or _datetime(own_time) == observed_term:
                 subject = o
             else:  # observed at its own time: its own observation node, same shape
                 subject = f"<{o_iri}:{_segment(name)}>"
-                append((subject, foi, entity_term))
-                append((subject, result_time, _datetime(own_time)))
-                append((subject, generated, a))
+                into((subject, foi, entity_term))
+                into((subject, result_time, _datetime(own_time)))
+                into((subject, generated, a))
             for term in values:
-                append((subject, predicate, term))
-    return graph, quads
+                into((subject, predicate, term))
+    return graph, quads, held
 
 
 def _render(graph: str, triples: Iterable[Triple]) -> str:
@@ -677,25 +709,41 @@ def _render(graph: str, triples: Iterable[Triple]) -> str:
     return text + tail if text else ""
 
 
-def index_nquads(record: Mapping[str, Any], index: int) -> str:
-    """The lean index quads of record ``index`` (N-Quads text, in the tenant's named graph).
+def index_nquads(record: Mapping[str, Any], index: int, *, personal: Set[str] = frozenset()) -> str:
+    """The lean index quads of record ``index`` (N-Quads text, in the tenant's named graphs).
 
+    The values of the attributes named in ``personal`` go to the tenant's personal graph,
+    everything else to its shared graph (see "Two graphs per collectivity" above).
     Deterministic: the same record always yields the same text (see the module docstring for
     the shape). Raises ``ProvenanceRecordError`` if the record does not have the format.
 
     >>> store.load(index_nquads(record, 41).encode(), pyoxigraph.RdfFormat.N_QUADS)
     """
-    graph, quads = _lean(record, index)
-    return _render(graph, quads)
+    graph, quads, held = _lean(record, index, personal)
+    text = _render(graph, quads)
+    return text + _render(_personal_graph(record["tenant"]), held) if held else text
 
 
 def index_triples(record: Mapping[str, Any], index: int) -> set[Triple]:
-    """The quads of ``index_nquads`` as (subject, predicate, object) N-Triples term strings.
+    """The quads of ``index_nquads`` as (subject, predicate, object) N-Triples term strings,
+    whichever graph each goes to.
 
     They are written as a store returns them (``str(quad.object)`` in pyoxigraph), so a
     verifier can compare a store's graph with a fresh computation as sets.
     """
-    return set(_lean(record, index)[1])
+    _, quads, held = _lean(record, index)
+    return {*quads, *held}
+
+
+def index_triples_by_graph(
+    record: Mapping[str, Any], index: int, *, personal: Set[str] = frozenset()
+) -> dict[str, set[Triple]]:
+    """The quads of ``index_nquads`` per graph IRI (shared, and personal when it gets any)."""
+    graph, quads, held = _lean(record, index, personal)
+    found = {graph[1:-1]: set(quads)}
+    if held:
+        found[_personal_graph(record["tenant"])[1:-1]] = set(held)
+    return found
 
 
 # --------------------------------------------------------------------------- static quads
@@ -820,11 +868,15 @@ def static_nquads(record: Mapping[str, Any]) -> str:
 
     The device and its collectivity, the network-server connection, the software version,
     the gateways, the codec and profile files and the profile's unit codes, in the tenant's
-    graph. A pure function of the record (cached per part): index them with every record, or
-    only when one of their keys is new; the store keeps each quad once either way.
+    shared graph, except the device's names at the network server (``nga:deviceId``,
+    ``nga:application``), which go to its personal graph. A pure function of
+    the record (cached per part): index them with every record, or only when one of their keys
+    is new; the store keeps each quad once either way.
     """
     graph, triples = _static(record)
-    return _render(graph, dict.fromkeys(triples))
+    shared = [t for t in dict.fromkeys(triples) if t[1] not in _DEVICE_IDENTIFIERS]
+    held = [t for t in dict.fromkeys(triples) if t[1] in _DEVICE_IDENTIFIERS]
+    return _render(graph, shared) + _render(_personal_graph(record["tenant"]), held)
 
 
 # --------------------------------------------------------------------------- deliveries
@@ -925,7 +977,7 @@ def _step_iris(u_iri: str, steps: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _full(record: Mapping[str, Any], index: int, receipts: Iterable[Mapping[str, Any]]) -> tuple[str, list[Triple]]:
-    graph, lean = _lean(record, index)
+    graph, lean, _ = _lean(record, index, frozenset())
     _, static = _static(record, index)
     try:
         extra = _full_extra(record, index, receipts)
@@ -1106,7 +1158,7 @@ def lineage(
     times, and whether the broker accepted this entity). Raises ``ValueNotInRecord`` when the
     record has no such value, ``ProvenanceRecordError`` when it does not have the format.
     """
-    graph, _ = _lean(record, index)  # validates the record
+    graph, _, _ = _lean(record, index)  # validates the record
     tenant, _, base = _tenant(record["tenant"])
     u_iri = f"{base}uplink:{index}"
     for k, entity in enumerate(record["entities"]):

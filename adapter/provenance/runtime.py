@@ -20,10 +20,10 @@ from adapter.config import AdapterConfig
 from adapter.mapping.entities import DEVICE_CONTEXT, iso
 from adapter.mapping.profile import ProfileSet
 from adapter.ngsild.client import NgsiLdClient, NgsiLdError
-from adapter.provenance.indexer import RdfIndexer, graph_iri
+from adapter.provenance.indexer import RdfIndexer
 from adapter.provenance.integrity.note import NoteVerifier
 from adapter.provenance.ledger import ProvenanceLedger, UnknownTenant
-from adapter.provenance.rdf import index_triples
+from adapter.provenance.rdf import index_triples_by_graph, personal_graph_iri
 from adapter.provenance.store import OxigraphStore, RdfStore, RdfStoreError, RemoteSparqlStore
 from adapter.provenance.verify import (
     PROV_WAS_DERIVED_FROM,
@@ -135,20 +135,31 @@ class ProvenanceRuntime:
     async def check_index(self, tenant: str, index: int, record: dict[str, Any]) -> Check:
         """Whether the RDF index holds exactly the quads of this record."""
         assert self.store is not None
-        expected = index_triples(record, index)
-        subjects = sorted({s.strip("<>") for s, _, _ in expected})
+        personal = self.indexer.personal if self.indexer is not None else frozenset()
+        expected_by_graph = index_triples_by_graph(record, index, personal=personal)
+        expected_by_graph.setdefault(personal_graph_iri(tenant), set())
+        subjects = sorted({s.strip("<>") for quads in expected_by_graph.values() for s, _, _ in quads})
+        missing: set[tuple[str, str, str]] = set()
+        extra: set[tuple[str, str, str]] = set()
+        held_any = False
         try:
-            held = await self.store.quads(subjects, graph_iri(tenant))
+            for graph, expected in expected_by_graph.items():
+                held = await self.store.quads(subjects, graph)
+                held_any = held_any or bool(held)
+                missing |= expected - held
+                extra |= held - expected
         except RdfStoreError as exc:
             return Check("index", "pending", f"the RDF index could not be read: {exc}")
-        if not held and self.indexer is not None and self.indexer.position(tenant) <= index:
+        if not held_any and self.indexer is not None and self.indexer.position(tenant) <= index:
             return Check("index", "pending", f"record {index} is not indexed yet (the index catches up off the hot path)")
-        missing, extra = expected - held, held - expected
         if missing or extra:
             sample = sorted(missing)[:1] + sorted(extra)[:1]
             return Check("index", "failed", f"the RDF index differs from the record: {len(missing)} quad(s) missing, "
-                                            f"{len(extra)} not from the record (e.g. {' '.join(sample[0])})")
-        return Check("index", "ok", f"the RDF index holds the record's {len(expected)} quads, and nothing else about it")
+                                            f"{len(extra)} not from the record or in the wrong graph "
+                                            f"(e.g. {' '.join(sample[0])})")
+        count = sum(map(len, expected_by_graph.values()))
+        return Check("index", "ok", f"the RDF index holds the record's {count} quads, each in its graph, "
+                                    "and nothing else about it")
 
     async def sign_checkpoints(self) -> None:
         signed = self.ledger.sign_checkpoints()

@@ -351,3 +351,36 @@ def test_ids_that_are_not_iri_safe_are_percent_encoded() -> None:
     store = loaded(rdf.index_nquads(record, 41) + rdf.static_nquads(record))
     assert ask(store, 'ASK { GRAPH ?g { ?r nga:gateway <urn:ngsild-adapter:gateway:gw%20%3C1%3E> . '
                       '<urn:ngsild-adapter:ville:device:a%20b> nga:devEui "a b" } }')
+
+
+# ------------------------------------------------------------------ personal graph
+
+
+PERSONAL = frozenset({"refDevice", "name", "pm25"})
+
+
+@pytest.mark.parametrize(("tenant", "n", "record"), records(), ids=RECORD_IDS)
+def test_personal_attributes_go_to_the_personal_graph_only(tenant: str, n: int, record: dict[str, Any]) -> None:
+    store = loaded(rdf.index_nquads(record, n, personal=PERSONAL))
+    by_graph = rdf.index_triples_by_graph(record, n, personal=PERSONAL)
+    for graph, triples in by_graph.items():
+        assert stored_triples(store, graph) == triples
+    assert set().union(*by_graph.values()) == rdf.index_triples(record, n)  # moved, none lost or added
+    shared = stored_triples(store, graph_of(tenant))
+    personal = stored_triples(store, rdf.personal_graph_iri(tenant))
+    named = {name for entity in record["entities"] for name in entity["attributes"]}
+    iris = {rdf.expand_attribute(e.get("@context"), name) for e in record["entities"] for name in e["attributes"]
+            if name in PERSONAL}
+    assert not {p for _, p, _ in shared} & {f"<{iri}>" for iri in iris}, "a personal value in the shared graph"
+    if named & {"refDevice", "pm25"}:  # values these fixtures index
+        assert personal
+
+
+def test_a_personal_value_observed_at_its_own_time_takes_its_node_along() -> None:
+    record = log("ville")[-1]  # pm25 observed at 08:10, the record at 08:15:30
+    assert record["entities"][0]["attributes"]["pm25"]["observedAt"] != record["observedAt"]
+    n = len(log("ville")) - 1
+    by_graph = rdf.index_triples_by_graph(record, n, personal=PERSONAL)
+    node = f"<{uplink_iri('ville', n)}:obs:0:pm25>"
+    assert {s for s, _, _ in by_graph[rdf.personal_graph_iri("ville")]} >= {node}
+    assert node not in {s for s, _, _ in by_graph[graph_of("ville")]}, "the node would tell a pm25 value exists"

@@ -37,7 +37,12 @@ def test_static_triples_are_what_the_store_holds(tenant: str, n: int, record: di
     text = rdf.static_nquads(record)
     store = loaded(text)
     assert stored(store) == rdf.static_triples(record)
-    assert {str(g) for g in store.named_graphs()} == {f"<{graph_of(tenant)}>"}
+    personal = {(str(q.subject), str(q.predicate), str(q.object))
+                for q in store.quads_for_pattern(None, None, None, pyoxigraph.NamedNode(rdf.personal_graph_iri(tenant)))}
+    # the names the device has at the network server, and nothing else, are personal
+    assert {p for _, p, _ in personal} == {f"<{rdf.NGA}deviceId>", f"<{rdf.NGA}application>"} & {
+        f"<{rdf.NGA}{key}>" for key in record["device"] if key in ("deviceId", "application")}
+    assert {str(g) for g in store.named_graphs()} <= {f"<{graph_of(tenant)}>", f"<{rdf.personal_graph_iri(tenant)}>"}
     assert rdf.static_nquads(record) == text  # the cached parts give the same text
 
 
@@ -45,7 +50,7 @@ def test_device_software_network_server_and_files(index_store: pyoxigraph.Store)
     assert ask(index_store, """ASK { GRAPH <urn:ngsild-adapter:graph:ville> {
         <urn:ngsild-adapter:ville:device:70b3d57ed0003c01> a sosa:Sensor, prov:Agent ;
             prov:actedOnBehalfOf <urn:ngsild-adapter:organization:ville> ;
-            nga:devEui "70b3d57ed0003c01" ; nga:deviceId "compteur-ecole-jules-ferry" ; nga:application "eau" .
+            nga:devEui "70b3d57ed0003c01" .
         <urn:ngsild-adapter:organization:ville> a prov:Organization ; nga:tenant "ville" .
         <urn:ngsild-adapter:software:0.1.1> a prov:SoftwareAgent ; nga:version "0.1.1" ; rdfs:label "ngsild-adapter" .
         <urn:ngsild-adapter:ville:lns:chirpstack-ville> a prov:SoftwareAgent ; nga:lnsKind "chirpstack" ;
@@ -55,7 +60,13 @@ def test_device_software_network_server_and_files(index_store: pyoxigraph.Store)
             nga:sha256 "b35ca7af5d82dbf9d1cffac2b6156c804e319c04a6de4f6609fb735e301fab43" .
         ?profile a prov:Entity, nga:ProfileFile ; nga:name "water-meter" ; nga:unit ?unit .
         ?unit nga:attribute <https://smartdatamodels.org/dataModel.WaterConsumption/waterConsumption> ; nga:unitCode "LTR" .
+    }
+    GRAPH <urn:ngsild-adapter:graph:ville:personal> {
+        <urn:ngsild-adapter:ville:device:70b3d57ed0003c01> nga:deviceId "compteur-ecole-jules-ferry" ;
+            nga:application "eau" .
     } }""")
+    # a meter's name at the network server often names its household: never in the shared graph
+    assert not ask(index_store, """ASK { GRAPH <urn:ngsild-adapter:graph:ville> { ?device nga:deviceId ?name } }""")
 
 
 def test_every_unit_of_a_record_is_reachable_from_its_profile(index_store: pyoxigraph.Store) -> None:
