@@ -118,3 +118,19 @@ class Decision:
     @property
     def agreements(self) -> tuple[str, ...]:
         return tuple(g.agreement for g in self.grants)
+
+
+@dataclass(frozen=True, slots=True)
+class SparqlDataset:
+    """The named graphs a principal's SPARQL queries run over (the store restricts the query's
+    dataset to them), the agreements that open them, and why other permissions opened nothing."""
+
+    graphs: tuple[str, ...] = ()
+    agreements: tuple[str, ...] = ()
+    refusals: tuple[str, ...] = ()
+
+    @property
+    def tenants(self) -> tuple[str, ...]:
+        """The collectivities whose graphs are open (``urn:ngsild-adapter:graph:{tenant}[:personal]``)."""
+        return tuple(sorted({g.split(":")[3] for g in self.graphs}))
+

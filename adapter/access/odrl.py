@@ -415,6 +415,17 @@ class _Parser:
         actions = self.actions(node)
         constraints = self.constraints(node)
         removed, coarsened = self.duties(node, types)
+        if Action.SPARQL_QUERY in actions:
+            narrowing = [what for what, present in (
+                ("entity types", not every_type), ("attributes", attributes is not None),
+                ("an area", constraints.get("area") is not None),
+                ("a time window", constraints.get("not_before") or constraints.get("not_after")),
+                ("aggregated detail", constraints.get("aggregation") is not None),
+            ) if present]
+            if narrowing:
+                node.fail(f"nga:sparqlQuery opens a collectivity's whole graph, which cannot be narrowed by "
+                          f"{' or '.join(narrowing)}: give SPARQL a permission of its own (only removed and coarsened "
+                          "attributes and purposes apply to it)")
         return Permission(
             tenant=tenant, entity_types=types, every_type=every_type, attributes=attributes, actions=actions,
             removed=removed, coarsened=coarsened, **constraints,

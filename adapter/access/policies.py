@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal
+from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal, SparqlDataset
 from adapter.access.odrl import Agreement, Catalogue, Permission, PolicyError, parse_agreement
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "PolicySet",
     "check_file",
     "graph_of",
+    "personal_graph_of",
     "visible_attributes",
 ]
 
@@ -60,8 +61,13 @@ class Cell(NamedTuple):
 
 
 def graph_of(tenant: str) -> str:
-    """The provenance named graph of a collectivity (as ``adapter.provenance.rdf`` names it)."""
+    """The shared provenance graph of a collectivity (as ``adapter.provenance.rdf`` names it)."""
     return f"urn:ngsild-adapter:graph:{tenant}"
+
+
+def personal_graph_of(tenant: str) -> str:
+    """The personal provenance graph of a collectivity (``adapter.provenance.rdf``)."""
+    return f"urn:ngsild-adapter:graph:{tenant}:personal"
 
 
 def visible_attributes(grant: Grant, attributes: frozenset[str]) -> frozenset[str]:
@@ -76,10 +82,15 @@ class PolicySet:
     ``PolicySet.load(folder, tenants=..., catalogue=...)`` reads every ``*.jsonld`` file of a
     folder; one wrong file refuses them all (``PolicyError`` naming the file and the problem).
     Parameters: ``tenants``, the configured collectivities; ``catalogue``, the entity types and
-    attributes the device profiles make (``Catalogue.from_profiles``).
+    attributes the device profiles make (``Catalogue.from_profiles``); ``personal_attributes``,
+    the attributes the RDF index keeps out of the shared graphs (``[provenance]
+    personal_attributes``), which decides what a SPARQL permission can open.
     """
 
-    def __init__(self, agreements: Sequence[Agreement], *, tenants: Set[str], catalogue: Catalogue) -> None:
+    def __init__(
+        self, agreements: Sequence[Agreement], *, tenants: Set[str], catalogue: Catalogue,
+        personal_attributes: Set[str] = frozenset(),
+    ) -> None:
         by_uid: dict[str, Agreement] = {}
         for agreement in agreements:
             other = by_uid.get(agreement.uid)
@@ -89,6 +100,7 @@ class PolicySet:
         self.agreements = tuple(agreements)
         self.tenants = frozenset(tenants)
         self.catalogue = catalogue
+        self.personal_attributes = frozenset(personal_attributes)
         self._by_uid = by_uid
         # (tenant, entity type, action) -> the permissions covering it, each with its grant
         # for that type: a grant depends on the permission and the type only.
@@ -105,7 +117,8 @@ class PolicySet:
 
     @classmethod
     def load(
-        cls, folder: Path, *, tenants: Set[str], catalogue: Catalogue, contexts_dir: Path | None = None
+        cls, folder: Path, *, tenants: Set[str], catalogue: Catalogue, contexts_dir: Path | None = None,
+        personal_attributes: Set[str] = frozenset(),
     ) -> PolicySet:
         """Every ``*.jsonld`` agreement of ``folder`` (sorted by name), or a ``PolicyError``."""
         if not folder.is_dir():
@@ -114,7 +127,7 @@ class PolicySet:
             parse_agreement(path, tenants=tenants, catalogue=catalogue, contexts_dir=contexts_dir)
             for path in sorted(folder.glob("*.jsonld"))
         ]
-        return cls(agreements, tenants=tenants, catalogue=catalogue)
+        return cls(agreements, tenants=tenants, catalogue=catalogue, personal_attributes=personal_attributes)
 
     def agreement(self, uid: str) -> Agreement:
         """The agreement with this uid (``KeyError`` if none)."""
@@ -154,23 +167,42 @@ class PolicySet:
             f"to {_who(principal)}",
         )
 
-    def readable_graphs(self, principal: Principal, *, purpose: str | None = None) -> list[str]:
-        """The provenance named graphs (``urn:ngsild-adapter:graph:{tenant}``) the principal may
-        query with ``sparqlQuery``, sorted; a permission requiring a purpose counts only when
-        ``purpose`` is one of its purposes.
+    def sparql_dataset(self, principal: Principal, *, purpose: str | None = None) -> SparqlDataset:
+        """The graphs the principal's SPARQL queries may read, and why other permissions open none.
 
-        The graph list is the endpoint's coarse restriction; the narrowing of each grant
-        (removed and coarsened attributes...) is in ``decide(... Action.SPARQL_QUERY ...)``.
+        A ``sparqlQuery`` permission (of an agreement the principal is an assignee of, whose
+        purpose, if it has one, is ``purpose``) opens its collectivity's shared graph when every
+        attribute it removes or coarsens is one the index keeps out of it (``personal_attributes``;
+        a coarsened one is then left out entirely, which gives less, never more), and the personal
+        graph too when it removes and coarsens nothing. One that removes an attribute the shared
+        graph holds opens nothing: the store could not keep that attribute out of the answers.
         """
-        tenants = {
-            permission.tenant
-            for agreement in self.agreements
-            if any(party.matches(principal) for party in agreement.assignees)
-            for permission in agreement.permissions
-            if Action.SPARQL_QUERY in permission.actions
-            and (permission.purposes is None or purpose in permission.purposes)
-        }
-        return [graph_of(tenant) for tenant in sorted(tenants)]
+        graphs: set[str] = set()
+        agreements: set[str] = set()
+        refusals: list[str] = []
+        for agreement in self.agreements:
+            if not any(party.matches(principal) for party in agreement.assignees):
+                continue
+            for permission in agreement.permissions:
+                if Action.SPARQL_QUERY not in permission.actions:
+                    continue
+                if permission.purposes is not None and purpose not in permission.purposes:
+                    refusals.append(f"agreement {agreement.uid} requires purpose "
+                                    f"{_and(sorted(permission.purposes), 'or')} (NGSILD-Purpose)")
+                    continue
+                hidden = permission.removed | {name for name, _ in permission.coarsened}
+                held = sorted(hidden - self.personal_attributes)
+                if held:
+                    refusals.append(
+                        f"agreement {agreement.uid} keeps {_and(held)} out of SPARQL answers, but the shared graph "
+                        f"of {permission.tenant} holds {'it' if len(held) == 1 else 'them'}: the operator lists "
+                        f"{'it' if len(held) == 1 else 'them'} in [provenance] personal_attributes")
+                    continue
+                graphs.add(graph_of(permission.tenant))
+                if not hidden:
+                    graphs.add(personal_graph_of(permission.tenant))
+                agreements.add(agreement.uid)
+        return SparqlDataset(tuple(sorted(graphs)), tuple(sorted(agreements)), tuple(refusals))
 
     def matrix(self, principals: Sequence[Principal], now: datetime) -> Iterator[Cell]:
         """Every (principal, tenant, entity type, attribute, action) cell, and whether it is allowed:

@@ -46,7 +46,7 @@ from urllib.parse import quote
 import aiohttp
 from aiohttp import web
 
-from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal
+from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal, SparqlDataset
 from adapter.gateway import problem
 from adapter.gateway.access_log import AccessLog
 from adapter.gateway.enforce import (
@@ -75,7 +75,7 @@ _PASSED = ("limit", "offset", "count", "options", "idPattern", "id", "lastN", "t
 class Policies(Protocol):
     def decide(self, principal: Principal, request: AccessRequest, *, now: datetime) -> Decision: ...
 
-    def readable_graphs(self, principal: Principal) -> list[str]: ...
+    def sparql_dataset(self, principal: Principal, *, purpose: str | None = None) -> SparqlDataset: ...
 
 
 @dataclass
@@ -572,18 +572,18 @@ class _Gateway:
             return refused.response
         if self.c.sparql_url is None:
             return _ngsi_problem(501, "OperationNotSupported", "Not Implemented", "this gateway offers no SPARQL")
-        graphs = self.c.policies.readable_graphs(principal)
-        asked = [*request.query.getall("default-graph-uri", []), *request.query.getall("named-graph-uri", [])]
-        if asked:  # narrowing only
-            graphs = [g for g in graphs if g in asked]
-        tenants = sorted({g.rsplit(":", 1)[-1] for g in graphs})
-        access = AccessRequest(Action.SPARQL_QUERY, ",".join(tenants) or "-", "graph")
+        purpose = request.headers.get("NGSILD-Purpose")
+        dataset = self.c.policies.sparql_dataset(principal, purpose=purpose)
+        query, asked = await _sparql_request(request)
+        graphs = [g for g in dataset.graphs if g in asked] if asked else list(dataset.graphs)  # narrowing only
+        tenants = SparqlDataset(tuple(graphs)).tenants
         if not graphs:
-            self.c.access_log.record(principal, access, outcome="refused", path=request.path,
-                                     reason="no agreement opens a graph to SPARQL queries for this principal")
-            return _ngsi_problem(403, "Forbidden", "Forbidden",
-                                 "no agreement opens a graph to SPARQL queries for you")
-        query = await _sparql_text(request)
+            why = "; ".join(dataset.refusals) or "no agreement opens a graph to SPARQL queries for you"
+            if dataset.graphs:
+                why = "none of the graphs the request names (default-graph-uri, named-graph-uri) is open to you"
+            access = AccessRequest(Action.SPARQL_QUERY, "-", "graph", purpose=purpose)
+            self.c.access_log.record(principal, access, outcome="refused", path=request.path, reason=why)
+            return _ngsi_problem(403, "Forbidden", "Forbidden", why)
         if query is None:
             return _ngsi_problem(400, "BadRequestData", "Bad Request",
                                  "send one query (GET ?query=, a form, or application/sparql-query); updates are refused")
@@ -594,25 +594,30 @@ class _Gateway:
                                        headers=headers) as answer:
             payload = await answer.read()
             content_type = answer.headers.get("Content-Type", "application/octet-stream")
-        self.c.access_log.record(principal, access, outcome="permitted" if answer.status == 200 else "refused",
-                                 reason=f"graphs {', '.join(graphs)}; endpoint answered {answer.status}",
-                                 path=request.path)
+        for tenant in tenants:  # one record per collectivity: each owner sees who queried its graphs
+            self.c.access_log.record(
+                principal, AccessRequest(Action.SPARQL_QUERY, tenant, "graph", purpose=purpose),
+                outcome="permitted" if answer.status == 200 else "refused",
+                reason=f"graphs {', '.join(graphs)}; endpoint answered {answer.status}",
+                path=request.path, agreement=", ".join(dataset.agreements) or None,
+            )
         return web.Response(body=payload, status=answer.status, headers={"Content-Type": content_type})
 
 
-async def _sparql_text(request: web.Request) -> str | None:
-    """The query of a SPARQL Protocol request (None for none, several, or an update)."""
-    if "update" in request.query:
-        return None
-    queries = request.query.getall("query", [])
+async def _sparql_request(request: web.Request) -> tuple[str | None, list[str]]:
+    """The query of a SPARQL Protocol request (None for none, several, or an update), and the
+    graphs its dataset parameters name (in the URL or the form)."""
+    params: list[tuple[str, str]] = list(request.query.items())
+    body: str | None = None
     if request.method == "POST":
         if request.content_type == "application/x-www-form-urlencoded":
-            form = await request.post()
-            if "update" in form:
-                return None
-            queries += [str(q) for q in form.getall("query", [])]
+            params += [(k, str(v)) for k, v in (await request.post()).items()]
         elif request.content_type == "application/sparql-query":
-            queries.append((await request.read()).decode("utf-8", errors="replace"))
+            body = (await request.read()).decode("utf-8", errors="replace")
         else:
-            return None
-    return queries[0] if len(queries) == 1 and queries[0].strip() else None
+            return None, []
+    asked = [v for k, v in params if k in ("default-graph-uri", "named-graph-uri")]
+    if any(k == "update" for k, _ in params):
+        return None, asked
+    queries = [v for k, v in params if k == "query"] + ([body] if body is not None else [])
+    return (queries[0] if len(queries) == 1 and queries[0].strip() else None), asked

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from adapter.access.model import AccessRequest, Decision, Principal
+from adapter.access.model import AccessRequest, Decision, Principal, SparqlDataset
 from adapter.access.odrl import Catalogue
 from adapter.access.policies import PolicySet
 from adapter.access.tokens import TokenValidator, TrustedIssuer
@@ -42,7 +42,8 @@ def load_policies(config: AdapterConfig, folder: Path | None = None) -> PolicySe
     if folder is None:
         raise ConfigError("no agreements folder: set [gateway] policies")
     catalogue = Catalogue.from_profiles(load_profiles(config.models_dir))
-    return PolicySet.load(folder, tenants=set(config.collectivities), catalogue=catalogue)
+    return PolicySet.load(folder, tenants=set(config.collectivities), catalogue=catalogue,
+                          personal_attributes=config.provenance.personal_attributes)
 
 
 class ReloadingPolicies:
@@ -85,8 +86,8 @@ class ReloadingPolicies:
     def decide(self, principal: Principal, request: AccessRequest, *, now: datetime) -> Decision:
         return self._fresh().decide(principal, request, now=now)
 
-    def readable_graphs(self, principal: Principal) -> list[str]:
-        return self._fresh().readable_graphs(principal)
+    def sparql_dataset(self, principal: Principal, *, purpose: str | None = None) -> SparqlDataset:
+        return self._fresh().sparql_dataset(principal, purpose=purpose)
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ import pytest
 
 from adapter.access.model import AccessRequest, Action, Aggregation, Area, Grant
 from adapter.access.policies import PolicySet, visible_attributes
+from adapter.config import DEFAULT_PERSONAL_ATTRIBUTES as PERSONAL
 from tests.access_policies.support import (
     ADMINS,
     BUILDINGS,
@@ -26,7 +27,7 @@ from tests.access_policies.support import (
     write,
 )
 
-POLICIES = PolicySet.load(EXAMPLES, tenants=TENANTS, catalogue=CATALOGUE)
+POLICIES = PolicySet.load(EXAMPLES, tenants=TENANTS, catalogue=CATALOGUE, personal_attributes=PERSONAL)
 AIR = "AirQualityObserved"
 INDOOR = "IndoorEnvironmentObserved"
 
@@ -121,11 +122,42 @@ def test_only_that_client_of_the_city_gets_it() -> None:
 
 # --- researchers -------------------------------------------------------------------------------
 
-def test_a_researcher_of_a_listed_organization_queries_the_region_graph() -> None:
+def test_a_researcher_of_a_listed_organization_queries_the_region_shared_graph_only() -> None:
     for organization in ("region", "ville", "metropole"):
-        assert POLICIES.readable_graphs(person(organization, "researcher")) == ["urn:ngsild-adapter:graph:region"]
-    assert POLICIES.readable_graphs(person("eau", "researcher")) == []
-    assert POLICIES.readable_graphs(person("ville", "building-manager")) == []
+        dataset = POLICIES.sparql_dataset(person(organization, "researcher"))
+        # the research agreement removes personal fields: the personal graph stays closed
+        assert dataset.graphs == ("urn:ngsild-adapter:graph:region",)
+        assert dataset.agreements == (RESEARCH,)
+    assert POLICIES.sparql_dataset(person("eau", "researcher")).graphs == ()
+    assert POLICIES.sparql_dataset(person("ville", "building-manager")).graphs == ()
+
+
+def test_the_city_data_admins_query_both_graphs_of_the_city_and_nothing_else() -> None:
+    dataset = POLICIES.sparql_dataset(person("ville", "data-admin"))
+    assert dataset.graphs == ("urn:ngsild-adapter:graph:ville", "urn:ngsild-adapter:graph:ville:personal")
+    assert POLICIES.sparql_dataset(person("region", "data-admin")).graphs == ()
+
+
+def test_an_agreement_removing_what_the_shared_graph_holds_opens_nothing() -> None:
+    # an operator who keeps refDevice in the shared graph: the store could not honour the removal
+    policies = PolicySet.load(EXAMPLES, tenants=TENANTS, catalogue=CATALOGUE,
+                              personal_attributes=PERSONAL - {"refDevice"})
+    dataset = policies.sparql_dataset(person("ville", "researcher"))
+    assert dataset.graphs == ()
+    (why,) = dataset.refusals
+    assert why == (f"agreement {RESEARCH} keeps refDevice out of SPARQL answers, but the shared graph of region "
+                   "holds it: the operator lists it in [provenance] personal_attributes")
+
+
+def test_a_sparql_permission_with_a_purpose_needs_it(tmp_path: Path) -> None:
+    write(tmp_path, agreement("study", "urn:ngsild-adapter:organization:region", {}, "nga:sparqlQuery",
+                              [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "air-study"}]))
+    policies = PolicySet.load(tmp_path, tenants=TENANTS, catalogue=CATALOGUE, personal_attributes=PERSONAL)
+    assert policies.sparql_dataset(person("region")).graphs == ()
+    assert "requires purpose air-study" in policies.sparql_dataset(person("region")).refusals[0]
+    assert policies.sparql_dataset(person("metropole"), purpose="air-study").graphs == ()  # not an assignee
+    assert policies.sparql_dataset(person("region"), purpose="air-study").graphs == (
+        "urn:ngsild-adapter:graph:region", "urn:ngsild-adapter:graph:region:personal")
 
 
 def test_a_researcher_gets_coarse_locations_and_no_personal_fields() -> None:

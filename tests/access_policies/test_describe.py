@@ -55,7 +55,10 @@ def test_the_other_examples_in_plain_words() -> None:
         "Attributes name and refDevice are removed.",
         "Attribute location is coarsened to 2 decimals.",
     ]
-    assert POLICIES.describe(ADMINS)[1:] == ["Role data-admin of ville may read all of ville's data.", "Raw values."]
+    assert POLICIES.describe(ADMINS)[1:] == [
+        "Permission 1: Role data-admin of ville may read all of ville's data.", "Raw values.",
+        "Permission 2: Role data-admin of ville may query over SPARQL all of ville's data.", "Raw values.",
+    ]
 
 
 def test_check_file_describes_a_good_file_and_refuses_a_bad_one(tmp_path: Path) -> None:

@@ -297,3 +297,11 @@ def test_two_files_with_the_same_uid_are_refused(tmp_path: Path) -> None:
 
 def test_a_policy_error_is_a_configuration_error() -> None:
     assert issubclass(PolicyError, ConfigError)
+
+
+def test_sparql_cannot_be_narrowed_by_what_a_graph_cannot_enforce(tmp_path: Path) -> None:
+    # VALID's permission names an entity type: a graph holds every type, so SPARQL cannot honour it
+    assert refusal(tmp_path, spoil(permission=permission(action=["read", "nga:sparqlQuery"]))) == (
+        "permission 1: nga:sparqlQuery opens a collectivity's whole graph, which cannot be narrowed by entity types: "
+        "give SPARQL a permission of its own (only removed and coarsened attributes and purposes apply to it)"
+    )

@@ -40,7 +40,7 @@ def expected(name: str) -> dict[tuple[str, str, Action], frozenset[str] | str]:
         return {("region", t, Action.SPARQL_QUERY): CATALOGUE.attributes(t) - {"refDevice", "name"}
                 for t in CATALOGUE.types}
     if name == "data admin":
-        return {("ville", t, Action.READ): ALL for t in CATALOGUE.types}
+        return {("ville", t, a): ALL for t in CATALOGUE.types for a in (Action.READ, Action.SPARQL_QUERY)}
     return {}
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal
+from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal, SparqlDataset
 from adapter.mapping.entities import DEVICE_CONTEXT
 from tests.support import body_bytes, demo_event, demo_pipeline
 
@@ -88,8 +88,9 @@ class TableOfGrants:
     rows: Sequence[tuple[str, str | None, Action, str, str, Grant]] = field(default_factory=list)
     graphs: Mapping[str, Sequence[str]] = field(default_factory=dict)  # role -> provenance graphs for SPARQL
 
-    def readable_graphs(self, principal: Principal) -> list[str]:
-        return sorted({g for role in principal.roles for g in self.graphs.get(role, ())})
+    def sparql_dataset(self, principal: Principal, *, purpose: str | None = None) -> SparqlDataset:
+        graphs = tuple(sorted({g for role in principal.roles for g in self.graphs.get(role, ())}))
+        return SparqlDataset(graphs, ("urn:test:agreement",) if graphs else ())
 
     def decide(self, principal: Principal, request: AccessRequest, *, now: datetime) -> Decision:
         grants = [
