@@ -405,10 +405,13 @@ def _moment(text: str) -> datetime:
               help="Verify from the adapter's published resources at URL (a partner's view), not its files.")
 @click.option("--broker", "broker_url", metavar="URL", help="The NGSI-LD broker to read the value from "
                                                              "(default: the configuration's).")
+@click.option("--token", envvar="NGSILD_ADAPTER_TOKEN", show_envvar=True,
+              help="With --from a sharing gateway: the bearer token to read records with "
+                   "(rather in the environment than on the command line).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str, observed_at: str,
            value: str | None, record: int | None, vkey: str | None, source: str | None, broker_url: str | None,
-           as_json: bool) -> None:
+           token: str | None, as_json: bool) -> None:
     """Check one value against its provenance: the record it came from, the log's leaf, the
     signed tree head and its key, the inclusion proof, the device's hash chain and the RDF index.
 
@@ -447,7 +450,7 @@ def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str
                 async def reader(t: str, e: str, a: str, at: datetime) -> Any:
                     return await read_broker(client, contexts, t, e, a, at)
 
-            evidence = HttpEvidence(session, source, pinned_key=pinned, broker=reader)
+            evidence = HttpEvidence(session, source, pinned_key=pinned, broker=reader, token=token)
             return await verify_value(evidence, tenant, entity_id, attribute, moment, value=value, record=record)
 
     async def run() -> Any:

@@ -81,7 +81,7 @@ broker_url = "http://orion:1026"        # default: [broker] url
 policies = "policies"                   # folder of ODRL agreements (relative to this file)
 audience = "ngsild-gateway"             # tokens must be issued for it (aud)
 allowed_notification_urls = ["https://ventilation.ville.example/"]   # partners' endpoints (prefixes)
-sparql_url = "http://127.0.0.1:8080/sparql"   # the adapter's read-only /sparql (same machine)
+adapter_url = "http://127.0.0.1:8080"       # `ngsild-adapter serve`: its /sparql and /provenance, narrowed per principal
 
 [[gateway.issuer]]                # one per trusted Keycloak realm
 issuer = "https://keycloak.example/realms/ville"
@@ -225,7 +225,7 @@ class GatewaySettings:
     audience: str = "ngsild-gateway"
     allowed_notification_urls: tuple[str, ...] = ()
     issuers: tuple[IssuerSettings, ...] = ()
-    sparql_url: str | None = None  # the adapter's /sparql, narrowed per principal
+    adapter_url: str | None = None  # `ngsild-adapter serve` (/sparql, /provenance, /logs), narrowed per principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,7 +421,7 @@ def _gateway(
     t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, str], collectivities: Mapping[str, Collectivity]
 ) -> GatewaySettings:
     keys = {"host", "port", "public_url", "broker_url", "policies", "audience", "allowed_notification_urls", "issuer",
-            "sparql_url"}
+            "adapter_url"}
     unknown = set(t) - keys
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) in [gateway]: {', '.join(sorted(unknown))}")
@@ -454,7 +454,7 @@ def _gateway(
         audience=str(value("audience") or "ngsild-gateway"),
         allowed_notification_urls=tuple(allowed),
         issuers=tuple(issuers),
-        sparql_url=value("sparql_url"),
+        adapter_url=value("adapter_url"),
     )
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Mosquitto broker for the integration tests.
+"""Shared fixtures: a real Mosquitto broker for the integration tests, a real Keycloak, and the
+provenance world.
 
 The MQTT tests run against the real broker rather than a fake, because what they check
 (QoS 1 redelivery, persistent sessions, reconnection after a broker restart) is broker
@@ -8,6 +9,7 @@ behaviour. ``adapter.demo.mosquitto`` runs it; a broker that cannot start fails 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 
 from adapter.demo.keycloak import KeycloakError, KeycloakServer
 from adapter.demo.mosquitto import MosquittoBroker, MosquittoError
+from tests.provenance_e2e.support import World, build_world
 
 __all__ = ["MosquittoBroker"]
 
@@ -77,3 +80,10 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """The provenance world (``tests/provenance_e2e/support.py``), built once per run on first
+    use; each test takes its own copy (``World.copy``) to read or tamper with."""
+    return asyncio.run(build_world(tmp_path_factory.mktemp("world") / "w"))

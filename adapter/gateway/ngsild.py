@@ -17,6 +17,10 @@ Paths (``NGSILD-Tenant`` names whose data is asked for; one entity ``type`` per 
 ``POST|GET|DELETE /ngsi-ld/v1/subscriptions[/{id}]``       subscribe (``adapter.gateway.subscriptions``)
 ``GET /gateway/access?tenant=T``                           the accesses to T's data, as PROV-O, for
                                                              T's ``data-admin`` role
+``GET /provenance/{t}/lineage|verify?entity&attr&observedAt``  read or queryHistory of that value, raw and
+                                                             uncoarsened (``adapter.gateway.partner_provenance``)
+``GET /provenance/{t}/uplinks/{n}[/record]``, ``/devices/...``  whole records: the personal graph must be open
+``GET /logs/{t}/...``                                      the signed logs, keys and proofs: public
 ``GET|POST /sparql``                                       sparqlQuery: the adapter's read-only endpoint,
                                                              over the graphs the agreements open to the
                                                              principal only (set by the server as the
@@ -47,6 +51,7 @@ import aiohttp
 from aiohttp import web
 
 from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal, SparqlDataset
+from adapter.access.policies import personal_graph_of
 from adapter.gateway import problem
 from adapter.gateway.access_log import AccessLog
 from adapter.gateway.enforce import (
@@ -58,6 +63,7 @@ from adapter.gateway.enforce import (
     clamp_window,
     filter_entity,
 )
+from adapter.gateway.partner_provenance import RECORD_REFUSAL, value_refusal, without_personal_fields
 from adapter.gateway.subscriptions import SubscriptionStore, endpoint_allowed
 
 __all__ = ["GatewayContext", "Policies", "create_gateway_app"]
@@ -96,7 +102,7 @@ class GatewayContext:
     subscriptions: SubscriptionStore | None = None
     public_url: str | None = None  # how the broker reaches the gateway (for notifications)
     allowed_endpoints: Sequence[str] = ()  # URL prefixes partners' notifications may go to
-    sparql_url: str | None = None  # the adapter's read-only /sparql, which the gateway narrows to graphs
+    adapter_url: str | None = None  # `ngsild-adapter serve`: /sparql, /provenance and /logs, which the gateway narrows
 
 
 class _Refused(Exception):
@@ -131,6 +137,13 @@ def create_gateway_app(context: GatewayContext) -> web.Application:
         web.post("/gateway/notifications/{subscription_id}/{secret}", gateway.notified),
         web.get("/sparql", gateway.sparql),
         web.post("/sparql", gateway.sparql),
+        web.get("/provenance/{tenant}/lineage", gateway.provenance_of_value),
+        web.get("/provenance/{tenant}/verify", gateway.provenance_of_value),
+        web.get("/provenance/{tenant}/uplinks/{n}", gateway.provenance_record),
+        web.get("/provenance/{tenant}/uplinks/{n}/record", gateway.provenance_record),
+        web.get("/provenance/{tenant}/devices/{dev_eui}", gateway.provenance_record),
+        web.get("/provenance/{tenant}/devices/{dev_eui}/records/{seq}", gateway.provenance_record),
+        web.get("/logs/{rest:.+}", gateway.transparency_log),
         web.route("*", f"{_API}/{{rest:.*}}", gateway.refuse_write),
     ])
     return app
@@ -180,18 +193,25 @@ class _Gateway:
         return known
 
     async def _authorize(
-        self, request: web.Request, action: Action, entity_type: str | None
+        self, request: web.Request, action: Action, entity_type: str | None, *,
+        tenant: str | None = None, or_else: Sequence[Action] = (),
     ) -> tuple[Principal, AccessRequest, Grant]:
+        """The principal, its request and the grant it is answered under; refused (and recorded)
+        when no agreement grants ``action`` (nor one of ``or_else``, tried in order)."""
         principal = await self._principal(request)
-        tenant = self._tenant(request)
+        tenant = tenant or self._tenant(request)
         if not entity_type or "," in entity_type:
             raise _Refused(_ngsi_problem(400, "BadRequestData", "Bad Request",
                                          "one entity type per request: it is what the agreements are about"))
-        access = AccessRequest(action, tenant, entity_type, purpose=request.headers.get("NGSILD-Purpose"))
-        decision = self.c.policies.decide(principal, access, now=self.c.clock())
-        if not decision.permitted or not decision.grants:
-            raise self._refuse(principal, access, request, decision.reason or "no agreement grants this")
-        return principal, access, decision.grants[0]
+        refused: tuple[AccessRequest, Decision] | None = None
+        for each in (action, *or_else):
+            access = AccessRequest(each, tenant, entity_type, purpose=request.headers.get("NGSILD-Purpose"))
+            decision = self.c.policies.decide(principal, access, now=self.c.clock())
+            if decision.permitted and decision.grants:
+                return principal, access, decision.grants[0]
+            refused = refused or (access, decision)
+        assert refused is not None
+        raise self._refuse(principal, refused[0], request, refused[1].reason or "no agreement grants this")
 
     def _refuse(self, principal: Principal, access: AccessRequest, request: web.Request, why: str) -> _Refused:
         self.c.access_log.record(principal, access, outcome="refused", reason=why, path=request.path_qs)
@@ -570,7 +590,7 @@ class _Gateway:
             principal = await self._principal(request)
         except _Refused as refused:
             return refused.response
-        if self.c.sparql_url is None:
+        if self.c.adapter_url is None:
             return _ngsi_problem(501, "OperationNotSupported", "Not Implemented", "this gateway offers no SPARQL")
         purpose = request.headers.get("NGSILD-Purpose")
         dataset = self.c.policies.sparql_dataset(principal, purpose=purpose)
@@ -590,7 +610,7 @@ class _Gateway:
         # Only the query text goes on: every dataset parameter comes from the gateway.
         params = [("default-graph-uri", g) for g in graphs] + [("named-graph-uri", g) for g in graphs]
         headers = {"Content-Type": "application/sparql-query", "Accept": request.headers.get("Accept", "*/*")}
-        async with self.c.session.post(self.c.sparql_url, params=params, data=query.encode("utf-8"),
+        async with self.c.session.post(self.c.adapter_url.rstrip("/") + "/sparql", params=params, data=query.encode("utf-8"),
                                        headers=headers) as answer:
             payload = await answer.read()
             content_type = answer.headers.get("Content-Type", "application/octet-stream")
@@ -602,6 +622,86 @@ class _Gateway:
                 path=request.path, agreement=", ".join(dataset.agreements) or None,
             )
         return web.Response(body=payload, status=answer.status, headers={"Content-Type": content_type})
+
+
+    # -- provenance (see adapter.gateway.partner_provenance) -----------------------------------
+
+    async def provenance_of_value(self, request: web.Request) -> web.StreamResponse:
+        return await self._guarded(self._provenance_of_value, request)
+
+    async def _provenance_of_value(self, request: web.Request) -> web.Response:
+        """The lineage or the verification of one value, for whoever may read that value."""
+        tenant = request.match_info["tenant"]
+        entity, attribute = request.query.get("entity", ""), request.query.get("attr", "")
+        try:
+            observed_at = datetime.fromisoformat(request.query.get("observedAt", "").replace("Z", "+00:00"))
+        except ValueError:
+            observed_at = None
+        if not entity or not attribute or ":" in attribute or observed_at is None or observed_at.tzinfo is None:
+            await self._principal(request)
+            return _ngsi_problem(400, "BadRequestData", "Bad Request",
+                                 "parameters entity, attr (the attribute's short name, as the agreements name it) "
+                                 "and observedAt (ISO 8601 with a time zone) are required")
+        principal, access, grant = await self._authorize(
+            request, Action.READ, _entity_type_of(entity), tenant=tenant, or_else=(Action.QUERY_HISTORY,))
+        why = value_refusal(grant, attribute, observed_at)
+        if why is not None:
+            raise self._refuse(principal, access, request, why)
+        if self.c.adapter_url is None:
+            return _ngsi_problem(501, "OperationNotSupported", "Not Implemented", "this gateway offers no provenance")
+        if grant.area is not None:  # outside the area is "not found", as for the entity itself
+            params = {**area_params(grant, {}), "id": entity, "type": access.entity_type}
+            status, body = await self._broker("/entities", tenant, self._context(request, access.entity_type), params)
+            if status != 200 or not body:
+                return _ngsi_problem(404, "ResourceNotFound", "Not Found", "no such entity, or nothing of it is granted")
+        kept = ("entity", "attr", "observedAt", "record", "value")
+        status, answer = await self._adapter(request.path, {k: v for k, v in request.query.items() if k in kept})
+        if status == 200 and request.path.endswith("/lineage") and isinstance(answer, dict):
+            if personal_graph_of(tenant) not in self.c.policies.sparql_dataset(principal, purpose=access.purpose).graphs:
+                answer = without_personal_fields(answer)
+        self.c.access_log.record(principal, access, outcome="permitted", reason=f"provenance: adapter answered {status}",
+                                 path=request.path_qs, agreement=grant.agreement, entities=[entity])
+        return web.json_response(answer, status=status)
+
+    async def provenance_record(self, request: web.Request) -> web.StreamResponse:
+        """A whole record, or a device's chain: for principals who may read the personal graph."""
+        try:
+            principal = await self._principal(request)
+        except _Refused as refused:
+            return refused.response
+        tenant = request.match_info["tenant"]
+        purpose = request.headers.get("NGSILD-Purpose")
+        access = AccessRequest(Action.SPARQL_QUERY, tenant, "provenance-record", purpose=purpose)
+        dataset = self.c.policies.sparql_dataset(principal, purpose=purpose)
+        if personal_graph_of(tenant) not in dataset.graphs:
+            return self._refuse(principal, access, request, RECORD_REFUSAL).response
+        if self.c.adapter_url is None:
+            return _ngsi_problem(501, "OperationNotSupported", "Not Implemented", "this gateway offers no provenance")
+        async with self.c.session.get(self.c.adapter_url.rstrip("/") + request.path,
+                                      headers={"Accept": request.headers.get("Accept", "*/*")}) as answer:
+            body = await answer.read()
+            headers = {k: v for k, v in answer.headers.items() if k in ("Content-Type", "Repr-Digest", "Record-Index")}
+        self.c.access_log.record(principal, access, outcome="permitted", reason=f"provenance: adapter answered "
+                                 f"{answer.status}", path=request.path, agreement=", ".join(dataset.agreements))
+        return web.Response(body=body, status=answer.status, headers=headers)
+
+    async def transparency_log(self, request: web.Request) -> web.Response:
+        """The collectivities' signed logs, keys and proofs: public, so that anyone can check."""
+        if self.c.adapter_url is None:
+            return _ngsi_problem(501, "OperationNotSupported", "Not Implemented", "this gateway offers no logs")
+        async with self.c.session.get(self.c.adapter_url.rstrip("/") + request.path, params=request.query) as answer:
+            body = await answer.read()
+            headers = {k: v for k, v in answer.headers.items() if k in ("Content-Type", "Cache-Control")}
+        return web.Response(body=body, status=answer.status, headers=headers)
+
+    async def _adapter(self, path: str, params: Mapping[str, str]) -> tuple[int, Any]:
+        assert self.c.adapter_url is not None
+        async with self.c.session.get(self.c.adapter_url.rstrip("/") + path, params=params) as answer:
+            body = await answer.read()
+            try:
+                return answer.status, json.loads(body) if body else None
+            except ValueError:
+                return answer.status, None
 
 
 async def _sparql_request(request: web.Request) -> tuple[str | None, list[str]]:

@@ -116,7 +116,7 @@ async def open_gateway(config: AdapterConfig, *, state_dir: Path | None = None) 
             context = GatewayContext(
                 validator.validate, policies, broker_url, session, entity_contexts(load_profiles(config.models_dir)),
                 access_log, subscriptions=subscriptions, public_url=settings.public_url,
-                allowed_endpoints=settings.allowed_notification_urls, sparql_url=settings.sparql_url,
+                allowed_endpoints=settings.allowed_notification_urls, adapter_url=settings.adapter_url,
             )
             yield create_gateway_app(context)
     finally:

@@ -9,6 +9,9 @@ verifier's would. Without a pinned key the server's own key is used, and the rep
 
 The RDF index is not checked from outside (it is the server's convenience, rebuilt from the
 log; the log is what is signed).
+
+Through the sharing gateway, whole records need a token (``token``) whose agreements open the
+collectivity's personal graph; a refusal is a ``RemoteRefused`` naming the gateway's reason.
 """
 
 from __future__ import annotations
@@ -22,13 +25,18 @@ from urllib.parse import quote
 
 import aiohttp
 
+from adapter.exceptions import AdapterError
 from adapter.provenance.integrity import IntegrityError
 from adapter.provenance.integrity.checkpoint import Checkpoint
 from adapter.provenance.integrity.note import KeyFormatError, NoteVerifier
 from adapter.provenance.integrity.tiles import TILE_WIDTH, EntryBundle
 from adapter.provenance.verify import BrokerRead, BrokerValue, Check
 
-__all__ = ["HttpEvidence"]
+__all__ = ["HttpEvidence", "RemoteRefused"]
+
+
+class RemoteRefused(AdapterError):
+    """The server (a sharing gateway) refused to serve a resource the verifier needs."""
 
 
 class HttpEvidence:
@@ -41,17 +49,25 @@ class HttpEvidence:
         *,
         pinned_key: NoteVerifier | None,
         broker: BrokerRead | None = None,
+        token: str | None = None,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._pinned = pinned_key
         self._broker = broker
         self._checkpoints: dict[str, bytes | None] = {}
 
     async def _get(self, path: str, **params: Any) -> bytes | None:
-        async with self._session.get(self._base + path, params=params or None) as answer:
+        async with self._session.get(self._base + path, params=params or None, headers=self._headers) as answer:
             if answer.status == 404:
                 return None
+            if answer.status in (401, 403):
+                try:
+                    detail = (await answer.json(content_type=None)).get("detail", "")
+                except (ValueError, AttributeError):
+                    detail = ""
+                raise RemoteRefused(f"{self._base}{path}: refused ({answer.status}) {detail}".rstrip())
             answer.raise_for_status()
             return await answer.read()
 

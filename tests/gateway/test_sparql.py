@@ -37,7 +37,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[TestClient]:
             policies = TableOfGrants([], graphs={"researcher": [REGION]})
             tokens = StaticTokens({"researcher": RESEARCHER, "nobody": NOBODY})
             context = GatewayContext(tokens.validate, policies, "http://127.0.0.1:9", session, CONTEXTS, log,
-                                     sparql_url=str(adapter.make_url("/sparql")))
+                                     adapter_url=str(adapter.make_url("/")))
             async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as http:
                 yield http
     finally:

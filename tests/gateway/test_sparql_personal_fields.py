@@ -56,7 +56,7 @@ async def serve(tmp_path: Path, personal: Set[str]) -> AsyncIterator[tuple[TestC
     try:
         async with TestServer(endpoint, host="127.0.0.1") as adapter, aiohttp.ClientSession() as session:
             context = GatewayContext(StaticTokens(PRINCIPALS).validate, policies, "http://127.0.0.1:9", session,
-                                     CONTEXTS, access, sparql_url=str(adapter.make_url("/sparql")))
+                                     CONTEXTS, access, adapter_url=str(adapter.make_url("/")))
             async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as http:
                 yield http, access
     finally:

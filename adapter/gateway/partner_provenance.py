@@ -1,0 +1,61 @@
+"""What of the provenance API a partner gets through the gateway.
+
+The lineage and the verification of one value go to whoever may read that value: a raw grant
+on its entity type (``read`` or ``queryHistory``) that lets the attribute through uncoarsened,
+within the grant's time window (and area, checked at the broker). The lineage then loses the
+device's names at the network server unless the principal may read the collectivity's personal
+graph. Whole records (``/uplinks/{n}``, ``/record``, a device's chain) hold every value of an
+uplink and those names: they go only to principals whose agreements open the personal graph
+(``PolicySet.sparql_dataset``), such as the collectivity's own data admins.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from adapter.access.model import Grant
+
+__all__ = ["RECORD_REFUSAL", "value_refusal", "without_personal_fields"]
+
+#: the device's names at the network server, as the lineage's ``uplink.device`` carries them
+_PERSONAL_DEVICE_FIELDS = ("deviceId", "application")
+
+RECORD_REFUSAL = (
+    "a whole provenance record holds every value of its uplink and the device's names: it is for principals "
+    "whose agreements open the collectivity's personal graph; ask for the lineage or the verification of a "
+    "value you may read (/provenance/{tenant}/lineage or /verify)"
+)
+
+
+def value_refusal(grant: Grant, attribute: str, observed_at: datetime) -> str | None:
+    """Why ``grant`` does not let its holder see the provenance of one value (None: it does)."""
+    if grant.aggregation is not None:
+        return (f"agreement {grant.agreement} grants aggregated indicators only: the provenance of one value "
+                "shows that sensor's value")
+    if (grant.attributes is not None and attribute not in grant.attributes) or attribute in grant.removed:
+        return f"agreement {grant.agreement} does not grant attribute {attribute}"
+    if attribute in dict(grant.coarsened):
+        return f"agreement {grant.agreement} coarsens {attribute}: its provenance would show the exact value"
+    if (grant.not_before is not None and observed_at < grant.not_before) or (
+            grant.not_after is not None and observed_at > grant.not_after):
+        return f"agreement {grant.agreement} covers observations {_window(grant)} only"
+    return None
+
+
+def without_personal_fields(lineage: dict[str, Any]) -> dict[str, Any]:
+    """The lineage without the device's names at the network server."""
+    uplink = lineage.get("uplink")
+    device = uplink.get("device") if isinstance(uplink, dict) else None
+    if isinstance(device, dict):
+        uplink["device"] = {k: v for k, v in device.items() if k not in _PERSONAL_DEVICE_FIELDS}
+    return lineage
+
+
+def _window(grant: Grant) -> str:
+    def iso(moment: datetime) -> str:
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+    if grant.not_before is not None and grant.not_after is not None:
+        return f"from {iso(grant.not_before)} to {iso(grant.not_after)}"
+    return f"from {iso(grant.not_before)}" if grant.not_before is not None else f"until {iso(grant.not_after)}"  # type: ignore[arg-type]
