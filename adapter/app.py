@@ -42,7 +42,7 @@ from adapter.provenance.indexer import RdfIndexer
 from adapter.provenance.integrity.keys import ephemeral_keys, key_directory
 from adapter.provenance.ledger import ProvenanceLedger
 from adapter.provenance.runtime import ProvenanceRuntime, entity_contexts, open_store
-from adapter.provenance.store import RdfStoreError
+from adapter.provenance.store import RdfStore, RdfStoreError
 from adapter.state import PipelineState
 from adapter.uplink import Origin
 
@@ -96,6 +96,14 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
     )
 
 
+def rdf_indexer(config: AdapterConfig, ledger: ProvenanceLedger, db: Any, store: RdfStore) -> RdfIndexer:
+    """The RDF indexer of the configured store: records, receipts and the gateway's accesses."""
+    settings = config.provenance
+    access_log = settings.access_log or Path(config.state_dir) / "gateway" / "access.sqlite"
+    return RdfIndexer(ledger, db, store, batch=settings.index_batch, personal=settings.personal_attributes,
+                      access_log=access_log)
+
+
 async def open_provenance(
     config: AdapterConfig,
     ledger: ProvenanceLedger,
@@ -106,8 +114,7 @@ async def open_provenance(
 ) -> ProvenanceRuntime:
     """The provenance runtime of a process: the configured RDF store and its indexer."""
     store = open_store(config, session)
-    indexer = RdfIndexer(ledger, db, store, batch=config.provenance.index_batch,
-                         personal=config.provenance.personal_attributes)
+    indexer = rdf_indexer(config, ledger, db, store)
     return ProvenanceRuntime(ledger, store=store, indexer=indexer, contexts=entity_contexts(profiles), broker=broker)
 
 
@@ -131,8 +138,7 @@ async def standalone_provenance(
         if with_store:
             try:
                 store = open_store(config, session)
-                indexer = RdfIndexer(ledger, state.connection, store, batch=config.provenance.index_batch,
-                         personal=config.provenance.personal_attributes)
+                indexer = rdf_indexer(config, ledger, state.connection, store)
             except RdfStoreError as exc:
                 log.warning("RDF index not available (%s): is the adapter running with the embedded store?", exc)
         profiles = load_profiles(config.models_dir)

@@ -72,6 +72,8 @@ index_in = "listen"               # "serve": the adapter only logs; `ngsild-adap
 personal_attributes = ["name", "alternateName", "description", "owner", "address", "location", "refDevice"]
                                   # values kept in each collectivity's personal graph, out of what
                                   # agreements removing them open to SPARQL (changing it rebuilds the index)
+access_log = "/var/lib/ngsild-gateway/gateway/access.sqlite"   # the gateway's access records, indexed
+                                  # into each collectivity's access graph. Default: <state_dir>/gateway/access.sqlite
 
 [gateway]                         # the sharing gateway (ngsild-adapter gateway); see docs/sharing-agreements.md
 host = "127.0.0.1"
@@ -202,6 +204,7 @@ class ProvenanceSettings:
     index_in: str = "listen"  # which process keeps the RDF index: "listen" (the adapter) or "serve"
     #: attributes whose values the RDF index keeps in the personal graphs (adapter.provenance.rdf)
     personal_attributes: frozenset[str] = DEFAULT_PERSONAL_ATTRIBUTES
+    access_log: Path | None = None  # the gateway's access log (default: <state_dir>/gateway/access.sqlite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,11 +380,15 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
         "payload_retention_days": float, "checkpoint_interval_s": float, "index_batch": int,
         "query_timeout_s": float, "query_max_results": int,
     }
-    texts = ("key_dir", "log_origin", "store", "sparql_query_url", "sparql_update_url", "sparql_store_url", "index_in")
+    texts = ("key_dir", "log_origin", "store", "sparql_query_url", "sparql_update_url", "sparql_store_url", "index_in",
+             "access_log")
     unknown = set(t) - {*kinds, *texts, "open_to_network", "personal_attributes"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) in [provenance]: {', '.join(sorted(unknown))}")
     open_to_network = t.get("open_to_network", False)
+    from_env = env.get(f"{_ENV}PROVENANCE_OPEN_TO_NETWORK")
+    if from_env is not None:
+        open_to_network = {"true": True, "false": False}.get(from_env.strip().lower(), from_env)
     if not isinstance(open_to_network, bool):
         raise ConfigError(f"{path}: provenance open_to_network must be true or false")
     personal = t.get("personal_attributes", sorted(DEFAULT_PERSONAL_ATTRIBUTES))
@@ -398,6 +405,9 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
         if not isinstance(text, str) or not text:
             raise ConfigError(f"{path}: provenance {key} must be a non-empty string")
     key_dir = strings.pop("key_dir", None)
+    access_log = strings.pop("access_log", None)
+    if access_log is not None:
+        strings["access_log"] = (base / access_log).resolve()
     settings = ProvenanceSettings(**numbers, **strings, open_to_network=open_to_network,
                                   personal_attributes=frozenset(personal))
     if key_dir is not None:

@@ -38,10 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dataclasses  # noqa: E402
 
-from adapter.app import build_pipeline  # noqa: E402
+from adapter.app import build_pipeline, rdf_indexer  # noqa: E402
 from adapter.config import load_config  # noqa: E402
 from adapter.pipeline import PipelineResult, RawEvent  # noqa: E402
-from adapter.provenance.indexer import RdfIndexer  # noqa: E402
 from adapter.provenance.queries import load_query  # noqa: E402
 from adapter.provenance.rdf import index_nquads, static_nquads  # noqa: E402
 from adapter.provenance.runtime import ProvenanceRuntime  # noqa: E402
@@ -87,8 +86,7 @@ async def burst_and_catch_up(n: int, workdir: Path) -> tuple[Path, int]:
     print(f"ingested {n:,} uplinks with provenance in {ingest_s:.1f} s ({n / ingest_s:,.0f} uplinks/s)")
 
     store = OxigraphStore(workdir / "rdf")
-    indexer = RdfIndexer(pipeline.ledger, pipeline.state.connection, store, batch=config.provenance.index_batch,
-                         personal=config.provenance.personal_attributes)
+    indexer = rdf_indexer(config, pipeline.ledger, pipeline.state.connection, store)
     started = time.perf_counter()
     indexed = await indexer.catch_up()
     catch_up_s = time.perf_counter() - started

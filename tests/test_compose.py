@@ -105,3 +105,21 @@ def test_the_gateway_trusts_the_realms_and_reads_the_shipped_agreements() -> Non
     assert mounts[str(settings.policies_dir)] == "./policies" and (COMPOSE / "policies").is_dir()
     assert urlsplit(settings.broker_url or "").hostname == "orion-ld"
     assert settings.port in _published_container_ports("gateway")
+
+
+def test_provenance_is_served_to_the_gateway_only_and_indexes_its_accesses() -> None:
+    provenance = SERVICES["provenance"]
+    command = provenance["command"]
+    assert "serve" in command and "ports" not in provenance  # partners go through the gateway
+    port = int(command[command.index("--port") + 1])
+    url = urlsplit(CONFIG.gateway.adapter_url or "")
+    assert (url.hostname, url.port) == ("provenance", port)
+    served = load_config(COMPOSE / "adapter" / "adapter.toml", env={**provenance["environment"], "VILLE_MQTT_PASSWORD": "x"})
+    assert served.provenance.open_to_network and not CONFIG.provenance.open_to_network  # the adapter keeps it local
+    assert CONFIG.provenance.index_in == "serve"
+    gateway_volume = next(v.split(":")[0] for v in SERVICES["gateway"]["volumes"] if ":/var/lib/ngsild-adapter" in v)
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in provenance["volumes"]}
+    assert CONFIG.provenance.access_log is not None
+    mount_point = next(m for m in mounts if str(CONFIG.provenance.access_log).startswith(m + "/"))
+    assert mounts[mount_point] == gateway_volume
+    assert str(CONFIG.provenance.access_log) == f"{mount_point}/gateway/access.sqlite"  # where the gateway writes it

@@ -34,6 +34,7 @@ __all__ = [
     "Cell",
     "PolicyError",
     "PolicySet",
+    "access_graph_of",
     "check_file",
     "graph_of",
     "personal_graph_of",
@@ -68,6 +69,11 @@ def graph_of(tenant: str) -> str:
 def personal_graph_of(tenant: str) -> str:
     """The personal provenance graph of a collectivity (``adapter.provenance.rdf``)."""
     return f"urn:ngsild-adapter:graph:{tenant}:personal"
+
+
+def access_graph_of(tenant: str) -> str:
+    """The access graph of a collectivity: who read its data through the gateway, and what."""
+    return f"urn:ngsild-adapter:graph:{tenant}:access"
 
 
 def visible_attributes(grant: Grant, attributes: frozenset[str]) -> frozenset[str]:
@@ -174,8 +180,10 @@ class PolicySet:
         purpose, if it has one, is ``purpose``) opens its collectivity's shared graph when every
         attribute it removes or coarsens is one the index keeps out of it (``personal_attributes``;
         a coarsened one is then left out entirely, which gives less, never more), and the personal
-        graph too when it removes and coarsens nothing. One that removes an attribute the shared
-        graph holds opens nothing: the store could not keep that attribute out of the answers.
+        graph too when it removes and coarsens nothing; such a permission also opens the access graph
+        (who read the collectivity's data) to the collectivity's own people. One that removes an
+        attribute the shared graph holds opens nothing: the store could not keep that attribute
+        out of the answers.
         """
         graphs: set[str] = set()
         agreements: set[str] = set()
@@ -201,6 +209,8 @@ class PolicySet:
                 graphs.add(graph_of(permission.tenant))
                 if not hidden:
                     graphs.add(personal_graph_of(permission.tenant))
+                    if principal.organization == permission.tenant:
+                        graphs.add(access_graph_of(permission.tenant))
                 agreements.add(agreement.uid)
         return SparqlDataset(tuple(sorted(graphs)), tuple(sorted(agreements)), tuple(refusals))
 

@@ -21,7 +21,10 @@ from typing import Any
 from adapter.access.model import AccessRequest, Principal
 from adapter.sqlite import open_database
 
-__all__ = ["AccessLog", "AccessRecord"]
+__all__ = ["NO_TENANT", "AccessLog", "AccessRecord"]
+
+#: the tenant of an access that named no collectivity's data (a SPARQL query no graph was open to)
+NO_TENANT = "-"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS access (
@@ -65,6 +68,23 @@ class AccessRecord:
     path: str
     entities: tuple[str, ...]
 
+    @property
+    def agreements(self) -> tuple[str, ...]:
+        """The agreements the answer was given under (a SPARQL query may run under several)."""
+        return tuple(uid for uid in (self.agreement or "").split(", ") if uid)
+
+
+_COLUMNS = ("id, at, tenant, action, entity_type, issuer, subject, username, organization, client_id, agreement, "
+            "outcome, reason, path, entities")
+
+
+def _record(r: Sequence[Any]) -> AccessRecord:
+    return AccessRecord(
+        id=r[0], at=datetime.fromtimestamp(r[1], UTC), tenant=r[2], action=r[3], entity_type=r[4], issuer=r[5],
+        subject=r[6], username=r[7], organization=r[8], client_id=r[9], agreement=r[10], outcome=r[11],
+        reason=r[12], path=r[13], entities=tuple(json.loads(r[14])),
+    )
+
 
 def agent_iri(issuer: str, subject: str) -> str:
     """A stable IRI for a principal: its issuer (hashed: issuers are URLs) and subject."""
@@ -98,18 +118,17 @@ class AccessLog:
     def records(self, tenant: str, *, since: datetime | None = None, limit: int = 1000) -> list[AccessRecord]:
         """Accesses to ``tenant``'s data, newest first."""
         rows = self._db.execute(
-            "SELECT id, at, tenant, action, entity_type, issuer, subject, username, organization, client_id, agreement, "
-            "outcome, reason, path, entities FROM access WHERE tenant = ? AND at >= ? ORDER BY id DESC LIMIT ?",
+            f"SELECT {_COLUMNS} FROM access WHERE tenant = ? AND at >= ? ORDER BY id DESC LIMIT ?",
             (tenant, since.timestamp() if since else 0.0, limit),
         ).fetchall()
-        return [
-            AccessRecord(
-                id=r[0], at=datetime.fromtimestamp(r[1], UTC), tenant=r[2], action=r[3], entity_type=r[4], issuer=r[5],
-                subject=r[6], username=r[7], organization=r[8], client_id=r[9], agreement=r[10], outcome=r[11],
-                reason=r[12], path=r[13], entities=tuple(json.loads(r[14])),
-            )
-            for r in rows
-        ]
+        return [_record(r) for r in rows]
+
+    def after(self, access_id: int, limit: int = 1000) -> list[AccessRecord]:
+        """Accesses recorded after ``access_id``, oldest first (for the RDF index)."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM access WHERE id > ? ORDER BY id LIMIT ?", (access_id, limit)
+        ).fetchall()
+        return [_record(r) for r in rows]
 
     @staticmethod
     def as_prov(records: Sequence[AccessRecord]) -> dict[str, Any]:
@@ -128,8 +147,8 @@ class AccessLog:
                 "nga:request": record.path,
                 "prov:used": [{"@id": e} for e in record.entities],
             }
-            if record.agreement:
-                activity["nga:agreement"] = {"@id": record.agreement}
+            if record.agreements:
+                activity["nga:agreement"] = [{"@id": uid} for uid in record.agreements]
             agent = {
                 "@id": agent_iri(record.issuer, record.subject),
                 "@type": "prov:Agent",

@@ -53,7 +53,7 @@ from aiohttp import web
 from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal, SparqlDataset
 from adapter.access.policies import personal_graph_of
 from adapter.gateway import problem
-from adapter.gateway.access_log import AccessLog
+from adapter.gateway.access_log import NO_TENANT, AccessLog
 from adapter.gateway.enforce import (
     NarrowingRefused,
     aggregate_across,
@@ -601,7 +601,7 @@ class _Gateway:
             why = "; ".join(dataset.refusals) or "no agreement opens a graph to SPARQL queries for you"
             if dataset.graphs:
                 why = "none of the graphs the request names (default-graph-uri, named-graph-uri) is open to you"
-            access = AccessRequest(Action.SPARQL_QUERY, "-", "graph", purpose=purpose)
+            access = AccessRequest(Action.SPARQL_QUERY, NO_TENANT, "graph", purpose=purpose)
             self.c.access_log.record(principal, access, outcome="refused", path=request.path, reason=why)
             return _ngsi_problem(403, "Forbidden", "Forbidden", why)
         if query is None:

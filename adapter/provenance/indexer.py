@@ -11,6 +11,10 @@ adds nothing: the index never misses a record and never holds one twice.
 It may lag behind during a burst (``lag()``, exported as a metric) and catches up; ``rebuild``
 drops a collectivity's graphs and indexes its log again from the first record.
 
+The gateway's access records (``adapter.gateway.access_log``, the SQLite file at
+``access_log``) go to each collectivity's access graph the same way, in order of their ids, once
+the gateway has created the file.
+
 Which attributes go to the personal graphs (``personal``, see ``adapter.provenance.rdf``) is
 remembered with the positions: an index built with another list (or before there was one) is
 rebuilt from the logs at the first round, so that no personal value stays in a shared graph.
@@ -23,8 +27,11 @@ import json
 import logging
 import sqlite3
 from collections.abc import Mapping, Set
+from pathlib import Path
 from typing import Any
 
+from adapter.gateway.access_graph import access_graph_of, access_nquads
+from adapter.gateway.access_log import AccessLog
 from adapter.provenance.ledger import ProvenanceLedger, StoredRecord
 from adapter.provenance.rdf import delivery_nquads, index_nquads, personal_graph_iri, static_nquads
 from adapter.provenance.store import RdfStore, RdfStoreUnavailable
@@ -36,10 +43,12 @@ log = logging.getLogger(__name__)
 #: records per write to the store (~15,000 quads: large enough for pyoxigraph's bulk loader)
 CHUNK = 500
 _MAX_STATIC_KEYS = 100_000
+#: the position of the gateway's access records (not a tenant name: those have no ':')
+_ACCESSES = ":access"
 
 _TABLE = """CREATE TABLE IF NOT EXISTS prov_index_position (
-    what TEXT PRIMARY KEY,   -- a tenant's records, or '' for delivery receipts
-    next INTEGER NOT NULL    -- records: the next record number to index; receipts: the last id indexed
+    what TEXT PRIMARY KEY,   -- a tenant's records, '' for delivery receipts, ':access' for the gateway's accesses
+    next INTEGER NOT NULL    -- records: the next record number to index; receipts, accesses: the last id indexed
 )"""
 _SETTINGS = """CREATE TABLE IF NOT EXISTS prov_index_settings (
     name TEXT PRIMARY KEY,   -- 'personal': the attributes the index keeps in personal graphs
@@ -56,18 +65,20 @@ class RdfIndexer:
     """Keeps ``store`` up to date with ``ledger``; one indexer per store.
 
     ``personal``: the attribute names whose values go to the collectivities' personal graphs
-    (``[provenance] personal_attributes``).
+    (``[provenance] personal_attributes``); ``access_log``: the gateway's access log file, if any.
     """
 
     def __init__(
         self, ledger: ProvenanceLedger, db: sqlite3.Connection, store: RdfStore, *, batch: int = 2000,
-        personal: Set[str] = frozenset(),
+        personal: Set[str] = frozenset(), access_log: Path | None = None,
     ) -> None:
         self._ledger = ledger
         self._db = db
         self._store = store
         self.batch = batch
         self.personal = frozenset(personal)
+        self._access_path = access_log
+        self._access: AccessLog | None = None
         self._partition_checked = False
         db.execute(_TABLE)
         db.execute(_SETTINGS)
@@ -121,7 +132,23 @@ class RdfIndexer:
             await self._store.add_nquads("".join(delivery_nquads(r.tenant, r.to_json()) for r in receipts))
             self._save("", receipts[-1].id)
             done += len(receipts)
-        return done
+        return done + await self._index_accesses()
+
+    async def _index_accesses(self) -> int:
+        if self._access is None:
+            if self._access_path is None or not self._access_path.exists():
+                return 0  # no gateway (yet)
+            self._access = AccessLog(self._access_path)
+        accesses = self._access.after(self.position(_ACCESSES), self.batch)
+        if accesses:
+            await self._store.add_nquads(access_nquads(accesses))
+            self._save(_ACCESSES, accesses[-1].id)
+        return len(accesses)
+
+    def close(self) -> None:
+        if self._access is not None:
+            self._access.close()
+            self._access = None
 
     def _quads(self, records: list[StoredRecord]) -> str:
         parts = []
@@ -158,10 +185,11 @@ class RdfIndexer:
         self._partition_checked = True
 
     async def _clear(self, tenant: str) -> None:
-        await self._store.clear_graph(graph_iri(tenant))
-        await self._store.clear_graph(personal_graph_iri(tenant))
+        for graph in (graph_iri(tenant), personal_graph_iri(tenant), access_graph_of(tenant)):
+            await self._store.clear_graph(graph)
         self._save(tenant, 0)
         self._save("", 0)
+        self._save(_ACCESSES, 0)
         self._static_written.clear()
 
     async def _finish(self, loading: tuple[asyncio.Task[None], str, int]) -> None:

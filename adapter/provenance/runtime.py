@@ -176,6 +176,8 @@ class ProvenanceRuntime:
             await asyncio.sleep(interval_s)
 
     async def close(self) -> None:
+        if self.indexer is not None:
+            self.indexer.close()
         if self.store is not None:
             await self.store.close()
 

@@ -134,7 +134,8 @@ def test_a_researcher_of_a_listed_organization_queries_the_region_shared_graph_o
 
 def test_the_city_data_admins_query_both_graphs_of_the_city_and_nothing_else() -> None:
     dataset = POLICIES.sparql_dataset(person("ville", "data-admin"))
-    assert dataset.graphs == ("urn:ngsild-adapter:graph:ville", "urn:ngsild-adapter:graph:ville:personal")
+    assert dataset.graphs == ("urn:ngsild-adapter:graph:ville", "urn:ngsild-adapter:graph:ville:access",
+                              "urn:ngsild-adapter:graph:ville:personal")
     assert POLICIES.sparql_dataset(person("region", "data-admin")).graphs == ()
 
 
@@ -157,6 +158,15 @@ def test_a_sparql_permission_with_a_purpose_needs_it(tmp_path: Path) -> None:
     assert "requires purpose air-study" in policies.sparql_dataset(person("region")).refusals[0]
     assert policies.sparql_dataset(person("metropole"), purpose="air-study").graphs == ()  # not an assignee
     assert policies.sparql_dataset(person("region"), purpose="air-study").graphs == (
+        "urn:ngsild-adapter:graph:region", "urn:ngsild-adapter:graph:region:access",
+        "urn:ngsild-adapter:graph:region:personal")
+
+
+def test_who_accessed_what_stays_with_the_collectivity(tmp_path: Path) -> None:
+    # another organization trusted with everything still does not see who else read the data
+    write(tmp_path, agreement("all", "urn:ngsild-adapter:organization:metropole", {}, "nga:sparqlQuery", []))
+    policies = PolicySet.load(tmp_path, tenants=TENANTS, catalogue=CATALOGUE, personal_attributes=PERSONAL)
+    assert policies.sparql_dataset(person("metropole")).graphs == (
         "urn:ngsild-adapter:graph:region", "urn:ngsild-adapter:graph:region:personal")
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -26,9 +28,11 @@ from adapter.gateway.access_log import AccessLog
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.partner_provenance import RECORD_REFUSAL
 from adapter.mapping.profile import load_profiles
+from adapter.provenance.indexer import RdfIndexer
 from adapter.provenance.integrity.note import NoteVerifier
+from adapter.provenance.queries import load_query
 from adapter.provenance.remote import HttpEvidence, RemoteRefused
-from adapter.provenance.runtime import entity_contexts
+from adapter.provenance.runtime import ProvenanceRuntime, entity_contexts
 from adapter.provenance.verify import Verification, verify_value
 from tests.access_policies.support import CATALOGUE, CONTEXT, EXAMPLES, TENANTS, person
 from tests.gateway.support import StaticTokens
@@ -52,6 +56,9 @@ class Setting:
     adapter: TestClient
     access: AccessLog
     record: int
+    runtime: ProvenanceRuntime
+    access_file: Path
+    world: World
 
 
 def agreements(folder: Path) -> Path:
@@ -75,7 +82,7 @@ async def setting(world_template: World, tmp_path: Path) -> AsyncIterator[Settin
     folder.mkdir()
     policies = PolicySet.load(agreements(folder), tenants=TENANTS, catalogue=CATALOGUE,
                               personal_attributes=DEFAULT_PERSONAL_ATTRIBUTES)
-    access = AccessLog(":memory:")
+    access = AccessLog(tmp_path / "access.sqlite")
     async with world.running() as (runtime, broker):
         app = web.Application()
         app.add_routes(provenance_http_routes(runtime, world.config()))
@@ -84,7 +91,8 @@ async def setting(world_template: World, tmp_path: Path) -> AsyncIterator[Settin
                                      entity_contexts(load_profiles(REPO / "models")), access,
                                      adapter_url=str(adapter.make_url("/")))
             async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as gateway:
-                yield Setting(gateway, adapter, access, record_index(runtime, 0, 2))
+                yield Setting(gateway, adapter, access, record_index(runtime, 0, 2), runtime,
+                              tmp_path / "access.sqlite", world)
     access.close()
 
 
@@ -174,3 +182,30 @@ async def test_a_partner_without_the_personal_graph_is_told_why_it_cannot_verify
         setting: Setting) -> None:
     with pytest.raises(RemoteRefused, match="refused \\(403\\) a whole provenance record"):
         await remote_verification(setting, "partner")
+
+
+async def test_the_city_answers_who_accessed_what_over_sparql(setting: Setting) -> None:
+    await setting.gateway.get("/provenance/ville/lineage", params=VALUE, headers=bearer("partner"))
+    await setting.gateway.get("/provenance/ville/verify", params=VALUE, headers=bearer("manager"))  # refused
+    assert setting.runtime.store is not None
+    db = sqlite3.connect(setting.world.folder / "state" / "state.sqlite", isolation_level=None)
+    indexer = RdfIndexer(setting.runtime.ledger, db, setting.runtime.store, personal=DEFAULT_PERSONAL_ATTRIBUTES,
+                         access_log=setting.access_file)
+    assert await indexer.catch_up() == 2
+    now = datetime.now(UTC)
+    query = load_query("accesses", start=now - timedelta(hours=1), end=now + timedelta(hours=1))
+    answer = await setting.gateway.post("/sparql", data={"query": query},
+                                        headers={**bearer("admin"), "Accept": "application/sparql-results+json"})
+    assert answer.status == 200, await answer.text()
+    rows = [{k: v["value"] for k, v in row.items()} for row in (await answer.json())["results"]["bindings"]]
+    partner, manager = rows
+    assert partner["graph"] == "urn:ngsild-adapter:graph:ville:access"
+    assert (partner["organization"], partner["outcome"], partner["agreements"], partner["entities"]) == (
+        "urn:ngsild-adapter:organization:metropole", "permitted", PARTNER_AGREEMENT, ENTITY)
+    assert (manager["outcome"], manager.get("entities", "")) == ("refused", "")
+    assert "no agreement grants" in manager["reason"]
+    # the partner has no graph to query; the SPARQL accesses themselves are recorded too
+    assert (await setting.gateway.post("/sparql", data={"query": query}, headers=bearer("partner"))).status == 403
+    assert await indexer.catch_up() == 2
+    assert await indexer.catch_up() == 0
+    indexer.close()

@@ -86,6 +86,7 @@ def test_queries_parse_once_parameters_are_written(index_store: pyoxigraph.Store
         "gateway_window": {"gateway": GATEWAY_A, "start": "2026-11-20T00:00:00Z", "end": "2026-11-21T00:00:00Z"},
         "daily_mean_no2": {},
         "codec_version": {"codec": CODEC_V1},
+        "accesses": {"start": "2026-11-20T00:00:00Z", "end": "2026-11-21T00:00:00Z"},
     }
     assert set(examples) == set(QUERY_NAMES)
     for name, params in examples.items():

@@ -157,7 +157,7 @@ def queries() -> dict[str, QueryInfo]:
 
 
 #: The names of the example queries.
-QUERY_NAMES: tuple[str, ...] = ("codec_version", "daily_mean_no2", "gateway_window", "lineage")
+QUERY_NAMES: tuple[str, ...] = ("accesses", "codec_version", "daily_mean_no2", "gateway_window", "lineage")
 
 
 def load_query(name: str, **params: Any) -> str:
