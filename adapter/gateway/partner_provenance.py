@@ -46,9 +46,8 @@ def value_refusal(grant: Grant, attribute: str, observed_at: datetime) -> str | 
 def without_personal_fields(lineage: dict[str, Any]) -> dict[str, Any]:
     """The lineage without the device's names at the network server."""
     uplink = lineage.get("uplink")
-    device = uplink.get("device") if isinstance(uplink, dict) else None
-    if isinstance(device, dict):
-        uplink["device"] = {k: v for k, v in device.items() if k not in _PERSONAL_DEVICE_FIELDS}
+    if isinstance(uplink, dict) and isinstance(uplink.get("device"), dict):
+        uplink["device"] = {k: v for k, v in uplink["device"].items() if k not in _PERSONAL_DEVICE_FIELDS}
     return lineage
 
 
