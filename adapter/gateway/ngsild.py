@@ -265,7 +265,13 @@ class _Gateway:
                     query.get("options", "").split(",")):
                 raise NarrowingRefused(f"agreement {grant.agreement} limits the data to a time window: ask for "
                                        "normalized entities (their observedAt tells what is in it)")
-            requested = query["attrs"].split(",") if "attrs" in query else None
+            # attrs and NGSI-LD 1.8's pick name what to return, omit what not to: narrowing only
+            named = query.get("attrs") or query.get("pick")
+            requested = [a for a in named.split(",") if a not in ("id", "type")] if named else None
+            if requested is None and grant.attributes is not None and _omitted(request):
+                requested = sorted(grant.attributes)
+            if requested is not None:
+                requested = [a for a in requested if a not in _omitted(request)]
             readable = allowed_attributes(grant, requested)
             check_q(grant, query.get("q"), grant.attributes if readable is None else readable)
             params = {k: query[k] for k in _PASSED if k in query}
@@ -286,6 +292,9 @@ class _Gateway:
             return web.json_response(body, status=status)
         many = isinstance(body, list)
         entities = [e for e in (filter_entity(x, grant, readable) for x in (body if many else [body])) if e]
+        omitted = _omitted(request)
+        if omitted:  # every attribute was asked for: the omitted ones leave here
+            entities = [{k: v for k, v in e.items() if k not in omitted} for e in entities]
         self.c.access_log.record(principal, access, outcome="permitted", reason="", path=request.path_qs,
                                  agreement=grant.agreement, entities=[str(e.get("id")) for e in entities])
         if not many and not entities:
@@ -702,6 +711,11 @@ class _Gateway:
                 return answer.status, json.loads(body) if body else None
             except ValueError:
                 return answer.status, None
+
+
+def _omitted(request: web.Request) -> set[str]:
+    """The attributes NGSI-LD 1.8's ``omit`` leaves out of the answer (``id`` and ``type`` stay)."""
+    return set(request.query.get("omit", "").split(",")) - {"", "id", "type"}
 
 
 async def _sparql_request(request: web.Request) -> tuple[str | None, list[str]]:

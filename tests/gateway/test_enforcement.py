@@ -104,6 +104,17 @@ async def test_asking_differently_never_yields_more(gateway: tuple[TestClient, A
     assert set(by_attrs[0]) - {"id", "type", "@context", "wasDerivedFrom"} == {"no2"}
 
 
+async def test_pick_and_omit_narrow_and_never_widen(gateway: tuple[TestClient, AccessLog]) -> None:
+    http, _ = gateway
+    headers = _as("schools", "region")
+    base = {"type": "AirQualityObserved", "id": "urn:ngsi-ld:AirQualityObserved:region:sensor1"}
+    picked = await (await http.get("/ngsi-ld/v1/entities", headers=headers,
+                                   params={**base, "pick": "id,type,no2,temperature"})).json()
+    assert set(picked[0]) - {"id", "type", "@context", "wasDerivedFrom"} == {"no2"}
+    omitted = await (await http.get("/ngsi-ld/v1/entities", headers=headers, params={**base, "omit": "no2"})).json()
+    assert "no2" not in omitted[0] and "pm25" in omitted[0] and "temperature" not in omitted[0]
+
+
 async def test_a_filter_on_an_attribute_one_cannot_read_is_refused(gateway: tuple[TestClient, AccessLog]) -> None:
     http, log = gateway
     answer = await http.get("/ngsi-ld/v1/entities", headers=_as("schools", "region"),
