@@ -10,7 +10,8 @@ cached). Every request carries a signed RS256 token of the city's school-ventila
 and asks for the region's AirQualityObserved (``--limit`` entities a page, 20 by default): the gateway validates the
 token, decides from the agreements, narrows the query, reads the broker, filters the answer
 and records the access. ``--rate`` sends at a fixed rate instead of as fast as
-``--concurrency`` clients allow (latency at a given load).
+``--concurrency`` clients allow (latency at a given load). On Linux a second line gives the
+CPU each process used during the measurement (one core = 100 %), which shows the bottleneck.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 import statistics
 import subprocess
 import sys
@@ -54,6 +56,15 @@ async def _wait_port(port: int, timeout: float = 30) -> None:
         except OSError:
             await asyncio.sleep(0.1)
     raise RuntimeError(f"nothing listens on port {port}")
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _entities(n: int) -> list[dict]:
@@ -140,6 +151,8 @@ jwks_url = "{issuer}/protocol/openid-connect/certs"
                         errors += 1
                 latencies.append(time.perf_counter() - started)
 
+            processes = {"broker": broker.pid, "gateway": gateway.pid, "load generator": os.getpid()}
+            cpu_before = {name: _cpu_seconds(pid) for name, pid in processes.items()}
             started = time.monotonic()
             if args.rate:
                 tasks = []
@@ -156,11 +169,16 @@ jwks_url = "{issuer}/protocol/openid-connect/certs"
                         await one()
                 await asyncio.gather(*(worker() for _ in range(args.concurrency)))
             elapsed = time.monotonic() - started
+            cpu_after = {name: _cpu_seconds(pid) for name, pid in processes.items()}
             latencies.sort()
             mode = f"at {args.rate:.0f} req/s offered" if args.rate else f"{args.concurrency} concurrent clients"
             print(f"{len(latencies):,} authorised queries in {elapsed:.1f} s ({mode}): {len(latencies) / elapsed:,.0f} req/s, "
                   f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms, "
                   f"{errors} errors")
+            shares = [f"{name} {100 * (cpu_after[name] - before) / elapsed:.0f} %"
+                      for name, before in cpu_before.items() if before is not None and cpu_after[name] is not None]
+            if shares:
+                print(f"CPU during the measurement ({os.cpu_count()} cores): {', '.join(shares)}")
     finally:
         gateway.terminate()
         broker.terminate()

@@ -4,6 +4,14 @@ Names are compacted with the context of the request (or of the subscription, for
 notifications); values go out as stored. System attributes (``createdAt``, ``modifiedAt``)
 appear only with ``sysAttrs``; an attribute's missing ``modifiedAt`` is its entity's and its
 missing ``createdAt`` is its own ``modifiedAt`` (the storage rule of ``entities.py``).
+
+Queries answer the same stored entities again and again; decoding, compacting and encoding
+them was most of a query's time. ``Renderings`` keeps each entity's encoded rendering, keyed
+by the stored attributes' JSON text itself and everything else the rendering depends on
+(never by an id or a version alone): an update stores a new text, so the next query misses
+and renders the new state; nothing needs invalidating. The request's ``TermContext`` object
+is part of the key (each distinct @context resolves to one object), so a rendering made for
+one context is never served for another.
 """
 
 from __future__ import annotations
@@ -13,9 +21,9 @@ from typing import Any
 
 from adapter.ngsild.broker.jsonld import TermContext
 from adapter.ngsild.broker.payload import ATTRIBUTE_MEMBERS, VALUE_MEMBER
-from adapter.ngsild.broker.store import StoredEntity
+from adapter.ngsild.broker.store import MEMO_SIZE, StoredEntity, dumps, forget_oldest
 
-__all__ = ["render_attribute", "render_entity"]
+__all__ = ["Renderings", "render_attribute", "render_entity"]
 
 _SYSTEM = ("createdAt", "modifiedAt")
 
@@ -63,3 +71,44 @@ def render_attribute(attribute: dict[str, Any], context: TermContext, *, fmt: st
         if kind == "GeoProperty" or (kind == "Property" and not isinstance(value, dict)):
             return value
     return out
+
+
+class Renderings:
+    """Encoded renderings of stored entities (one element of a query answer each).
+
+    The key is: the stored attributes' text (``StoredEntity.source``), the entity's id and
+    type (and system times when shown), the request's ``TermContext``, the format,
+    ``sysAttrs``, the ``attrs`` selection, and whether the answer is JSON-LD (an ``@context``
+    member in each entity). Entities without ``source`` are rendered every time.
+    """
+
+    def __init__(self, size: int = MEMO_SIZE) -> None:
+        self._size = size
+        self._memo: dict[tuple[Any, ...], str] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def encoded(self, entity: StoredEntity, context: TermContext, *, fmt: str = "normalized",
+                sys_attrs: bool = False, attrs: Collection[str] | None = None, json_ld: bool = False) -> str:
+        """The JSON text of ``render_entity(...)`` (plus ``@context`` for a JSON-LD answer)."""
+        key: tuple[Any, ...] | None = None
+        if entity.source:
+            times = (entity.created_at, entity.modified_at) if sys_attrs else None
+            key = (entity.source, entity.id, entity.type, times, context, fmt, sys_attrs,
+                   None if attrs is None else frozenset(attrs), json_ld)
+            found = self._memo.get(key)
+            if found is not None:
+                self.hits += 1
+                return found
+        self.misses += 1
+        rendered = render_entity(entity, context, fmt=fmt, sys_attrs=sys_attrs, attrs=attrs)
+        if json_ld:
+            rendered["@context"] = context.body_context()
+        text = dumps(rendered)
+        if key is not None:
+            forget_oldest(self._memo, self._size)
+            self._memo[key] = text
+        return text

@@ -1,6 +1,6 @@
 """The broker object: everything one running broker holds, hung off its aiohttp application.
 
-Store, context cache, compiled subscriptions and notifier live here and nowhere else, so
+Store, context cache, rendering memo, compiled subscriptions and notifier live here and nowhere else, so
 two brokers in one process (tests start many) share nothing.
 """
 
@@ -15,6 +15,7 @@ from adapter.ngsild.broker.entities import Change
 from adapter.ngsild.broker.errors import BrokerError
 from adapter.ngsild.broker.jsonld import ContextResolver, DocumentLoader, HttpContextLoader
 from adapter.ngsild.broker.notifier import Notifier
+from adapter.ngsild.broker.render import Renderings
 from adapter.ngsild.broker.store import Store
 from adapter.ngsild.broker.subscriptions import SubscriptionRegistry, compile_subscription
 
@@ -34,6 +35,7 @@ class Broker:
         if context_loader is None:
             self._http_loader = context_loader = HttpContextLoader()
         self.contexts = ContextResolver(context_loader)
+        self.renderings = Renderings()
         self.subscriptions = SubscriptionRegistry()
         self.notifier = Notifier(self.store)
         self._stopping = asyncio.Event()

@@ -22,6 +22,7 @@ from adapter.ngsild.broker.store import dumps
 __all__ = [
     "BROKER",
     "answer",
+    "answer_list",
     "broker_of",
     "existing_tenant",
     "forwarded_headers",
@@ -64,16 +65,29 @@ def json_answer(body: Any, *, status: int = 200, headers: Mapping[str, str] | No
 def answer(body: Any, context: TermContext, *, json_ld: bool, status: int = 200,
            headers: Mapping[str, str] | None = None) -> web.Response:
     """An entity (or list) answer: ``@context`` in each object for JSON-LD, else a ``Link``."""
-    extra = dict(headers or {})
     if json_ld:
         context_value = context.body_context()
         for item in body if isinstance(body, list) else [body]:
             if isinstance(item, dict):
                 item["@context"] = context_value
-        return web.Response(status=status, body=dumps(body).encode(), content_type=JSON_LD, headers=extra)
+    return _encoded_answer(dumps(body), context, json_ld=json_ld, status=status, headers=headers)
+
+
+def answer_list(items: list[str], context: TermContext, *, json_ld: bool,
+                headers: Mapping[str, str] | None = None) -> web.Response:
+    """A list answer from its elements already encoded (``Renderings.encoded``: with their
+    ``@context`` member for JSON-LD); the same bytes as ``answer`` on the decoded list."""
+    return _encoded_answer("[" + ",".join(items) + "]", context, json_ld=json_ld, headers=headers)
+
+
+def _encoded_answer(text: str, context: TermContext, *, json_ld: bool, status: int = 200,
+                    headers: Mapping[str, str] | None = None) -> web.Response:
+    extra = dict(headers or {})
+    if json_ld:
+        return web.Response(status=status, body=text.encode(), content_type=JSON_LD, headers=extra)
     # an inline context has no URL to link to; the core context is the honest fallback
     extra["Link"] = link_header(context.link or CORE_URL)
-    return json_answer(body, status=status, headers=extra)
+    return web.Response(status=status, body=text.encode(), content_type=JSON, headers=extra)
 
 
 def no_content() -> web.Response:

@@ -1,8 +1,11 @@
 """HTTP handlers of the queries: ``GET /entities`` and the temporal API.
 
 Filters that SQL can apply (type, id) run in SQLite in creation order; the others (idPattern,
-q, geo-query, the ``attrs`` filter) run in Python over those rows. Without Python-side
-filters, paging and counting also happen in SQL.
+q, geo-query, the ``attrs`` filter) run in Python over those rows, which are read only as far
+as the page needs unless the total is asked for (``count``) or the order is by distance.
+Without Python-side filters, paging and counting also happen in SQL. Rows are decoded and
+rendered through the broker's memos (``Store.select_entities(shared=True)``,
+``render.Renderings``), keyed by the stored text, so an update shows in the next answer.
 """
 
 from __future__ import annotations
@@ -25,10 +28,9 @@ from adapter.ngsild.broker.params import (
 )
 from adapter.ngsild.broker.payload import check_uri
 from adapter.ngsild.broker.query import parse_query
-from adapter.ngsild.broker.render import render_entity
 from adapter.ngsild.broker.store import StoredEntity
 from adapter.ngsild.broker.temporal import parse_temporal_query, temporal_entity
-from adapter.ngsild.broker.views_common import answer, broker_of, existing_tenant, link_context_of
+from adapter.ngsild.broker.views_common import answer, answer_list, broker_of, existing_tenant, link_context_of
 
 __all__ = ["ROUTES"]
 
@@ -89,7 +91,8 @@ async def query_entities(request: web.Request) -> web.Response:
                           context.expand(params.get("geoproperty", "location")))
     if not (types or ids or pattern or attrs or query or geo or params.get("local") == "true"):
         raise BadRequestData("Too broad query", "Need at least one of: type, id, idPattern, attrs, q, georel, local")
-    store = broker_of(request).store
+    broker = broker_of(request)
+    store = broker.store
     checks: list[Callable[[StoredEntity], bool]] = []
     if pattern is not None:
         checks.append(lambda e: pattern.search(e.id) is not None)
@@ -101,8 +104,20 @@ async def query_entities(request: web.Request) -> web.Response:
         checks.append(lambda e: geo.geoproperty in e.attrs and geo.matches(e.attrs[geo.geoproperty].get("value")))
     total: int | None = None
     if checks:
-        matched = [e for e in store.select_entities(tenant, types=types, ids=ids) if all(c(e) for c in checks)]
-        if geo is not None and geo.relation == "near":
+        near = geo is not None and geo.relation == "near"
+        # without a count or a distance order, the rows past the page need not be read
+        enough = None if page.count or near else page.offset + page.limit
+        matched: list[StoredEntity] = []
+        rows = store.select_entities(tenant, types=types, ids=ids, shared=True)
+        try:
+            for entity in rows:
+                if all(c(entity) for c in checks):
+                    matched.append(entity)
+                    if enough is not None and len(matched) >= enough:
+                        break
+        finally:
+            rows.close()
+        if geo is not None and near:
             matched.sort(key=lambda e: geo.distance(e.attrs[geo.geoproperty]["value"]))
         total = len(matched)
         selected = matched[page.offset:page.offset + page.limit]
@@ -111,10 +126,14 @@ async def query_entities(request: web.Request) -> web.Response:
             total = store.count_entities(tenant, types=types, ids=ids)
         selected = []
         if page.limit:
-            selected = list(store.select_entities(tenant, types=types, ids=ids, limit=page.limit, offset=page.offset))
-    body = [render_entity(e, context, fmt=fmt, sys_attrs="sysAttrs" in options, attrs=attrs) for e in selected]
+            selected = list(store.select_entities(tenant, types=types, ids=ids, limit=page.limit, offset=page.offset,
+                                                  shared=True))
+    renderings = broker.renderings
+    sys_attrs = "sysAttrs" in options
+    items = [renderings.encoded(e, context, fmt=fmt, sys_attrs=sys_attrs, attrs=attrs, json_ld=json_ld)
+             for e in selected]
     headers = {"NGSILD-Results-Count": str(total)} if page.count else None
-    return answer(body, context, json_ld=json_ld, headers=headers)
+    return answer_list(items, context, json_ld=json_ld, headers=headers)
 
 
 async def query_temporal(request: web.Request) -> web.Response:
