@@ -28,7 +28,7 @@ from adapter.config import AdapterConfig
 from adapter.demo.fleet import FleetDevice, SimulatedEvent, uplinks
 from adapter.demo.keycloak import REALMS_DIR, KeycloakError, KeycloakServer
 from adapter.demo.network import free_port
-from adapter.gateway.access_log import AccessLog
+from adapter.access.log import AccessLog
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.service import load_policies
 from adapter.gateway.subscriptions import SubscriptionStore

@@ -3,7 +3,7 @@
 For each request: validate the bearer token (``adapter.access.tokens``), decide from the
 sharing agreements (``adapter.access.policies``), narrow the request before it reaches the
 broker and filter (or aggregate) the answer before it leaves (``adapter.gateway.enforce``),
-and record the access (``adapter.gateway.access_log``). Every way of reaching the data goes
+and record the access (``adapter.access.log``). Every way of reaching the data goes
 through ``_authorize``: retrieval by id, query by type, ``q``, ``idPattern`` or geo, temporal
 retrieval, subscriptions. Deny by default.
 
@@ -53,7 +53,7 @@ from aiohttp import web
 from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal, SparqlDataset
 from adapter.access.policies import personal_graph_of
 from adapter.gateway import problem
-from adapter.gateway.access_log import NO_TENANT, AccessLog
+from adapter.access.log import NO_TENANT, AccessLog
 from adapter.gateway.enforce import (
     NarrowingRefused,
     aggregate_across,

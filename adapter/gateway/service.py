@@ -24,7 +24,7 @@ from adapter.access.policies import PolicySet
 from adapter.access.tokens import TokenValidator, TrustedIssuer
 from adapter.config import AdapterConfig
 from adapter.exceptions import AdapterError, ConfigError
-from adapter.gateway.access_log import AccessLog
+from adapter.access.log import AccessLog
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.subscriptions import SubscriptionStore
 from adapter.mapping.profile import load_profiles

@@ -11,7 +11,7 @@ adds nothing: the index never misses a record and never holds one twice.
 It may lag behind during a burst (``lag()``, exported as a metric) and catches up; ``rebuild``
 drops a collectivity's graphs and indexes its log again from the first record.
 
-The gateway's access records (``adapter.gateway.access_log``, the SQLite file at
+The gateway's access records (``adapter.access.log``, the SQLite file at
 ``access_log``) go to each collectivity's access graph the same way, in order of their ids, once
 the gateway has created the file.
 
@@ -30,8 +30,8 @@ from collections.abc import Mapping, Set
 from pathlib import Path
 from typing import Any
 
-from adapter.gateway.access_graph import access_graph_of, access_nquads
-from adapter.gateway.access_log import AccessLog
+from adapter.access.graph import access_graph_of, access_nquads
+from adapter.access.log import AccessLog
 from adapter.provenance.ledger import ProvenanceLedger, StoredRecord
 from adapter.provenance.rdf import delivery_nquads, index_nquads, personal_graph_iri, static_nquads
 from adapter.provenance.store import RdfStore, RdfStoreUnavailable

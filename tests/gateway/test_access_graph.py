@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 from pyld import jsonld
 
-from adapter.gateway.access_graph import access_nquads
-from adapter.gateway.access_log import AccessLog, AccessRecord
+from adapter.access.graph import access_nquads
+from adapter.access.log import AccessLog, AccessRecord
 
 
 def records() -> list[AccessRecord]:

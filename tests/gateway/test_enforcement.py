@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapter.access.model import Action, Aggregation, Area, Grant, Principal
-from adapter.gateway.access_log import AccessLog
+from adapter.access.log import AccessLog
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.ngsild.client import NgsiLdClient
 from tests.e2e.support import EmbeddedBroker

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapter.access.model import Action, Principal
 from adapter.access.tokens import TokenValidator, TrustedIssuer
 from adapter.config import load_config
-from adapter.gateway.access_log import AccessLog
+from adapter.access.log import AccessLog
 from adapter.gateway.enforce import ALWAYS_KEPT
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.service import load_policies

@@ -24,7 +24,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapter.access.policies import PolicySet
 from adapter.app import provenance_http_routes
 from adapter.config import DEFAULT_PERSONAL_ATTRIBUTES
-from adapter.gateway.access_log import AccessLog
+from adapter.access.log import AccessLog
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.partner_provenance import RECORD_REFUSAL
 from adapter.mapping.profile import load_profiles

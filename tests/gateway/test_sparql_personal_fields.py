@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapter.access.policies import PolicySet
 from adapter.config import DEFAULT_PERSONAL_ATTRIBUTES
-from adapter.gateway.access_log import AccessLog
+from adapter.access.log import AccessLog
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.sparql import SparqlLimits, sparql_routes
 from adapter.provenance import rdf

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from adapter.access.model import Action
 from adapter.demo.network import free_port
-from adapter.gateway.access_log import AccessLog
+from adapter.access.log import AccessLog
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.subscriptions import SubscriptionStore
 from adapter.ngsild.client import NgsiLdClient

@@ -27,7 +27,7 @@ from adapter.config import load_config
 from adapter.delivery import BrokerWriter
 from adapter.demo.keycloak import KeycloakServer
 from adapter.demo.network import free_port
-from adapter.gateway.access_log import AccessLog
+from adapter.access.log import AccessLog
 from adapter.gateway.ngsild import GatewayContext, create_gateway_app
 from adapter.gateway.service import load_policies
 from adapter.gateway.subscriptions import SubscriptionStore

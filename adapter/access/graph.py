@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from adapter.access.policies import access_graph_of
-from adapter.gateway.access_log import NO_TENANT, AccessRecord, agent_iri
+from adapter.access.log import NO_TENANT, AccessRecord, agent_iri
 
 __all__ = ["access_graph_of", "access_nquads"]
 
