@@ -663,7 +663,8 @@ class _Gateway:
             status, body = await self._broker("/entities", tenant, self._context(request, access.entity_type), params)
             if status != 200 or not body:
                 return _ngsi_problem(404, "ResourceNotFound", "Not Found", "no such entity, or nothing of it is granted")
-        kept = ("entity", "attr", "observedAt", "record", "value")
+        # not ``record``: a record number would name another observation than the one decided on
+        kept = ("entity", "attr", "observedAt", "value")
         status, answer = await self._adapter(request.path, {k: v for k, v in request.query.items() if k in kept})
         if status == 200 and request.path.endswith("/lineage") and isinstance(answer, dict):
             if personal_graph_of(tenant) not in self.c.policies.sparql_dataset(principal, purpose=access.purpose).graphs:

@@ -209,3 +209,11 @@ async def test_the_city_answers_who_accessed_what_over_sparql(setting: Setting) 
     assert await indexer.catch_up() == 2
     assert await indexer.catch_up() == 0
     indexer.close()
+
+
+async def test_a_record_number_cannot_point_the_lineage_at_another_observation(setting: Setting) -> None:
+    other = record_index(setting.runtime, 0, 4)  # the same sensor, another time
+    answer = await setting.gateway.get("/provenance/ville/lineage", params={**VALUE, "record": str(other)},
+                                       headers=bearer("partner"))
+    assert answer.status == 200
+    assert (await answer.json())["record"] == setting.record  # the one of the observation decided on
