@@ -219,8 +219,12 @@ class _Gateway:
 
     async def _broker(self, path: str, tenant: str, context: str, params: Mapping[str, str]) -> tuple[int, Any]:
         headers = {"NGSILD-Tenant": tenant, "Link": _LINK.format(context), "Accept": "application/json"}
-        async with self.c.session.get(self.c.broker_url.rstrip("/") + _API + path, params=params,
-                                      headers=headers) as answer:
+        return await self._json(self.c.broker_url.rstrip("/") + _API + path, params, headers)
+
+    async def _json(self, url: str, params: Mapping[str, str], headers: Mapping[str, str] | None = None,
+                    ) -> tuple[int, Any]:
+        """The status and the decoded JSON body (None when empty or not JSON) of a GET."""
+        async with self.c.session.get(url, params=params, headers=headers) as answer:
             body = await answer.read()
             try:
                 return answer.status, json.loads(body) if body else None
@@ -665,7 +669,9 @@ class _Gateway:
                 return _ngsi_problem(404, "ResourceNotFound", "Not Found", "no such entity, or nothing of it is granted")
         # not ``record``: a record number would name another observation than the one decided on
         kept = ("entity", "attr", "observedAt", "value")
-        status, answer = await self._adapter(request.path, {k: v for k, v in request.query.items() if k in kept})
+        assert self.c.adapter_url is not None
+        status, answer = await self._json(self.c.adapter_url.rstrip("/") + request.path,
+                                          {k: v for k, v in request.query.items() if k in kept})
         if status == 200 and request.path.endswith("/lineage") and isinstance(answer, dict):
             if personal_graph_of(tenant) not in self.c.policies.sparql_dataset(principal, purpose=access.purpose).graphs:
                 answer = without_personal_fields(answer)
@@ -687,31 +693,27 @@ class _Gateway:
             return self._refuse(principal, access, request, RECORD_REFUSAL).response
         if self.c.adapter_url is None:
             return _ngsi_problem(501, "OperationNotSupported", "Not Implemented", "this gateway offers no provenance")
-        async with self.c.session.get(self.c.adapter_url.rstrip("/") + request.path,
-                                      headers={"Accept": request.headers.get("Accept", "*/*")}) as answer:
-            body = await answer.read()
-            headers = {k: v for k, v in answer.headers.items() if k in ("Content-Type", "Repr-Digest", "Record-Index")}
+        relayed = await self._relay(request.path, {}, {"Accept": request.headers.get("Accept", "*/*")},
+                                    ("Content-Type", "Repr-Digest", "Record-Index"))
         self.c.access_log.record(principal, access, outcome="permitted", reason=f"provenance: adapter answered "
-                                 f"{answer.status}", path=request.path, agreement=", ".join(dataset.agreements))
-        return web.Response(body=body, status=answer.status, headers=headers)
+                                 f"{relayed.status}", path=request.path, agreement=", ".join(dataset.agreements))
+        return relayed
 
     async def transparency_log(self, request: web.Request) -> web.Response:
         """The collectivities' signed logs, keys and proofs: public, so that anyone can check."""
         if self.c.adapter_url is None:
             return _ngsi_problem(501, "OperationNotSupported", "Not Implemented", "this gateway offers no logs")
-        async with self.c.session.get(self.c.adapter_url.rstrip("/") + request.path, params=request.query) as answer:
-            body = await answer.read()
-            headers = {k: v for k, v in answer.headers.items() if k in ("Content-Type", "Cache-Control")}
-        return web.Response(body=body, status=answer.status, headers=headers)
+        return await self._relay(request.path, request.query, {}, ("Content-Type", "Cache-Control"))
 
-    async def _adapter(self, path: str, params: Mapping[str, str]) -> tuple[int, Any]:
+    async def _relay(self, path: str, params: Mapping[str, str], headers: Mapping[str, str],
+                     kept: Sequence[str]) -> web.Response:
+        """The adapter's answer to a GET of ``path``, with the ``kept`` headers only."""
         assert self.c.adapter_url is not None
-        async with self.c.session.get(self.c.adapter_url.rstrip("/") + path, params=params) as answer:
+        async with self.c.session.get(self.c.adapter_url.rstrip("/") + path, params=params,
+                                      headers=headers) as answer:
             body = await answer.read()
-            try:
-                return answer.status, json.loads(body) if body else None
-            except ValueError:
-                return answer.status, None
+            return web.Response(body=body, status=answer.status,
+                                headers={k: v for k, v in answer.headers.items() if k in kept})
 
 
 def _omitted(request: web.Request) -> set[str]:
