@@ -28,6 +28,9 @@ from typing import NamedTuple
 
 from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal, SparqlDataset
 from adapter.access.odrl import Agreement, Catalogue, Permission, PolicyError, parse_agreement
+# the graphs are named where the index writes them
+from adapter.provenance.rdf import graph_iri as graph_of
+from adapter.provenance.rdf import personal_graph_iri as personal_graph_of
 
 __all__ = [
     "Catalogue",
@@ -59,16 +62,6 @@ class Cell(NamedTuple):
     attribute: str
     action: Action
     allowed: bool
-
-
-def graph_of(tenant: str) -> str:
-    """The shared provenance graph of a collectivity (as ``adapter.provenance.rdf`` names it)."""
-    return f"urn:ngsild-adapter:graph:{tenant}"
-
-
-def personal_graph_of(tenant: str) -> str:
-    """The personal provenance graph of a collectivity (``adapter.provenance.rdf``)."""
-    return f"urn:ngsild-adapter:graph:{tenant}:personal"
 
 
 def access_graph_of(tenant: str) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 from adapter.access.graph import access_graph_of, access_nquads
 from adapter.access.log import AccessLog
 from adapter.provenance.ledger import ProvenanceLedger, StoredRecord
-from adapter.provenance.rdf import delivery_nquads, index_nquads, personal_graph_iri, static_nquads
+from adapter.provenance.rdf import delivery_nquads, graph_iri, index_nquads, personal_graph_iri, static_nquads
 from adapter.provenance.store import RdfStore, RdfStoreUnavailable
 
 __all__ = ["RdfIndexer", "graph_iri"]
@@ -54,11 +54,6 @@ _SETTINGS = """CREATE TABLE IF NOT EXISTS prov_index_settings (
     name TEXT PRIMARY KEY,   -- 'personal': the attributes the index keeps in personal graphs
     value TEXT NOT NULL      -- a JSON array of names, sorted
 )"""
-
-
-def graph_iri(tenant: str) -> str:
-    """The shared named graph of ``tenant``'s provenance."""
-    return f"urn:ngsild-adapter:graph:{tenant}"
 
 
 class RdfIndexer:
