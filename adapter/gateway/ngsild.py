@@ -272,10 +272,11 @@ class _Gateway:
             # attrs and NGSI-LD 1.8's pick name what to return, omit what not to: narrowing only
             named = query.get("attrs") or query.get("pick")
             requested = [a for a in named.split(",") if a not in ("id", "type")] if named else None
-            if requested is None and grant.attributes is not None and _omitted(request):
+            omitted = _omitted(request)
+            if requested is None and grant.attributes is not None and omitted:
                 requested = sorted(grant.attributes)
             if requested is not None:
-                requested = [a for a in requested if a not in _omitted(request)]
+                requested = [a for a in requested if a not in omitted]
             readable = allowed_attributes(grant, requested)
             check_q(grant, query.get("q"), grant.attributes if readable is None else readable)
             params = {k: query[k] for k in _PASSED if k in query}

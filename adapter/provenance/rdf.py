@@ -874,8 +874,9 @@ def static_nquads(record: Mapping[str, Any]) -> str:
     is new; the store keeps each quad once either way.
     """
     graph, triples = _static(record)
-    shared = [t for t in dict.fromkeys(triples) if t[1] not in _DEVICE_IDENTIFIERS]
-    held = [t for t in dict.fromkeys(triples) if t[1] in _DEVICE_IDENTIFIERS]
+    unique = dict.fromkeys(triples)
+    shared = [t for t in unique if t[1] not in _DEVICE_IDENTIFIERS]
+    held = [t for t in unique if t[1] in _DEVICE_IDENTIFIERS]
     return _render(graph, shared) + _render(_personal_graph(record["tenant"]), held)
 
 
