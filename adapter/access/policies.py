@@ -40,6 +40,7 @@ __all__ = [
     "access_graph_of",
     "check_file",
     "graph_of",
+    "observation_window",
     "personal_graph_of",
     "visible_attributes",
 ]
@@ -304,6 +305,17 @@ def _and(items: Sequence[str], last: str = "and") -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} {last} {items[-1]}"
 
 
+def observation_window(not_before: datetime | None, not_after: datetime | None) -> str:
+    """An agreement's time window in words: ``from T1 to T2``, ``from T1 on`` or ``until T2``."""
+    if not_before is not None and not_after is not None:
+        return f"from {_iso(not_before)} to {_iso(not_after)}"
+    if not_before is not None:
+        return f"from {_iso(not_before)} on"
+    if not_after is not None:
+        return f"until {_iso(not_after)}"
+    return "at any time"
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -331,12 +343,8 @@ def _conditions(permission: Permission) -> list[str]:
     else:
         a = permission.aggregation
         lines.append(f"Only aggregates: {a.method} per {a.period}, over at least {a.min_group_size} sensors.")
-    if permission.not_before and permission.not_after:
-        lines.append(f"Only observations from {_iso(permission.not_before)} to {_iso(permission.not_after)}.")
-    elif permission.not_before:
-        lines.append(f"Only observations from {_iso(permission.not_before)} on.")
-    elif permission.not_after:
-        lines.append(f"Only observations until {_iso(permission.not_after)}.")
+    if permission.not_before or permission.not_after:
+        lines.append(f"Only observations {observation_window(permission.not_before, permission.not_after)}.")
     if permission.area is not None:
         corners = len(permission.area.polygon) - 1
         lines.append(f"Only observations located inside the agreement's polygon ({corners} corners).")

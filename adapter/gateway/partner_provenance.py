@@ -11,10 +11,11 @@ uplink and those names: they go only to principals whose agreements open the per
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from adapter.access.model import Grant
+from adapter.access.policies import observation_window
 
 __all__ = ["RECORD_REFUSAL", "value_refusal", "without_personal_fields"]
 
@@ -39,7 +40,8 @@ def value_refusal(grant: Grant, attribute: str, observed_at: datetime) -> str | 
         return f"agreement {grant.agreement} coarsens {attribute}: its provenance would show the exact value"
     if (grant.not_before is not None and observed_at < grant.not_before) or (
             grant.not_after is not None and observed_at > grant.not_after):
-        return f"agreement {grant.agreement} covers observations {_window(grant)} only"
+        window = observation_window(grant.not_before, grant.not_after)
+        return f"agreement {grant.agreement} covers observations {window} only"
     return None
 
 
@@ -49,12 +51,3 @@ def without_personal_fields(lineage: dict[str, Any]) -> dict[str, Any]:
     if isinstance(uplink, dict) and isinstance(uplink.get("device"), dict):
         uplink["device"] = {k: v for k, v in uplink["device"].items() if k not in _PERSONAL_DEVICE_FIELDS}
     return lineage
-
-
-def _window(grant: Grant) -> str:
-    def iso(moment: datetime) -> str:
-        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-    if grant.not_before is not None and grant.not_after is not None:
-        return f"from {iso(grant.not_before)} to {iso(grant.not_after)}"
-    return f"from {iso(grant.not_before)}" if grant.not_before is not None else f"until {iso(grant.not_after)}"  # type: ignore[arg-type]
