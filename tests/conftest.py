@@ -13,12 +13,15 @@ import asyncio
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from adapter.demo.keycloak import KeycloakError, KeycloakServer
 from adapter.demo.mosquitto import MosquittoBroker, MosquittoError
-from tests.provenance_e2e.support import World, build_world
+
+if TYPE_CHECKING:
+    from tests.provenance_e2e.support import World
 
 __all__ = ["MosquittoBroker"]
 
@@ -86,4 +89,6 @@ def keycloak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeycloakServe
 def world_template(tmp_path_factory: pytest.TempPathFactory) -> World:
     """The provenance world (``tests/provenance_e2e/support.py``), built once per run on first
     use; each test takes its own copy (``World.copy``) to read or tamper with."""
+    from tests.provenance_e2e.support import build_world  # the whole adapter: only when a test asks
+
     return asyncio.run(build_world(tmp_path_factory.mktemp("world") / "w"))
