@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -219,7 +219,7 @@ class Store:
         return found
 
     def select_entities(self, tenant: str, *, types: Sequence[str] | None = None, ids: Sequence[str] | None = None,
-                        limit: int | None = None, offset: int = 0, shared: bool = False) -> Iterator[StoredEntity]:
+                        limit: int | None = None, offset: int = 0, shared: bool = False) -> Generator[StoredEntity, None, None]:
         """Entities in creation order, filtered by type and id lists in SQL.
 
         ``shared``: for readers that do not modify what they get (queries). The attributes
