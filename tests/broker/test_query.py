@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
+
+from adapter.ngsild.broker import create_broker_app
 
 from tests.broker.helpers import ERRORS, problem
 
@@ -76,12 +81,16 @@ async def test_type_id_and_id_pattern_select_in_creation_order(rooms: TestClient
     ('name=="kitchen","attic"', ["1", "3"]),
     ('name~="room$"', ["2"]),
     ('name!~="room$"', ["1", "3"]),
-    ("name~=(?i)KITCHEN", ["1"]),
+    ('name~="(?i)KITCHEN"', ["1"]),
+    ("name~=^liv", ["2"]),
+    ('name~="\\\\broom$"', ["2"]),  # the JSON string "\\b" is the regex \b
     ("open==true", ["1"]),
     ("open==false", ["2"]),
     ("temperature>20;name!=\"attic\"", ["2"]),
     ("temperature<20|name==\"attic\"", ["1", "3"]),
-    ("temperature<20,temperature>24", ["1", "3"]),
+    ("temperature<20|temperature>24", ["1", "3"]),
+    ("open==true&temperature<20", ["1"]),
+    ("temperature == 22 ; name != \"attic\"", ["2"]),
     ("(temperature<20|temperature>24);open==true", ["1"]),
     ("open", ["1", "2"]),
     ("!open", ["3"]),
@@ -118,6 +127,80 @@ async def test_invalid_queries_are_400(rooms: TestClient, q: str) -> None:
     assert response.status == 400
     body = await problem(response)
     assert (body["type"], body["title"]) == (ERRORS + "BadRequestData", "Invalid query (q)")
+
+
+@pytest.mark.parametrize(("q", "expected"), [
+    # ';' (AND) binds tighter than '|' (OR), as clause 4.9 says; each case tells the readings apart
+    ('open==false;temperature>20|name=="kitchen"', ["1", "2"]),  # not open==false;(...|...) -> ["2"]
+    ('name=="kitchen"|open==false;temperature>24', ["1"]),  # not (...|...);temperature>24 -> []
+    ('(name=="kitchen"|open==false);temperature>20', ["2"]),
+    ('open==false;(temperature>20|name=="kitchen")', ["2"]),
+    ('((name=="attic"|open==true);temperature>20)|name=="living room"', ["2", "3"]),
+])
+async def test_and_binds_tighter_than_or(rooms: TestClient, q: str, expected: list[str]) -> None:
+    assert await ids(rooms, type="Room", q=q) == [f"urn:ngsi-ld:Room:{n}" for n in expected]
+
+
+@pytest.mark.parametrize(("q", "position", "reason"), [
+    ("temperature<20,temperature>24", 14, "',' only separates the values of a list"),  # was OR, Orion-LD refuses
+    ("name=~kitchen", 4, "'=~' is not an NGSI-LD operator"),
+    ("name==kitchen", 6, "a text value is quoted"),
+    ("spec[size][width]>4", 10, "only one '[...]' per path"),
+    ('name=="x\\";temperature>1;name==\"y"', 6, "a string cannot hold '\"'"),
+    ('name=="50%"', 6, "a string cannot hold '%'"),
+    ("building{name}==1", 8, "linked-entity paths"),
+    ("temperature>true", 12, "true/false compare only with == or !="),
+    ("temperature>urn:a", 12, "a URI compares only with == or !="),
+    ("temperature==12:00:00Z", 13, "time-only values are not supported"),
+    ("1temperature>0", 0, "starts with a letter"),
+    ("name~=(?i)kitchen", 6, "cannot stand in an unquoted pattern"),
+])
+async def test_invalid_queries_name_the_reason_and_position(rooms: TestClient, q: str, position: int,
+                                                            reason: str) -> None:
+    response = await rooms.get("/ngsi-ld/v1/entities", params={"type": "Room", "q": q})
+
+    assert response.status == 400
+    body = await problem(response)
+    assert (body["type"], body["title"]) == (ERRORS + "BadRequestData", "Invalid query (q)")
+    assert reason in body["detail"]
+    assert f"at position {position} of" in body["detail"]
+
+
+@pytest.mark.parametrize("path", ["/ngsi-ld/v1/entities", "/ngsi-ld/v1/temporal/entities"])
+@pytest.mark.parametrize("q", ["temperature>20,open==true", "open=~true", "(" * 40 + "open" + ")" * 40 + "|" * 1,
+                               "open;" * 300 + "open", "name==" + '"' + "x" * 5000 + '"'])
+async def test_an_invalid_q_is_never_an_empty_answer(rooms: TestClient, path: str, q: str) -> None:
+    response = await rooms.get(path, params={"type": "Room", "q": q})
+
+    assert response.status == 400, await response.text()
+    assert (await problem(response))["type"] == ERRORS + "BadRequestData"
+
+
+async def test_a_subscription_with_an_invalid_q_is_refused(client: TestClient) -> None:
+    response = await client.post("/ngsi-ld/v1/subscriptions", json={
+        "type": "Subscription", "entities": [{"type": "Room"}], "q": "temperature>20,open==true",
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}}})
+
+    assert response.status == 400
+    assert (await problem(response))["type"] == ERRORS + "BadRequestData"
+
+
+async def test_a_stored_subscription_whose_q_is_now_refused_does_not_stop_the_broker(tmp_path: Path) -> None:
+    db = tmp_path / "broker.db"
+    async with TestClient(TestServer(create_broker_app(db_path=db), host="127.0.0.1")) as client:
+        created = await client.post("/ngsi-ld/v1/subscriptions", json={
+            "type": "Subscription", "entities": [{"type": "Room"}], "q": "temperature>20",
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}}})
+        assert created.status == 201
+    with closing(sqlite3.connect(db)) as connection, connection:  # as the previous parser let it in
+        connection.execute("UPDATE subscriptions SET body = json_set(body, '$.fields.q', 'a<1,a>2')")
+
+    async with TestClient(TestServer(create_broker_app(db_path=db), host="127.0.0.1")) as client:
+        listed = await client.get("/ngsi-ld/v1/subscriptions")
+        written = await client.post("/ngsi-ld/v1/entities", json={"id": "urn:ngsi-ld:Room:9", "type": "Room"})
+
+        assert listed.status == 200 and await listed.json() == []
+        assert written.status == 201
 
 
 async def test_attrs_projects_and_filters(rooms: TestClient) -> None:

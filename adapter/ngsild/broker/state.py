@@ -53,9 +53,14 @@ class Broker:
                 log.warning("subscription %s: its @context is not available (%s); using the core context",
                             fields["id"], exc)
                 context = self.contexts.core
-            self.subscriptions.add(compile_subscription(
-                tenant, fields, context, stored["link"], stored["createdAt"], stored["modifiedAt"], status,
-            ))
+            try:
+                compiled = compile_subscription(
+                    tenant, fields, context, stored["link"], stored["createdAt"], stored["modifiedAt"], status,
+                )
+            except BrokerError as exc:  # e.g. a q an older version accepted: kept in the file, never run
+                log.warning("subscription %s is not loaded: %s", fields["id"], exc)
+                continue
+            self.subscriptions.add(compiled)
 
     async def stop(self) -> None:
         self._stopping.set()
