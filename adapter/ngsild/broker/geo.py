@@ -15,158 +15,35 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from adapter.ngsild.broker.errors import BadRequestData
+from adapter.ngsild.geojson import (
+    GEOMETRY_TYPES,
+    Position,
+    covers_positions,
+    geometry_problem,
+    in_polygon,
+    is_geometry,
+    on_segment,
+    polygons_of,
+    positions_of,
+    segments_of,
+)
 
 __all__ = ["GEOMETRY_TYPES", "GeoQuery", "check_geometry", "is_geometry", "parse_geo_query"]
 
-GEOMETRY_TYPES = frozenset({"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"})
 EARTH_RADIUS_M = 6_378_100.0
 _RELATIONS = frozenset({"near", "within", "contains", "intersects", "disjoint", "equals", "overlaps"})
 _DISTANCE = re.compile(r"(maxDistance|minDistance)(?:==|:)(\d+(?:\.\d+)?)\Z")
 
-Position = Sequence[float]
-
-
-def is_geometry(value: Any) -> bool:
-    """Whether a value looks like a GeoJSON geometry (the GeoProperty shorthand test)."""
-    return type(value) is dict and value.get("type") in GEOMETRY_TYPES and "coordinates" in value
-
 
 def check_geometry(value: Any) -> None:
     """Raises ``BadRequestData`` "Invalid GeoJSON" unless ``value`` is a valid geometry."""
-    if not isinstance(value, dict):
-        raise BadRequestData("Invalid GeoJSON", "a GeoProperty value must be a GeoJSON geometry object")
-    kind = value.get("type")
-    coordinates = value.get("coordinates")
-    if kind not in GEOMETRY_TYPES:
-        raise BadRequestData("Invalid GeoJSON", f"unsupported geometry type {kind!r}")
-    if not isinstance(coordinates, list):
-        raise BadRequestData("Invalid GeoJSON", f"{kind} without a coordinates array")
-    problem = _coordinates_problem(kind, coordinates)
+    problem = geometry_problem(value)
     if problem:
-        raise BadRequestData("Invalid GeoJSON", f"{kind}: {problem}")
-
-
-def _position_problem(position: Any) -> str:
-    if not isinstance(position, list) or not 2 <= len(position) <= 3:
-        return "a position must be an array of 2 or 3 numbers"
-    for number in position:
-        if type(number) not in (int, float) or not math.isfinite(number):
-            return "a position must be an array of 2 or 3 numbers"
-    if not (-180 <= position[0] <= 180 and -90 <= position[1] <= 90):
-        return f"position {position} is out of range (longitude first, then latitude)"
-    return ""
-
-
-def _positions_problem(positions: Any, minimum: int) -> str:
-    if not isinstance(positions, list) or len(positions) < minimum:
-        return f"needs an array of at least {minimum} positions"
-    for position in positions:
-        problem = _position_problem(position)
-        if problem:
-            return problem
-    return ""
-
-
-def _polygon_problem(rings: Any) -> str:
-    if not isinstance(rings, list) or not rings:
-        return "a polygon needs at least one linear ring"
-    for ring in rings:
-        problem = _positions_problem(ring, 4)
-        if problem:
-            return f"linear ring {problem}"
-        if ring[0] != ring[-1]:
-            return "a linear ring must be closed (first and last positions equal)"
-    return ""
-
-
-def _coordinates_problem(kind: str, coordinates: list[Any]) -> str:
-    if kind == "Point":
-        return _position_problem(coordinates)
-    if kind == "MultiPoint":
-        return _positions_problem(coordinates, 1)
-    if kind == "LineString":
-        return _positions_problem(coordinates, 2)
-    if kind == "MultiLineString":
-        for line in coordinates:
-            problem = _positions_problem(line, 2)
-            if problem:
-                return problem
-        return "" if coordinates else "needs at least one line"
-    if kind == "Polygon":
-        return _polygon_problem(coordinates)
-    for polygon in coordinates:
-        problem = _polygon_problem(polygon)
-        if problem:
-            return problem
-    return "" if coordinates else "needs at least one polygon"
-
-
-# --- geometry decomposition -------------------------------------------------------------
-
-def _points(geometry: dict[str, Any]) -> list[Position]:
-    kind, coordinates = geometry["type"], geometry["coordinates"]
-    if kind == "Point":
-        return [coordinates]
-    if kind in ("MultiPoint", "LineString"):
-        return list(coordinates)
-    if kind in ("MultiLineString", "Polygon"):
-        return [p for part in coordinates for p in part]
-    return [p for polygon in coordinates for ring in polygon for p in ring]
-
-
-def _polygons(geometry: dict[str, Any]) -> list[list[list[Position]]]:
-    if geometry["type"] == "Polygon":
-        return [geometry["coordinates"]]
-    if geometry["type"] == "MultiPolygon":
-        return list(geometry["coordinates"])
-    return []
-
-
-def _segments(geometry: dict[str, Any]) -> list[tuple[Position, Position]]:
-    kind, coordinates = geometry["type"], geometry["coordinates"]
-    if kind == "LineString":
-        lines = [coordinates]
-    elif kind in ("MultiLineString", "Polygon"):
-        lines = coordinates
-    elif kind == "MultiPolygon":
-        lines = [ring for polygon in coordinates for ring in polygon]
-    else:
-        return []
-    return [(line[i], line[i + 1]) for line in lines for i in range(len(line) - 1)]
-
-
-def _on_segment(p: Position, a: Position, b: Position) -> bool:
-    cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
-    if abs(cross) > 1e-12:
-        return False
-    return min(a[0], b[0]) - 1e-12 <= p[0] <= max(a[0], b[0]) + 1e-12 and \
-        min(a[1], b[1]) - 1e-12 <= p[1] <= max(a[1], b[1]) + 1e-12
-
-
-def _in_ring(p: Position, ring: list[Position]) -> bool:
-    inside = False
-    x, y = p[0], p[1]
-    for i in range(len(ring) - 1):
-        (x1, y1), (x2, y2) = ring[i][:2], ring[i + 1][:2]
-        if _on_segment(p, ring[i], ring[i + 1]):
-            return True
-        if (y1 > y) != (y2 > y) and x < (x2 - x1) * (y - y1) / (y2 - y1) + x1:
-            inside = not inside
-    return inside
-
-
-def _in_polygon(p: Position, rings: list[list[Position]]) -> bool:
-    if not _in_ring(p, rings[0]):
-        return False
-    for hole in rings[1:]:
-        if _in_ring(p, hole) and not any(_on_segment(p, hole[i], hole[i + 1]) for i in range(len(hole) - 1)):
-            return False
-    return True
+        raise BadRequestData("Invalid GeoJSON", problem)
 
 
 def _orientation(a: Position, b: Position, c: Position) -> float:
@@ -178,34 +55,22 @@ def _segments_cross(s: tuple[Position, Position], t: tuple[Position, Position]) 
     o1, o2, o3, o4 = _orientation(a, b, c), _orientation(a, b, d), _orientation(c, d, a), _orientation(c, d, b)
     if (o1 > 0) != (o2 > 0) and (o3 > 0) != (o4 > 0) and o1 and o2 and o3 and o4:
         return True
-    return _on_segment(c, a, b) or _on_segment(d, a, b) or _on_segment(a, c, d) or _on_segment(b, c, d)
-
-
-def _covers(container: dict[str, Any], points: list[Position]) -> bool:
-    """Whether every point lies in ``container`` (its area, else its lines, else its points)."""
-    polygons = _polygons(container)
-    if polygons:
-        return all(any(_in_polygon(p, poly) for poly in polygons) for p in points)
-    segments = _segments(container)
-    if segments:
-        return all(any(_on_segment(p, *s) for s in segments) for p in points)
-    own = [list(q[:2]) for q in _points(container)]
-    return all(list(p[:2]) in own for p in points)
+    return on_segment(c, a, b) or on_segment(d, a, b) or on_segment(a, c, d) or on_segment(b, c, d)
 
 
 def _intersects(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    a_points, b_points = _points(a), _points(b)
-    a_polys, b_polys = _polygons(a), _polygons(b)
-    if any(any(_in_polygon(p, poly) for poly in b_polys) for p in a_points):
+    a_points, b_points = positions_of(a), positions_of(b)
+    a_polys, b_polys = polygons_of(a), polygons_of(b)
+    if any(any(in_polygon(p, poly) for poly in b_polys) for p in a_points):
         return True
-    if any(any(_in_polygon(p, poly) for poly in a_polys) for p in b_points):
+    if any(any(in_polygon(p, poly) for poly in a_polys) for p in b_points):
         return True
-    a_segments, b_segments = _segments(a), _segments(b)
+    a_segments, b_segments = segments_of(a), segments_of(b)
     if any(_segments_cross(s, t) for s in a_segments for t in b_segments):
         return True
-    if any(_on_segment(p, *t) for p in a_points for t in b_segments if a["type"] in ("Point", "MultiPoint")):
+    if any(on_segment(p, *t) for p in a_points for t in b_segments if a["type"] in ("Point", "MultiPoint")):
         return True
-    if any(_on_segment(p, *s) for p in b_points for s in a_segments if b["type"] in ("Point", "MultiPoint")):
+    if any(on_segment(p, *s) for p in b_points for s in a_segments if b["type"] in ("Point", "MultiPoint")):
         return True
     if a["type"] in ("Point", "MultiPoint") and b["type"] in ("Point", "MultiPoint"):
         return any(list(p[:2]) == list(q[:2]) for p in a_points for q in b_points)
@@ -247,12 +112,12 @@ class GeoQuery:
     def distance(self, geometry: dict[str, Any]) -> float:
         """Metres from the query point to ``geometry`` (used by ``near``)."""
         point = self.geometry["coordinates"]
-        if any(_in_polygon(point, poly) for poly in _polygons(geometry)):
+        if any(in_polygon(point, poly) for poly in polygons_of(geometry)):
             return 0.0
-        segments = _segments(geometry)
+        segments = segments_of(geometry)
         if segments:
             return min(_segment_distance(point, a, b) for a, b in segments)
-        return min(_haversine(point, p) for p in _points(geometry))
+        return min(_haversine(point, p) for p in positions_of(geometry))
 
     def matches(self, geometry: Any) -> bool:
         if not is_geometry(geometry):
@@ -264,9 +129,9 @@ class GeoQuery:
                 return False
             return self.min_distance is None or distance >= self.min_distance
         if relation == "within":
-            return _covers(self.geometry, _points(geometry))
+            return covers_positions(self.geometry, positions_of(geometry))
         if relation == "contains":
-            return _covers(geometry, _points(self.geometry))
+            return covers_positions(geometry, positions_of(self.geometry))
         if relation == "intersects":
             return _intersects(geometry, self.geometry)
         if relation == "disjoint":
@@ -277,8 +142,8 @@ class GeoQuery:
         # overlaps: they share some space but neither lies inside the other
         return (
             _intersects(geometry, self.geometry)
-            and not _covers(self.geometry, _points(geometry))
-            and not _covers(geometry, _points(self.geometry))
+            and not covers_positions(self.geometry, positions_of(geometry))
+            and not covers_positions(geometry, positions_of(self.geometry))
         )
 
 
