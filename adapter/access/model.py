@@ -11,10 +11,17 @@ no grant, no access.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import rfc8785
+
+if TYPE_CHECKING:  # the cells module reads this model: no import at run time
+    from adapter.access.cells import District
 
 __all__ = [
     "AccessRequest",
@@ -75,12 +82,45 @@ class Area:
 
 @dataclass(frozen=True, slots=True)
 class Aggregation:
-    """Values only as aggregates: ``method`` (avg, min, max, sum) over ``period`` (ISO 8601
-    duration, e.g. PT1H) and over at least ``min_group_size`` distinct sensors."""
+    """Values only as published cells (``adapter.access.cells``): ``method`` (avg or sum) of
+    each group of sensors over each calendar ``period`` (PT1H, P1D, P1W or P1M in
+    ``time_zone``), published when at least ``min_group_size`` distinct sensors contributed
+    and the ``dominance_top`` largest contributions make at most ``dominance_share`` of it.
+
+    Groups: every sensor (``"all"``) or, with ``districts``, each district (a sensor is in
+    the first district containing it), plus their ``total`` when asked; ``area`` (the
+    permission's ``nga:area``) restricts the sensors first. ``noise_epsilon`` adds Laplace
+    noise once per cell, each sensor's contribution clamped to ``contribution_bounds``;
+    ``privacy_budget`` caps what one principal may spend. ``fingerprint`` names the cell
+    definition, whatever agreement carries it.
+    """
 
     method: str
     period: str
     min_group_size: int
+    districts: tuple[District, ...] = ()
+    time_zone: str = "UTC"
+    dominance_top: int = 2
+    dominance_share: float = 0.8
+    total: bool = False
+    area: Area | None = None
+    noise_epsilon: float | None = None
+    contribution_bounds: tuple[float, float] | None = None
+    privacy_budget: float | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of what decides the cells' values (not the budget, nor any agreement's
+        uid), so that agreements with the same definition share the same stored cells."""
+        definition: Any = {
+            "version": "cells/1",  # bumped when the rules change, so no old cell is reused
+            "method": self.method, "period": self.period, "minGroupSize": self.min_group_size,
+            "districts": [[d.name, [list(p) for p in d.polygon]] for d in self.districts],
+            "timeZone": self.time_zone, "dominance": [self.dominance_top, self.dominance_share],
+            "total": self.total, "area": None if self.area is None else [list(p) for p in self.area.polygon],
+            "noise": None if self.noise_epsilon is None else [self.noise_epsilon, list(self.contribution_bounds or ())],
+        }
+        return hashlib.sha256(rfc8785.dumps(definition)).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

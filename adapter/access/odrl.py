@@ -15,6 +15,7 @@ The parsed ``Agreement`` is plain data; ``adapter.access.policies`` decides with
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
@@ -24,6 +25,15 @@ from typing import Any, NoReturn
 
 from pyld import jsonld
 
+from adapter.access.cells import (
+    PERIODS,
+    RESERVED_GROUPS,
+    District,
+    PeriodsError,
+    budget_cost,
+    noise_available,
+    time_zone,
+)
 from adapter.access.model import Action, Aggregation, Area, Principal
 from adapter.exceptions import ConfigError
 from adapter.mapping.profile import DeviceProfile
@@ -33,6 +43,7 @@ __all__ = [
     "AGGREGATION_METHODS",
     "Agreement",
     "Catalogue",
+    "MAX_DISTRICTS",
     "NGA",
     "ODRL",
     "ODRL_CONTEXT",
@@ -49,7 +60,11 @@ NGA = "https://w3id.org/ngsild-adapter/ns#"
 ODRL_CONTEXT = "http://www.w3.org/ns/odrl.jsonld"
 #: The ODRL profile the ``nga:`` terms belong to (optional ``profile`` of an agreement).
 PROFILE = "https://w3id.org/ngsild-adapter/odrl-profile"
-AGGREGATION_METHODS = ("avg", "max", "min", "sum")
+#: What an aggregated grant may publish. min and max are refused: a cell's min or max *is* one
+#: sensor's exact reading, which no threshold or dominance rule can protect.
+AGGREGATION_METHODS = ("avg", "sum")
+#: Most districts one cell definition may name (each is one cell per period and attribute).
+MAX_DISTRICTS = 100
 
 _DCT = "http://purl.org/dc/terms/"
 _XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -72,10 +87,17 @@ _OPERATORS: dict[str, tuple[str, ...]] = {
     NGA + "aggregationMethod": ("eq",),
     NGA + "aggregationPeriod": ("eq",),
     NGA + "minGroupSize": ("gteq",),
+    NGA + "aggregationTimeZone": ("eq",),
+    NGA + "aggregationDistricts": ("eq",),
+    NGA + "aggregationTotal": ("eq",),
+    NGA + "dominanceSensors": ("eq",),
+    NGA + "dominanceShare": ("lteq",),
+    NGA + "noiseEpsilon": ("eq",),
+    NGA + "sensorContribution": ("gteq", "lteq"),
+    NGA + "privacyBudget": ("lteq",),
 }
 _REMOVE = NGA + "removeAttribute"
 _COARSEN = NGA + "coarsenAttribute"
-_DURATION = re.compile(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?")
 _ABSOLUTE_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 _ORGANIZATION = re.compile(r"urn:ngsild-adapter:organization:([^:\s]+)")
 _MEMBER = re.compile(r"urn:ngsild-adapter:(role|client):([^:\s]+):(\S+)")
@@ -620,10 +642,14 @@ def _area(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any
     rings = geometry.get("coordinates") if isinstance(geometry, dict) and geometry.get("type") == "Polygon" else None
     if not isinstance(rings, list) or len(rings) != 1:
         constraint.fail(f"nga:area needs {how}, with one ring (holes are not supported)")
-    ring = rings[0]
+    out["area"] = Area(_ring(constraint, rings[0], "nga:area: the ring"))
+
+
+def _ring(constraint: _Node, ring: Any, what: str) -> tuple[tuple[float, float], ...]:
+    """A closed linear ring of [longitude, latitude] positions, as a tuple."""
     if not isinstance(ring, list) or len(ring) < 4 or ring[0] != ring[-1] or not all(map(_position, ring)):
-        constraint.fail("nga:area: the ring must be closed, of at least 4 [longitude, latitude] positions in range")
-    out["area"] = Area(tuple((float(p[0]), float(p[1])) for p in ring))
+        constraint.fail(f"{what} must be closed, of at least 4 [longitude, latitude] positions in range")
+    return tuple((float(p[0]), float(p[1])) for p in ring)
 
 
 def _position(p: Any) -> bool:
@@ -643,17 +669,160 @@ def _level(constraint: _Node, operator: str, right: list[Any], out: dict[str, An
 
 
 def _method(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
-    method = _one(constraint, right, f"one of {', '.join(AGGREGATION_METHODS)}")
+    method = _one(constraint, right, "avg or sum")
+    if method in ("min", "max"):
+        constraint.fail(f"nga:aggregationMethod {method} is refused: the {method} of a cell is one sensor's exact "
+                        "reading, which no threshold or dominance rule protects (use avg or sum, or a raw grant if "
+                        "exact readings may be shared)")
     if method not in AGGREGATION_METHODS:
-        constraint.fail(f"nga:aggregationMethod is one of {', '.join(AGGREGATION_METHODS)}, not {method!r}")
+        constraint.fail(f"nga:aggregationMethod is avg or sum, not {method!r}")
     out["method"] = method
 
 
+_PERIOD_LIST = ", ".join(f"{name} ({what})" for name, what in PERIODS.items())
+
+
 def _period(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
-    period = _one(constraint, right, "an ISO 8601 duration such as PT1H or P1D")
-    if not isinstance(period, str) or not _DURATION.fullmatch(period):
-        constraint.fail(f"nga:aggregationPeriod is an ISO 8601 duration such as PT1H or P1D, not {period!r}")
+    period = _one(constraint, right, f"one of {', '.join(PERIODS)}")
+    if period not in PERIODS:
+        constraint.fail(f"nga:aggregationPeriod is one of {_PERIOD_LIST}, not {period!r}: cells are calendar "
+                        "periods, aligned and never overlapping")
     out["period"] = period
+
+
+def _time_zone(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
+    name = _one(constraint, right, "an IANA time zone name such as Europe/Paris")
+    if not isinstance(name, str) or not name:
+        constraint.fail(f"nga:aggregationTimeZone is an IANA time zone name such as Europe/Paris, not {name!r}")
+    try:
+        time_zone(name)
+    except PeriodsError:
+        constraint.fail(f"nga:aggregationTimeZone: unknown time zone {name!r} (an IANA name such as Europe/Paris "
+                        "or UTC, known to this machine's zone database)")
+    out["time_zone"] = name
+
+
+def _districts(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
+    how = ('a GeoJSON FeatureCollection as a JSON literal: {"@type": "@json", "@value": {"type": '
+           '"FeatureCollection", "features": [{"type": "Feature", "properties": {"name": ...}, "geometry": '
+           '{"type": "Polygon", ...}}, ...]}}')
+    if len(right) != 1 or not isinstance(right[0], dict) or right[0].get("@type") != "@json":
+        constraint.fail(f"nga:aggregationDistricts needs {how}")
+    collection = right[0]["@value"]
+    features = collection.get("features") if isinstance(collection, dict) else None
+    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection" or not isinstance(
+            features, list) or not features:
+        constraint.fail(f"nga:aggregationDistricts needs {how}, with at least one feature")
+    if len(features) > MAX_DISTRICTS:
+        constraint.fail(f"nga:aggregationDistricts names {len(features)} districts: at most {MAX_DISTRICTS}")
+    districts: list[District] = []
+    for number, feature in enumerate(features, 1):
+        where = f"nga:aggregationDistricts: feature {number}"
+        properties = feature.get("properties") if isinstance(feature, dict) else None
+        name = properties.get("name") if isinstance(properties, dict) else None
+        if not isinstance(feature, dict) or feature.get("type") != "Feature" or not isinstance(name, str) or not (
+                name.strip()):
+            constraint.fail(f"{where} must be a GeoJSON Feature with a non-empty properties.name")
+        if len(name) > 100 or not name.isprintable():
+            constraint.fail(f"{where}: a district name is at most 100 printable characters")
+        if name in RESERVED_GROUPS:
+            reserved = ", ".join(sorted(RESERVED_GROUPS))
+            constraint.fail(f"{where}: {name!r} is the name of a group of its own ({reserved})"
+                            ": name the district otherwise")
+        if name in {d.name for d in districts}:
+            constraint.fail(f"{where}: the district name {name!r} is given twice")
+        geometry = feature.get("geometry")
+        polygon = isinstance(geometry, dict) and geometry.get("type") == "Polygon"
+        rings = geometry.get("coordinates") if polygon and isinstance(geometry, dict) else None
+        if not isinstance(rings, list) or len(rings) != 1:
+            constraint.fail(f"{where} ({name}): the geometry must be a GeoJSON Polygon with one ring (holes and "
+                            "MultiPolygons are not supported)")
+        districts.append(District(name, _ring(constraint, rings[0], f"{where} ({name}): the ring")))
+    out["districts"] = tuple(districts)
+
+
+def _flag(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
+    value = _one(constraint, right, "true or false")
+    if not isinstance(value, bool):
+        constraint.fail(f"nga:aggregationTotal is true or false, not {value!r}")
+    out["total"] = value
+
+
+def _number(constraint: _Node, right: list[Any], what: str, term: str) -> float:
+    value = _one(constraint, right, what)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        constraint.fail(f"{term} is {what}, not {value!r}")
+    return float(value)
+
+
+def _dominance_sensors(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
+    count = _integer(_one(constraint, right, "a whole number of sensors"))
+    if count is None or not 1 <= count <= 10:
+        constraint.fail(
+            "nga:dominanceSensors is the number n of the (n, k) dominance rule: a whole number from 1 to 10")
+    out["dominance_top"] = count
+
+
+def _dominance_share(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
+    share = _number(constraint, right, "a share above 0 and at most 1 (e.g. 0.8)", "nga:dominanceShare")
+    if not 0 < share <= 1:
+        constraint.fail(f"nga:dominanceShare is the share k of the (n, k) dominance rule: above 0 and at most 1 "
+                        f"(1 turns the rule off), not {share:g}")
+    out["dominance_share"] = share
+
+
+def _epsilon(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
+    epsilon = _number(constraint, right, "a positive number (epsilon per cell, e.g. 0.5)", "nga:noiseEpsilon")
+    if epsilon <= 0:
+        constraint.fail(f"nga:noiseEpsilon is a positive number (epsilon per cell), not {epsilon:g}")
+    out["noise_epsilon"] = epsilon
+
+
+def _contribution(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
+    bound = _number(constraint, right, "a number (a bound on one sensor's contribution to a cell)",
+                    "nga:sensorContribution")
+    out["contribution_lower" if operator == "gteq" else "contribution_upper"] = bound
+
+
+def _budget(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
+    budget = _number(constraint, right, "a positive number (the epsilon one principal may spend)", "nga:privacyBudget")
+    if budget <= 0:
+        constraint.fail(f"nga:privacyBudget is a positive number (the epsilon one principal may spend), not {budget:g}")
+    out["privacy_budget"] = budget
+
+
+def _cells(node: _Node, parts: dict[str, Any], area: Area | None) -> Aggregation:
+    """The cell definition of an aggregated permission, checked as a whole."""
+    missing = [_CELL_TERMS[k] for k in ("method", "period", "min_group_size") if k not in parts]
+    if missing:
+        node.fail(f"nga:levelOfDetail aggregated needs {', '.join(missing)}")
+    if parts.get("total") and "districts" not in parts:
+        node.fail("nga:aggregationTotal needs nga:aggregationDistricts: without districts the one cell of all "
+                  "sensors is already the total")
+    noise = [k for k in ("noise_epsilon", "contribution_lower", "contribution_upper") if k in parts]
+    bounds = None
+    if noise or "privacy_budget" in parts:
+        absent = [_CELL_TERMS[k] for k in ("noise_epsilon", "contribution_lower", "contribution_upper")
+                  if k not in parts]
+        if absent:
+            node.fail(f"noise needs nga:noiseEpsilon and both bounds of nga:sensorContribution (gteq and lteq); "
+                      f"missing: {', '.join(absent)}")
+        bounds = (parts.pop("contribution_lower"), parts.pop("contribution_upper"))
+        if bounds[0] >= bounds[1]:
+            node.fail(f"nga:sensorContribution: the lower bound ({bounds[0]:g}) must be below the upper one "
+                      f"({bounds[1]:g})")
+        if not noise_available():
+            node.fail("nga:noiseEpsilon needs OpenDP, which is not installed here (pip install opendp==0.16.0)")
+    aggregation = Aggregation(
+        parts.pop("method"), parts.pop("period"), parts.pop("min_group_size"), area=area,
+        contribution_bounds=bounds, **parts,
+    )
+    if aggregation.privacy_budget is not None and aggregation.noise_epsilon is not None:
+        cost = budget_cost(aggregation)
+        if aggregation.privacy_budget < cost:
+            node.fail(f"nga:privacyBudget {aggregation.privacy_budget:g} is less than what one period of one "
+                      f"attribute costs (epsilon {cost:g}): nothing could ever be read")
+    return aggregation
 
 
 def _group(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
@@ -671,24 +840,37 @@ _CONSTRAINTS: dict[str, Callable[[_Node, str, list[Any], dict[str, Any]], None]]
     NGA + "aggregationMethod": _method,
     NGA + "aggregationPeriod": _period,
     NGA + "minGroupSize": _group,
+    NGA + "aggregationTimeZone": _time_zone,
+    NGA + "aggregationDistricts": _districts,
+    NGA + "aggregationTotal": _flag,
+    NGA + "dominanceSensors": _dominance_sensors,
+    NGA + "dominanceShare": _dominance_share,
+    NGA + "noiseEpsilon": _epsilon,
+    NGA + "sensorContribution": _contribution,
+    NGA + "privacyBudget": _budget,
+}
+
+#: Permission values of the cell definition -> the term that sets them (for messages).
+_CELL_TERMS = {
+    "method": "nga:aggregationMethod", "period": "nga:aggregationPeriod", "min_group_size": "nga:minGroupSize",
+    "time_zone": "nga:aggregationTimeZone", "districts": "nga:aggregationDistricts", "total": "nga:aggregationTotal",
+    "dominance_top": "nga:dominanceSensors", "dominance_share": "nga:dominanceShare",
+    "noise_epsilon": "nga:noiseEpsilon", "contribution_lower": "nga:sensorContribution gteq",
+    "contribution_upper": "nga:sensorContribution lteq", "privacy_budget": "nga:privacyBudget",
 }
 
 
 def _level_of_detail(node: _Node, values: dict[str, Any]) -> dict[str, Any]:
-    """The constraints as ``Permission`` fields: the three aggregation terms become one
-    ``Aggregation``, required with level ``aggregated`` and refused with ``raw``."""
+    """The constraints as ``Permission`` fields: the aggregation terms become one
+    ``Aggregation`` (the cell definition), required with level ``aggregated`` and refused with
+    ``raw``; the permission's area restricts its sensors too."""
     level = values.pop("level", "raw")
-    parts = {k: values.pop(k) for k in ("method", "period", "min_group_size") if k in values}
+    parts = {k: values.pop(k) for k in _CELL_TERMS if k in values}
     if level == "aggregated":
-        missing = [n for k, n in (("method", "nga:aggregationMethod"), ("period", "nga:aggregationPeriod"),
-                                  ("min_group_size", "nga:minGroupSize")) if k not in parts]
-        if missing:
-            node.fail(f"nga:levelOfDetail aggregated needs {', '.join(missing)}")
-        values["aggregation"] = Aggregation(parts["method"], parts["period"], parts["min_group_size"])
+        values["aggregation"] = _cells(node, parts, values.get("area"))
     elif parts:
-        node.fail(
-            "nga:aggregationMethod, nga:aggregationPeriod and nga:minGroupSize need nga:levelOfDetail eq aggregated"
-        )
+        named = sorted({_CELL_TERMS[k].split()[0] for k in parts})
+        node.fail(f"{', '.join(named)} need{'s' if len(named) == 1 else ''} nga:levelOfDetail eq aggregated")
     if values.get("not_before") and values.get("not_after") and values["not_before"] > values["not_after"]:
         node.fail("the odrl:dateTime window ends before it starts")
     return values

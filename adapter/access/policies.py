@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal, SparqlDataset
+from adapter.access.model import AccessRequest, Action, Aggregation, Decision, Grant, Principal, SparqlDataset
 from adapter.access.odrl import Agreement, Catalogue, Permission, PolicyError, parse_agreement
 # the graphs are named where the index writes them
 from adapter.provenance.rdf import graph_iri as graph_of
@@ -128,6 +128,10 @@ class PolicySet:
             for path in sorted(folder.glob("*.jsonld"))
         ]
         return cls(agreements, tenants=tenants, catalogue=catalogue, personal_attributes=personal_attributes)
+
+    def attributes(self, entity_type: str) -> frozenset[str]:
+        """The attributes the device profiles make for ``entity_type`` (none for an unknown type)."""
+        return self.catalogue.attributes(entity_type) if entity_type in self.catalogue else frozenset()
 
     def agreement(self, uid: str) -> Agreement:
         """The agreement with this uid (``KeyError`` if none)."""
@@ -330,6 +334,33 @@ def _data(permission: Permission) -> str:
     return data
 
 
+def _cell_conditions(a: Aggregation) -> list[str]:
+    """An aggregated grant's cell definition in plain words (``adapter.access.cells``)."""
+    period = {"PT1H": "clock hour", "P1D": "calendar day", "P1W": "ISO week (from Monday)",
+              "P1M": "calendar month"}.get(a.period, a.period)
+    if a.districts:
+        names = _and([d.name for d in a.districts])
+        groups = f"each district ({names}){' and their total' if a.total else ''}"
+    else:
+        groups = "all the sensors together"
+    largest = "the largest contribution makes" if a.dominance_top == 1 else \
+        f"the {a.dominance_top} largest contributions make"
+    lines = [
+        f"Only aggregates, as published cells: the {a.method} of {groups}, per {period} ({a.period}, {a.time_zone}).",
+        f"A cell is published only once its period is over, when at least {a.min_group_size} sensors contributed "
+        f"and {largest} at most {a.dominance_share * 100:g}% of it; otherwise it is suppressed"
+        + (", as is any cell the total would reveal." if a.total else "."),
+    ]
+    if a.districts:
+        lines.append("Sensors outside every district are in no cell.")
+    if a.noise_epsilon is not None and a.contribution_bounds is not None:
+        lower, upper = a.contribution_bounds
+        budget = f"; a reader may spend at most epsilon {a.privacy_budget:g}" if a.privacy_budget is not None else ""
+        lines.append(f"Published values carry Laplace noise (epsilon {a.noise_epsilon:g} per cell, each sensor's "
+                     f"contribution clamped to [{lower:g}, {upper:g}]){budget}.")
+    return lines
+
+
 def _conditions(permission: Permission) -> list[str]:
     lines = []
     if permission.purposes is not None:
@@ -341,8 +372,7 @@ def _conditions(permission: Permission) -> list[str]:
     if permission.aggregation is None:
         lines.append("Raw values.")
     else:
-        a = permission.aggregation
-        lines.append(f"Only aggregates: {a.method} per {a.period}, over at least {a.min_group_size} sensors.")
+        lines.extend(_cell_conditions(permission.aggregation))
     if permission.not_before or permission.not_after:
         lines.append(f"Only observations {observation_window(permission.not_before, permission.not_after)}.")
     if permission.area is not None:

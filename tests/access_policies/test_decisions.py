@@ -73,7 +73,11 @@ def test_an_elected_official_gets_only_daily_averages_of_three_sensors_or_more()
     for entity_type in (AIR, "WaterConsumptionObserved"):
         decision = ask(official, Action.QUERY_HISTORY, "ville", entity_type)
         assert decision.permitted and decision.agreements == (OFFICIALS,)
-        assert all(g.aggregation == Aggregation("avg", "P1D", 3) for g in decision.grants)
+        for grant in decision.grants:
+            assert grant.aggregation is not None
+            a = grant.aggregation
+            assert (a.method, a.period, a.min_group_size, a.time_zone) == ("avg", "P1D", 3, "Europe/Paris")
+            assert [d.name for d in a.districts] == ["Rennes-ouest", "Rennes-est"] and a.total
     (grant,) = ask(official, Action.QUERY_HISTORY, "ville", "WaterConsumptionObserved").grants
     assert grant.attributes == {"waterConsumption"}  # not where the meters are
 
@@ -237,7 +241,7 @@ def test_grants_are_ordered_raw_first_then_wider(tmp_path: Path) -> None:
     city = "urn:ngsild-adapter:organization:ville"
     aggregated = [
         {"leftOperand": "nga:levelOfDetail", "operator": "eq", "rightOperand": "aggregated"},
-        {"leftOperand": "nga:aggregationMethod", "operator": "eq", "rightOperand": "max"},
+        {"leftOperand": "nga:aggregationMethod", "operator": "eq", "rightOperand": "sum"},
         {"leftOperand": "nga:aggregationPeriod", "operator": "eq", "rightOperand": "PT1H"},
         {"leftOperand": "nga:minGroupSize", "operator": "gteq", "rightOperand": 2},
     ]

@@ -44,7 +44,11 @@ def test_the_other_examples_in_plain_words() -> None:
         "Role elected-official of ville may query the history of ville's AirQualityObserved and "
         "WaterConsumptionObserved, only the attributes no2, o3, pm10, pm25, relativeHumidity, temperature and "
         "waterConsumption.",
-        "Only aggregates: avg per P1D, over at least 3 sensors.",
+        "Only aggregates, as published cells: the avg of each district (Rennes-ouest and Rennes-est) and their "
+        "total, per calendar day (P1D, Europe/Paris).",
+        "A cell is published only once its period is over, when at least 3 sensors contributed and the 2 largest "
+        "contributions make at most 80% of it; otherwise it is suppressed, as is any cell the total would reveal.",
+        "Sensors outside every district are in no cell.",
     ]
     assert POLICIES.describe(RESEARCH) == [
         f"Agreement {RESEARCH}: region shares data with role researcher of region, role researcher of ville and "

@@ -27,6 +27,25 @@ def test_the_documented_description_is_what_check_file_says() -> None:
     assert blocks("text")[0].splitlines() == check_file(EXAMPLE, TENANTS, CATALOGUE)
 
 
+def test_the_published_cells_section_describes_the_shipped_officials_agreement() -> None:
+    section = DOC.split("## Published cells")[1].split("\n## ")[0]
+    (described,) = re.findall(r"```text\n(.*?)```", section, flags=re.DOTALL)
+    officials = EXAMPLES / "ville-elected-officials.jsonld"
+    assert described.splitlines() == check_file(officials, TENANTS, CATALOGUE)[2:]
+    shipped = json.loads(officials.read_text(encoding="utf-8"))["permission"][0]["constraint"]
+    (written,) = re.findall(r"```json\n(.*?)```", section, flags=re.DOTALL)
+    documented = json.loads("{" + written.replace("[[...]]", "[]") + "}")["constraint"]
+
+    def without_rings(constraints: list) -> list:  # the doc elides the districts' coordinates
+        for c in constraints:
+            if c["leftOperand"] == "nga:aggregationDistricts":
+                for feature in c["rightOperand"]["@value"]["features"]:
+                    feature["geometry"]["coordinates"] = []
+        return constraints
+
+    assert without_rings(documented) == without_rings(shipped)
+
+
 def test_every_nga_term_the_parser_knows_is_documented() -> None:
     source = (REPO / "adapter" / "access" / "odrl.py").read_text(encoding="utf-8")
     terms = set(re.findall(r'NGA \+ "(\w+)"', source))

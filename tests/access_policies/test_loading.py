@@ -61,7 +61,12 @@ def test_the_examples_read_as_intended() -> None:
     assert rule.purposes == {"ventilation-control"}
     assert rule.attributes == {"no2", "pm25", "pm10", "o3", "temperature", "relativeHumidity", "location", "dateObserved"}
     (officials,) = policies.agreement(OFFICIALS).permissions
-    assert officials.aggregation == Aggregation("avg", "P1D", 3)
+    assert officials.aggregation is not None
+    assert officials.aggregation == Aggregation(
+        "avg", "P1D", 3, districts=officials.aggregation.districts, time_zone="Europe/Paris", dominance_top=2,
+        dominance_share=0.8, total=True,
+    )
+    assert [d.name for d in officials.aggregation.districts] == ["Rennes-ouest", "Rennes-est"]
     (research,) = policies.agreement(RESEARCH).permissions
     assert research.every_type and research.removed == {"refDevice", "name"} and research.coarsened == (("location", 2),)
     assert [str(p) for p in policies.agreement(RESEARCH).assignees] == [
@@ -221,8 +226,10 @@ def test_an_unknown_attribute_is_refused(tmp_path: Path) -> None:
 def test_an_unknown_left_operand_is_refused(tmp_path: Path) -> None:
     constraint = [{"leftOperand": "recipient", "operator": "eq", "rightOperand": "x"}]
     assert refusal(tmp_path, spoil(permission=permission(constraint=constraint))) == (
-        "permission 1: constraint 1: unknown leftOperand 'odrl:recipient' (known: nga:aggregationMethod, "
-        "nga:aggregationPeriod, nga:area, nga:levelOfDetail, nga:minGroupSize, odrl:dateTime, odrl:purpose)"
+        "permission 1: constraint 1: unknown leftOperand 'odrl:recipient' (known: nga:aggregationDistricts, "
+        "nga:aggregationMethod, nga:aggregationPeriod, nga:aggregationTimeZone, nga:aggregationTotal, nga:area, "
+        "nga:dominanceSensors, nga:dominanceShare, nga:levelOfDetail, nga:minGroupSize, nga:noiseEpsilon, "
+        "nga:privacyBudget, nga:sensorContribution, odrl:dateTime, odrl:purpose)"
     )
 
 
