@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,10 +27,11 @@ from adapter.config import AdapterConfig
 from adapter.deadletter import DeadLetter, DeadLetterStore
 from adapter.delivery import BROKER_REFUSED, BrokerWriter
 from adapter.exceptions import ConfigError
-from adapter.gateway.local import local_only
+from adapter.gateway.local import ServiceGuard
 from adapter.gateway.provenance import provenance_routes
 from adapter.gateway.sparql import SparqlLimits, sparql_routes
 from adapter.gateway.transparency import transparency_routes
+from adapter.httpserver import serving
 from adapter.mapping.profile import ProfileSet, load_profiles
 from adapter.mapping.schemas import SchemaRegistry
 from adapter.metrics import CONTENT_TYPE, render_outbox_metrics, render_provenance_metrics
@@ -39,6 +40,7 @@ from adapter.ngsild.context_server import context_routes
 from adapter.outbox import Outbox, UplinkRef, latest_observation
 from adapter.pipeline import Pipeline, PipelineResult
 from adapter.provenance.indexer import RdfIndexer
+from adapter.provenance.pseudonyms import PseudonymKeys
 from adapter.provenance.integrity.keys import ephemeral_keys, key_directory
 from adapter.provenance.ledger import ProvenanceLedger
 from adapter.provenance.runtime import ProvenanceRuntime, entity_contexts, open_store
@@ -100,8 +102,10 @@ def rdf_indexer(config: AdapterConfig, ledger: ProvenanceLedger, db: Any, store:
     """The RDF indexer of the configured store: records, receipts and the gateway's accesses."""
     settings = config.provenance
     access_log = settings.access_log or Path(config.state_dir) / "gateway" / "access.sqlite"
+    tenants = list(config.collectivities)
+    pseudonyms = PseudonymKeys(settings.key_dir / "pseudonyms", tenants, settings.pseudonym_rotations)
     return RdfIndexer(ledger, db, store, batch=settings.index_batch, personal=settings.personal_attributes,
-                      access_log=access_log)
+                      access_log=access_log, tenants=tenants, pseudonyms=pseudonyms)
 
 
 async def open_provenance(
@@ -153,6 +157,7 @@ async def standalone_provenance(
 async def serve(config: AdapterConfig, *, host: str, port: int) -> None:
     """The HTTP surface alone (contexts, provenance, logs, keys, SPARQL, and ``/metrics`` with
     the index lag), indexing and signing in the background, until cancelled."""
+    ServiceGuard.from_settings(config.provenance)  # an unset secret variable stops the start, before anything runs
     async with standalone_provenance(config) as runtime:
         tasks = [asyncio.create_task(runtime.run_checkpoints(config.provenance.checkpoint_interval_s))]
         if runtime.indexer is not None:
@@ -160,36 +165,43 @@ async def serve(config: AdapterConfig, *, host: str, port: int) -> None:
         async def metrics(request: web.Request) -> web.Response:
             ledger, indexer = runtime.ledger, runtime.indexer
             body = render_provenance_metrics(
-                {t: ledger.size(t) for t in ledger.tenants()}, indexer.lag() if indexer is not None else None
+                {t: ledger.size(t) for t in ledger.tenants()}, indexer.lag() if indexer is not None else None,
+                quarantined=indexer.quarantined() if indexer is not None else None,
             )
             return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
 
         app = web.Application()
-        app.add_routes([*context_routes(), web.get("/metrics", metrics), *provenance_http_routes(runtime, config)])
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
+        app.add_routes([*context_routes(), *provenance_http_routes(runtime, config, metrics=metrics)])
         try:
-            await web.TCPSite(runner, host, port).start()
-            log.info("provenance served on http://%s:%d", host, port)
-            await asyncio.gather(*tasks)
+            async with serving(app, host=host, port=port, limits=config.http) as server:
+                log.info("provenance served on %s", server.url)
+                await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await runner.cleanup()
 
 
-def provenance_http_routes(runtime: ProvenanceRuntime, config: AdapterConfig) -> list[web.RouteDef]:
-    """``/sparql``, the provenance API, the logs and the published keys (README: HTTP surface).
+def provenance_http_routes(
+    runtime: ProvenanceRuntime, config: AdapterConfig, *,
+    metrics: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None,
+) -> list[web.RouteDef]:
+    """``/sparql``, the provenance API, the logs and the published keys (README: HTTP surface),
+    and ``/metrics`` served by ``metrics`` when given.
 
     The logs and keys are public (digests and signatures only); the paths that answer with
-    values are served to this machine only unless ``[provenance] open_to_network``."""
+    values, and ``/metrics`` (tenants, counts, index lag), require the service token of
+    ``[provenance] service_token_env`` (``adapter.gateway.local.ServiceGuard``). Raises
+    ``ConfigError`` when that variable is named but not set."""
     settings = config.provenance
+    guard = ServiceGuard.from_settings(settings)
     data = list(provenance_routes(runtime))
     if runtime.store is not None:
         limits = SparqlLimits(timeout_s=settings.query_timeout_s, max_results=settings.query_max_results)
         data += sparql_routes(runtime.store, limits=limits)
-    return [*transparency_routes(runtime.ledger), *(data if settings.open_to_network else local_only(data))]
+    if metrics is not None:
+        data.append(web.get("/metrics", metrics))
+    return [*transparency_routes(runtime.ledger), *guard.protect(data)]
 
 
 def _demo_events(folder: Path) -> Iterable[tuple[str, dict[str, Any]]]:
@@ -297,6 +309,8 @@ class AdapterService:
         broker = config.broker
         if broker.token_env and not broker.token:
             raise ConfigError(f"the broker's bearer token variable {broker.token_env} is not set")
+        if http_port is not None:
+            ServiceGuard.from_settings(config.provenance)  # the internal routes' secret: checked before anything starts
         self.config = config
         self.http_host, self.http_port = http_host, http_port
         self.emit = emit
@@ -390,7 +404,7 @@ class AdapterService:
             for c in mqtt
         ]
         if self.http_port is not None:
-            routes = [*context_routes(), web.get("/metrics", self._metrics), *provenance_http_routes(runtime, config)]
+            routes = [*context_routes(), *provenance_http_routes(runtime, config, metrics=self._metrics)]
             self._tasks.append(asyncio.create_task(serve_webhooks(
                 config, self.handle, host=self.http_host, port=self.http_port, extra_routes=routes)))
         return self
@@ -401,7 +415,8 @@ class AdapterService:
         body = (
             render_outbox_metrics(self.pipeline.outbox.metrics())
             + render_provenance_metrics(
-                {t: ledger.size(t) for t in ledger.tenants()}, indexer.lag() if indexer is not None else None
+                {t: ledger.size(t) for t in ledger.tenants()}, indexer.lag() if indexer is not None else None,
+                quarantined=indexer.quarantined() if indexer is not None else None,
             )
         ).encode()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

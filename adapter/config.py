@@ -33,6 +33,8 @@ token_env = "EAU_WEBHOOK_TOKEN"   # the LNS sends "Authorization: Bearer <token>
 
 [[device]]
 dev_eui = "70b3d57ed0001a01"
+collectivity = "metropole"        # optional: its events on another collectivity's connection are
+                                  # dead letters (device_collectivity_mismatch)
 name = "AQ station Part-Dieu"
 location = { latitude = 45.7605, longitude = 4.8597 }
 attributes = { refPointOfInterest = "urn:ngsi-ld:PointOfInterest:part-dieu" }
@@ -51,6 +53,14 @@ request_timeout_s = 30            # one batch request, connection included
 [outbox]
 max_depth = 100000                # entities waiting at most; beyond, ingest is pushed back
 
+[http]                            # limits of the HTTP servers (listen's port, serve); adapter.httpserver
+header_timeout_s = 10             # a request head must arrive within this (408, closed)
+body_timeout_s = 30               # a request body must arrive within this once its head did (408, closed)
+keepalive_timeout_s = 15          # an idle connection is closed after this
+max_line_bytes = 8190             # request line and each header at most (400); max_field_bytes likewise
+max_headers = 100                 # headers at most (400)
+max_body_bytes = 1048576          # bodies at most (413); the webhooks take no more than the parsers (256 KiB)
+
 [provenance]                      # see docs/provenance.md
 key_dir = "/var/lib/ngsild-adapter/keys"   # one log signing key per collectivity, created on
                                   # first run; refused inside a Git work tree. Default:
@@ -65,8 +75,13 @@ sparql_store_url = "http://oxigraph:7878/store"    # Graph Store Protocol (bulk 
 index_batch = 2000                # records indexed per round, off the ingestion path
 query_timeout_s = 10              # /sparql: time and result-size limits
 query_max_results = 10000
-open_to_network = false           # /sparql and /provenance/... answer this machine only until
-                                  # access control (the logs and keys are always public)
+service_token_env = "NGSILD_ADAPTER_SERVICE_TOKEN"   # optional: the variable holding the secret
+                                  # that /sparql, /provenance/... and /metrics require of every caller
+                                  # ("Authorization: Bearer <secret>", the gateway sends it); at least
+                                  # 32 characters. Named but unset: `serve`/`listen --http-port` refuse to start
+open_to_network = false           # without a secret, those paths answer this machine only; true (other
+                                  # machines, with the secret) needs service_token_env (the logs and
+                                  # keys are always public)
 index_in = "listen"               # "serve": the adapter only logs; `ngsild-adapter serve`, its own
                                   # process (the other core), keeps the RDF index and serves it
 personal_attributes = ["name", "alternateName", "description", "owner", "address", "location", "refDevice"]
@@ -74,6 +89,10 @@ personal_attributes = ["name", "alternateName", "description", "owner", "address
                                   # agreements removing them open to SPARQL (changing it rebuilds the index)
 access_log = "/var/lib/ngsild-gateway/gateway/access.sqlite"   # the gateway's access records, indexed
                                   # into each collectivity's access graph. Default: <state_dir>/gateway/access.sqlite
+pseudonym_rotations = ["2027-01-01"]   # UTC dates from which a new pseudonym key applies: devices
+                                  # and entities are named by keyed pseudonyms in the shared graphs
+                                  # (keys created in key_dir/pseudonyms); a date added ahead of the
+                                  # records it applies to changes no indexed pseudonym
 
 [gateway]                         # the sharing gateway (ngsild-adapter gateway); see docs/sharing-agreements.md
 host = "127.0.0.1"
@@ -82,8 +101,15 @@ public_url = "http://gateway:8081"      # how the broker reaches the gateway (no
 broker_url = "http://orion:1026"        # default: [broker] url
 policies = "policies"                   # folder of ODRL agreements (relative to this file)
 audience = "ngsild-gateway"             # tokens must be issued for it (aud)
-allowed_notification_urls = ["https://ventilation.ville.example/"]   # partners' endpoints (prefixes)
+allowed_notification_urls = ["https://ventilation.ville.example/"]   # partners' endpoints: prefixes
+                                  # compared on scheme, host, port and whole path segments
+allow_private_notification_addresses = ["127.0.0.1/32"]   # optional (demo, tests): networks a partner's
+                                  # endpoint may resolve to although not public (default: public only)
 adapter_url = "http://127.0.0.1:8080"       # `ngsild-adapter serve`: its /sparql and /provenance, narrowed per principal
+adapter_token_env = "NGSILD_ADAPTER_SERVICE_TOKEN"   # the variable holding the secret the adapter's
+                                  # [provenance] service_token_env names (sent as a bearer token)
+cell_publication_delay_s = 3600   # aggregated agreements: a period's cells are computed this long
+                                  # after it ends (late uplinks included), then never change
 
 [[gateway.issuer]]                # one per trusted Keycloak realm
 issuer = "https://keycloak.example/realms/ville"
@@ -96,7 +122,8 @@ Environment overrides (for containers): ``NGSILD_ADAPTER_MODELS``, ``NGSILD_ADAP
 ``NGSILD_ADAPTER_PSEUDONYM_KEY`` (hex), per connection
 ``NGSILD_ADAPTER_<CONNECTION NAME>_{HOST,PORT,USERNAME}`` (name upper-cased, ``-`` as ``_``),
 every ``[broker]`` key as ``NGSILD_ADAPTER_BROKER_<KEY>`` (``NGSILD_ADAPTER_BROKER_URL``,
-``NGSILD_ADAPTER_BROKER_MAX_IN_FLIGHT``...), ``NGSILD_ADAPTER_OUTBOX_MAX_DEPTH``, and every
+``NGSILD_ADAPTER_BROKER_MAX_IN_FLIGHT``...), ``NGSILD_ADAPTER_OUTBOX_MAX_DEPTH``, every ``[http]`` key
+as ``NGSILD_ADAPTER_HTTP_<KEY>``, and every
 ``[provenance]`` key as ``NGSILD_ADAPTER_PROVENANCE_<KEY>``.
 """
 
@@ -107,11 +134,13 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
 from adapter.exceptions import ConfigError
+from adapter.httpserver import ServerLimits
 from adapter.mapping.entities import DeviceRecord
 from adapter.provenance.integrity.keys import default_key_directory
 from adapter.sources._common import ParseLimits, normalise_eui, optional_location
@@ -200,11 +229,22 @@ class ProvenanceSettings:
     index_batch: int = 2000
     query_timeout_s: float = 10.0
     query_max_results: int = 10_000
-    open_to_network: bool = False  # /sparql and /provenance/... answer other machines too
+    open_to_network: bool = False  # /sparql, /provenance/..., /metrics answer other machines (with the secret)
+    service_token_env: str | None = None  # the variable holding the secret those paths require
+    service_token: str | None = field(default=None, repr=False)
     index_in: str = "listen"  # which process keeps the RDF index: "listen" (the adapter) or "serve"
     #: attributes whose values the RDF index keeps in the personal graphs (adapter.provenance.rdf)
     personal_attributes: frozenset[str] = DEFAULT_PERSONAL_ATTRIBUTES
     access_log: Path | None = None  # the gateway's access log (default: <state_dir>/gateway/access.sqlite)
+    #: UTC dates from which a new pseudonym key applies (adapter.provenance.pseudonyms), sorted
+    pseudonym_rotations: tuple[date, ...] = ()
+
+    def required_service_token(self) -> str | None:
+        """The secret the data paths require, or None when none is configured; raises
+        ``ConfigError`` when ``service_token_env`` names a variable that is not set or holds a
+        weak secret (called by the processes serving those paths, at start: the same file
+        serves processes that have no use for the secret)."""
+        return _required_secret(self.service_token_env, self.service_token, "[provenance] service_token_env")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +269,18 @@ class GatewaySettings:
     allowed_notification_urls: tuple[str, ...] = ()
     issuers: tuple[IssuerSettings, ...] = ()
     adapter_url: str | None = None  # `ngsild-adapter serve` (/sparql, /provenance, /logs), narrowed per principal
+    adapter_token_env: str | None = None  # the variable holding the secret sent to adapter_url
+    adapter_token: str | None = field(default=None, repr=False)
+    #: networks a notification endpoint may resolve to although not public (adapter.gateway.endpoints)
+    allow_private_notification_addresses: tuple[IPv4Network | IPv6Network, ...] = ()
+    #: a period's cells are published this long after it ends (late uplinks count), then never change
+    cell_publication_delay_s: float = 3600.0
+
+    def required_adapter_token(self) -> str | None:
+        """The secret sent to ``adapter_url`` as a bearer token, or None when none is
+        configured; raises ``ConfigError`` when ``adapter_token_env`` names a variable that is
+        not set or holds a weak secret (called by the gateway at start)."""
+        return _required_secret(self.adapter_token_env, self.adapter_token, "[gateway] adapter_token_env")
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +298,7 @@ class AdapterConfig:
     contexts_url: str | None = None  # where the broker fetches the adapter's served contexts
     provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    http: ServerLimits = field(default_factory=ServerLimits)  # the HTTP servers' limits ([http])
 
     def connection(self, name: str) -> Connection:
         for c in self.connections:
@@ -275,7 +328,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     base = path.parent
     adapter = _table(doc, "adapter", path)
-    unknown = set(doc) - {"adapter", "collectivity", "connection", "device", "broker", "outbox", "provenance", "gateway"}
+    unknown = set(doc) - {"adapter", "collectivity", "connection", "device", "broker", "outbox", "provenance", "gateway", "http"}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
 
@@ -322,7 +375,25 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         contexts_url=contexts_url,
         provenance=_provenance(_table(doc, "provenance", path), base, path, env),
         gateway=_gateway(_table(doc, "gateway", path), base, path, env, collectivities),
+        http=_http(_table(doc, "http", path), path, env),
     )
+
+
+def _http(t: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> ServerLimits:
+    """The ``[http]`` table: ``ServerLimits`` of the adapter's HTTP servers."""
+    kinds: dict[str, type[int | float]] = {
+        "header_timeout_s": float, "body_timeout_s": float, "keepalive_timeout_s": float,
+        "max_line_bytes": int, "max_field_bytes": int, "max_headers": int, "max_body_bytes": int,
+    }
+    unknown = set(t) - set(kinds)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [http]: {', '.join(sorted(unknown))}")
+    found = {k: env.get(f"{_ENV}HTTP_{k.upper()}") or t.get(k) for k in kinds}
+    numbers = {k: _number(v, kinds[k], f"http {k}", path) for k, v in found.items() if v is not None}
+    try:
+        return ServerLimits(**numbers)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: [http]: {exc}") from exc
 
 
 def _table(doc: Mapping[str, Any], key: str, path: Path) -> Mapping[str, Any]:
@@ -375,14 +446,32 @@ def _broker(t: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> BrokerS
     return settings
 
 
+def _pseudonym_rotations(from_env: str | None, listed: Any, path: Path) -> tuple[date, ...]:
+    """``pseudonym_rotations``: TOML dates or ``YYYY-MM-DD`` strings (the variable: comma-separated)."""
+    items: Any = [part.strip() for part in from_env.split(",") if part.strip()] if from_env is not None else listed
+    if not isinstance(items, list):
+        raise ConfigError(f"{path}: provenance pseudonym_rotations must be a list of dates (YYYY-MM-DD)")
+    found = set()
+    for item in items:
+        if isinstance(item, str):
+            try:
+                item = date.fromisoformat(item)
+            except ValueError:
+                pass
+        if not isinstance(item, date) or isinstance(item, datetime):
+            raise ConfigError(f"{path}: provenance pseudonym_rotations: {item!r} is not a date (YYYY-MM-DD)")
+        found.add(item)
+    return tuple(sorted(found))
+
+
 def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, str]) -> ProvenanceSettings:
     kinds: dict[str, type[int | float]] = {
         "payload_retention_days": float, "checkpoint_interval_s": float, "index_batch": int,
         "query_timeout_s": float, "query_max_results": int,
     }
     texts = ("key_dir", "log_origin", "store", "sparql_query_url", "sparql_update_url", "sparql_store_url", "index_in",
-             "access_log")
-    unknown = set(t) - {*kinds, *texts, "open_to_network", "personal_attributes"}
+             "access_log", "service_token_env")
+    unknown = set(t) - {*kinds, *texts, "open_to_network", "personal_attributes", "pseudonym_rotations"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) in [provenance]: {', '.join(sorted(unknown))}")
     open_to_network = t.get("open_to_network", False)
@@ -395,6 +484,8 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
     if not isinstance(personal, list) or not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)
                                                   for n in personal):
         raise ConfigError(f"{path}: provenance personal_attributes must be a list of attribute names")
+    rotations = _pseudonym_rotations(env.get(f"{_ENV}PROVENANCE_PSEUDONYM_ROTATIONS"),
+                                     t.get("pseudonym_rotations", []), path)
 
     def value(key: str) -> Any:
         return env.get(f"{_ENV}PROVENANCE_{key.upper()}") or t.get(key)
@@ -408,8 +499,14 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
     access_log = strings.pop("access_log", None)
     if access_log is not None:
         strings["access_log"] = (base / access_log).resolve()
+    token_env = strings.get("service_token_env")
+    token = env.get(token_env) if token_env else None
+    if open_to_network and not token_env:
+        raise ConfigError(f"{path}: provenance open_to_network = true needs service_token_env (the secret every "
+                          "caller of /sparql, /provenance and /metrics must send)")
     settings = ProvenanceSettings(**numbers, **strings, open_to_network=open_to_network,
-                                  personal_attributes=frozenset(personal))
+                                  personal_attributes=frozenset(personal), service_token=token or None,
+                                  pseudonym_rotations=rotations)
     if key_dir is not None:
         settings = replace(settings, key_dir=(base / key_dir).resolve())
     if settings.index_in not in ("listen", "serve"):
@@ -431,7 +528,7 @@ def _gateway(
     t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, str], collectivities: Mapping[str, Collectivity]
 ) -> GatewaySettings:
     keys = {"host", "port", "public_url", "broker_url", "policies", "audience", "allowed_notification_urls", "issuer",
-            "adapter_url"}
+            "adapter_url", "adapter_token_env", "allow_private_notification_addresses", "cell_publication_delay_s"}
     unknown = set(t) - keys
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) in [gateway]: {', '.join(sorted(unknown))}")
@@ -454,6 +551,25 @@ def _gateway(
         allowed = [u for u in allowed.split(",") if u]
     if not all(isinstance(u, str) and re.match(r"^https?://[^/\s]+/", u) for u in allowed):
         raise ConfigError(f"{path}: gateway allowed_notification_urls must be http(s) URL prefixes ending a host with /")
+    from adapter.gateway.endpoints import EndpointRefused, parse_prefix  # here: the gateway package imports this module
+
+    for prefix in allowed:
+        try:
+            parse_prefix(prefix)
+        except EndpointRefused as exc:
+            raise ConfigError(f"{path}: gateway allowed_notification_urls {prefix!r}: {exc}") from exc
+    private = value("allow_private_notification_addresses") or []
+    if isinstance(private, str):
+        private = [n.strip() for n in private.split(",") if n.strip()]
+    if not isinstance(private, list) or not all(isinstance(n, str) for n in private):
+        raise ConfigError(f"{path}: gateway allow_private_notification_addresses must be a list of networks")
+    try:
+        networks = tuple(ip_network(n, strict=True) for n in private)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: gateway allow_private_notification_addresses: {exc}") from exc
+    token_env = value("adapter_token_env")
+    if token_env is not None and (not isinstance(token_env, str) or not token_env):
+        raise ConfigError(f"{path}: gateway adapter_token_env must be the name of a variable")
     policies = value("policies")
     return GatewaySettings(
         host=str(value("host") or "127.0.0.1"),
@@ -465,7 +581,30 @@ def _gateway(
         allowed_notification_urls=tuple(allowed),
         issuers=tuple(issuers),
         adapter_url=value("adapter_url"),
+        adapter_token_env=token_env,
+        adapter_token=(env.get(token_env) or None) if token_env else None,
+        allow_private_notification_addresses=networks,
+        cell_publication_delay_s=_number(value("cell_publication_delay_s") or 3600, float,
+                                         "gateway cell_publication_delay_s", path),
     )
+
+
+#: a bearer token's characters (RFC 6750 b64token); long enough not to be guessed
+_SECRET = re.compile(r"[A-Za-z0-9._~+/-]{32,512}=*")
+
+
+def _required_secret(name: str | None, value: str | None, what: str) -> str | None:
+    """The secret of the variable ``name`` for the process that uses it (at its start: one
+    file serves processes with different environments): None when no variable is named,
+    ``ConfigError`` when it is unset or not a strong bearer token."""
+    if not name:
+        return None
+    if not value:
+        raise ConfigError(f"{what}: the variable {name} is not set")
+    if not _SECRET.fullmatch(value):
+        raise ConfigError(f"{what}: the variable {name} must hold at least 32 characters of "
+                          "A-Z a-z 0-9 . _ ~ + / - (a bearer token; e.g. `openssl rand -hex 32`)")
+    return value
 
 
 def _collectivity(t: Mapping[str, Any], path: Path) -> Collectivity:

@@ -10,6 +10,8 @@ One root, grouped by what the caller can do about them::
         │                        ``detail`` (for people), and the pipeline keeps going
         ├── EventError           the network-server event itself is unusable
         ├── UnknownDevice        no device profile matches the device
+        ├── ForeignDevice        the device is registered to another collectivity than the
+        │                        connection the event came on
         ├── CodecError           the payload codec failed, timed out or returned errors
         └── MappingError         the decoded values cannot become valid entities
 
@@ -25,6 +27,7 @@ __all__ = [
     "CodecError",
     "ConfigError",
     "EventError",
+    "ForeignDevice",
     "MappingError",
     "RejectedInput",
     "UnknownDevice",
@@ -40,10 +43,16 @@ REASONS: dict[str, str] = {
     "bad_base64": "the payload is not valid base64",
     "empty_payload": "the uplink has no payload and the network server decoded nothing",
     "payload_too_large": "the payload is larger than the configured limit",
+    "body_too_large": "the event body is larger than the configured limit (ParseLimits.max_body_bytes)",
+    "body_too_deep": "the event body nests objects or arrays deeper than the configured limit (ParseLimits.max_depth)",
     "future_timestamp": "a timestamp is too far in the future to be trusted",
     "bad_timestamp": "a timestamp cannot be parsed",
     "topic_mismatch": "the MQTT topic names another device or application than the payload",
     "unknown_device": "no device profile matches the device",
+    "device_collectivity_mismatch": (
+        "the device is registered ([[device]] collectivity) to another collectivity than the one "
+        "of the connection the event came on"
+    ),
     "codec_error": "the codec raised an error",
     "codec_timeout": "the codec ran longer than its time limit",
     "codec_memory": "the codec used more memory than its limit",
@@ -54,6 +63,10 @@ REASONS: dict[str, str] = {
     "bad_value": "a decoded value has the wrong type for its attribute",
     "meter_index_decrease": "a cumulative meter index went down without a meter-change event",
     "schema_invalid": "an entity does not validate against its Smart Data Models schema",
+    "not_canonical": (
+        "a value cannot be recorded exactly in the RFC 8785 canonical JSON of the provenance record "
+        "(an integer beyond +/-(2**53 - 1), text that is not Unicode)"
+    ),
     "broker_refused": "the NGSI-LD broker refused the entity (the detail holds its problem details)",
 }
 
@@ -89,6 +102,18 @@ class UnknownDevice(RejectedInput):
 
     def __init__(self, detail: str) -> None:
         super().__init__("unknown_device", detail)
+
+
+class ForeignDevice(RejectedInput):
+    """The device registry binds the device to another collectivity than the event's connection.
+
+    Refused rather than stored: storing it would put one collectivity's registered name and
+    location into another's tenant (a forged or misrouted uplink). It will never get better on
+    that connection, so the transport acknowledges it like every other dead letter.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("device_collectivity_mismatch", detail)
 
 
 class CodecError(RejectedInput):

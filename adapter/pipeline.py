@@ -16,6 +16,15 @@ gets its ``wasDerivedFrom`` link to it before it is queued. When the outbox is f
 propagates and nothing is recorded, so the transport can push back and the network server
 sends the uplink again later.
 
+Registry data is bound to its collectivity: a ``[[device]]`` entry that names a collectivity
+gives its name, location and attributes only to events of that collectivity's connections
+(``Origin.tenant``). An uplink or status event of that device arriving on another
+collectivity's connection is refused (``device_collectivity_mismatch``, before the dedup check,
+so it is never stored in that tenant nor counted as a duplicate): it would otherwise be stored
+in the wrong tenant, under the first collectivity's registered name and location. The lookup
+is by the parsers' normalised EUI, so no spelling of the EUI (case, dashes, colons) escapes
+it. An entry without a collectivity applies on every connection, as configured.
+
 ``process_many`` takes a burst of events (the MQTT messages already received) through the same
 steps inside ONE SQLite transaction (group commit, see ``adapter.state``): each event keeps its
 own outcome (mapped, duplicate, rejected as a dead letter, or the exception that stopped it,
@@ -36,7 +45,7 @@ from typing import Any
 from adapter.codecs import CodecRegistry
 from adapter.codecs.base import CodecInput, DecodeResult
 from adapter.deadletter import DeadLetter, DeadLetterStore
-from adapter.exceptions import CodecError, MappingError, RejectedInput, UnknownDevice
+from adapter.exceptions import CodecError, ForeignDevice, MappingError, RejectedInput, UnknownDevice
 from adapter.mapping.entities import (
     CumulativeValue,
     DeviceRecord,
@@ -49,6 +58,7 @@ from adapter.mapping.schemas import SchemaRegistry
 from adapter.ngsild.context_server import served_context_urls
 from adapter.outbox import Outbox, UplinkRef
 from adapter.privacy import apply_privacy
+from adapter.provenance.integrity.canonical import CanonicalizationError
 from adapter.provenance.ledger import ProvenanceLedger
 from adapter.provenance.record import Step, build_record, link_entities
 from adapter.sources import DEFAULT_LIMITS, ParseLimits, get_parser
@@ -220,7 +230,18 @@ class Pipeline:
         self.counters[f"event:{event.event}"] += 1
         return PipelineResult("other", event=event)
 
+    def _registered(self, event: Uplink | DeviceStatus) -> DeviceRecord | None:
+        """The registry entry of the event's device, refused if it belongs to another collectivity."""
+        record = self.devices.get(event.dev_eui)
+        if record is not None and record.tenant is not None and record.tenant != event.origin.tenant:
+            raise ForeignDevice(
+                f"device {event.dev_eui} is registered to collectivity {record.tenant!r}; this event came "
+                f"on connection {event.origin.lns_id!r} of {event.origin.tenant!r}"
+            )
+        return record
+
     def _uplink(self, uplink: Uplink) -> PipelineResult:
+        device = self._registered(uplink)
         key = uplink.dedup_key
         if self.state.seen(key):
             self.counters["duplicate"] += 1
@@ -249,7 +270,6 @@ class Pipeline:
         decode_ended = clock()
         data, applied = apply_privacy(decoded.data, profile.privacy, key=self.pseudonym_key)
         privacy_ended = clock()
-        device = self.devices.get(uplink.dev_eui)
         observed_at, source = observation_time(uplink, data, profile)
         mapped = build_entities(uplink, data, profile, device, observed_at)
         self._check_schemas(mapped.entities, mapped.out_of_range)
@@ -276,11 +296,12 @@ class Pipeline:
 
     def _status(self, status: DeviceStatus) -> PipelineResult:
         self.counters["event:status"] += 1
+        device = self._registered(status)
         profile = self.profiles.find(status)
         if profile is None or profile.device is None:
             raise UnknownDevice(f"status of device {status.dev_eui}: no device profile with a Device entity matches")
         map_started = self.clock()
-        entity = build_device_entity(status, profile, self.devices.get(status.dev_eui), None, status.received_at)
+        entity = build_device_entity(status, profile, device, None, status.received_at)
         self._check_schemas((entity,), ())
         record = None
         if self.ledger is not None:
@@ -298,7 +319,12 @@ class Pipeline:
         the state's transaction: all of it commits with the dedup mark, or none)."""
         index = None
         if record is not None and self.ledger is not None:
-            ref = self.ledger.record(record, payload=event.payload if isinstance(event, Uplink) else None)
+            try:
+                ref = self.ledger.record(record, payload=event.payload if isinstance(event, Uplink) else None)
+            except CanonicalizationError as exc:  # raised before the ledger wrote anything
+                # A value the input brought (an LNS-decoded 2**60, a codec's lone surrogate):
+                # the event is refused, rather than logged rounded or stopping the pipeline.
+                raise MappingError("not_canonical", f"the provenance record cannot be logged: {exc}") from exc
             link_entities(entities, ref.iri, observed_at)
             index = ref.index
         # After the record: it names the contexts by their canonical URLs, whatever copy the broker reads.

@@ -238,6 +238,17 @@ def test_infinite_value_from_the_network_servers_decoder(pipeline: Pipeline) -> 
     _reject(pipeline, raw, "non_finite_value", lns="tts", origin=METROPOLE, event=None)
 
 
+@pytest.mark.parametrize("value", [2**53, -(2**60), 2**64 - 1])
+def test_integer_the_provenance_record_cannot_carry_exactly(pipeline: Pipeline, value: int) -> None:
+    body = json.loads(body_bytes(demo_event("07-tts-noise-decoded-by-lns")))
+    body["uplink_message"]["decoded_payload"]["laeq"] = value
+    result = _reject(pipeline, json.dumps(body).encode(), "not_canonical", lns="tts", origin=METROPOLE, event=None)
+    assert str(value) in result.detail
+    assert pipeline.ledger is not None and pipeline.ledger.size("metropole") == 0
+    assert pipeline.outbox is not None and pipeline.outbox.depth() == 0
+    assert run(pipeline, "07-tts-noise-decoded-by-lns").status == "mapped"  # nothing half-stored blocks it
+
+
 def test_value_of_the_wrong_type(pipeline: Pipeline) -> None:
     body = json.loads(body_bytes(demo_event("07-tts-noise-decoded-by-lns")))
     body["uplink_message"]["decoded_payload"]["laeq"] = "loud"
@@ -326,3 +337,139 @@ def test_unknown_device_replayed_once_a_profile_matches(tmp_path: Path) -> None:
     assert pipeline.dead_letters.get(rejected.dead_letter_id).status == "replayed"
     assert pipeline.dead_letters.counts() == {}
     pipeline.close()
+
+
+# --- registry data stays in its collectivity -----------------------------------------------
+
+AIR_QUALITY_EUI = "70b3d57ed0001a01"
+PARKING_EUI = "70b3d57ed0005e05"
+NOISE_EUI = "70b3d57ed0006f06"
+
+
+def _bind(pipeline: Pipeline, eui: str, tenant: str) -> DeviceRecord:
+    """Register ``eui`` to ``tenant``, with a name and a location of that collectivity's own."""
+    record = DeviceRecord(eui, name=f"registered by {tenant}", location=Location(45.0, 5.0), tenant=tenant)
+    pipeline.devices = {**pipeline.devices, eui: record}
+    return record
+
+
+def _nothing_stored(pipeline: Pipeline, tenant: str) -> None:
+    assert pipeline.ledger is not None and pipeline.outbox is not None
+    assert pipeline.ledger.size(tenant) == 0, f"a provenance record was logged in {tenant}"
+    assert pipeline.outbox.depth() == 0, "entities were queued for the broker"
+    assert pipeline.counters["mapped"] == 0 and pipeline.counters["duplicate"] == 0
+
+
+def test_uplink_of_a_device_registered_elsewhere_is_a_dead_letter(pipeline: Pipeline) -> None:
+    _bind(pipeline, AIR_QUALITY_EUI, "ville")
+    body = body_bytes(demo_event("01-chirpstack-air-quality"))
+
+    refused = _reject(pipeline, body, "device_collectivity_mismatch", origin=EAU)
+
+    assert "'ville'" in refused.detail and "'eau'" in refused.detail and AIR_QUALITY_EUI in refused.detail
+    assert refused.entities == ()
+    _nothing_stored(pipeline, "eau")
+    # The same uplink on its own collectivity's connection is accepted, with the registry's data,
+    # and is not a duplicate of the refused one.
+    accepted = pipeline.process(body, lns="chirpstack", origin=VILLE, event="up")
+    assert accepted.status == "mapped"
+    assert entity(accepted, "Device")["name"]["value"] == "registered by ville"
+    assert entity(accepted, "AirQualityObserved")["location"]["value"]["coordinates"] == [5.0, 45.0]
+
+
+@pytest.mark.parametrize("spelling", ["70B3D57ED0001A01", "70-b3-d5-7e-d0-00-1a-01", "70:B3:D5:7E:D0:00:1A:01",
+                                      " 70b3d57ed0001a01 "])
+def test_no_spelling_of_the_eui_escapes_the_registry_binding(pipeline: Pipeline, spelling: str) -> None:
+    _bind(pipeline, AIR_QUALITY_EUI, "ville")
+    body = _air_quality()
+    body["deviceInfo"]["devEui"] = spelling
+    _reject(pipeline, json.dumps(body).encode(), "device_collectivity_mismatch", origin=EAU)
+    _nothing_stored(pipeline, "eau")
+
+
+def test_the_binding_holds_under_another_application_and_device_name(pipeline: Pipeline) -> None:
+    _bind(pipeline, AIR_QUALITY_EUI, "ville")
+    body = _air_quality()
+    body["deviceInfo"].update(applicationId="00000000-0000-0000-0000-000000000000", deviceName="not-the-registered-one",
+                              tenantId="11111111-1111-1111-1111-111111111111")
+    _reject(pipeline, json.dumps(body).encode(), "device_collectivity_mismatch", origin=EAU)
+
+
+def test_tts_uplink_of_a_device_registered_elsewhere_is_a_dead_letter(pipeline: Pipeline) -> None:
+    _bind(pipeline, NOISE_EUI, "region")
+    spec = demo_event("07-tts-noise-decoded-by-lns")
+    _reject(pipeline, body_bytes(spec), "device_collectivity_mismatch", lns="tts", origin=METROPOLE,
+            topic=spec["topic"], event=None)
+    _nothing_stored(pipeline, "metropole")
+
+
+def test_status_event_of_a_device_registered_elsewhere_is_a_dead_letter(pipeline: Pipeline) -> None:
+    _bind(pipeline, PARKING_EUI, "metropole")
+    spec = demo_event("11-chirpstack-parking-status")
+    _reject(pipeline, body_bytes(spec), "device_collectivity_mismatch", topic=spec["topic"], event=None)
+    _nothing_stored(pipeline, "ville")
+    assert pipeline.counters["event:status"] == 1
+
+
+def test_registry_entry_without_a_collectivity_applies_on_every_connection(pipeline: Pipeline) -> None:
+    pipeline.devices = {**pipeline.devices, AIR_QUALITY_EUI: DeviceRecord(AIR_QUALITY_EUI, name="shared",
+                                                                          location=Location(45.0, 5.0))}
+    body = body_bytes(demo_event("01-chirpstack-air-quality"))
+    result = pipeline.process(body, lns="chirpstack", origin=EAU, event="up")
+    assert result.status == "mapped"
+    assert entity(result, "Device")["name"]["value"] == "shared"
+
+
+def test_refused_foreign_device_stays_refused_on_replay_until_the_registry_says_otherwise(pipeline: Pipeline) -> None:
+    _bind(pipeline, AIR_QUALITY_EUI, "ville")
+    refused = _reject(pipeline, body_bytes(demo_event("01-chirpstack-air-quality")), "device_collectivity_mismatch",
+                      origin=EAU)
+    letter = pipeline.dead_letters.get(refused.dead_letter_id)
+    assert letter is not None
+    again = pipeline.replay(letter)
+    assert (again.status, again.reason) == ("rejected", "device_collectivity_mismatch")
+    _nothing_stored(pipeline, "eau")
+    _bind(pipeline, AIR_QUALITY_EUI, "eau")  # the operator moved the device to that collectivity
+    replayed = pipeline.replay(letter)
+    assert replayed.status == "mapped"
+    assert entity(replayed, "Device")["id"] == f"urn:ngsi-ld:Device:eau:{AIR_QUALITY_EUI}"
+
+
+# --- no input stops the pipeline -------------------------------------------------------------
+
+DEMO_NAMES = [path.stem for path in sorted((REPO / "adapter" / "demo" / "events").glob("*.json"))]
+OUTCOMES = {"mapped", "device_status", "duplicate", "other", "rejected"}
+
+
+def test_mutated_demo_events_become_results_or_dead_letters_never_exceptions(tmp_path: Path) -> None:
+    """Every stage after the parser too (registry, codecs, mapping, schemas, provenance, outbox)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from adapter.exceptions import REASONS
+    from tests.sources.mutations import mutated
+
+    specs = [demo_event(name) for name in DEMO_NAMES]
+    by_lns = {lns: [s["body"] for s in specs if s["lns"] == lns and isinstance(s["body"], dict)] for lns in ("chirpstack", "tts")}
+    pipeline = demo_pipeline(tmp_path)
+    pipeline.devices = {**pipeline.devices, AIR_QUALITY_EUI: DeviceRecord(AIR_QUALITY_EUI, location=Location(45.0, 5.0),
+                                                                          tenant="ville")}
+    seen: set[str] = set()
+
+    @settings(derandomize=True, database=None, max_examples=200, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(lns=st.sampled_from(["chirpstack", "tts"]), data=st.data(), origin=st.sampled_from([VILLE, EAU, METROPOLE]))
+    def one(lns: str, data: st.DataObject, origin: Origin) -> None:
+        body = data.draw(mutated(by_lns[lns]))
+        result = pipeline.process(body, lns=lns, origin=origin, event="up" if lns == "chirpstack" else None)
+        assert result.status in OUTCOMES
+        if result.status == "rejected":
+            assert result.reason in REASONS and result.dead_letter_id is not None
+            assert pipeline.dead_letters.get(result.dead_letter_id) is not None
+        seen.add(result.reason or result.status)
+
+    try:
+        one()
+    finally:
+        pipeline.close()
+    assert "mapped" in seen and "device_collectivity_mismatch" in seen and len(seen) >= 6, seen

@@ -33,9 +33,18 @@ What the answer means
     when ``handle`` itself raised: nothing was stored, so the sender should retry. When the
     outbox towards the NGSI-LD broker is full (``OutboxFull``), the answer is a 503 with
     ``Retry-After``: nothing was stored, the sender should retry later.
-    Bodies over 256 KiB (``ParseLimits.max_body_bytes``, the parsers' own limit) get 413;
-    reading stops at the limit.
+    Bodies over 256 KiB (``ParseLimits.max_body_bytes``, the parsers' own limit) get 413 and
+    nothing is processed: refused before a byte is read when ``Content-Length`` says so,
+    reading stops at the limit for a chunked body. (A body within that size but nested deeper
+    than ``ParseLimits.max_depth`` is a dead letter, ``body_too_deep``: a 200 as above.)
     Errors are RFC 9457 problem details (``{"type", "title", "status", "detail"}``).
+
+Slow clients
+    The listener runs with ``adapter.httpserver`` limits (``[http]`` in the configuration): a
+    request head that does not arrive within ``header_timeout_s`` gets 408 and its connection
+    is closed; so does a body that does not arrive within ``body_timeout_s`` (a problem
+    details 408: nothing was processed, the sender may retry); an idle connection is closed
+    after ``keepalive_timeout_s``; a header past the size limits is a 400.
 
 ``handle`` is synchronous and runs on the event loop, so events (from HTTP and MQTT alike)
 enter the pipeline one at a time.
@@ -43,7 +52,7 @@ enter the pipeline one at a time.
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -53,11 +62,14 @@ from typing import Any
 from aiohttp import web
 
 from adapter.config import AdapterConfig, Connection
+from adapter.httpserver import ServerLimits, serve_forever
 from adapter.outbox import OutboxFull
 from adapter.pipeline import PipelineResult
 from adapter.sources.mqtt import Handler
 
-__all__ = ["FULL_RETRY_AFTER_S", "HEALTH_PATH", "WEBHOOK_PATH", "create_webhook_app", "serve_webhooks"]
+__all__ = [
+    "FULL_RETRY_AFTER_S", "HEALTH_PATH", "WEBHOOK_PATH", "create_webhook_app", "serve_webhooks", "webhook_limits",
+]
 
 log = logging.getLogger(__name__)
 
@@ -91,16 +103,20 @@ def create_webhook_app(
 async def serve_webhooks(
     config: AdapterConfig, handle: Handler, *, host: str, port: int, extra_routes: Sequence[web.RouteDef] = ()
 ) -> None:
-    """Serve ``create_webhook_app`` on ``host:port`` until cancelled."""
-    runner = web.AppRunner(create_webhook_app(config, handle, extra_routes=extra_routes), access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        names = [c.name for c in config.connections if c.transport == "webhook"]
-        log.info("webhooks listening on http://%s:%d for %s", host, port, ", ".join(names) or "no connection")
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    """Serve ``create_webhook_app`` on ``host:port`` until cancelled, with ``webhook_limits(config)``."""
+    names = [c.name for c in config.connections if c.transport == "webhook"]
+    await serve_forever(
+        create_webhook_app(config, handle, extra_routes=extra_routes), host=host, port=port,
+        limits=webhook_limits(config),
+        started=lambda server: log.info(
+            "webhooks listening on %s for %s", server.url, ", ".join(names) or "no connection"
+        ),
+    )
+
+
+def webhook_limits(config: AdapterConfig) -> ServerLimits:
+    """The configured HTTP limits (``[http]``), with no larger a body than the parsers take."""
+    return dataclasses.replace(config.http, max_body_bytes=min(config.http.max_body_bytes, config.limits.max_body_bytes))
 
 
 async def _health(request: web.Request) -> web.Response:

@@ -570,9 +570,9 @@ def test_payload_larger_than_the_limit() -> None:
 def test_body_larger_than_the_limit() -> None:
     binary = as_protobuf(load("up_two_gateways"), "up")
 
-    rejected("payload_too_large", binary, topic=topic("up"), limits=ParseLimits(max_body_bytes=64))
+    rejected("body_too_large", binary, topic=topic("up"), limits=ParseLimits(max_body_bytes=64))
     rejected(
-        "payload_too_large",
+        "body_too_large",
         body("up_two_gateways"),
         topic=topic("up"),
         limits=ParseLimits(max_body_bytes=64),

@@ -8,7 +8,6 @@ does not implement answer 501 OperationNotSupported rather than a bare 404.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from adapter.httpserver import ServerLimits, serve_forever
 from adapter.ngsild.broker import views_entities, views_query, views_subscriptions
 from adapter.ngsild.broker.errors import (
     BrokerError,
@@ -105,8 +105,11 @@ def create_broker_app(*, db_path: Path | None = None, context_loader: DocumentLo
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
-async def run_broker(host: str, port: int, db_path: Path | None) -> None:
+async def run_broker(host: str, port: int, db_path: Path | None, *, limits: ServerLimits | None = None) -> None:
     """Serves the embedded broker on ``host:port`` until cancelled (in its own process).
+
+    ``limits``: the HTTP server's (``adapter.httpserver``; default: its defaults, with bodies up
+    to ``MAX_BODY``, a batch's size).
 
     A 1,000-entity batch allocates some 200,000 objects that all live until the answer; at
     Python's default collector threshold (700) the collections over them took a fifth of
@@ -115,11 +118,10 @@ async def run_broker(host: str, port: int, db_path: Path | None) -> None:
     """
     log.warning("embedded NGSI-LD broker: a development and test default, not a production broker")
     gc.set_threshold(*GC_THRESHOLDS)
-    runner = web.AppRunner(create_broker_app(db_path=db_path), access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        log.info("embedded NGSI-LD broker listening on http://%s:%d (data: %s)", host, port, db_path or "memory")
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_forever(
+        create_broker_app(db_path=db_path), host=host, port=port,
+        limits=limits or ServerLimits(max_body_bytes=MAX_BODY),
+        started=lambda server: log.info(
+            "embedded NGSI-LD broker listening on %s (data: %s)", server.url, db_path or "memory"
+        ),
+    )

@@ -11,6 +11,12 @@ Marshalers
     A binary event is turned into the same dict with ``MessageToDict``, so both go through
     one code path. ``devEui`` and ``gatewayId`` are hex strings in v4 (v3 sent base64 bytes).
 
+Bounds
+    Both marshalers are bounded in size and depth (``ParseLimits``). A binary event's depth is
+    bounded by the protobuf decoder (upb: 100 message levels, which a ``google.protobuf.Struct``
+    in ``object`` reaches at about 45 levels of JSON, refused as ``body_too_deep``); ``object``,
+    the only part whose shape the event type does not fix, is then held to ``max_depth``.
+
 Zero values
     Binary protobuf and ``MessageToDict`` leave out proto3 zero values (``fCnt`` 0, ``fPort``
     0, ``margin`` 0, ``false``). ChirpStack's JSON writes them for the top-level event
@@ -40,6 +46,8 @@ from adapter.exceptions import EventError
 from adapter.sources._common import (
     DEFAULT_LIMITS,
     ParseLimits,
+    check_body_size,
+    check_depth,
     decode_payload,
     field,
     gateway_time,
@@ -151,10 +159,7 @@ def _known_event(name: str) -> str:
 
 
 def _load(body: bytes, event: str | None, limits: ParseLimits) -> dict[str, Any]:
-    if len(body) > limits.max_body_bytes:
-        raise EventError(
-            "payload_too_large", f"event body is {len(body)} bytes, limit {limits.max_body_bytes}"
-        )
+    check_body_size(body, limits)
     if _looks_like_json(body):
         return load_json_object(body, limits)
     if event is None:
@@ -162,7 +167,11 @@ def _load(body: bytes, event: str | None, limits: ParseLimits) -> dict[str, Any]
             "unknown_format",
             "a protobuf event needs its type from the MQTT topic or the event parameter",
         )
-    return _load_protobuf(body, EVENT_MESSAGES[event])
+    message = _load_protobuf(body, EVENT_MESSAGES[event])
+    decoded = message.get("object")
+    if decoded is not None:  # the message is 1 level, its ``object`` the next
+        check_depth(decoded, limits.max_depth - 1, "the event's object")
+    return message
 
 
 def _looks_like_json(body: bytes) -> bool:
@@ -176,6 +185,10 @@ def _load_protobuf(body: bytes, message_type: type[Message]) -> dict[str, Any]:
     try:
         message = message_type.FromString(body)
     except DecodeError as exc:
+        if "MaxDepth" in str(exc):  # upb's message "Exceeded upb_DecodeOptions_MaxDepth"
+            raise EventError(
+                "body_too_deep", f"body nests messages deeper than the protobuf decoder allows: {exc}"
+            ) from exc
         raise EventError(
             "invalid_protobuf", f"body is not a {message_type.DESCRIPTOR.full_name} message: {exc}"
         ) from exc
@@ -447,11 +460,18 @@ _Builder = Callable[[str, Mapping[str, Any], Origin, ParseLimits, datetime], Eve
 _BUILDERS: dict[str, _Builder] = {"up": _uplink, "status": _status}
 
 
+_UINT32_MAX = 2**32 - 1
+
+
 def _uint(obj: Mapping[str, Any], path: str) -> int:
-    """An unsigned proto3 number: absent is zero."""
+    """An unsigned 32-bit proto3 number (``uint32`` in integration.proto): absent is zero.
+
+    Bounded because a JSON body can carry any integer, and one past 64 bits does not fit the
+    SQLite column of the frame counter.
+    """
     value: int = field(obj, path, int, required=False) or 0
-    if value < 0:
-        raise EventError("missing_field", f"field {path!r} should not be negative, got {value}")
+    if not 0 <= value <= _UINT32_MAX:
+        raise EventError("missing_field", f"field {path!r} should be a uint32, got {value}")
     return value
 
 

@@ -216,11 +216,19 @@ def _other(
     )
 
 
+_UINT32_MAX = 2**32 - 1
+_UINT64_DIGITS = 20
+
+
 def _uint(obj: Mapping[str, Any], path: str) -> int:
-    """An unsigned proto3 number: absent is zero."""
+    """An unsigned 32-bit proto3 number (every one this parser reads is a ``uint32``): absent is zero.
+
+    Bounded because a JSON body can carry any integer, and one past 64 bits does not fit the
+    SQLite column of the frame counter.
+    """
     value: int = field(obj, path, int, required=False) or 0
-    if value < 0:
-        raise EventError("missing_field", f"field {path!r} should not be negative, got {value}")
+    if not 0 <= value <= _UINT32_MAX:
+        raise EventError("missing_field", f"field {path!r} should be a uint32, got {value}")
     return value
 
 
@@ -304,11 +312,20 @@ def _frequency(up: Mapping[str, Any]) -> int | None:
     value = field(up, "settings.frequency", (str, int), required=False)
     if value is None:
         return None
-    if isinstance(value, str) and not value.isdigit():
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses; and no more
+    # digits than a uint64 has (int() refuses 4,300 and more).
+    if isinstance(value, str) and not (
+        value.isascii() and value.isdigit() and len(value) <= _UINT64_DIGITS
+    ):
         raise EventError(
-            "missing_field", f"field 'settings.frequency' should be a number of Hz, got {value!r}"
+            "missing_field", f"field 'settings.frequency' should be a number of Hz, got {value[:40]!r}"
         )
-    return int(value) or None
+    frequency = int(value)
+    if frequency < 0:
+        raise EventError(
+            "missing_field", f"field 'settings.frequency' should not be negative, got {frequency}"
+        )
+    return frequency or None
 
 
 def _device_location(up: Mapping[str, Any]) -> Location | None:
