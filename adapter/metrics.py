@@ -38,10 +38,17 @@ def render_outbox_metrics(metrics: OutboxMetrics, *, prefix: str = "ngsild_adapt
     return "\n".join(lines) + "\n"
 
 
+def _quarantine_labels(kind: str, tenant: str) -> str:
+    return f'kind="{kind}",tenant="{tenant}"' if tenant else f'kind="{kind}"'
+
+
 def render_provenance_metrics(
-    log_sizes: Mapping[str, int], index_lag: Mapping[str, int] | None, *, prefix: str = "ngsild_adapter"
+    log_sizes: Mapping[str, int], index_lag: Mapping[str, int] | None, *, prefix: str = "ngsild_adapter",
+    quarantined: Mapping[tuple[str, str], int] | None = None,
 ) -> str:
-    """Per collectivity: records in the integrity log, and records not in the RDF index yet."""
+    """Per collectivity: records in the integrity log, and records not in the RDF index yet;
+    and what the indexer set aside (``quarantined``: per (kind, tenant), tenant "" for the
+    receipts and access rows; ``RdfIndexer.quarantined``). Tenants are configured names."""
     lines = [
         f"# HELP {prefix}_provenance_log_records Provenance records in the collectivity's integrity log.",
         f"# TYPE {prefix}_provenance_log_records gauge",
@@ -52,5 +59,13 @@ def render_provenance_metrics(
             f"# HELP {prefix}_provenance_index_lag_records Records logged but not yet in the RDF index.",
             f"# TYPE {prefix}_provenance_index_lag_records gauge",
             *(f'{prefix}_provenance_index_lag_records{{tenant="{t}"}} {n}' for t, n in sorted(index_lag.items())),
+        ]
+    if quarantined is not None:
+        lines += [
+            f"# HELP {prefix}_provenance_index_quarantined_records Records, delivery receipts and access rows "
+            "the RDF indexer could not index and set aside (its quarantine table).",
+            f"# TYPE {prefix}_provenance_index_quarantined_records gauge",
+            *(f"{prefix}_provenance_index_quarantined_records{{{_quarantine_labels(kind, t)}}} {n}"
+              for (kind, t), n in sorted(quarantined.items())),
         ]
     return "\n".join(lines) + "\n"

@@ -41,6 +41,7 @@ import dataclasses  # noqa: E402
 from adapter.app import build_pipeline, rdf_indexer  # noqa: E402
 from adapter.config import load_config  # noqa: E402
 from adapter.pipeline import PipelineResult, RawEvent  # noqa: E402
+from adapter.provenance.pseudonyms import PseudonymKeys  # noqa: E402
 from adapter.provenance.queries import load_query  # noqa: E402
 from adapter.provenance.rdf import index_nquads, static_nquads  # noqa: E402
 from adapter.provenance.runtime import ProvenanceRuntime  # noqa: E402
@@ -144,11 +145,12 @@ async def lineage_on_large_store(triples: int, workdir: Path) -> None:
     assert template is not None
     base = template.record
     pipeline.close()
-    per_record = len(index_nquads(base, 0).splitlines())
+    keys = PseudonymKeys.ephemeral()
+    per_record = len(index_nquads(base, 0, pseudonyms=keys).splitlines())
     records = triples // per_record
     store = OxigraphStore(workdir / "rdf-large")
     started = time.perf_counter()
-    chunk: list[str] = [static_nquads(base)]
+    chunk: list[str] = [static_nquads(base, pseudonyms=keys)]
     target = None
     for i in range(records):
         record = copy.deepcopy(base)
@@ -163,7 +165,7 @@ async def lineage_on_large_store(triples: int, workdir: Path) -> None:
                 entity["attributes"]["no2"]["value"] = round(10 + (i % 700) / 10, 1)
         if i == records // 2:
             target = record
-        chunk.append(index_nquads(record, i))
+        chunk.append(index_nquads(record, i, pseudonyms=keys))
         if len(chunk) >= 5000:
             await store.add_nquads("".join(chunk))
             chunk = []

@@ -8,33 +8,37 @@ it (the provenance API). The index therefore stores only what the example querie
 being stored once per attribute. Both shapes are pure functions of the record (and of the
 delivery receipts), so a verifier can recompute them and compare with what a store holds.
 
-Lean index of record ``n`` of tenant ``t`` (``index_nquads``), all in the graph
-``<urn:ngsild-adapter:graph:t>``; ``U`` = ``urn:ngsild-adapter:t:uplink:n``::
+Lean index of record ``n`` of tenant ``t`` (``index_nquads``), in the *shared* graph
+``<urn:ngsild-adapter:graph:t>`` (S) or the *personal* graph
+``<urn:ngsild-adapter:graph:t:personal>`` (P); ``U`` = ``urn:ngsild-adapter:t:uplink:n``,
+``~x`` the pseudonym of ``x`` (``adapter.provenance.pseudonyms``)::
 
-    U    rdf:type                prov:Entity
-    U    nga:payloadSha256       "hex"                      (uplink records only)
-    U    nga:fCnt                int                        (uplink records only)
-    U    rdf:type                nga:DeviceStatus           (status records only)
-    U    prov:generatedAtTime    receivedAt
-    U    prov:wasAttributedTo    <device>
+    U    rdf:type                prov:Entity                              S
+    U    nga:payloadSha256       "hex"                      (uplinks)     P
+    U    nga:fCnt                int                        (uplinks)     P
+    U    rdf:type                nga:DeviceStatus           (status)      S
+    U    prov:generatedAtTime    receivedAt                               S
+    U    prov:wasAttributedTo    ~device                                  S
     per gateway i, R = U:reception:i
-    U    nga:reception           R
-    R    nga:gateway             <urn:ngsild-adapter:gateway:id>
-    R    nga:rssi                number                     (omitted when null)
-    R    nga:snr                 number                     (omitted when null)
+    U    nga:reception           R                                        S
+    R    nga:gateway             <urn:ngsild-adapter:gateway:id>          S
+    R    nga:rssi                number                     (if known)    S
+    R    nga:snr                 number                     (if known)    S
     A = U:processing
-    A    prov:used               U
-    A    prov:startedAtTime      first step's startedAt
-    A    prov:endedAtTime        last step's endedAt
-    A    prov:wasAssociatedWith  <urn:ngsild-adapter:software:version>
-    A    nga:codecFile           <urn:ngsild-adapter:codec:sha256>      (decode step)
-    A    nga:profileFile         <urn:ngsild-adapter:profile:sha256>    (map step)
-    A    nga:privacyRule         "rule"                     (one per applied rule)
+    A    prov:used               U                                        S
+    A    prov:startedAtTime      first step's startedAt                   S
+    A    prov:endedAtTime        last step's endedAt                      S
+    A    prov:wasAssociatedWith  <urn:ngsild-adapter:software:version>    S
+    A    nga:codecFile           <urn:ngsild-adapter:codec:sha256>        S   (decode step)
+    A    nga:profileFile         <urn:ngsild-adapter:profile:sha256>      S   (map step)
+    A    nga:privacyRule         "rule"                     (per rule)    S
     per entity k, O = U:obs:k
-    O    sosa:hasFeatureOfInterest <entity id>
-    O    sosa:resultTime         record observedAt
-    O    prov:wasGeneratedBy     A
-    O    <expanded attribute IRI> value                     (one per indexed attribute)
+    O    sosa:hasFeatureOfInterest ~entity id                             S
+    O    sosa:resultTime         record observedAt                        S
+    O    prov:wasGeneratedBy     A                                        S
+    O    <expanded attribute IRI> value (a Relationship: ~target)         S   (P: personal, and its real target)
+    per pseudonym in the record: the device's, each entity's, each shared Relationship target's
+    ~x   nga:pseudonymOf         <x>                                      P
 
 Every predicate of ``O`` other than the three structural ones is an attribute value. An
 attribute is *indexed* when its ``value`` is a number, a string or a boolean, or its
@@ -51,27 +55,36 @@ to ``nga:codec``. Ids that are not IRI-safe (a gateway id with a space) are perc
 in the IRIs built from them; the tenant must be a configured tenant name (``[a-z0-9_-]``).
 
 Quad count: uplink record = 5 (status record: 4) + per gateway (2 + non-null rssi/snr) + 4
-(+1 codec, +1 profile, +1 per privacy rule) + per entity (3 + indexed attributes). The sample of docs/provenance.md
-(one gateway with RSSI and SNR; decode, one privacy rule, map; one entity with ``no2``,
-``refDevice`` and ``location``) gives 5 + 4 + 7 + 5 = **21** quads. A typical air-quality
-uplink (one gateway; decode and map; an AirQualityObserved with six measured values and the
-Device entity with ``deviceState`` and ``rssi``) gives 5 + 4 + 6 + 9 + 5 = **29** quads
-(``tests/provenance_rdf`` asserts the bound).
+(+1 codec, +1 profile, +1 per privacy rule) + per entity (3 + indexed attributes) + 1 link for
+the device + 1 per distinct entity id or shared Relationship target. The sample of
+docs/provenance.md (one gateway with RSSI and SNR; decode, one privacy rule, map; one entity
+with ``no2``, ``refDevice`` and ``location``) gives 5 + 4 + 7 + 5 + 3 = **24** quads. A typical
+air-quality uplink (one gateway; decode and map; an AirQualityObserved with six measured values
+and the Device entity with ``deviceState`` and ``rssi``) gives 5 + 4 + 6 + 9 + 5 + 3 = **32**
+quads (``tests/provenance_rdf`` asserts the bound).
 
-Two graphs per collectivity: the quads above go to the *shared* graph
-``<urn:ngsild-adapter:graph:t>``, except the values of the attributes the operator lists as
-personal (``[provenance] personal_attributes``: ``name``, ``owner``, ``refDevice``...) and the
-device's names at the network server (below), which go to the *personal* graph
-``<urn:ngsild-adapter:graph:t:personal>`` (an attribute observed at its own time takes its
-whole observation node there). The collectivity's own queries read both; an agreement that
+Two graphs per collectivity. The collectivity's own queries read both; an agreement that
 removes personal fields opens the shared graph only, so that the store itself, not a
 rewriting of the query, keeps those fields out of a researcher's answers
-(``adapter.access.policies.PolicySet.sparql_dataset``). Devices and entities stay identified
-by their IRIs, which are made of the devEui: pseudonymous identifiers, not removed.
+(``adapter.access.policies.PolicySet.sparql_dataset``). The personal graph holds the values of
+the attributes the operator lists as personal (``[provenance] personal_attributes``: ``name``,
+``owner``, ``refDevice``...; an attribute observed at its own time takes its whole observation
+node there), any string value that holds the devEui (in any case and separator form), the
+payload digest (a payload of a few bytes is found again from its SHA-256 by trying them all,
+dropped fields included) and the frame counter (consecutive counters link a device's records
+across a key rotation), the device's identifiers (below), and the links from pseudonyms to
+real IRIs. In the shared graph, a device and every broker entity (entity ids and Relationship
+targets: their ids are made of the devEui or the device's name) are named only by their keyed
+pseudonyms, one per key period (``PseudonymKeys.key_for`` the record's reception day); the
+record, processing and observation IRIs are numbered in the collectivity's log and name no
+device. What the shared graph still lets a researcher link is in docs/provenance.md
+("Pseudonymous shared graphs"). Without ``pseudonyms`` (internal: the full record) the real
+IRIs stand where the pseudonyms would.
 
-Things described once, not per uplink (``static_nquads``, same graphs): the device
-(``sosa:Sensor``, ``prov:Agent``, ``prov:actedOnBehalfOf`` the collectivity, ``nga:devEui``;
-in the personal graph ``nga:deviceId``, ``nga:application``); the collectivity (``prov:Organization``,
+Things described once, not per uplink (``static_nquads``, same graphs): the device's
+pseudonym (``sosa:Sensor``, ``prov:Agent``, ``prov:actedOnBehalfOf`` the collectivity; in the
+personal graph, on its real IRI ``urn:ngsild-adapter:t:device:{devEui}``, ``nga:devEui``,
+``nga:deviceId``, ``nga:application``); the collectivity (``prov:Organization``,
 ``nga:tenant``); the network-server connection (``prov:SoftwareAgent``, ``nga:lnsKind``,
 ``nga:connection``, ``prov:actedOnBehalfOf``); the software version (``prov:SoftwareAgent``,
 ``rdfs:label``, ``nga:version``); each gateway (``prov:Agent``, ``nga:Gateway``,
@@ -88,7 +101,8 @@ record is cheap and the store's set semantics removes the repeats.
 Deliveries (``delivery_nquads``): ``D = urn:ngsild-adapter:t:delivery:id`` ``a prov:Activity``,
 ``prov:startedAtTime``, ``prov:endedAtTime``, ``nga:broker <url>``, ``nga:httpStatus``,
 ``prov:wasAssociatedWith`` the software, ``prov:used U`` per record of the batch, and per
-refused entity ``D nga:refusal X . X nga:uplink U ; nga:entity <id> ; nga:detail "..."``
+refused entity ``D nga:refusal X . X nga:uplink U`` and, in the personal graph (the entity id,
+and the broker's message, which often repeats it), ``X nga:entity <id> ; nga:detail "..."``
 (``X = D:refusal:j``, ``j`` its position in ``refused``).
 
 Terms are written exactly as Oxigraph stores them, so what a store returns equals what is
@@ -102,11 +116,14 @@ from the record, so loading the same record twice adds nothing.
 Attribute names are expanded with pyld against the project's local contexts
 (``adapter.ngsild.contexts.document_loader``), never the network; each (context, term) is
 expanded once per process (about 2 ms per new term), after which ``index_nquads`` is plain
-string building: about 20 us for the typical air-quality uplink above on CPython 3.11
-(``static_nquads`` about 17 us, off the hot path too).
+string building: about 32 us for the typical air-quality uplink above on CPython 3.11, its
+pseudonyms included (26 us without them, on the same machine; each pseudonym's HMAC is
+computed once per key and identifier; ``static_nquads`` about 17 us, off the hot path too).
 
-The full record (``provenance_nquads``, ``provenance_dataset``) holds the lean and static
-quads plus everything else in the record: uplink size, fPort, chain link, record digest; the
+The full record (``provenance_nquads``, ``provenance_dataset``), served to those who may read
+the personal graph, names devices and entities by their real IRIs, in one graph: it holds the
+lean and static quads with each pseudonym replaced by its real IRI (and no links), plus
+everything else in the record: uplink size, fPort, chain link, record digest; the
 reception (``U:reception``, a ``prov:Activity`` associated with the network-server connection
 and the gateways); each step as its own ``prov:Activity`` ``U:processing:{step}``
 (``dcterms:isPartOf`` the processing, the first ``prov:used U``, the next ones
@@ -142,6 +159,7 @@ from pyld import jsonld
 from adapter.exceptions import AdapterError
 from adapter.ngsild.contexts import CORE_CONTEXT, document_loader
 from adapter.provenance.integrity.canonical import CanonicalizationError, canonicalize, record_digest
+from adapter.provenance.pseudonyms import PseudonymKey, PseudonymKeys, UnknownCollectivity
 
 __all__ = [
     "NGA",
@@ -160,12 +178,16 @@ __all__ = [
     "index_nquads",
     "index_triples",
     "index_triples_by_graph",
+    "iri_term",
     "lineage",
     "personal_graph_iri",
     "provenance_dataset",
     "provenance_nquads",
     "static_nquads",
     "static_triples",
+    "static_triples_by_graph",
+    "string_term",
+    "verification_triples",
 ]
 
 PROV = "http://www.w3.org/ns/prov#"
@@ -228,11 +250,13 @@ _N = {name: _iri_term(NGA + name) for name in (
     "application", "tenant", "lnsKind", "connection", "unit", "unitCode", "attribute",
     "attributeName", "entity", "entityType", "observedAt", "object", "step", "broker",
     "httpStatus", "refusal", "uplink", "detail", "recordSha256", "chainSeq", "chainPrev",
-    "formatVersion",
+    "formatVersion", "pseudonymOf",
 )}
-#: the names a device is given at the network server: operators often name a meter after its
-#: household or address. (Its devEui stays shared: the device and entity IRIs are made of it.)
-_DEVICE_IDENTIFIERS = frozenset({_N["deviceId"], _N["application"]})
+#: what identifies a device in its static description: its devEui, and the names it is given at
+#: the network server (operators often name a meter after its household or address).
+_DEVICE_IDENTIFIERS = frozenset({_N["devEui"], _N["deviceId"], _N["application"]})
+_PSEUDONYM_OF = _N["pseudonymOf"]
+_NOT_HEX = re.compile(r"[^0-9a-f]+")
 _INTEGER = f"^^<{_XSD}integer>"
 _DOUBLE = f"^^<{_XSD}double>"
 _DATETIME = f"^^<{_XSD}dateTime>"
@@ -305,6 +329,19 @@ def _string(text: str) -> str:
     if _NEEDS_ESCAPE.search(text) is not None:
         text = text.translate(_ESCAPES)
     return f'"{text}"'
+
+
+def iri_term(text: str) -> str:
+    """The N-Triples term of an absolute IRI read from stored data (an entity id, an
+    agreement uid), validated as Oxigraph validates IRIs; ``ProvenanceRecordError`` otherwise:
+    an IRI is never made of a string nobody checked."""
+    return _iri(text)
+
+
+def string_term(text: str) -> str:
+    """A stored string as a plain literal, escaped as canonical N-Triples (what Oxigraph
+    writes back); ``ProvenanceRecordError`` for a text that is not valid Unicode."""
+    return _string(text)
 
 
 @_cached
@@ -586,41 +623,81 @@ def _object_values(target: Any) -> tuple[str, ...]:
 
 
 def _lean(
-    record: Mapping[str, Any], index: int, personal: Set[str] = frozenset()
+    record: Mapping[str, Any], index: int, personal: Set[str] = frozenset(), pseudonyms: PseudonymKeys | None = None
 ) -> tuple[str, list[Triple], list[Triple]]:
-    """(shared graph term, its quads, the quads of the ``personal`` attributes)."""
+    """(shared graph term, its quads, the quads of the personal graph).
+
+    ``pseudonyms`` None: devices and entities keep their real IRIs and no link is made (the
+    full record's form, for the collectivity's own readers).
+    """
     if type(index) is not int or index < 0:
         raise ProvenanceRecordError(f"record number {index!r} is not a non-negative integer")
     try:
-        return _lean_unchecked(record, index, personal)
+        return _lean_unchecked(record, index, personal, pseudonyms)
+    except UnknownCollectivity as exc:
+        raise ProvenanceRecordError(f"record {index}: {exc}") from exc
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         raise ProvenanceRecordError(f"record {index} does not have the format of docs/provenance.md: {exc!r}") from exc
 
 
+def _pseudonym_key(pseudonyms: PseudonymKeys, tenant: str, received: str) -> PseudonymKey:
+    """The key of a record received at ``received`` (an ``xsd:dateTime`` term of ``_datetime``)."""
+    return pseudonyms.key_for(tenant, received[1:11])
+
+
+@_cached
+def _device_needle(dev_eui: str) -> str:
+    """What a string names the device by: the devEui's hex digits (any case, any separators)."""
+    digits = _NOT_HEX.sub("", dev_eui.lower())
+    return digits if len(digits) == 16 else dev_eui.lower()
+
+
+def _names_device(text: str, needle: str) -> bool:
+    """Whether a string value holds the devEui, in whatever case or separator form."""
+    if len(text) < len(needle):  # most values ("ok", "outdoor"): too short to hold it
+        return False
+    lowered = text.lower()
+    return needle in lowered or (len(needle) == 16 and needle in _NOT_HEX.sub("", lowered))
+
+
 def _lean_unchecked(
-    record: Mapping[str, Any], index: int, personal: Set[str]
+    record: Mapping[str, Any], index: int, personal: Set[str], pseudonyms: PseudonymKeys | None
 ) -> tuple[str, list[Triple], list[Triple]]:
     if record["formatVersion"] != 1:
         raise ProvenanceRecordError(f"record {index}: formatVersion {record['formatVersion']!r} is not 1")
     kind = record["recordType"]
-    _, graph, base = _tenant(record["tenant"])
+    tenant, graph, base = _tenant(record["tenant"])
     u_iri = f"{base}uplink:{index}"
     u = f"<{u_iri}>"
     uplink = record["uplink"]
+    dev_eui = record["device"]["devEui"]
+    device = _device_term((base, dev_eui))
+    received = _datetime(uplink["receivedAt"])
     quads: list[Triple] = [(u, _TYPE, _P["Entity"])]
     held: list[Triple] = []
     append = quads.append
+    # What names the device goes to the personal graph: its payload digest (a short payload is
+    # found again from its SHA-256 by trying them all) and frame counter (consecutive counters
+    # link a device's records across a key rotation).
     if kind == "uplink":
-        append((u, _N["payloadSha256"], _hex(uplink["payloadSha256"])))
+        held.append((u, _N["payloadSha256"], _hex(uplink["payloadSha256"])))
         f_cnt = uplink.get("fCnt")
         if f_cnt is not None:
-            append((u, _N["fCnt"], _number(f_cnt)))
+            held.append((u, _N["fCnt"], _number(f_cnt)))
     elif kind == "status":
         append((u, _TYPE, _N["DeviceStatus"]))
     else:
         raise ProvenanceRecordError(f"record {index}: recordType {kind!r} is neither uplink nor status")
-    append((u, _P["generatedAtTime"], _datetime(uplink["receivedAt"])))
-    append((u, _P["wasAttributedTo"], _device_term((base, record["device"]["devEui"]))))
+    links: dict[Triple, None] = {}
+    key: PseudonymKey | None = None
+    if pseudonyms is not None:
+        key = _pseudonym_key(pseudonyms, tenant, received)
+        shown_device = f"<{key.device(dev_eui)}>"
+        links[(shown_device, _PSEUDONYM_OF, device)] = None
+    else:
+        shown_device = device
+    append((u, _P["generatedAtTime"], received))
+    append((u, _P["wasAttributedTo"], shown_device))
     for i, gateway in enumerate(record["gateways"]):
         reception = f"<{u_iri}:reception:{i}>"
         append((u, _N["reception"], reception))
@@ -655,22 +732,30 @@ def _lean_unchecked(
 
     observed = record["observedAt"]
     observed_term = _datetime(observed)
+    needle = _device_needle(dev_eui) if type(dev_eui) is str and dev_eui else None
     foi, result_time, generated = _S["hasFeatureOfInterest"], _S["resultTime"], _P["wasGeneratedBy"]
     for k, entity in enumerate(record["entities"]):
         o_iri = f"{u_iri}:obs:{k}"
         o = f"<{o_iri}>"
-        entity_term = _iri(entity["id"])
-        append((o, foi, entity_term))
+        entity_term = _iri(entity["id"])  # validated, whatever is shown
+        if key is not None:
+            shown_entity = f"<{key.entity(entity['id'])}>"
+            links[(shown_entity, _PSEUDONYM_OF, entity_term)] = None
+        else:
+            shown_entity = entity_term
+        append((o, foi, shown_entity))
         append((o, result_time, observed_term))
         append((o, generated, a))
         context = entity.get("@context")
-        key = _context_key(context)
-        terms = _expansions.get(key) or {}
+        context_key = _context_key(context)
+        terms = _expansions.get(context_key) or {}
         attributes = entity["attributes"]
         for name in sorted(attributes):  # the same text whatever the key order (JSON round trips)
             attribute = attributes[name]
             if type(attribute) is not dict:
                 raise ProvenanceRecordError(f"record {index}: attribute {name!r} is not an object")
+            is_personal = name in personal
+            targets: tuple[str, ...] = ()
             if "value" in attribute:
                 value = attribute["value"]
                 kind = type(value)
@@ -680,6 +765,8 @@ def _lean_unchecked(
                     values = (f'"{value}"{_INTEGER}',)
                 elif kind is str:
                     values = (_string(value),)
+                    # a string that names the device is personal, whatever the attribute
+                    is_personal = is_personal or (needle is not None and _names_device(value, needle))
                 elif kind is bool:
                     values = (_TRUE if value else _FALSE,)
                 else:
@@ -688,18 +775,24 @@ def _lean_unchecked(
                 values = _object_values(attribute.get("object"))
                 if not values:
                     continue
-            predicate = terms.get(name) or _attribute_term(key, context, name)
-            into = held.append if name in personal else append
+                if key is not None and not is_personal:  # a Relationship names a broker entity
+                    targets = values
+                    values = tuple(f"<{key.entity(target[1:-1])}>" for target in targets)
+                    for shown, target in zip(values, targets, strict=True):
+                        links[(shown, _PSEUDONYM_OF, target)] = None
+            predicate = terms.get(name) or _attribute_term(context_key, context, name)
+            into = held.append if is_personal else append
             own_time = attribute.get("observedAt")
             if own_time is None or own_time == observed or _datetime(own_time) == observed_term:
                 subject = o
             else:  # observed at its own time: its own observation node, same shape
                 subject = f"<{o_iri}:{_segment(name)}>"
-                into((subject, foi, entity_term))
+                into((subject, foi, shown_entity))
                 into((subject, result_time, _datetime(own_time)))
                 into((subject, generated, a))
             for term in values:
                 into((subject, predicate, term))
+    held += links
     return graph, quads, held
 
 
@@ -709,41 +802,74 @@ def _render(graph: str, triples: Iterable[Triple]) -> str:
     return text + tail if text else ""
 
 
-def index_nquads(record: Mapping[str, Any], index: int, *, personal: Set[str] = frozenset()) -> str:
+def index_nquads(
+    record: Mapping[str, Any], index: int, *, pseudonyms: PseudonymKeys, personal: Set[str] = frozenset()
+) -> str:
     """The lean index quads of record ``index`` (N-Quads text, in the tenant's named graphs).
 
-    The values of the attributes named in ``personal`` go to the tenant's personal graph,
-    everything else to its shared graph (see "Two graphs per collectivity" above).
-    Deterministic: the same record always yields the same text (see the module docstring for
-    the shape). Raises ``ProvenanceRecordError`` if the record does not have the format.
+    Devices and entities are named in the shared graph by their pseudonyms under the key of
+    ``pseudonyms`` that applies to the record's reception day; the links to their real IRIs,
+    the values of the attributes named in ``personal`` (and strings naming the device), the
+    payload digest and the frame counter go to the tenant's personal graph (see "Two graphs
+    per collectivity" above). Deterministic: the same record and key always yield the same
+    text (see the module docstring for the shape). Raises ``ProvenanceRecordError`` if the
+    record does not have the format, ``MissingPseudonymKey`` if its key is not on this machine.
 
-    >>> store.load(index_nquads(record, 41).encode(), pyoxigraph.RdfFormat.N_QUADS)
+    >>> store.load(index_nquads(record, 41, pseudonyms=keys).encode(), pyoxigraph.RdfFormat.N_QUADS)
     """
-    graph, quads, held = _lean(record, index, personal)
+    graph, quads, held = _lean(record, index, personal, pseudonyms)
     text = _render(graph, quads)
     return text + _render(_personal_graph(record["tenant"]), held) if held else text
 
 
-def index_triples(record: Mapping[str, Any], index: int) -> set[Triple]:
+def index_triples(record: Mapping[str, Any], index: int, *, pseudonyms: PseudonymKeys) -> set[Triple]:
     """The quads of ``index_nquads`` as (subject, predicate, object) N-Triples term strings,
     whichever graph each goes to.
 
     They are written as a store returns them (``str(quad.object)`` in pyoxigraph), so a
     verifier can compare a store's graph with a fresh computation as sets.
     """
-    _, quads, held = _lean(record, index)
+    _, quads, held = _lean(record, index, frozenset(), pseudonyms)
     return {*quads, *held}
 
 
 def index_triples_by_graph(
-    record: Mapping[str, Any], index: int, *, personal: Set[str] = frozenset()
+    record: Mapping[str, Any], index: int, *, pseudonyms: PseudonymKeys, personal: Set[str] = frozenset()
 ) -> dict[str, set[Triple]]:
     """The quads of ``index_nquads`` per graph IRI (shared, and personal when it gets any)."""
-    graph, quads, held = _lean(record, index, personal)
+    graph, quads, held = _lean(record, index, personal, pseudonyms)
     found = {graph[1:-1]: set(quads)}
     if held:
         found[_personal_graph(record["tenant"])[1:-1]] = set(held)
     return found
+
+
+def verification_triples(
+    record: Mapping[str, Any], index: int, *, pseudonyms: PseudonymKeys, personal: Set[str] = frozenset()
+) -> dict[str, set[Triple]]:
+    """Per graph IRI, everything a store must hold about the subjects of the record's quads:
+    ``index_triples_by_graph`` plus the shared description of the device's pseudonym (the
+    subject of the record's link), so that a verifier reading those subjects in both graphs
+    can tell a missing, a changed and an added quad (a link copied into the shared graph
+    would undo the pseudonym)."""
+    found = index_triples_by_graph(record, index, pseudonyms=pseudonyms, personal=personal)
+    shared_graph = _tenant(record["tenant"])[1][1:-1]
+    found.setdefault(_personal_graph(record["tenant"])[1:-1], set())
+    device = _lean_device_pseudonym(record, pseudonyms)
+    static = static_triples_by_graph(record, pseudonyms=pseudonyms)
+    found[shared_graph] |= {t for t in static.get(shared_graph, ()) if t[0] == device}
+    return found
+
+
+def _lean_device_pseudonym(record: Mapping[str, Any], pseudonyms: PseudonymKeys) -> str:
+    try:
+        tenant = _tenant(record["tenant"])[0]
+        key = _pseudonym_key(pseudonyms, tenant, _datetime(record["uplink"]["receivedAt"]))
+        return f"<{key.device(record['device']['devEui'])}>"
+    except UnknownCollectivity as exc:
+        raise ProvenanceRecordError(str(exc)) from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ProvenanceRecordError(f"record does not have the format of docs/provenance.md: {exc!r}") from exc
 
 
 # --------------------------------------------------------------------------- static quads
@@ -766,12 +892,17 @@ def _organization_triples(tenant: str) -> list[Triple]:
     return [(organization, _TYPE, _P["Organization"]), (organization, _N["tenant"], _string(tenant))]
 
 
-def _device_triples(base: str, tenant: str, dev_eui: str, device_id: Any, application: Any) -> list[Triple]:
+def _device_triples(
+    base: str, tenant: str, dev_eui: str, device_id: Any, application: Any, shown: str | None
+) -> list[Triple]:
+    """The device as a sensor of its collectivity (under its pseudonym ``shown``, if any), and
+    what identifies it (``_DEVICE_IDENTIFIERS``, on its real IRI)."""
     term = _device_term((base, dev_eui))
+    agent = shown or term
     triples = [
-        (term, _TYPE, _S["Sensor"]),
-        (term, _TYPE, _P["Agent"]),
-        (term, _P["actedOnBehalfOf"], _organization_term(tenant)),
+        (agent, _TYPE, _S["Sensor"]),
+        (agent, _TYPE, _P["Agent"]),
+        (agent, _P["actedOnBehalfOf"], _organization_term(tenant)),
         (term, _N["devEui"], _string(dev_eui)),
     ]
     if device_id is not None:
@@ -815,19 +946,30 @@ def _unit_triples(profile: str, attribute: str, unit: str) -> list[Triple]:
     return [(profile, _N["unit"], node), (node, _N["attribute"], attribute), (node, _N["unitCode"], _string(unit))]
 
 
-def _static(record: Mapping[str, Any], index: int | None = None) -> tuple[str, list[Triple]]:
+def _static(
+    record: Mapping[str, Any], index: int | None = None, pseudonyms: PseudonymKeys | None = None
+) -> tuple[str, list[Triple]]:
     try:
-        return _static_unchecked(record)
+        return _static_unchecked(record, pseudonyms)
+    except UnknownCollectivity as exc:
+        raise ProvenanceRecordError(f"{'record' if index is None else f'record {index}'}: {exc}") from exc
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         where = "record" if index is None else f"record {index}"
         raise ProvenanceRecordError(f"{where} does not have the format of docs/provenance.md: {exc!r}") from exc
 
 
-def _static_unchecked(record: Mapping[str, Any]) -> tuple[str, list[Triple]]:
+def _static_unchecked(record: Mapping[str, Any], pseudonyms: PseudonymKeys | None) -> tuple[str, list[Triple]]:
     tenant, graph, base = _tenant(record["tenant"])
     out: list[Triple] = [*_part(("organization", tenant), _organization_triples, tenant)]
     device = record["device"]
-    args: tuple[Any, ...] = (base, tenant, device["devEui"], device.get("deviceId"), device.get("application"))
+    shown = None
+    if pseudonyms is not None:
+        _device_term((base, device["devEui"]))  # validates the devEui
+        key = _pseudonym_key(pseudonyms, tenant, _datetime(record["uplink"]["receivedAt"]))
+        shown = f"<{key.device(device['devEui'])}>"
+    args: tuple[Any, ...] = (
+        base, tenant, device["devEui"], device.get("deviceId"), device.get("application"), shown,
+    )
     out += _part(("device", *args), _device_triples, *args)
     software, version = record["adapter"].get("software", "ngsild-adapter"), record["adapter"]["version"]
     out += _part(("software", software, version), _software_triples, software, version)
@@ -858,25 +1000,36 @@ def _static_unchecked(record: Mapping[str, Any]) -> tuple[str, list[Triple]]:
     return graph, out
 
 
-def static_triples(record: Mapping[str, Any]) -> set[Triple]:
+def static_triples(record: Mapping[str, Any], *, pseudonyms: PseudonymKeys) -> set[Triple]:
     """The once-per-thing quads a record refers to (see ``static_nquads``), as term strings."""
-    return set(_static(record)[1])
+    return set(_static(record, None, pseudonyms)[1])
 
 
-def static_nquads(record: Mapping[str, Any]) -> str:
-    """Quads describing what the record refers to but that do not change per uplink.
-
-    The device and its collectivity, the network-server connection, the software version,
-    the gateways, the codec and profile files and the profile's unit codes, in the tenant's
-    shared graph, except the device's names at the network server (``nga:deviceId``,
-    ``nga:application``), which go to its personal graph. A pure function of
-    the record (cached per part): index them with every record, or only when one of their keys
-    is new; the store keeps each quad once either way.
-    """
-    graph, triples = _static(record)
+def _static_split(record: Mapping[str, Any], pseudonyms: PseudonymKeys) -> tuple[str, list[Triple], list[Triple]]:
+    graph, triples = _static(record, None, pseudonyms)
     unique = dict.fromkeys(triples)
     shared = [t for t in unique if t[1] not in _DEVICE_IDENTIFIERS]
     held = [t for t in unique if t[1] in _DEVICE_IDENTIFIERS]
+    return graph, shared, held
+
+
+def static_triples_by_graph(record: Mapping[str, Any], *, pseudonyms: PseudonymKeys) -> dict[str, set[Triple]]:
+    """The quads of ``static_nquads`` per graph IRI."""
+    graph, shared, held = _static_split(record, pseudonyms)
+    return {graph[1:-1]: set(shared), _personal_graph(record["tenant"])[1:-1]: set(held)}
+
+
+def static_nquads(record: Mapping[str, Any], *, pseudonyms: PseudonymKeys) -> str:
+    """Quads describing what the record refers to but that do not change per uplink.
+
+    The device (under its pseudonym) and its collectivity, the network-server connection, the
+    software version, the gateways, the codec and profile files and the profile's unit codes,
+    in the tenant's shared graph; what identifies the device (``nga:devEui`` and its names at
+    the network server, ``nga:deviceId``, ``nga:application``, on its real IRI) in its personal
+    graph. A pure function of the record and its key (cached per part): index them with every
+    record, or only when one of their keys is new; the store keeps each quad once either way.
+    """
+    graph, shared, held = _static_split(record, pseudonyms)
     return _render(graph, shared) + _render(_personal_graph(record["tenant"]), held)
 
 
@@ -913,6 +1066,8 @@ def _record_number(value: Any) -> int:
 
 
 def _refusal_triples(d: str, base: str, j: int, refusal: Mapping[str, Any]) -> list[Triple]:
+    """The refusal's node and record (shared), then the entity and the broker's words (personal:
+    a broker's message often repeats the entity id)."""
     x = f"<{d[1:-1]}:refusal:{j}>"
     return [
         (d, _N["refusal"], x),
@@ -922,16 +1077,22 @@ def _refusal_triples(d: str, base: str, j: int, refusal: Mapping[str, Any]) -> l
     ]
 
 
-def _delivery(tenant: str, receipt: Mapping[str, Any]) -> tuple[str, list[Triple]]:
+_REFUSAL_PERSONAL = frozenset({_N["entity"], _N["detail"]})
+
+
+def _delivery(tenant: str, receipt: Mapping[str, Any]) -> tuple[str, list[Triple], list[Triple]]:
+    """(shared graph term, the delivery's shared quads, those of its personal graph)."""
+    held: list[Triple] = []
     try:
         graph, d, base, quads = _receipt_core(tenant, receipt)
         for number in receipt["records"]:
             quads.append((d, _P["used"], f"<{base}uplink:{_record_number(number)}>"))
         for j, refusal in enumerate(receipt.get("refused") or ()):
-            quads += _refusal_triples(d, base, j, refusal)
+            for triple in _refusal_triples(d, base, j, refusal):
+                (held if triple[1] in _REFUSAL_PERSONAL else quads).append(triple)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ProvenanceRecordError(f"delivery receipt does not have the documented format: {exc!r}") from exc
-    return graph, quads
+    return graph, quads, held
 
 
 def delivery_nquads(tenant: str, receipt: Mapping[str, Any]) -> str:
@@ -941,13 +1102,14 @@ def delivery_nquads(tenant: str, receipt: Mapping[str, Any]) -> str:
     "status": int, "software": version, "records": [n, ...], "refused": [{"record": n,
     "entity": id, "detail": str}]}``.
     """
-    graph, quads = _delivery(tenant, receipt)
-    return _render(graph, dict.fromkeys(quads))
+    graph, quads, held = _delivery(tenant, receipt)
+    return _render(graph, dict.fromkeys(quads)) + _render(_personal_graph(tenant), held)
 
 
 def delivery_triples(tenant: str, receipt: Mapping[str, Any]) -> set[Triple]:
     """The quads of ``delivery_nquads`` as term strings."""
-    return set(_delivery(tenant, receipt)[1])
+    _, quads, held = _delivery(tenant, receipt)
+    return {*quads, *held}
 
 
 def _receipts_for(tenant: str, index: int, receipts: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -978,13 +1140,13 @@ def _step_iris(u_iri: str, steps: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _full(record: Mapping[str, Any], index: int, receipts: Iterable[Mapping[str, Any]]) -> tuple[str, list[Triple]]:
-    graph, lean, _ = _lean(record, index, frozenset())
-    _, static = _static(record, index)
+    graph, lean, held = _lean(record, index, frozenset(), None)
+    _, static = _static(record, index, None)
     try:
         extra = _full_extra(record, index, receipts)
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         raise ProvenanceRecordError(f"record {index} does not have the format of docs/provenance.md: {exc!r}") from exc
-    return graph, list(dict.fromkeys([*lean, *static, *extra]))
+    return graph, list(dict.fromkeys([*lean, *held, *static, *extra]))
 
 
 def _full_extra(record: Mapping[str, Any], index: int, receipts: Iterable[Mapping[str, Any]]) -> list[Triple]:
@@ -1159,7 +1321,7 @@ def lineage(
     times, and whether the broker accepted this entity). Raises ``ValueNotInRecord`` when the
     record has no such value, ``ProvenanceRecordError`` when it does not have the format.
     """
-    graph, _, _ = _lean(record, index)  # validates the record
+    graph, _, _ = _lean(record, index, frozenset(), None)  # validates the record
     tenant, _, base = _tenant(record["tenant"])
     u_iri = f"{base}uplink:{index}"
     for k, entity in enumerate(record["entities"]):

@@ -23,7 +23,8 @@ from adapter.ngsild.client import NgsiLdClient, NgsiLdError
 from adapter.provenance.indexer import RdfIndexer
 from adapter.provenance.integrity.note import NoteVerifier
 from adapter.provenance.ledger import ProvenanceLedger, UnknownTenant
-from adapter.provenance.rdf import index_triples_by_graph, personal_graph_iri
+from adapter.provenance.pseudonyms import MissingPseudonymKey
+from adapter.provenance.rdf import ProvenanceRecordError, verification_triples
 from adapter.provenance.store import OxigraphStore, RdfStore, RdfStoreError, RemoteSparqlStore
 from adapter.provenance.verify import (
     PROV_WAS_DERIVED_FROM,
@@ -133,24 +134,35 @@ class ProvenanceRuntime:
         return await read_broker(self.broker, self.contexts, tenant, entity_id, attribute, observed_at)
 
     async def check_index(self, tenant: str, index: int, record: dict[str, Any]) -> Check:
-        """Whether the RDF index holds exactly the quads of this record."""
+        """Whether the RDF index holds exactly the quads of this record, pseudonyms included:
+        they are recomputed with the collectivity's pseudonym key, and without it the check
+        says it cannot be made (it never passes unchecked)."""
         assert self.store is not None
-        personal = self.indexer.personal if self.indexer is not None else frozenset()
-        expected_by_graph = index_triples_by_graph(record, index, personal=personal)
-        expected_by_graph.setdefault(personal_graph_iri(tenant), set())
+        if self.indexer is None:
+            return Check("index", "failed", "this process has no pseudonym keys to recompute the record's quads with")
+        try:
+            expected_by_graph = verification_triples(
+                record, index, pseudonyms=self.indexer.pseudonyms, personal=self.indexer.personal
+            )
+        except MissingPseudonymKey as exc:
+            return Check("index", "failed", f"the record's quads cannot be recomputed: {exc}")
+        except ProvenanceRecordError as exc:
+            return Check("index", "failed", f"the record does not yield index quads: {exc}")
         subjects = sorted({s.strip("<>") for quads in expected_by_graph.values() for s, _, _ in quads})
         missing: set[tuple[str, str, str]] = set()
         extra: set[tuple[str, str, str]] = set()
         held_any = False
+        own = f"<urn:ngsild-adapter:{tenant}:uplink:{index}"
         try:
             for graph, expected in expected_by_graph.items():
                 held = await self.store.quads(subjects, graph)
-                held_any = held_any or bool(held)
+                # the record's own nodes (a pseudonym is held as soon as another record names it)
+                held_any = held_any or any(s == f"{own}>" or s.startswith(f"{own}:") for s, _, _ in held)
                 missing |= expected - held
                 extra |= held - expected
         except RdfStoreError as exc:
             return Check("index", "pending", f"the RDF index could not be read: {exc}")
-        if not held_any and self.indexer is not None and self.indexer.position(tenant) <= index:
+        if not held_any and self.indexer.position(tenant) <= index:
             return Check("index", "pending", f"record {index} is not indexed yet (the index catches up off the hot path)")
         if missing or extra:
             sample = sorted(missing)[:1] + sorted(extra)[:1]

@@ -13,8 +13,11 @@ read it from), the verifier finds its record and checks, each as a named ``Check
                 record's ``prev`` is this record's digest (a deleted, changed or reordered
                 record breaks it); frame-counter gaps are reported as warnings (radio or
                 network losses, not tampering);
-``index``       the RDF index holds exactly the quads this record yields (``pending`` while the
-                indexer catches up).
+``index``       the RDF index holds exactly the quads this record yields, in the graph each
+                belongs to (``pending`` while the indexer catches up). Its pseudonyms are
+                recomputed with the collectivity's pseudonym key for the record's reception
+                day (``adapter.provenance.pseudonyms``): without that key the check fails and
+                names the missing file, it never passes unchecked.
 
 A check is ``ok``, ``failed``, ``warning`` (holds, with a remark) or ``pending`` (cannot be
 decided yet: not signed or not indexed yet). The value holds when no check failed and none is

@@ -9,6 +9,7 @@ an embedded Oxigraph store behind the adapter's /sparql, and the gateway in fron
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import AsyncIterator, Set
 from pathlib import Path
 
@@ -20,12 +21,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapter.access.policies import PolicySet
 from adapter.config import DEFAULT_PERSONAL_ATTRIBUTES
 from adapter.access.log import AccessLog
-from adapter.gateway.ngsild import GatewayContext, create_gateway_app
+from adapter.gateway.app import GatewayContext, create_gateway_app
 from adapter.gateway.sparql import SparqlLimits, sparql_routes
 from adapter.provenance import rdf
 from adapter.provenance.store import OxigraphStore
 from tests.access_policies.support import CATALOGUE, EXAMPLES, RESEARCH, TENANTS, person
 from tests.gateway.support import CONTEXTS, StaticTokens
+from adapter.provenance.pseudonyms import PseudonymKeys
 from tests.provenance_rdf.support import log
 
 REF_DEVICE = "https://smartdatamodels.org/dataModel.WaterConsumption/refDevice"
@@ -33,6 +35,8 @@ DEVICE_ID = rdf.NGA + "deviceId"
 WATER = "https://smartdatamodels.org/dataModel.WaterConsumption/waterConsumption"
 PREDICATES = "SELECT DISTINCT ?p WHERE { GRAPH ?g { ?s ?p ?o } }"
 PRINCIPALS = {"researcher": person("ville", "researcher"), "admin": person("ville", "data-admin")}
+KEYS = PseudonymKeys.in_memory({"ville": {None: bytes(range(32))}, "region": {None: bytes(range(1, 33))}})
+DEV_EUIS = {record["device"]["devEui"] for record in log("ville")}
 
 
 def index_text(personal: Set[str]) -> str:
@@ -42,7 +46,8 @@ def index_text(personal: Set[str]) -> str:
         for n, record in enumerate(log("ville")):
             record = copy.deepcopy(record)
             record["tenant"] = tenant
-            parts += [rdf.index_nquads(record, n, personal=personal), rdf.static_nquads(record)]
+            parts += [rdf.index_nquads(record, n, pseudonyms=KEYS, personal=personal),
+                      rdf.static_nquads(record, pseudonyms=KEYS)]
     return "".join(parts)
 
 
@@ -88,6 +93,19 @@ async def test_a_researcher_gets_the_measurements_without_the_personal_fields(ga
     assert REF_DEVICE not in predicates and DEVICE_ID not in predicates
     names = await values(gateway, "researcher", "SELECT ?name WHERE { ?device <%s> ?name }" % DEVICE_ID)
     assert names == set()  # "compteur-ecole-jules-ferry" stays with the city
+
+
+async def test_a_researcher_reads_no_devEui_device_iri_or_entity_id(gateway: TestClient) -> None:
+    found = await values(gateway, "researcher", "SELECT * WHERE { GRAPH ?g { ?s ?p ?o } }")
+    assert WATER in found and len(found) > 50
+    for text in found:
+        digits = re.sub(r"[^0-9a-f]", "", text.lower())
+        assert not any(eui in digits for eui in DEV_EUIS), text  # in any case, with any separators
+        assert re.match(r"urn:ngsild-adapter:[^:]+:device:", text) is None, text
+        assert not text.startswith("urn:ngsi-ld:"), text
+    assert any(":pseudonym:" in text for text in found)
+    admin = await values(gateway, "admin", "SELECT * WHERE { GRAPH ?g { ?s ?p ?o } }")
+    assert {f"urn:ngsi-ld:WaterConsumptionObserved:ville:{eui}" for eui in DEV_EUIS} & admin  # the city joins
 
 
 async def test_naming_the_personal_graph_does_not_open_it(gateway: TestClient) -> None:

@@ -73,6 +73,8 @@ async def test_serve_runs_as_its_own_process_and_reports_its_lag(world_template:
                     pass
                 await asyncio.sleep(0.1)
             assert lag is not None and lag.endswith(" 0"), lag
+            assert 'ngsild_adapter_provenance_index_quarantined_records{kind="record",tenant="ville"} 0' in text
+            assert 'ngsild_adapter_provenance_index_quarantined_records{kind="access"} 0' in text
             async with http.get(f"http://127.0.0.1:{port}/logs/ville/checkpoint") as answer:
                 assert answer.status == 200 and (await answer.text()).startswith("test.example/logs/ville\n")
     finally:

@@ -34,7 +34,8 @@ async def predicates(runtime: ProvenanceRuntime, graph: str) -> set[str]:
 def personal_indexer(world: World, runtime: ProvenanceRuntime, personal: set[str]) -> RdfIndexer:
     assert runtime.store is not None
     db = sqlite3.connect(world.folder / "state" / "state.sqlite", isolation_level=None)
-    return RdfIndexer(runtime.ledger, db, runtime.store, personal=personal)
+    assert runtime.indexer is not None  # the same pseudonym keys: only the list differs
+    return RdfIndexer(runtime.ledger, db, runtime.store, personal=personal, pseudonyms=runtime.indexer.pseudonyms)
 
 
 async def test_device_names_at_the_network_server_are_personal(world: World) -> None:

@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,8 @@ from click.testing import CliRunner
 from adapter.cli import main
 from adapter.demo.network import free_port
 from adapter.provenance.indexer import graph_iri
+from adapter.provenance.rdf import NGA, PROV, index_nquads, personal_graph_iri, static_nquads
+from adapter.provenance.runtime import ProvenanceRuntime
 from adapter.provenance.integrity.note import NoteSigner
 from adapter.provenance.verify import Verification
 from tests.e2e.support import ADAPTER_BIN
@@ -100,25 +103,59 @@ async def test_a_value_changed_in_the_broker_is_detected(world: World) -> None:
     assert statuses(result)["value"] == "failed" and "99.99" in next(c.detail for c in result.checks if c.name == "value")
 
 
+async def rewrite_graph(runtime: ProvenanceRuntime, graph: str, index: int, change: Callable[[str], str]) -> None:
+    """Clear ``graph`` and index every record again, the quads of record ``index`` changed."""
+    assert runtime.store is not None and runtime.indexer is not None
+    keys = runtime.indexer.pseudonyms
+    await runtime.store.clear_graph(graph)
+    for stored in runtime.ledger.records("ville", 0, 1000):
+        text = index_nquads(stored.record, stored.index, pseudonyms=keys) + static_nquads(stored.record, pseudonyms=keys)
+        await runtime.store.add_nquads(change(text) if stored.index == index else text)
+
+
 async def test_a_triple_changed_in_the_rdf_store_is_detected(world: World) -> None:
     async with world.running() as (runtime, _):
         assert runtime.store is not None
         index = record_index(runtime, 0, 2)
-        quads = await runtime.store.quads([f"urn:ngsild-adapter:ville:uplink:{index}"], graph_iri("ville"))
-        fcnt = next(q for q in quads if "fCnt" in q[1])
-        graph = f"<{graph_iri('ville')}>"
-        await runtime.store.clear_graph(graph_iri("ville"))  # rewrite the graph without that quad, with another
-        for stored in runtime.ledger.records("ville", 0, 1000):
-            from adapter.provenance.rdf import index_nquads
-
-            text = index_nquads(stored.record, stored.index)
-            if stored.index == index:
-                text = text.replace(f"{fcnt[0]} {fcnt[1]} {fcnt[2]} {graph} .",
-                                    f'{fcnt[0]} {fcnt[1]} "999"^^<http://www.w3.org/2001/XMLSchema#integer> {graph} .')
-            await runtime.store.add_nquads(text)
+        personal = personal_graph_iri("ville")
+        quads = await runtime.store.quads([f"urn:ngsild-adapter:ville:uplink:{index}"], personal)
+        s, p, o = next(q for q in quads if "fCnt" in q[1])  # the frame counter: in the personal graph
+        await rewrite_graph(runtime, personal, index, lambda text: text.replace(
+            f"{s} {p} {o} <{personal}> .", f'{s} {p} "999"^^<http://www.w3.org/2001/XMLSchema#integer> <{personal}> .'))
         result = await runtime.verify("ville", AQ_ENTITY.format(eui=DEVICES[0]), "no2", observed_at_of(0, 2))
     assert not result.holds and statuses(result)["index"] == "failed"
     assert {n for n, s in statuses(result).items() if s == "failed"} == {"index"}
+
+
+async def test_a_changed_pseudonym_is_detected(world: World) -> None:
+    async with world.running() as (runtime, _):
+        assert runtime.store is not None and runtime.indexer is not None
+        index = record_index(runtime, 0, 2)
+        key = runtime.indexer.pseudonyms.key_for("ville", observed_at_of(0, 2).date().isoformat())
+        mine, other = key.device(DEVICES[0]), key.device(DEVICES[1])
+        # the value said to come from the other device: its pseudonym in the shared graph
+        await rewrite_graph(runtime, graph_iri("ville"), index, lambda text: text.replace(
+            f"<{PROV}wasAttributedTo> <{mine}>", f"<{PROV}wasAttributedTo> <{other}>"))
+        moved = await runtime.verify("ville", AQ_ENTITY.format(eui=DEVICES[0]), "no2", observed_at_of(0, 2))
+        assert not moved.holds and statuses(moved)["index"] == "failed"
+        # the pseudonym's link to the real device copied into the shared graph: it would undo it
+        await rewrite_graph(runtime, graph_iri("ville"), -1, lambda text: text)
+        link = f"<{mine}> <{NGA}pseudonymOf> <urn:ngsild-adapter:ville:device:{DEVICES[0]}>"
+        await runtime.store.add_nquads(f"{link} <{graph_iri('ville')}> .\n")
+        leaked = await runtime.verify("ville", AQ_ENTITY.format(eui=DEVICES[0]), "no2", observed_at_of(0, 2))
+    assert not leaked.holds and statuses(leaked)["index"] == "failed"
+    assert "wrong graph" in next(c.detail for c in leaked.checks if c.name == "index")
+
+
+async def test_without_its_pseudonym_key_the_index_check_says_so(world: World) -> None:
+    (world.folder / "keys" / "pseudonyms" / "ville" / "initial.key").unlink()
+    async with world.running() as (runtime, _):
+        result = await runtime.verify("ville", AQ_ENTITY.format(eui=DEVICES[0]), "no2", observed_at_of(0, 2))
+    index = next(c for c in result.checks if c.name == "index")
+    assert not result.holds and index.status == "failed"
+    assert "pseudonym key of ville" in index.detail and "missing" in index.detail
+    assert {n for n, s in statuses(result).items() if s == "failed"} == {"index"}
+    assert not (world.folder / "keys" / "pseudonyms" / "ville" / "initial.key").exists(), "a verifier makes no key"
 
 
 async def test_a_changed_leaf_of_the_log_is_detected(world: World) -> None:

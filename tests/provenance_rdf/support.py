@@ -8,6 +8,7 @@ tests compare the module with the documentation rather than with itself.
 from __future__ import annotations
 
 import copy
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,23 +19,33 @@ from typing import Any
 import pyoxigraph
 
 from adapter.provenance import rdf
+from adapter.provenance.pseudonyms import PseudonymKeys
 
 __all__ = [
     "FIXTURES",
+    "KEYS",
+    "SECRETS",
     "Value",
     "device_iri",
     "graph_of",
     "indexed_values",
     "load_store",
     "log",
+    "personal_of",
+    "pseudonym",
+    "real_identifiers",
     "receipts",
     "records",
+    "shared_graphs",
     "uplink_iri",
     "utc",
 ]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TENANTS = ("ville", "metropole")
+#: the fixtures' pseudonym keys: one per collectivity, no rotation
+SECRETS = {"ville": bytes(range(32)), "metropole": bytes(range(32, 64))}
+KEYS = PseudonymKeys.in_memory({tenant: {None: secret} for tenant, secret in SECRETS.items()})
 
 
 @cache
@@ -71,6 +82,30 @@ def uplink_iri(tenant: str, n: int) -> str:
 
 def device_iri(tenant: str, dev_eui: str) -> str:
     return f"urn:ngsild-adapter:{tenant}:device:{dev_eui}"
+
+
+def personal_of(tenant: str) -> str:
+    return f"urn:ngsild-adapter:graph:{tenant}:personal"
+
+
+def shared_graphs() -> list[pyoxigraph.NamedNode]:
+    """A researcher's dataset: the collectivities' shared graphs and nothing else."""
+    return [pyoxigraph.NamedNode(graph_of(t)) for t in TENANTS]
+
+
+def real_identifiers(triples: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """``triples`` with each pseudonym read back through its link (``nga:pseudonymOf``), links left out."""
+    link = f"<{rdf.NGA}pseudonymOf>"
+    real = {s: o for s, p, o in triples if p == link}
+    return {(real.get(s, s), p, real.get(o, o)) for s, p, o in triples if p != link}
+
+
+def pseudonym(tenant: str, kind: str, identifier: str, secret: bytes | None = None) -> str:
+    """The pseudonym IRI docs/provenance.md describes, computed here with hmac."""
+    key = SECRETS[tenant] if secret is None else secret
+    key_id = hmac.digest(key, b"ngsild-adapter pseudonym key id", "sha256")[:4].hex()
+    mac = hmac.digest(key, kind.encode() + b"\x00" + identifier.encode(), "sha256")[:16].hex()
+    return f"urn:ngsild-adapter:{tenant}:pseudonym:{key_id}:{kind}:{mac}"
 
 
 @dataclass(frozen=True)
@@ -116,10 +151,12 @@ def indexed_values(tenant: str, n: int, record: dict[str, Any]) -> list[Value]:
 
 
 def load_store(*, static: bool = True, deliveries: bool = True) -> pyoxigraph.Store:
-    """An in-memory store with the lean index of every fixture record (and what goes with it)."""
+    """An in-memory store with the lean index of every fixture record (and what goes with it),
+    under ``KEYS``: what a collectivity's data admin reads (every graph); query it with
+    ``default_graph``/``named_graphs`` set to ``shared_graphs()`` for what a researcher reads."""
     store = pyoxigraph.Store()
     for _, n, record in records():
-        text = rdf.index_nquads(record, n) + (rdf.static_nquads(record) if static else "")
+        text = rdf.index_nquads(record, n, pseudonyms=KEYS) + (rdf.static_nquads(record, pseudonyms=KEYS) if static else "")
         store.load(text.encode("utf-8"), pyoxigraph.RdfFormat.N_QUADS)
     if deliveries:
         for receipt in receipts():

@@ -341,7 +341,7 @@ def test_parameters_must_match_the_declaration() -> None:
 def test_values_are_written_as_terms() -> None:
     text = load_query("lineage", entity="urn:ngsi-ld:A:1", attribute="https://example.org/ns#no2",
                       observedAt=datetime(2026, 11, 21, 0, 30, tzinfo=UTC).astimezone())
-    assert "sosa:hasFeatureOfInterest <urn:ngsi-ld:A:1>" in text
+    assert "BIND(<urn:ngsi-ld:A:1> AS ?feature)" in text and "nga:pseudonymOf <urn:ngsi-ld:A:1>" in text
     assert "?attribute = <https://example.org/ns#no2>" in text
     assert '"2026-11-21T00:30:00Z"^^<http://www.w3.org/2001/XMLSchema#dateTime>' in text
     assert 'STR("no2")' in load_query("lineage", entity="urn:ngsi-ld:A:1", attribute="no2", observedAt="2026-11-21T00:30:00Z")

@@ -8,7 +8,7 @@ import pyoxigraph
 import pytest
 
 from adapter.provenance import rdf
-from tests.provenance_rdf.support import graph_of, log, receipts, records, uplink_iri
+from tests.provenance_rdf.support import KEYS, device_iri, graph_of, log, pseudonym, receipts, records, uplink_iri
 
 PREFIXES = """
 PREFIX prov: <http://www.w3.org/ns/prov#>
@@ -34,23 +34,31 @@ def stored(store: pyoxigraph.Store) -> set[tuple[str, str, str]]:
 
 @pytest.mark.parametrize(("tenant", "n", "record"), records(), ids=[f"{t}-{n}" for t, n, _ in records()])
 def test_static_triples_are_what_the_store_holds(tenant: str, n: int, record: dict[str, Any]) -> None:
-    text = rdf.static_nquads(record)
+    text = rdf.static_nquads(record, pseudonyms=KEYS)
     store = loaded(text)
-    assert stored(store) == rdf.static_triples(record)
-    personal = {(str(q.subject), str(q.predicate), str(q.object))
-                for q in store.quads_for_pattern(None, None, None, pyoxigraph.NamedNode(rdf.personal_graph_iri(tenant)))}
-    # the names the device has at the network server, and nothing else, are personal
-    assert {p for _, p, _ in personal} == {f"<{rdf.NGA}deviceId>", f"<{rdf.NGA}application>"} & {
-        f"<{rdf.NGA}{key}>" for key in record["device"] if key in ("deviceId", "application")}
+    assert stored(store) == rdf.static_triples(record, pseudonyms=KEYS)
+    by_graph = rdf.static_triples_by_graph(record, pseudonyms=KEYS)
+    for graph, triples in by_graph.items():
+        assert {(str(q.subject), str(q.predicate), str(q.object))
+                for q in store.quads_for_pattern(None, None, None, pyoxigraph.NamedNode(graph))} == triples
+    personal = by_graph[rdf.personal_graph_iri(tenant)]
+    # what identifies the device (its devEui, its names at the network server), and nothing
+    # else, is personal, on the device's real IRI; the shared graph knows its pseudonym only
+    names = {"devEui", *(key for key in record["device"] if key in ("deviceId", "application"))}
+    assert {p for _, p, _ in personal} == {f"<{rdf.NGA}{key}>" for key in names}
+    assert {s for s, _, _ in personal} == {f"<{device_iri(tenant, record['device']['devEui'])}>"}
+    shared_terms = {term for triple in by_graph[graph_of(tenant)] for term in triple}
+    assert f"<{pseudonym(tenant, 'device', record['device']['devEui'])}>" in shared_terms
+    assert not any(record["device"]["devEui"] in term for term in shared_terms)
     assert {str(g) for g in store.named_graphs()} <= {f"<{graph_of(tenant)}>", f"<{rdf.personal_graph_iri(tenant)}>"}
-    assert rdf.static_nquads(record) == text  # the cached parts give the same text
+    assert rdf.static_nquads(record, pseudonyms=KEYS) == text  # the cached parts give the same text
 
 
 def test_device_software_network_server_and_files(index_store: pyoxigraph.Store) -> None:
+    meter = pseudonym("ville", "device", "70b3d57ed0003c01")
     assert ask(index_store, """ASK { GRAPH <urn:ngsild-adapter:graph:ville> {
-        <urn:ngsild-adapter:ville:device:70b3d57ed0003c01> a sosa:Sensor, prov:Agent ;
-            prov:actedOnBehalfOf <urn:ngsild-adapter:organization:ville> ;
-            nga:devEui "70b3d57ed0003c01" .
+        <METER> a sosa:Sensor, prov:Agent ;
+            prov:actedOnBehalfOf <urn:ngsild-adapter:organization:ville> .
         <urn:ngsild-adapter:organization:ville> a prov:Organization ; nga:tenant "ville" .
         <urn:ngsild-adapter:software:0.1.1> a prov:SoftwareAgent ; nga:version "0.1.1" ; rdfs:label "ngsild-adapter" .
         <urn:ngsild-adapter:ville:lns:chirpstack-ville> a prov:SoftwareAgent ; nga:lnsKind "chirpstack" ;
@@ -63,10 +71,12 @@ def test_device_software_network_server_and_files(index_store: pyoxigraph.Store)
     }
     GRAPH <urn:ngsild-adapter:graph:ville:personal> {
         <urn:ngsild-adapter:ville:device:70b3d57ed0003c01> nga:deviceId "compteur-ecole-jules-ferry" ;
-            nga:application "eau" .
-    } }""")
-    # a meter's name at the network server often names its household: never in the shared graph
-    assert not ask(index_store, """ASK { GRAPH <urn:ngsild-adapter:graph:ville> { ?device nga:deviceId ?name } }""")
+            nga:application "eau" ; nga:devEui "70b3d57ed0003c01" .
+        <METER> nga:pseudonymOf <urn:ngsild-adapter:ville:device:70b3d57ed0003c01> .
+    } }""".replace("METER", meter))
+    # a meter's devEui and name at the network server name its household: never in the shared graph
+    assert not ask(index_store, """ASK { GRAPH <urn:ngsild-adapter:graph:ville> {
+        ?device nga:deviceId|nga:devEui|nga:application|nga:pseudonymOf ?name } }""")
 
 
 def test_every_unit_of_a_record_is_reachable_from_its_profile(index_store: pyoxigraph.Store) -> None:
@@ -91,7 +101,7 @@ def test_static_quads_hold_nothing_per_uplink() -> None:
         {**entity, "attributes": {k: v for k, v in entity["attributes"].items() if k in ("no2",)}}
         for entity in second["entities"]
     ]
-    assert rdf.static_triples(second) <= rdf.static_triples(first)
+    assert rdf.static_triples(second, pseudonyms=KEYS) <= rdf.static_triples(first, pseudonyms=KEYS)
 
 
 # ------------------------------------------------------------------ deliveries
@@ -108,11 +118,15 @@ def test_delivery_triples_are_what_the_store_holds(receipt: dict[str, Any]) -> N
             prov:wasAssociatedWith <urn:ngsild-adapter:software:{receipt['software']}> }} }}""")
     used = store.query(PREFIXES + f"SELECT ?u WHERE {{ GRAPH ?g {{ <{d}> prov:used ?u }} }}")
     assert {s["u"].value for s in used} == {uplink_iri(receipt["tenant"], n) for n in receipt["records"]}
-    refusals = store.query(PREFIXES + f"""SELECT ?u ?e ?detail WHERE {{ GRAPH ?g {{
-        <{d}> nga:refusal ?x . ?x nga:uplink ?u ; nga:entity ?e ; nga:detail ?detail }} }}""")
+    refusals = store.query(PREFIXES + f"""SELECT ?u ?e ?detail WHERE {{
+        GRAPH <{graph_of(receipt['tenant'])}> {{ <{d}> nga:refusal ?x . ?x nga:uplink ?u }}
+        GRAPH <{rdf.personal_graph_iri(receipt['tenant'])}> {{ ?x nga:entity ?e ; nga:detail ?detail }} }}""")
     assert {(s["u"].value, s["e"].value, s["detail"].value) for s in refusals} == {
         (uplink_iri(receipt["tenant"], r["record"]), r["entity"], r["detail"]) for r in receipt["refused"]
     }
+    # the refused entity and the broker's words (which often repeat its id) are personal
+    shared = {str(q.predicate) for q in store.quads_for_pattern(None, None, None, pyoxigraph.NamedNode(graph_of(receipt["tenant"])))}
+    assert not shared & {f"<{rdf.NGA}entity>", f"<{rdf.NGA}detail>"}
 
 
 @pytest.mark.parametrize("change", ["tenant", "id", "status", "broker", "records", "time"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import rdflib
 
 from adapter.provenance import queries, rdf
-from tests.provenance_rdf.support import receipts, records
+from tests.provenance_rdf.support import KEYS, receipts, records
 
 VOCABULARY = Path(__file__).resolve().parents[2] / "contexts" / "ngsild-adapter-vocabulary.ttl"
 RDFS = rdflib.Namespace("http://www.w3.org/2000/01/rdf-schema#")
@@ -16,7 +16,8 @@ RDFS = rdflib.Namespace("http://www.w3.org/2000/01/rdf-schema#")
 
 def used_terms() -> set[str]:
     text = "".join(
-        rdf.provenance_nquads(record, n, receipts()) + rdf.static_nquads(record) for _, n, record in records()
+        rdf.provenance_nquads(record, n, receipts()) + rdf.static_nquads(record, pseudonyms=KEYS)
+        + rdf.index_nquads(record, n, pseudonyms=KEYS) for _, n, record in records()
     )
     return set(re.findall(r"<(https://w3id\.org/ngsild-adapter/ns#[A-Za-z0-9]+)>", text))
 

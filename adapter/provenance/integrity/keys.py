@@ -12,7 +12,9 @@ readable by other local users. Hence:
   considered leaked.
 
 The file holds the signer key string of ``note`` (``PRIVATE+KEY+<name>+...``), the format Go's
-``sumdb/note`` reads, so the key can be used with the standard tools too.
+``sumdb/note`` reads, so the key can be used with the standard tools too. The same rules keep
+the other secrets of the key directory (the pseudonym keys of ``adapter.provenance.pseudonyms``):
+``write_secret`` and ``read_secret``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = [
     "key_directory",
     "load_or_create_signer",
     "load_signer",
+    "read_secret",
+    "write_secret",
     "write_signer",
 ]
 
@@ -41,14 +45,16 @@ def _refuse_inside_repository(path: Path) -> None:
     for directory in path.absolute().parents:
         if (directory / ".git").exists():
             raise ConfigError(
-                f"{path}: a log signing key must be kept outside any repository ({directory})"
+                f"{path}: a private key must be kept outside any repository ({directory})"
             )
 
 
-def write_signer(path: Path, signer: NoteSigner) -> None:
-    """Write ``signer``'s key to the new file ``path`` (mode 0600).
+def write_secret(path: Path, text: str) -> None:
+    """Write ``text`` (a secret, one line) to the new file ``path``: mode 0600, in a directory
+    created with mode 0700, complete or not at all.
 
-    Raises ``FileExistsError`` if ``path`` exists: a key is never overwritten.
+    Raises ``FileExistsError`` if ``path`` exists: a key is never overwritten; ``ConfigError``
+    inside a Git work tree.
     """
     _refuse_inside_repository(path)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -56,7 +62,7 @@ def write_signer(path: Path, signer: NoteSigner) -> None:
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(signer.skey + "\n")
+            file.write(text + "\n")
             file.flush()
             os.fsync(file.fileno())
         os.link(temporary, path)
@@ -69,19 +75,39 @@ def write_signer(path: Path, signer: NoteSigner) -> None:
         os.close(directory)
 
 
-def load_signer(path: Path, name: str | None = None) -> NoteSigner:
-    """Read the key in ``path``; if ``name`` is given, the key must carry that name.
+def read_secret(path: Path) -> str:
+    """The secret in ``path`` (stripped), refused with ``ConfigError`` if group or others may
+    access the file (it must be considered leaked) or if it lies inside a Git work tree.
 
-    Raises ``ConfigError`` if the file is readable by group or others, malformed, or named
-    otherwise.
+    Raises ``FileNotFoundError`` when there is no such file.
     """
     _refuse_inside_repository(path)
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(f"{path}: group or others may access this private key; it is refused")
     try:
-        signer = NoteSigner.from_skey(path.read_text(encoding="utf-8").strip())
-    except (KeyFormatError, UnicodeDecodeError) as exc:
+        return path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a key file: {exc}") from exc
+
+
+def write_signer(path: Path, signer: NoteSigner) -> None:
+    """Write ``signer``'s key to the new file ``path`` (mode 0600).
+
+    Raises ``FileExistsError`` if ``path`` exists: a key is never overwritten.
+    """
+    write_secret(path, signer.skey)
+
+
+def load_signer(path: Path, name: str | None = None) -> NoteSigner:
+    """Read the key in ``path``; if ``name`` is given, the key must carry that name.
+
+    Raises ``ConfigError`` if the file is readable by group or others, malformed, or named
+    otherwise.
+    """
+    try:
+        signer = NoteSigner.from_skey(read_secret(path))
+    except KeyFormatError as exc:
         raise ConfigError(f"{path}: not a note signer key: {exc}") from exc
     if name is not None and signer.name != name:
         raise ConfigError(f"{path}: key is named {signer.name!r}, not {name!r}")
