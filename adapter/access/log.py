@@ -5,13 +5,22 @@ Kept in the gateway's SQLite file, one row per request, written before the answe
 access whose record cannot be written is not answered. The data owner reads its own rows as
 W3C PROV-O (``as_prov``): each access is a ``prov:Activity`` associated with the principal's
 agent, using the entities it returned, qualified by the agreement (``nga:agreement``).
+
+Only validated values are stored, because the rows go on to the access graphs and a bad one
+would stop the indexer: the tenant comes from a closed set (the configured collectivities
+given as ``tenants``; anything else is recorded as ``NO_TENANT``), and every other string is
+stored as plain text of bounded length (``plain_text``: control and format characters and
+lone surrogates replaced, long values cut with a marker). Escaping for RDF is the RDF side's
+job (``adapter.access.graph``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -21,10 +30,39 @@ from typing import Any
 from adapter.access.model import AccessRequest, Principal
 from adapter.sqlite import open_database
 
-__all__ = ["NO_TENANT", "AccessLog", "AccessRecord"]
+__all__ = ["LIMITS", "MAX_ENTITIES", "NO_TENANT", "AccessLog", "AccessRecord", "plain_text"]
 
-#: the tenant of an access that named no collectivity's data (a SPARQL query no graph was open to)
+#: the tenant of an access that named no configured collectivity's data (a SPARQL query no
+#: graph was open to, or a tenant header naming no collectivity)
 NO_TENANT = "-"
+
+#: the longest value stored for each field (characters); longer ones are cut with ``_CUT``
+LIMITS: dict[str, int] = {
+    "action": 64, "entity_type": 256, "issuer": 512, "subject": 256, "username": 256, "organization": 128,
+    "client_id": 256, "agreement": 4096, "outcome": 32, "reason": 1024, "path": 2048, "entity": 1024,
+}
+#: at most this many entity ids per access (a query answers 1,000 at most; notifications fewer)
+MAX_ENTITIES = 10_000
+_CUT = "…"
+#: the grammar of a configured tenant (adapter.config), when the log is not given the set
+_TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
+_REPLACED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _printable(ch: str) -> str:
+    return "\ufffd" if unicodedata.category(ch) in _REPLACED else ch
+
+
+def plain_text(value: object, limit: int) -> str:
+    """``value`` as plain text of at most ``limit`` characters: control, format, private-use
+    and unassigned characters, line and paragraph separators and lone surrogates become
+    U+FFFD (storable as UTF-8, one line, no terminal or bidi tricks); a longer text is cut
+    and ends with "…"."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[:limit - len(_CUT)] + _CUT
+    return text if text.isprintable() else "".join(map(_printable, text))
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS access (
@@ -94,9 +132,23 @@ def agent_iri(issuer: str, subject: str) -> str:
 class AccessLog:
     """The gateway's record of accesses (``":memory:"`` for tests)."""
 
-    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path | str, *, tenants: Iterable[str] | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        """``tenants``: the configured collectivities, the only tenants recorded as such
+        (pass ``config.collectivities``); None accepts any value of the tenant grammar, for
+        readers and old callers. Anything else is recorded as ``NO_TENANT``."""
         self._db = open_database(path, _SCHEMA)
         self._clock = clock
+        self._tenants = frozenset(tenants) if tenants is not None else None
+
+    def tenant_of(self, value: object) -> str:
+        """``value`` if it is one of the tenants, else ``NO_TENANT`` (exact match)."""
+        if not isinstance(value, str):
+            return NO_TENANT
+        if self._tenants is not None:
+            return value if value in self._tenants else NO_TENANT
+        return value if _TENANT.fullmatch(value) else NO_TENANT
 
     def close(self) -> None:
         self._db.close()
@@ -105,12 +157,26 @@ class AccessLog:
         self, principal: Principal, request: AccessRequest, *, outcome: str, reason: str, path: str,
         agreement: str | None = None, entities: Sequence[str] = (),
     ) -> int:
+        """Store one access (before its answer leaves); returns its id. Never refuses a value:
+        an unknown tenant is recorded as ``NO_TENANT``, other strings as bounded plain text."""
+
+        def text(field: str, value: object) -> str:
+            return plain_text(value, LIMITS[field])
+
+        def optional(field: str, value: object) -> str | None:
+            return None if value is None else text(field, value)
+
+        action = getattr(request.action, "value", request.action)
+        ids = [text("entity", e) for e in list(entities)[:MAX_ENTITIES]]
         cursor = self._db.execute(
             "INSERT INTO access (at, tenant, action, entity_type, issuer, subject, username, organization, client_id, "
             "agreement, outcome, reason, path, entities) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self._clock(), request.tenant, request.action.value, request.entity_type, principal.issuer,
-             principal.subject, principal.username, principal.organization, principal.client_id, agreement,
-             outcome, reason, path, json.dumps(list(entities))),
+            (self._clock(), self.tenant_of(request.tenant), text("action", action),
+             text("entity_type", request.entity_type), text("issuer", principal.issuer),
+             text("subject", principal.subject), optional("username", principal.username),
+             text("organization", principal.organization), optional("client_id", principal.client_id),
+             optional("agreement", agreement), text("outcome", outcome), text("reason", reason), text("path", path),
+             json.dumps(ids)),
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
