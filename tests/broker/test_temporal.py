@@ -210,3 +210,19 @@ async def test_invalid_temporal_parameters_are_400(history: TestClient, params: 
 
     assert response.status == 400
     assert (await problem(response))["type"] == ERRORS + "BadRequestData"
+
+
+async def test_a_temporal_query_with_a_geo_query_keeps_the_entities_located_inside(client: TestClient) -> None:
+    here, there = "urn:ngsi-ld:WaterMeter:here", "urn:ngsi-ld:WaterMeter:there"
+    for meter, lon in ((here, 4.85), (there, 5.5)):
+        located = reading(1.0, "2026-11-20T00:00:00Z", meter=meter,
+                          location={"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, 45.76]}})
+        response = await client.post("/ngsi-ld/v1/entityOperations/upsert", json=[located])
+        assert response.status in (201, 204)
+    ring = [[4.8, 45.7], [4.9, 45.7], [4.9, 45.8], [4.8, 45.8], [4.8, 45.7]]
+    found = await temporal(client, TEMPORAL, type="WaterMeter", georel="within", geometry="Polygon",
+                           coordinates=f"[{ring}]".replace(" ", ""))
+    assert [e["id"] for e in found] == [here]
+    near = await temporal(client, TEMPORAL, type="WaterMeter", georel="near;maxDistance==1000", geometry="Point",
+                          coordinates="[5.5,45.76]", geoproperty="location")
+    assert [e["id"] for e in near] == [there]

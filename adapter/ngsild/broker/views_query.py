@@ -40,7 +40,8 @@ _QUERY_PARAMS = frozenset({
 })
 _TEMPORAL_PARAMS = frozenset({
     "id", "type", "idPattern", "attrs", "q", "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN",
-    "options", "limit", "offset", "count", "aggrMethods", "aggrPeriodDuration",
+    "options", "limit", "offset", "count", "aggrMethods", "aggrPeriodDuration", "georel", "geometry",
+    "coordinates", "geoproperty",
 })
 _TEMPORAL_ENTITY_PARAMS = frozenset({
     "attrs", "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "options", "aggrMethods",
@@ -147,10 +148,22 @@ async def query_temporal(request: web.Request) -> web.Response:
     tq = parse_temporal_query(params, options)
     types, ids, pattern, attrs = _types(request, context), _ids(request), _id_pattern(request), _attrs(request, context)
     query = parse_query(params["q"], context) if "q" in params else None
+    geo = parse_geo_query(params.get("georel"), params.get("geometry"), params.get("coordinates"),
+                          context.expand(params.get("geoproperty", "location")))
     store = broker_of(request).store
+    placed: set[str] | None = None
+    if geo is not None:  # on the entity's current GeoProperty, as Mintaka reads it from Orion-LD's entities
+        rows = store.select_entities(tenant, types=types, ids=ids, shared=True)
+        try:
+            placed = {e.id for e in rows
+                      if geo.geoproperty in e.attrs and geo.matches(e.attrs[geo.geoproperty].get("value"))}
+        finally:
+            rows.close()
     found = []
     for tkey, entity_id, entity_type in store.history_entities(tenant, types=types, ids=ids):
         if pattern is not None and pattern.search(entity_id) is None:
+            continue
+        if placed is not None and entity_id not in placed:
             continue
         representation = temporal_entity(store, tkey, entity_id, entity_type, tq, context, attrs=attrs, query=query)
         if representation is not None and len(representation) > 2:
