@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ipaddress import ip_network
+
 import aiohttp
 from aiohttp import web
 
@@ -29,7 +31,8 @@ from adapter.demo.fleet import FleetDevice, SimulatedEvent, uplinks
 from adapter.demo.keycloak import REALMS_DIR, KeycloakError, KeycloakServer
 from adapter.demo.network import free_port
 from adapter.access.log import AccessLog
-from adapter.gateway.ngsild import GatewayContext, create_gateway_app
+from adapter.gateway.app import GatewayContext, create_gateway_app
+from adapter.gateway.endpoints import EndpointPolicy, parse_prefix
 from adapter.gateway.service import load_policies
 from adapter.gateway.subscriptions import SubscriptionStore
 from adapter.mapping.profile import load_profiles
@@ -104,7 +107,8 @@ async def run_sharing(
                 validator.validate, load_policies(config, POLICIES), broker_url, session,
                 entity_contexts(load_profiles(config.models_dir)), log, subscriptions=store,
                 public_url=f"http://{HOST}:{gateway_port}",
-                allowed_endpoints=(f"http://{HOST}:{endpoint_port}/",),
+                endpoints=EndpointPolicy((parse_prefix(f"http://{HOST}:{endpoint_port}/"),),
+                                         (ip_network(f"{HOST}/32"),)),
             )
             gateway = web.AppRunner(create_gateway_app(context), access_log=None)
             await gateway.setup()

@@ -7,17 +7,17 @@ subscriptions), and close them after.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
+from adapter.access.cells import CellStore
 from adapter.access.model import AccessRequest, Decision, Principal, SparqlDataset
 from adapter.access.odrl import Catalogue
 from adapter.access.policies import PolicySet
@@ -25,8 +25,10 @@ from adapter.access.tokens import TokenValidator, TrustedIssuer
 from adapter.config import AdapterConfig
 from adapter.exceptions import AdapterError, ConfigError
 from adapter.access.log import AccessLog
-from adapter.gateway.ngsild import GatewayContext, create_gateway_app
+from adapter.gateway.app import GatewayContext, create_gateway_app
+from adapter.gateway.endpoints import EndpointPolicy
 from adapter.gateway.subscriptions import SubscriptionStore
+from adapter.httpserver import serve_forever
 from adapter.mapping.profile import load_profiles
 from adapter.provenance.runtime import entity_contexts
 
@@ -83,6 +85,13 @@ class ReloadingPolicies:
                 self._signature = signature
         return self._policies
 
+    @property
+    def tenants(self) -> frozenset[str]:
+        return self._fresh().tenants
+
+    def attributes(self, entity_type: str) -> frozenset[str]:
+        return self._fresh().attributes(entity_type)
+
     def decide(self, principal: Principal, request: AccessRequest, *, now: datetime) -> Decision:
         return self._fresh().decide(principal, request, now=now)
 
@@ -101,11 +110,14 @@ async def open_gateway(config: AdapterConfig, *, state_dir: Path | None = None) 
         raise ConfigError("the gateway trusts no token issuer: add [[gateway.issuer]] entries")
     if settings.policies_dir is None:
         raise ConfigError("no agreements folder: set [gateway] policies")
+    adapter_token = settings.required_adapter_token()
+    endpoints = EndpointPolicy.from_settings(settings, internal_urls=[broker_url])
     policies = ReloadingPolicies(config, settings.policies_dir)
     folder = state_dir or Path(config.state_dir) / "gateway"
     folder.mkdir(parents=True, exist_ok=True)
-    access_log = AccessLog(folder / "access.sqlite")
+    access_log = AccessLog(folder / "access.sqlite", tenants=config.collectivities)
     subscriptions = SubscriptionStore(folder / "subscriptions.sqlite")
+    cells = CellStore(folder / "cells.sqlite")
     try:
         async with aiohttp.ClientSession() as session:
             validator = TokenValidator(
@@ -115,23 +127,20 @@ async def open_gateway(config: AdapterConfig, *, state_dir: Path | None = None) 
             )
             context = GatewayContext(
                 validator.validate, policies, broker_url, session, entity_contexts(load_profiles(config.models_dir)),
-                access_log, subscriptions=subscriptions, public_url=settings.public_url,
-                allowed_endpoints=settings.allowed_notification_urls, adapter_url=settings.adapter_url,
+                access_log, subscriptions=subscriptions, public_url=settings.public_url, endpoints=endpoints,
+                adapter_url=settings.adapter_url, adapter_token=adapter_token, cells=cells,
+                cell_publication_delay=timedelta(seconds=settings.cell_publication_delay_s),
             )
             yield create_gateway_app(context)
     finally:
+        cells.close()
         subscriptions.close()
         access_log.close()
 
 
 async def serve_gateway(config: AdapterConfig) -> None:
-    """Serve the gateway on ``[gateway] host:port`` until cancelled."""
+    """Serve the gateway on ``[gateway] host:port`` until cancelled, with the ``[http]`` limits
+    (header, body and idle timeouts, sizes: no slow or huge client holds it)."""
     async with open_gateway(config) as app:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, config.gateway.host, config.gateway.port).start()
-            log.info("sharing gateway on http://%s:%d", config.gateway.host, config.gateway.port)
-            await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
+        await serve_forever(app, host=config.gateway.host, port=config.gateway.port, limits=config.http,
+                            started=lambda server: log.info("sharing gateway on %s", server.url))

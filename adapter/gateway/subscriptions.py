@@ -9,9 +9,14 @@ the flow: the subscription is then removed) and filtered with the same rules as 
 (``adapter.gateway.enforce``) before it is forwarded. Each forwarded notification is an
 access in the access log.
 
-Notification endpoints are partners' URLs: the gateway only POSTs to URLs that start with
-one of ``allowed_endpoints`` (deny by default), so that a subscription cannot make the gateway
-call internal services.
+Notification endpoints are partners' URLs: the gateway only POSTs to URLs its endpoint policy
+allows (``adapter.gateway.endpoints``: an allowlist of prefixes compared on the parsed URL, and
+public addresses only, checked at every connection; deny by default), never following a
+redirect, so that a subscription cannot make the gateway call internal services.
+
+The stored subscription keeps the partner's request as received: at each notification it is
+parsed and decided again (``adapter.gateway.parse.subscription_from``, ``adapter.access.decide``),
+so that a notification meets the rules of the agreements in force, as a read would.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 from adapter.access.model import Principal
 from adapter.sqlite import open_database
 
-__all__ = ["GatewaySubscription", "SubscriptionStore", "endpoint_allowed"]
+__all__ = ["GatewaySubscription", "SubscriptionStore"]
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +53,6 @@ CREATE TABLE IF NOT EXISTS gateway_subscription (
     request TEXT NOT NULL           -- the partner's subscription as received (JSON)
 );
 """
-
-
-def endpoint_allowed(uri: str, allowed: Sequence[str]) -> bool:
-    """Whether the gateway may POST notifications to ``uri``."""
-    return uri.startswith(("http://", "https://")) and any(uri.startswith(prefix) for prefix in allowed)
 
 
 def _principal_json(principal: Principal) -> str:

@@ -9,15 +9,20 @@ have their own tests, and the end-to-end tests put them together with Keycloak.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from adapter.access.model import AccessRequest, Action, Decision, Grant, Principal, SparqlDataset
+from adapter.access.odrl import Catalogue
+from adapter.mapping.profile import load_profiles
 from adapter.mapping.entities import DEVICE_CONTEXT
-from tests.support import body_bytes, demo_event, demo_pipeline
+from tests.support import REPO, body_bytes, demo_event, demo_pipeline
 
 AQ_CONTEXT = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
 CONTEXTS = {"AirQualityObserved": AQ_CONTEXT, "Device": DEVICE_CONTEXT,
@@ -56,6 +61,11 @@ def air_quality_entities(tenant: str, sensors: int, days: int) -> list[dict[str,
     return writes
 
 
+@functools.cache
+def catalogue() -> Catalogue:
+    return Catalogue.from_profiles(load_profiles(REPO / "models"))
+
+
 def pipeline_origin(tenant: str) -> Any:
     from adapter.uplink import Origin
 
@@ -87,6 +97,11 @@ class TableOfGrants:
 
     rows: Sequence[tuple[str, str | None, Action, str, str, Grant]] = field(default_factory=list)
     graphs: Mapping[str, Sequence[str]] = field(default_factory=dict)  # role -> provenance graphs for SPARQL
+    tenants: frozenset[str] = frozenset({"ville", "region", "eau", "metropole"})
+
+    def attributes(self, entity_type: str) -> frozenset[str]:
+        """What the repository's device profiles make (the agreements' catalogue)."""
+        return catalogue().attributes(entity_type) if entity_type in catalogue() else frozenset()
 
     def sparql_dataset(self, principal: Principal, *, purpose: str | None = None) -> SparqlDataset:
         graphs = tuple(sorted({g for role in principal.roles for g in self.graphs.get(role, ())}))
@@ -102,3 +117,64 @@ class TableOfGrants:
             return Decision(False, reason=f"no agreement grants {request.action.value} on {request.entity_type} "
                                           f"of {request.tenant} to {principal.organization}")
         return Decision(True, grants)
+
+
+def local_endpoints(*prefixes: str) -> Any:
+    """A notification policy allowing these prefixes on this machine (tests' partners listen
+    on 127.0.0.1, an address the gateway refuses unless told)."""
+    from ipaddress import ip_network
+
+    from adapter.gateway.endpoints import EndpointPolicy, parse_prefix
+
+    return EndpointPolicy(tuple(parse_prefix(p) for p in prefixes), (ip_network("127.0.0.1/32"),))
+
+
+#: the gateway tests' clock: a month after the sample data, so that every day's cells are published
+NOW = DAY0 + timedelta(days=30)
+
+
+@dataclass
+class GatewayWorld:
+    """The embedded broker with sample data, the gateway in front of it, and what it records."""
+
+    http: Any  # aiohttp.test_utils.TestClient of the gateway
+    log: Any  # AccessLog
+    broker: Any  # NgsiLdClient writing to the broker as the adapter does
+    broker_url: str
+    grants: TableOfGrants
+    cells: Any  # CellStore
+
+
+@contextlib.asynccontextmanager
+async def gateway_world(
+    tmp_path: Path, tokens: Mapping[str, Principal], grants: TableOfGrants, *,
+    sensors: Mapping[str, int] = {"region": 4, "ville": 2}, days: int = 2, **context: Any,
+) -> AsyncIterator[GatewayWorld]:
+    """A gateway over an embedded broker holding ``air_quality_entities`` of each tenant."""
+    import aiohttp
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from adapter.access.cells import CellStore
+    from adapter.access.log import AccessLog
+    from adapter.gateway.app import GatewayContext, create_gateway_app
+    from adapter.ngsild.client import NgsiLdClient
+    from tests.e2e.support import EmbeddedBroker
+
+    broker = EmbeddedBroker(tmp_path / "broker.sqlite")
+    await broker.start()
+    log = AccessLog(":memory:")
+    cells = CellStore(":memory:")
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = NgsiLdClient(broker.url, session)
+            for tenant, count in sensors.items():
+                for entity in air_quality_entities(tenant, count, days=days):
+                    await client.batch_upsert(tenant, [entity])
+            gateway = GatewayContext(StaticTokens(tokens).validate, grants, broker.url, session, CONTEXTS, log,
+                                     clock=lambda: NOW, cells=cells, **context)
+            async with TestClient(TestServer(create_gateway_app(gateway), host="127.0.0.1")) as http:
+                yield GatewayWorld(http, log, client, broker.url, grants, cells)
+    finally:
+        cells.close()
+        log.close()
+        await broker.stop()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +15,20 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from adapter.access.cells import CellStore
 from adapter.access.model import Action, Principal
 from adapter.access.tokens import TokenValidator, TrustedIssuer
 from adapter.config import load_config
 from adapter.access.log import AccessLog
-from adapter.gateway.enforce import ALWAYS_KEPT
-from adapter.gateway.ngsild import GatewayContext, create_gateway_app
+from adapter.gateway.answers import ALWAYS_KEPT
+from adapter.gateway.app import GatewayContext, create_gateway_app
 from adapter.gateway.service import load_policies
 from adapter.mapping.profile import load_profiles
 from adapter.ngsild.client import NgsiLdClient
 from adapter.provenance.runtime import entity_contexts
 from tests.access_tokens.support import Realms, claims, mint, rsa_key
 from tests.e2e.support import EmbeddedBroker
-from tests.gateway.support import air_quality_entities
+from tests.gateway.support import DAY0, NOW, air_quality_entities
 from tests.support import REPO, body_bytes, demo_event, demo_pipeline
 
 CONFIG = load_config(None)
@@ -84,6 +85,7 @@ async def gateway(tmp_path: Path, data: dict[str, list[dict[str, Any]]]) -> Asyn
     broker = EmbeddedBroker(tmp_path / "broker.sqlite")
     await broker.start()
     log = AccessLog(":memory:")
+    cells = CellStore(":memory:")
     try:
         async with TestServer(realms.app(), host="127.0.0.1") as issuer_server, aiohttp.ClientSession() as session:
             realms.base = str(issuer_server.make_url("")).rstrip("/")
@@ -94,7 +96,8 @@ async def gateway(tmp_path: Path, data: dict[str, list[dict[str, Any]]]) -> Asyn
             validator = TokenValidator(
                 [TrustedIssuer(realms.issuer(r), organization=r) for r in ("ville", "region", "eau")], session
             )
-            context = GatewayContext(validator.validate, POLICIES, broker.url, session, CONTEXTS, log)
+            context = GatewayContext(validator.validate, POLICIES, broker.url, session, CONTEXTS, log,
+                                     clock=lambda: NOW, cells=cells)
             async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as http:
                 people = {
                     name: (principal, mint(realms.keys[principal.organization][0], payload))
@@ -102,8 +105,14 @@ async def gateway(tmp_path: Path, data: dict[str, list[dict[str, Any]]]) -> Asyn
                 }
                 yield http, people
     finally:
+        cells.close()
         log.close()
         await broker.stop()
+
+
+#: the history asked: the days of the sample data (whole days, for the published cells)
+WINDOW = {"timerel": "between", "timeAt": (DAY0 - timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z"),
+          "endTimeAt": (DAY0 + timedelta(days=3)).strftime("%Y-%m-%dT00:00:00Z")}
 
 
 def _expected(principal: Principal) -> dict[tuple[str, str, Action], set[str]]:
@@ -132,11 +141,11 @@ async def test_every_cell_of_the_matrix_through_the_http_gateway(
         for tenant in tenants:
             present = {(e["type"], a) for e in data.get(tenant, []) for a in e if a not in ALWAYS_KEPT}
             for entity_type in types:
-                for action, path in ((Action.READ, "/ngsi-ld/v1/entities"),
-                                     (Action.QUERY_HISTORY, "/ngsi-ld/v1/temporal/entities")):
+                for action, path, params in ((Action.READ, "/ngsi-ld/v1/entities", {"limit": "100"}),
+                                             (Action.QUERY_HISTORY, "/ngsi-ld/v1/temporal/entities", WINDOW)):
                     visible = expected.get((tenant, entity_type, action), set())
                     headers = {"Authorization": f"Bearer {token}", "NGSILD-Tenant": tenant, "NGSILD-Purpose": PURPOSE}
-                    async with http.get(path, params={"type": entity_type, "limit": "100"}, headers=headers) as answer:
+                    async with http.get(path, params={"type": entity_type, **params}, headers=headers) as answer:
                         body = await answer.json()
                         where = f"{name} {action.value} {entity_type} of {tenant}"
                         checked += 1
@@ -145,7 +154,7 @@ async def test_every_cell_of_the_matrix_through_the_http_gateway(
                             continue
                         permitted += 1
                         assert answer.status == 200, f"{where}: {answer.status} {body}"
-                        seen = _attributes(body) - {"sensors"}
+                        seen = _attributes(body)
                         assert seen <= visible, f"{where}: sees {sorted(seen - visible)} beyond the agreements"
                         if action is Action.READ:  # what is there and granted is shown
                             there = {a for t, a in present if t == entity_type} & visible

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapter.access.model import Principal
 from adapter.access.log import AccessLog
-from adapter.gateway.ngsild import GatewayContext, create_gateway_app
+from adapter.gateway.app import GatewayContext, create_gateway_app
 from adapter.gateway.sparql import SparqlLimits, sparql_routes
 from adapter.provenance.store import OxigraphStore
 from tests.gateway.support import CONTEXTS, StaticTokens, TableOfGrants

@@ -17,11 +17,11 @@ from aiohttp.test_utils import TestServer
 from adapter.access.model import Action
 from adapter.demo.network import free_port
 from adapter.access.log import AccessLog
-from adapter.gateway.ngsild import GatewayContext, create_gateway_app
+from adapter.gateway.app import GatewayContext, create_gateway_app
 from adapter.gateway.subscriptions import SubscriptionStore
 from adapter.ngsild.client import NgsiLdClient
 from tests.e2e.support import EmbeddedBroker
-from tests.gateway.support import CONTEXTS, StaticTokens, TableOfGrants, air_quality_entities
+from tests.gateway.support import CONTEXTS, StaticTokens, TableOfGrants, air_quality_entities, local_endpoints
 from tests.gateway.test_enforcement import GRANTS, SCHOOL_GRANT, TOKENS
 from tests.support import eventually
 
@@ -72,7 +72,7 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[str, NgsiLdClient, Partne
             port = free_port()
             context = GatewayContext(
                 StaticTokens(TOKENS).validate, grants, broker.url, session, CONTEXTS, log, subscriptions=store,
-                public_url=f"http://127.0.0.1:{port}", allowed_endpoints=(partner.url,),
+                public_url=f"http://127.0.0.1:{port}", endpoints=local_endpoints(partner.url),
             )
             server = TestServer(create_gateway_app(context), host="127.0.0.1", port=port)
             await server.start_server()
@@ -87,9 +87,12 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[str, NgsiLdClient, Partne
         await broker.stop()
 
 
-def _subscription(endpoint: str, attributes: list[str]) -> dict[str, Any]:
+def _subscription(endpoint: str, attributes: list[str] | None) -> dict[str, Any]:
+    notification: dict[str, Any] = {"endpoint": {"uri": endpoint, "accept": "application/json"}}
+    if attributes is not None:
+        notification["attributes"] = attributes
     return {"type": "Subscription", "entities": [{"type": "AirQualityObserved"}], "watchedAttributes": ["no2"],
-            "notification": {"attributes": attributes, "endpoint": {"uri": endpoint, "accept": "application/json"}}}
+            "notification": notification}
 
 
 async def test_a_rise_of_no2_reaches_the_partner_filtered_to_the_agreement(world: Any) -> None:
@@ -98,6 +101,9 @@ async def test_a_rise_of_no2_reaches_the_partner_filtered_to_the_agreement(world
     async with aiohttp.ClientSession() as http:
         async with http.post(f"{gateway}/ngsi-ld/v1/subscriptions", headers=headers,
                              json=_subscription(partner.url, ["no2", "temperature"])) as answer:
+            assert answer.status == 403  # temperature is not granted: refused, not silently dropped
+        async with http.post(f"{gateway}/ngsi-ld/v1/subscriptions", headers=headers,
+                             json=_subscription(partner.url, None)) as answer:
             assert answer.status == 201, await answer.text()
             location = answer.headers["Location"]
         async with http.get(gateway + location, headers=headers) as answer:
@@ -111,7 +117,10 @@ async def test_a_rise_of_no2_reaches_the_partner_filtered_to_the_agreement(world
                      "the partner to be notified of the rise", timeout=10)
     for notification in partner.received:
         for data in notification["data"]:
-            assert set(data) - {"id", "type", "@context", "wasDerivedFrom"} == {"no2"}  # temperature not granted
+            # every granted attribute (location coarsened), never temperature
+            assert set(data) - {"id", "type", "@context", "wasDerivedFrom"} == {"no2", "pm25", "location"}
+            lon, lat = data["location"]["value"]["coordinates"]
+            assert (lon, lat) == (round(lon, 2), round(lat, 2))
 
 
 async def test_a_subscription_cannot_send_to_an_endpoint_not_allowed(world: Any) -> None:

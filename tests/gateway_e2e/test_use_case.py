@@ -28,7 +28,8 @@ from adapter.delivery import BrokerWriter
 from adapter.demo.keycloak import KeycloakServer
 from adapter.demo.network import free_port
 from adapter.access.log import AccessLog
-from adapter.gateway.ngsild import GatewayContext, create_gateway_app
+from adapter.gateway.app import GatewayContext, create_gateway_app
+from tests.gateway.support import local_endpoints
 from adapter.gateway.service import load_policies
 from adapter.gateway.subscriptions import SubscriptionStore
 from adapter.mapping.entities import DeviceRecord
@@ -75,7 +76,7 @@ async def world(keycloak: KeycloakServer, tmp_path: Path) -> AsyncIterator[dict[
             context = GatewayContext(
                 validator.validate, load_policies(CONFIG, REPO / "compose" / "policies"), broker.url, session,
                 entity_contexts(load_profiles(CONFIG.models_dir)), log, subscriptions=store,
-                public_url=f"http://127.0.0.1:{port}", allowed_endpoints=(ventilation.url,),
+                public_url=f"http://127.0.0.1:{port}", endpoints=local_endpoints(ventilation.url),
             )
             server = TestServer(create_gateway_app(context), host="127.0.0.1", port=port)
             await server.start_server()

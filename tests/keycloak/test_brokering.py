@@ -19,7 +19,7 @@ from adapter.access.tokens import TokenValidator, TrustedIssuer
 from adapter.config import load_config
 from adapter.demo.keycloak import KeycloakServer
 from adapter.access.log import AccessLog
-from adapter.gateway.ngsild import GatewayContext, create_gateway_app
+from adapter.gateway.app import GatewayContext, create_gateway_app
 from adapter.gateway.service import load_policies
 from adapter.mapping.profile import load_profiles
 from adapter.provenance.runtime import entity_contexts

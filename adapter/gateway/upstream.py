@@ -1,0 +1,336 @@
+"""Requests the gateway sends, built from decisions: never a client's string, never a relayed path.
+
+Each function takes a narrowed request (``adapter.access.decide``) and returns an ``Upstream``:
+a method, a fixed path made of validated segments (each percent-encoded on its own: an entity id
+with ``/`` in it stays one segment), query parameters written from the typed values (``q``
+rendered from its parsed form by ``adapter.ngsild.qlang.to_text``), headers and a body. The
+allowlist is the code itself: a parameter is sent because a field of the narrowed request says
+so, and no field holds raw client text. ``send`` gives the URL to aiohttp already encoded, so
+nothing between here and the socket rewrites it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from adapter.access.decide import (
+    CellQuery,
+    NarrowedEntityQuery,
+    NarrowedSubscription,
+    NarrowedTemporalQuery,
+    RecordDecision,
+    SparqlDecision,
+    ValueProvenanceDecision,
+)
+from adapter.access.requests import GeoQuery, LogRequest, Selection
+from adapter.ngsild.qlang import to_text
+
+__all__ = [
+    "Upstream",
+    "UpstreamAnswer",
+    "Vocabulary",
+    "broker_subscription",
+    "cells_read",
+    "delete_broker_subscription",
+    "entity_query",
+    "log_resource",
+    "record",
+    "send",
+    "sparql",
+    "temporal_query",
+    "value_provenance",
+]
+
+_API = ("ngsi-ld", "v1")
+_LINK = '<{}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+_SEGMENT = re.compile(r"[^\x00-\x20\x7f]{1,512}\Z")
+#: characters left as they are in a path segment (RFC 3986 pchar, less what could end one)
+_SAFE = ":@!$&'()*+,;="
+#: the attribute every answer keeps: the link of a value to its provenance record
+PROVENANCE_LINK = "wasDerivedFrom"
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """How the broker is told attribute names: the Smart Data Models ``@context`` of each type,
+    and the full IRIs of the adapter's own terms (``wasDerivedFrom``, ``linkMargin``...), which
+    the type's context does not define (short name -> IRI; the answers map them back)."""
+
+    contexts: Mapping[str, str]
+    iris: Mapping[str, str] = field(default_factory=dict)
+
+    def context(self, entity_type: str) -> str:
+        return self.contexts[entity_type]
+
+    def broker_name(self, name: str) -> str:
+        return self.iris.get(name, name)
+
+    def short_names(self) -> dict[str, str]:
+        return {iri: name for name, iri in self.iris.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One request to the broker or to the adapter: ``path`` is a tuple of segments."""
+
+    method: str
+    path: tuple[str, ...]
+    params: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+
+    def url(self, base: str) -> URL:
+        """The full URL under ``base`` (a root such as ``http://orion:1026``), already encoded."""
+        root = URL(base)
+        for segment in self.path:
+            if segment in (".", "..") or not _SEGMENT.match(segment):
+                raise ValueError(f"refusing to build a path with segment {segment[:40]!r}")
+        path = root.raw_path.rstrip("/") + "/" + "/".join(quote(s, safe=_SAFE) for s in self.path)
+        query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.params)
+        return URL.build(scheme=root.scheme, host=root.raw_host or "", port=root.explicit_port, path=path,
+                         query_string=query, encoded=True)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamAnswer:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The decoded body, or None when it is empty or not JSON."""
+        if not self.body:
+            return None
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            return None
+
+
+async def send(session: aiohttp.ClientSession, base: str, upstream: Upstream, *, timeout_s: float = 30.0
+               ) -> UpstreamAnswer:
+    """Send ``upstream`` under ``base``; redirects are never followed (a 3xx is the answer)."""
+    async with session.request(
+        upstream.method, upstream.url(base), headers=list(upstream.headers), data=upstream.body,
+        allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s),
+    ) as answer:
+        return UpstreamAnswer(answer.status, dict(answer.headers), await answer.read())
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _broker_headers(tenant: str, context: str) -> tuple[tuple[str, str], ...]:
+    return (("NGSILD-Tenant", tenant), ("Link", _LINK.format(context)), ("Accept", "application/json"))
+
+
+def _coordinates(value: object) -> Any:
+    return [_coordinates(v) for v in value] if isinstance(value, tuple) else value
+
+
+def _geo_params(geo: GeoQuery) -> list[tuple[str, str]]:
+    georel = geo.georel
+    if geo.max_distance is not None:
+        georel += f";maxDistance=={geo.max_distance:g}"
+    if geo.min_distance is not None:
+        georel += f";minDistance=={geo.min_distance:g}"
+    return [("georel", georel), ("geometry", geo.geometry),
+            ("coordinates", orjson.dumps(_coordinates(geo.coordinates)).decode()), ("geoproperty", geo.geoproperty)]
+
+
+def _geo_member(geo: GeoQuery) -> dict[str, Any]:
+    params = dict(_geo_params(geo))
+    return {"georel": params["georel"], "geometry": geo.geometry, "coordinates": _coordinates(geo.coordinates),
+            "geoproperty": geo.geoproperty}
+
+
+def _selection_params(selection: Selection) -> list[tuple[str, str]]:
+    params = [("type", selection.entity_type)]
+    if selection.ids:
+        params.append(("id", ",".join(selection.ids)))
+    if selection.id_pattern is not None:
+        params.append(("idPattern", selection.id_pattern))
+    if selection.q is not None:
+        params.append(("q", to_text(selection.q)))
+    if selection.geo is not None:
+        params += _geo_params(selection.geo)
+    return params
+
+
+def _attrs(names: frozenset[str] | None, vocabulary: Vocabulary) -> str:
+    return ",".join(sorted({vocabulary.broker_name(n) for n in (names or frozenset())}
+                           | {vocabulary.broker_name(PROVENANCE_LINK)}))
+
+
+def entity_query(narrowed: NarrowedEntityQuery, vocabulary: Vocabulary) -> Upstream:
+    """The broker query of current entities (a retrieval by id is a query of that id)."""
+    request = narrowed.request
+    params = _selection_params(request.selection)
+    params.append(("attrs", _attrs(request.projection.attrs, vocabulary)))
+    params += [("limit", str(request.page.limit)), ("offset", str(request.page.offset))]
+    if request.page.count:
+        params.append(("count", "true"))
+    if request.projection.sys_attrs:
+        params.append(("options", "sysAttrs"))
+    return Upstream("GET", (*_API, "entities"), tuple(params),
+                    _broker_headers(request.selection.tenant, vocabulary.context(request.selection.entity_type)))
+
+
+def temporal_query(narrowed: NarrowedTemporalQuery, vocabulary: Vocabulary) -> Upstream:
+    """The broker query of temporal entities, normalized (the gateway renders other formats)."""
+    request = narrowed.request
+    params = _selection_params(request.selection)
+    params.append(("attrs", _attrs(request.projection.attrs, vocabulary)))
+    time = request.time
+    if time is not None:
+        params += [("timerel", time.timerel), ("timeAt", _iso(time.time_at)), ("timeproperty", "observedAt")]
+        if time.end_time_at is not None:
+            params.append(("endTimeAt", _iso(time.end_time_at)))
+    if request.last_n is not None:
+        params.append(("lastN", str(request.last_n)))
+    options = []
+    if request.aggregation is not None:
+        params += [("aggrMethods", ",".join(request.aggregation.methods)),
+                   ("aggrPeriodDuration", request.aggregation.period)]
+        options.append("aggregatedValues")
+    if request.projection.sys_attrs:
+        options.append("sysAttrs")
+    if options:
+        params.append(("options", ",".join(options)))
+    params += [("limit", str(request.page.limit)), ("offset", str(request.page.offset))]
+    if request.page.count:
+        params.append(("count", "true"))
+    return Upstream("GET", (*_API, "temporal", "entities"), tuple(params),
+                    _broker_headers(request.selection.tenant, vocabulary.context(request.selection.entity_type)))
+
+
+def cells_read(query: CellQuery, start: datetime, end: datetime, offset: int, vocabulary: Vocabulary,
+               *, page_size: int = 100) -> Upstream:
+    """One page of every sensor's history over one period, for computing its cells (the
+    sensors' locations too, which place them in the agreement's districts)."""
+    params: list[tuple[str, str]] = [("type", query.entity_type)]
+    if query.area is not None:
+        ring = [list(point) for point in query.area.polygon]
+        params += [("georel", "within"), ("geometry", "Polygon"),
+                   ("coordinates", orjson.dumps([ring]).decode()), ("geoproperty", "location")]
+    params += [
+        ("attrs", ",".join(sorted({vocabulary.broker_name(n) for n in query.attributes} | {"location"}))),
+        ("timerel", "between"), ("timeAt", _iso(start)), ("endTimeAt", _iso(end)), ("timeproperty", "observedAt"),
+        ("options", "temporalValues"), ("limit", str(page_size)), ("offset", str(offset)),
+    ]
+    return Upstream("GET", (*_API, "temporal", "entities"), tuple(params),
+                    _broker_headers(query.tenant, vocabulary.context(query.entity_type)))
+
+
+def broker_subscription(narrowed: NarrowedSubscription, notify_url: str, vocabulary: Vocabulary) -> Upstream:
+    """The gateway's own subscription at the broker, notifying the gateway (never the partner)."""
+    request = narrowed.request
+    selection = request.selection
+    entity: dict[str, Any] = {"type": selection.entity_type}
+    entities = [{**entity, "id": i} for i in selection.ids] or [entity]
+    if selection.id_pattern is not None:
+        entities = [{**entity, "idPattern": selection.id_pattern}]
+    body: dict[str, Any] = {
+        "type": "Subscription",
+        "entities": entities,
+        "notification": {
+            "format": "normalized",
+            "attributes": sorted({vocabulary.broker_name(n) for n in request.attributes or ()}
+                                 | {vocabulary.broker_name(PROVENANCE_LINK)}),
+            "endpoint": {"uri": notify_url, "accept": "application/json"},
+        },
+        "@context": vocabulary.context(selection.entity_type),
+    }
+    if request.watched is not None:
+        body["watchedAttributes"] = sorted(vocabulary.broker_name(n) for n in request.watched)
+    if selection.q is not None:
+        body["q"] = to_text(selection.q)
+    if selection.geo is not None:
+        body["geoQ"] = _geo_member(selection.geo)
+    if request.throttling is not None:
+        body["throttling"] = request.throttling
+    if request.expires_at is not None:
+        body["expiresAt"] = _iso(request.expires_at)
+    return Upstream("POST", (*_API, "subscriptions"), (),
+                    (("NGSILD-Tenant", selection.tenant), ("Content-Type", "application/ld+json")),
+                    orjson.dumps(body))
+
+
+def delete_broker_subscription(tenant: str, broker_id: str) -> Upstream:
+    return Upstream("DELETE", (*_API, "subscriptions", broker_id), (), (("NGSILD-Tenant", tenant),))
+
+
+def _bearer(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("Authorization", f"Bearer {token}"),) if token else ()
+
+
+def sparql(decision: SparqlDecision, token: str | None) -> Upstream:
+    """The query to the adapter's endpoint, over the decided graphs only."""
+    params = tuple([("default-graph-uri", g) for g in decision.graphs] + [("named-graph-uri", g) for g in decision.graphs])
+    headers = (("Content-Type", "application/sparql-query"), ("Accept", decision.request.accept), *_bearer(token))
+    return Upstream("POST", ("sparql",), params, headers, decision.request.query.encode("utf-8"))
+
+
+def value_provenance(decision: ValueProvenanceDecision, token: str | None) -> Upstream:
+    request = decision.request
+    params = [("entity", request.entity_id), ("attr", request.attribute), ("observedAt", _iso(request.observed_at))]
+    if request.value is not None:
+        params.append(("value", request.value))
+    return Upstream("GET", ("provenance", request.tenant, request.kind), tuple(params), _bearer(token))
+
+
+def record(decision: RecordDecision, accept: str, token: str | None) -> Upstream:
+    request = decision.request
+    paths: dict[str, tuple[str, ...]] = {
+        "uplink": ("uplinks", str(request.n)),
+        "uplink-record": ("uplinks", str(request.n), "record"),
+        "device": ("devices", str(request.dev_eui)),
+        "device-record": ("devices", str(request.dev_eui), "records", str(request.seq)),
+    }
+    return Upstream("GET", ("provenance", request.tenant, *paths[request.kind]), (),
+                    (("Accept", accept), *_bearer(token)))
+
+
+def log_resource(request: LogRequest) -> Upstream:
+    """The public resources of the logs: fixed paths from validated components."""
+    if request.kind == "jwks":
+        return Upstream("GET", (".well-known", "jwks.json"))
+    assert request.tenant is not None
+    if request.kind == "tile":
+        assert request.tile is not None
+        return Upstream("GET", ("logs", request.tenant, *request.tile.split("/")))
+    if request.kind == "inclusion":
+        return Upstream("GET", ("logs", request.tenant, "proof", "inclusion"),
+                        (("index", str(request.index)), ("size", str(request.size))))
+    if request.kind == "consistency":
+        return Upstream("GET", ("logs", request.tenant, "proof", "consistency"),
+                        (("old", str(request.old)), ("size", str(request.size))))
+    return Upstream("GET", ("logs", request.tenant, {"checkpoint": "checkpoint", "key": "key"}[request.kind]))
+
+
+def adapter_terms(context: Mapping[str, Any]) -> dict[str, str]:
+    """Short name -> IRI of each term of the adapter's own context (prefixes expanded)."""
+    prefixes = {k: v for k, v in context.items() if isinstance(v, str) and v.endswith(("#", "/"))}
+    terms: dict[str, str] = {}
+    for term, definition in context.items():
+        iri = definition.get("@id") if isinstance(definition, dict) else definition
+        if not isinstance(iri, str) or term in prefixes:
+            continue
+        prefix, _, local = iri.partition(":")
+        terms[term] = prefixes[prefix] + local if prefix in prefixes else iri
+    return terms
+
+
+def page_offsets(total: int | None, page_size: int) -> Sequence[int]:
+    """Offsets of the pages of ``total`` results (one page when the total is unknown)."""
+    return range(0, total, page_size) if total else (0,)
