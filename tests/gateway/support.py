@@ -150,7 +150,8 @@ async def gateway_world(
     tmp_path: Path, tokens: Mapping[str, Principal], grants: TableOfGrants, *,
     sensors: Mapping[str, int] = {"region": 4, "ville": 2}, days: int = 2, **context: Any,
 ) -> AsyncIterator[GatewayWorld]:
-    """A gateway over an embedded broker holding ``air_quality_entities`` of each tenant."""
+    """A gateway over an embedded broker holding ``air_quality_entities`` of each tenant;
+    ``public_url="auto"``: on a port the broker can notify."""
     import aiohttp
     from aiohttp.test_utils import TestClient, TestServer
 
@@ -170,9 +171,15 @@ async def gateway_world(
             for tenant, count in sensors.items():
                 for entity in air_quality_entities(tenant, count, days=days):
                     await client.batch_upsert(tenant, [entity])
+            port = None
+            if context.get("public_url") == "auto":  # the broker notifies the gateway on its real port
+                from adapter.demo.network import free_port
+
+                port = free_port()
+                context["public_url"] = f"http://127.0.0.1:{port}"
             gateway = GatewayContext(StaticTokens(tokens).validate, grants, broker.url, session, CONTEXTS, log,
                                      clock=lambda: NOW, cells=cells, **context)
-            async with TestClient(TestServer(create_gateway_app(gateway), host="127.0.0.1")) as http:
+            async with TestClient(TestServer(create_gateway_app(gateway), host="127.0.0.1", port=port)) as http:
                 yield GatewayWorld(http, log, client, broker.url, grants, cells)
     finally:
         cells.close()
