@@ -65,21 +65,29 @@ async def answer_cells(
     except PeriodsError as exc:
         raise CellsRefused(400, f"timeAt: {exc}") from None
     reads = 0
+    located: list[Any] | None = None
 
-    async def fetch(period: Period) -> Mapping[str, SensorSeries]:
+    async def pages(build: Any) -> list[Any]:
         nonlocal reads
         entities: list[Any] = []
         for page in range(_MAX_PAGES):
-            built = upstream.cells_read(query, period.start, period.end, page * _PAGE, vocabulary, page_size=_PAGE)
-            answer = await upstream.send(session, broker_url, built)
+            answer = await upstream.send(session, broker_url, build(page * _PAGE))
             reads += 1
             body = answer.json()
             if answer.status != 200 or not isinstance(body, list):
                 raise CellsRefused(502, f"the broker answered {answer.status}: the cells are not computed")
             entities.extend(e for e in body if isinstance(e, dict))
             if len(body) < _PAGE:
-                return series_from_temporal(entities, query.attributes)
+                return entities
         raise CellsRefused(502, f"more than {_PAGE * _MAX_PAGES} sensors: the cells are not computed")
+
+    async def fetch(period: Period) -> Mapping[str, SensorSeries]:
+        nonlocal located
+        history = await pages(lambda offset: upstream.cells_read(query, period.start, period.end, offset, vocabulary,
+                                                                 page_size=_PAGE))
+        if query.aggregation.districts and located is None:  # read once per answer
+            located = await pages(lambda offset: upstream.cells_locations(query, offset, vocabulary, page_size=_PAGE))
+        return series_from_temporal([*(located or ()), *history], query.attributes)
 
     try:
         cells = await published_cells(

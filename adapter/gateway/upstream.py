@@ -39,6 +39,7 @@ __all__ = [
     "UpstreamAnswer",
     "Vocabulary",
     "broker_subscription",
+    "cells_locations",
     "cells_read",
     "delete_broker_subscription",
     "entity_query",
@@ -214,21 +215,31 @@ def temporal_query(narrowed: NarrowedTemporalQuery, vocabulary: Vocabulary) -> U
                     _broker_headers(request.selection.tenant, vocabulary.context(request.selection.entity_type)))
 
 
+def _area_params(query: CellQuery) -> list[tuple[str, str]]:
+    if query.area is None:
+        return []
+    ring = [list(point) for point in query.area.polygon]
+    return [("georel", "within"), ("geometry", "Polygon"), ("coordinates", orjson.dumps([ring]).decode()),
+            ("geoproperty", "location")]
+
+
 def cells_read(query: CellQuery, start: datetime, end: datetime, offset: int, vocabulary: Vocabulary,
                *, page_size: int = 100) -> Upstream:
-    """One page of every sensor's history over one period, for computing its cells (the
-    sensors' locations too, which place them in the agreement's districts)."""
-    params: list[tuple[str, str]] = [("type", query.entity_type)]
-    if query.area is not None:
-        ring = [list(point) for point in query.area.polygon]
-        params += [("georel", "within"), ("geometry", "Polygon"),
-                   ("coordinates", orjson.dumps([ring]).decode()), ("geoproperty", "location")]
-    params += [
-        ("attrs", ",".join(sorted({vocabulary.broker_name(n) for n in query.attributes} | {"location"}))),
-        ("timerel", "between"), ("timeAt", _iso(start)), ("endTimeAt", _iso(end)), ("timeproperty", "observedAt"),
-        ("options", "temporalValues"), ("limit", str(page_size)), ("offset", str(offset)),
-    ]
+    """One page of every sensor's history over one period, for computing its cells."""
+    params = [("type", query.entity_type), *_area_params(query),
+              ("attrs", ",".join(sorted(vocabulary.broker_name(n) for n in query.attributes))),
+              ("timerel", "between"), ("timeAt", _iso(start)), ("endTimeAt", _iso(end)), ("timeproperty", "observedAt"),
+              ("options", "temporalValues"), ("limit", str(page_size)), ("offset", str(offset))]
     return Upstream("GET", (*_API, "temporal", "entities"), tuple(params),
+                    _broker_headers(query.tenant, vocabulary.context(query.entity_type)))
+
+
+def cells_locations(query: CellQuery, offset: int, vocabulary: Vocabulary, *, page_size: int = 100) -> Upstream:
+    """One page of the sensors' current locations, which place them in the agreement's districts
+    (a location carries no observation time: the history of one period does not hold it)."""
+    params = [("type", query.entity_type), *_area_params(query), ("attrs", "location"),
+              ("limit", str(page_size)), ("offset", str(offset))]
+    return Upstream("GET", (*_API, "entities"), tuple(params),
                     _broker_headers(query.tenant, vocabulary.context(query.entity_type)))
 
 

@@ -98,3 +98,29 @@ async def test_fewer_sensors_than_the_threshold_tell_nothing_but_that(tmp_path: 
         cells = _cells(await answer.json())
         assert cells and all(c["status"] == "suppressed" and c["rule"] == "threshold" for c in cells.values())
         assert all("value" not in c and "sensors" not in c for c in cells.values())
+
+
+async def test_district_cells_place_each_sensor_by_its_current_location(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from adapter.access.cells import District
+    from tests.gateway_security import support
+
+    west = District("west", ((-1.625, 48.0), (-1.605, 48.0), (-1.605, 48.2), (-1.625, 48.2), (-1.625, 48.0)))
+    east = District("east", ((-1.605, 48.0), (-1.58, 48.0), (-1.58, 48.2), (-1.605, 48.2), (-1.605, 48.0)))
+    grant = support.GRANTS["official"]
+    assert grant.aggregation is not None
+    districted = replace(grant, aggregation=replace(grant.aggregation, districts=(west, east), total=True,
+                                                    min_group_size=1))
+    original = support.GRANTS["official"]
+    support.GRANTS["official"] = districted
+    try:
+        async with attacked(tmp_path) as world:  # sensors at -1.60 (east), -1.61, -1.62 (west), -1.63 (none)
+            answer = await world.http.get(TEMPORAL, params=_window("2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z",
+                                                                   attrs="no2"), headers=as_("official"))
+            assert answer.status == 200, await answer.text()
+            cells = {group: cell for (group, _, _), cell in _cells(await answer.json()).items()}
+    finally:
+        support.GRANTS["official"] = original
+    assert cells["west"]["sensors"] == 2 and cells["east"]["sensors"] == 1
+    assert cells["total"]["sensors"] == 3  # the sensor outside every district is in no cell
