@@ -262,9 +262,10 @@ class _Gateway:
             raise _Answer(_problem(403, "Forbidden", "Forbidden", outcome.reason))
         return outcome
 
-    def _record(self, principal: Principal, access: AccessRequest, built: upstream.Upstream, *, reason: str = "",
+    def _record(self, principal: Principal, access: AccessRequest, answer: UpstreamAnswer, *, reason: str = "",
                 agreement: str | None = None, entities: Sequence[str] = ()) -> None:
-        self.c.access_log.record(principal, access, outcome="permitted", reason=reason, path=_described(built),
+        """A permitted access, with what the gateway asked (built from the decision, never the client's path)."""
+        self.c.access_log.record(principal, access, outcome="permitted", reason=reason, path=answer.target,
                                  agreement=agreement, entities=entities)
 
     async def _broker(self, built: upstream.Upstream) -> UpstreamAnswer:
@@ -326,11 +327,11 @@ class _Gateway:
         answer = await self._broker(built)
         request_model = narrowed.request
         if answer.status != 200 or not isinstance(answer.json(), list):
-            self._record(principal, narrowed.access, built, reason=f"broker answered {answer.status}",
+            self._record(principal, narrowed.access, answer, reason=f"broker answered {answer.status}",
                          agreement=narrowed.grant.agreement)
             return _problem(502, "BadGateway", "Bad Gateway", f"the broker answered {answer.status}")
         kept = [e for e in (filter_entity(x, narrowed.rules, self.short_names) for x in answer.json()) if e]
-        self._record(principal, narrowed.access, built, agreement=narrowed.grant.agreement,
+        self._record(principal, narrowed.access, answer, agreement=narrowed.grant.agreement,
                      entities=[str(e["id"]) for e in kept])
         entity_type = request_model.selection.entity_type
         rendered = [self._with_context(render(e, request_model.projection.format), entity_type, accept) for e in kept]
@@ -416,7 +417,7 @@ class _Gateway:
             return _problem(502, "BadGateway", "Bad Gateway", f"the broker refused the subscription ({answer.status})")
         location = answer.headers.get("Location", "")
         store.set_broker_id(subscription.id, location.rsplit("/", 1)[-1])
-        self._record(principal, narrowed.access, built, reason="subscribed", agreement=narrowed.grant.agreement)
+        self._record(principal, narrowed.access, answer, reason="subscribed", agreement=narrowed.grant.agreement)
         return web.Response(status=201, headers={"Location": f"{_API}/subscriptions/{subscription.id}"})
 
     async def list_subscriptions(self, request: web.Request) -> web.Response:
@@ -529,7 +530,7 @@ class _Gateway:
                 principal, AccessRequest(Action.SPARQL_QUERY, tenant, "graph", purpose=typed.purpose),
                 outcome="permitted" if answer.status == 200 else "refused",
                 reason=f"graphs {', '.join(decided.graphs)}; endpoint answered {answer.status}",
-                path=_described(built), agreement=", ".join(decided.agreements) or None,
+                path=answer.target, agreement=", ".join(decided.agreements) or None,
             )
         if answer.status == 200 and content_type not in parse.SPARQL_MEDIA_TYPES:
             return _problem(502, "BadGateway", "Bad Gateway", "the SPARQL endpoint answered an unexpected format")
@@ -563,7 +564,7 @@ class _Gateway:
         value = answer.json()
         if answer.status == 200 and kind == "lineage" and isinstance(value, dict) and not decided.personal:
             value = without_personal_fields(value)
-        self._record(principal, decided.access, built, reason=f"provenance: adapter answered {answer.status}",
+        self._record(principal, decided.access, answer, reason=f"provenance: adapter answered {answer.status}",
                      agreement=decided.grant.agreement, entities=[typed.entity_id])
         if value is None:
             return _problem(502, "BadGateway", "Bad Gateway", f"the adapter answered {answer.status}")
@@ -593,7 +594,7 @@ class _Gateway:
             raise BadRequest("Accept", "a short media type list")
         built = upstream.record(decided, accept, self.c.adapter_token)
         answer = await upstream.send(self.c.session, self._adapter(), built)
-        self._record(principal, decided.access, built, reason=f"provenance: adapter answered {answer.status}",
+        self._record(principal, decided.access, answer, reason=f"provenance: adapter answered {answer.status}",
                      agreement=", ".join(decided.agreements))
         return _relayed(answer, _RECORD_HEADERS)
 
@@ -637,12 +638,6 @@ def _route(request: web.Request) -> str:
     """The route's template (the gateway's own text, never the client's path)."""
     resource = request.match_info.route.resource
     return f"{request.method} {resource.canonical if resource is not None else '?'}"
-
-
-def _described(built: upstream.Upstream) -> str:
-    """What the gateway asked, as the access log keeps it: built from the decision."""
-    url = built.url("http://upstream")
-    return f"{built.method} {url.raw_path}" + (f"?{url.raw_query_string}" if url.raw_query_string else "")
 
 
 def _action_of(typed: PartnerRequest) -> Action:

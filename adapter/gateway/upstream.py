@@ -89,23 +89,31 @@ class Upstream:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
 
-    def url(self, base: str) -> URL:
-        """The full URL under ``base`` (a root such as ``http://orion:1026``), already encoded."""
-        root = URL(base)
+    def target(self) -> str:
+        """The request target (encoded path and query) under a root: what the access log keeps."""
         for segment in self.path:
             if segment in (".", "..") or not _SEGMENT.match(segment):
                 raise ValueError(f"refusing to build a path with segment {segment[:40]!r}")
-        path = root.raw_path.rstrip("/") + "/" + "/".join(quote(s, safe=_SAFE) for s in self.path)
+        path = "/" + "/".join(quote(s, safe=_SAFE) for s in self.path)
         query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.params)
-        return URL.build(scheme=root.scheme, host=root.raw_host or "", port=root.explicit_port, path=path,
-                         query_string=query, encoded=True)
+        return f"{path}?{query}" if query else path
+
+    def url(self, base: str, target: str | None = None) -> URL:
+        """The full URL under ``base`` (a root such as ``http://orion:1026``), already encoded."""
+        root = URL(base)
+        path, _, query = (target or self.target()).partition("?")
+        return URL.build(scheme=root.scheme, host=root.raw_host or "", port=root.explicit_port,
+                         path=root.raw_path.rstrip("/") + path, query_string=query, encoded=True)
 
 
 @dataclass(frozen=True, slots=True)
 class UpstreamAnswer:
+    """The answer to an ``Upstream``, and what was asked (``target``: its encoded path and query)."""
+
     status: int
     headers: Mapping[str, str]
     body: bytes
+    target: str = ""
 
     def json(self) -> Any:
         """The decoded body, or None when it is empty or not JSON."""
@@ -120,11 +128,12 @@ class UpstreamAnswer:
 async def send(session: aiohttp.ClientSession, base: str, upstream: Upstream, *, timeout_s: float = 30.0
                ) -> UpstreamAnswer:
     """Send ``upstream`` under ``base``; redirects are never followed (a 3xx is the answer)."""
+    target = upstream.target()
     async with session.request(
-        upstream.method, upstream.url(base), headers=list(upstream.headers), data=upstream.body,
+        upstream.method, upstream.url(base, target), headers=list(upstream.headers), data=upstream.body,
         allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s),
     ) as answer:
-        return UpstreamAnswer(answer.status, dict(answer.headers), await answer.read())
+        return UpstreamAnswer(answer.status, dict(answer.headers), await answer.read(), target)
 
 
 def _iso(moment: datetime) -> str:
