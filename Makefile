@@ -8,7 +8,7 @@ INTEROP ?= .venv-interop
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test check bench clean
+.PHONY: setup demo test lint check bench clean
 
 setup: $(VENV)/.installed $(INTEROP)/.installed
 	@bash .ci/install-system-deps
@@ -33,8 +33,13 @@ $(INTEROP)/.installed:
 demo: setup
 	$(BIN)/ngsild-adapter demo
 
-test: setup
+test: setup lint
 	$(BIN)/pytest
+
+# the lint and type-check gates (part of `make test`, so CI runs them)
+lint: setup
+	$(BIN)/ruff check adapter tests benchmarks
+	$(BIN)/mypy
 
 check: setup
 	$(BIN)/ngsild-adapter check

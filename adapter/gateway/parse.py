@@ -15,7 +15,6 @@ IRI could give a granted name to another attribute.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -41,6 +40,7 @@ from adapter.access.requests import (
     TimeQuery,
     ValueProvenanceRequest,
 )
+from adapter.gateway import acceptable, negotiate
 from adapter.ngsild.geojson import geometry_problem
 from adapter.ngsild.qlang import Expr, QuerySyntaxError, parse_q
 from adapter.provenance.integrity.tiles import InvalidTilePath, parse_path
@@ -170,40 +170,18 @@ class Headers:
 
     def json_accept(self) -> str:
         """``application/json`` or ``application/ld+json``, as NGSI-LD answers them."""
-        accept = self.one("Accept") or "*/*"
-        for kind in _media_types(accept):
-            if kind in ("application/json", "*/*", "application/*"):
-                return "application/json"
-            if kind == "application/ld+json":
-                return "application/ld+json"
-        raise NotAcceptable("Accept", "the gateway answers application/json or application/ld+json")
+        chosen = negotiate(self.one("Accept") or "", ("application/json", "application/ld+json"))
+        if chosen is None:
+            raise NotAcceptable("Accept", "the gateway answers application/json or application/ld+json")
+        return chosen
 
     def sparql_accept(self) -> str:
-        accept = self.one("Accept") or "*/*"
-        for kind in _media_types(accept):
-            if kind in SPARQL_MEDIA_TYPES:
-                return kind
-            if kind in ("*/*", "application/*"):
-                return SPARQL_MEDIA_TYPES[0]
-        raise NotAcceptable("Accept", f"the SPARQL endpoint answers {', '.join(SPARQL_MEDIA_TYPES)}")
-
-
-def _media_types(accept: str) -> list[str]:
-    """The media types of an ``Accept`` header, best first (q-values honoured; q=0 excluded)."""
-    ranked = []
-    for position, part in enumerate(accept.split(",")[:32]):
-        kind, *parameters = (p.strip() for p in part.split(";"))
-        quality = 1.0
-        for parameter in parameters:
-            key, _, value = parameter.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if kind and quality > 0 and math.isfinite(quality):
-            ranked.append((-quality, position, kind.lower()))
-    return [kind for _, _, kind in sorted(ranked)]
+        """The result formats the client takes, best first, as an ``Accept`` header the gateway
+        writes (the endpoint picks the first its query form has)."""
+        taken = acceptable(self.one("Accept") or "", SPARQL_MEDIA_TYPES)
+        if not taken:
+            raise NotAcceptable("Accept", f"the SPARQL endpoint answers {', '.join(SPARQL_MEDIA_TYPES)}")
+        return ", ".join(f"{kind};q={1 - position / 10:.1f}" for position, kind in enumerate(taken))
 
 
 class _Params:

@@ -47,7 +47,7 @@ from pyparsing import ParseBaseException, ParseResults
 from rdflib.plugins.sparql.parser import parseQuery, parseUpdate
 from rdflib.plugins.sparql.parserutils import CompValue
 
-from adapter.gateway import problem
+from adapter.gateway import negotiate, problem
 from adapter.provenance.store import (
     GRAPH_MEDIA_TYPES,
     RESULTS_MEDIA_TYPES,
@@ -129,7 +129,7 @@ async def _answer(
     # pyparsing holds the GIL, but in a thread the event loop still gets its turns
     form = await asyncio.to_thread(_query_form, query)
     offers = GRAPH_MEDIA_TYPES if form in _GRAPH_FORMS else RESULTS_MEDIA_TYPES
-    media_type = _negotiate(request.headers.get("Accept", ""), offers)
+    media_type = negotiate(request.headers.get("Accept", ""), offers)
     if media_type is None:
         raise _Problem(406, "not-acceptable", "Not Acceptable", f"{form} answers are available as {', '.join(offers)}")
     try:
@@ -252,37 +252,6 @@ def _nodes(value: object) -> Iterator[CompValue]:
         return
     for child in children:  # type: ignore[attr-defined]
         yield from _nodes(child)
-
-
-def _negotiate(accept: str, offers: Sequence[str]) -> str | None:
-    """The offer ``accept`` prefers (RFC 9110, 12.5.1): highest q of its most specific range."""
-    ranges: list[tuple[str, float]] = []
-    for part in accept.split(","):
-        media, *parameters = part.split(";")
-        quality = 1.0
-        for parameter in parameters:
-            key, _, value = parameter.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if media.strip():
-            ranges.append((media.strip().lower(), quality))
-    if not ranges:
-        return offers[0]
-    best, best_quality = None, 0.0
-    for offer in offers:
-        wildcard = offer.split("/")[0] + "/*"
-        matches = [
-            (2 if media == offer else 1 if media == wildcard else 0, q)
-            for media, q in ranges
-            if media in (offer, wildcard, "*/*")
-        ]
-        quality = max(matches)[1] if matches else 0.0
-        if quality > best_quality:
-            best, best_quality = offer, quality
-    return best
 
 
 def _graphs(params: MultiMapping[str], allowed: Sequence[str] | None) -> list[str] | None:

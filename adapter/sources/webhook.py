@@ -80,7 +80,7 @@ PROBLEM_JSON = "application/problem+json"
 FULL_RETRY_AFTER_S = 30
 
 _CONFIG: web.AppKey[AdapterConfig] = web.AppKey("config", AdapterConfig)
-_HANDLE: web.AppKey[Handler] = web.AppKey("handle", Handler)  # type: ignore[type-abstract]
+_HANDLE: web.AppKey[Handler] = web.AppKey("handle", Handler)
 
 
 def create_webhook_app(

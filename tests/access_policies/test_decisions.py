@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapter.access.model import AccessRequest, Action, Aggregation, Area, Grant
+from adapter.access.model import AccessRequest, Action, Area, Grant
 from adapter.access.policies import PolicySet, visible_attributes
 from adapter.config import DEFAULT_PERSONAL_ATTRIBUTES as PERSONAL
 from tests.access_policies.support import (

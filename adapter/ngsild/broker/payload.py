@@ -145,7 +145,7 @@ def normalize_attribute(iri: str, raw: Any, context: TermContext) -> dict[str, A
             raise BadRequestData("The use of NULL value is not recommended for attributes", iri)
         if type(raw) is list and raw and all(type(item) is dict and "type" in item for item in raw):
             raise BadRequestData("Multi-attributes are not supported", f"{iri}: an array of attribute instances")
-        kind = "Property"
+        kind: Any = "Property"
         attribute: dict[str, Any] = {"type": kind, "value": raw}
         if iri in GEO_ATTRIBUTES:
             raise BadRequestData("Invalid GeoJSON", f"{iri} must be a GeoProperty")

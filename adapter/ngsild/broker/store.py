@@ -287,7 +287,7 @@ class Store:
             tkeys = self._history_keys(tenant, [e.id for e in fresh])
             for entity in fresh:
                 entity.tkey = tkeys[entity.id]
-        rows = []
+        rows: list[tuple[str, str, str, int, str, str, str | None, int | None]] = []
         write_rows = []
         instance_rows = []
         next_wkey: int = db.execute("SELECT COALESCE(MAX(wkey), 0) FROM writes").fetchone()[0]

@@ -10,6 +10,7 @@ every matching entity in ``data`` (Orion-LD's experimental mode).
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 import time
@@ -300,7 +301,8 @@ class SubscriptionRegistry:
     def list(self, tenant: str) -> list[Subscription]:
         return list(self._by_tenant.get(tenant, {}).values())
 
-    def match(self, tenant: str, changes: Sequence[Change]) -> list[tuple[Subscription, list[StoredEntity]]]:
+    def match(self, tenant: str, changes: Sequence[Change]
+              ) -> builtins.list[tuple[Subscription, builtins.list[StoredEntity]]]:
         """Per active subscription, the changed entities it selects (throttled ones skipped)."""
         subs = self._by_tenant.get(tenant)
         if not subs or not changes:
