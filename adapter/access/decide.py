@@ -17,11 +17,19 @@ ways (a GET by id, a query by type, a POST of a query, a subscription) meets the
 * **Geo.** Any geo-query, whatever its georel or geoproperty, is refused when ``location`` is
   not raw: it would place a device whose location the agreement removes or coarsens. Under a
   grant with an area, the area *is* the geo-query; a partner's own geo-query is refused.
-* **Time window.** A grant limited to a window of observation times cannot let a ``q`` through
-  (it would test current values observed outside the window), nor a ``timeproperty`` other than
-  ``observedAt`` (``modifiedAt``/``createdAt`` do not bound observations), nor counts or system
-  attributes (they tell about entities and changes outside it). Temporal queries are clamped to
-  the window, and the answer filter drops every value and instance observed outside it.
+* **Time window.** A grant limited to a window of observation times cannot let a ``q`` or a
+  geo-query through (they would test current values and places, observed outside the window),
+  nor a ``timeproperty`` other than ``observedAt`` (``modifiedAt``/``createdAt`` do not bound
+  observations), nor counts or system attributes (they tell about entities and changes outside
+  it). Temporal queries are clamped to the window, and the answer filter drops every value and
+  instance observed outside it.
+* **Area.** The area is the broker's geo-query; the answer filter checks every location again
+  (the gateway asks for ``location`` for that, and leaves it out unless asked), so that a sensor
+  that was ever outside is left out of history answers. Counts are not offered under an area.
+* **Subscriptions** watch only what they may see uncoarsened (the notified raw attributes when
+  the partner names none: NGSI-LD's default, every attribute, would tell when a withheld one
+  changed), and last ``SUBSCRIPTION_LIFETIME`` at most, so that a principal whose roles were
+  removed stops receiving notifications when it cannot renew them.
 * **Aggregated grants** answer temporal queries by type with the agreement's published cells
   only (``CellQuery``; ``adapter.access.cells``): nothing that chooses members (``q``, ids, an id
   pattern, a geo-query, ``lastN``, paging) and no single entity.
@@ -35,7 +43,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from adapter.access.model import AccessRequest, Action, Aggregation, Area, Decision, Grant, Principal, SparqlDataset
@@ -66,6 +74,7 @@ __all__ = [
     "NarrowedTemporalQuery",
     "Policies",
     "RECORD_REFUSAL",
+    "SUBSCRIPTION_LIFETIME",
     "RecordDecision",
     "Refusal",
     "SparqlDecision",
@@ -113,7 +122,8 @@ class AnswerRules:
 
     ``attributes``: the short names allowed (the narrowed request asked for these only);
     ``coarsened``: name -> decimals kept; ``not_before``/``not_after``: values and instances
-    observed outside are dropped; ``area``: an entity located outside is dropped.
+    observed outside are dropped; ``area``: an entity not located inside (its location missing
+    included) is dropped.
     """
 
     attributes: frozenset[str]
@@ -121,6 +131,12 @@ class AnswerRules:
     not_before: datetime | None = None
     not_after: datetime | None = None
     area: Area | None = None
+
+    @property
+    def checks(self) -> frozenset[str]:
+        """Attributes the gateway asks for its own checks, and leaves out of the answer unless
+        asked: the location, which places every entity answered under an area."""
+        return frozenset({LOCATION}) if self.area is not None else frozenset()
 
     def observed_inside(self, moment: datetime) -> bool:
         return not ((self.not_before is not None and moment < self.not_before)
@@ -203,7 +219,7 @@ class SparqlDecision:
 
 @dataclass(frozen=True, slots=True)
 class AccessLogDecision:
-    tenant: str
+    request: AccessLogRequest
 
 
 Narrowed = (
@@ -229,7 +245,8 @@ def decide(principal: Principal, request: PartnerRequest, policies: Policies, *,
     if isinstance(request, SubscriptionRequest):
         access = AccessRequest(Action.SUBSCRIBE, request.selection.tenant, request.selection.entity_type,
                                request.purpose)
-        return _under_grants(principal, access, policies, now, lambda g: _subscription(request, g, access, policies))
+        return _under_grants(principal, access, policies, now,
+                             lambda g: _subscription(request, g, access, policies, now))
     if isinstance(request, ValueProvenanceRequest):
         return _value_provenance(principal, request, policies, now)
     if isinstance(request, RecordRequest):
@@ -243,7 +260,7 @@ def decide(principal: Principal, request: PartnerRequest, policies: Policies, *,
     if isinstance(request, AccessLogRequest):
         if principal.organization != request.tenant or "data-admin" not in principal.roles:
             return Refusal("the access log of a collectivity is for its own data-admin role")
-        return AccessLogDecision(request.tenant)
+        return AccessLogDecision(request)
     raise TypeError(f"no decision for {type(request).__name__}: logs are public and need none")
 
 
@@ -310,6 +327,10 @@ def _selection(selection: Selection, grant: Grant, raw: frozenset[str]) -> Selec
         _require(selection.q_attributes, raw, grant, "q filters on")
     geo = selection.geo
     if geo is not None:
+        if _windowed(grant):
+            raise _Refused(f"agreement {grant.agreement} covers observations "
+                           f"{observation_window(grant.not_before, grant.not_after)} only: a geo-query would place "
+                           "entities by where they are now")
         if LOCATION not in raw:
             raise _Refused(f"agreement {grant.agreement} removes or coarsens location: no geo-query is answered "
                            "under it")
@@ -334,9 +355,13 @@ def _projection(projection: Projection, grant: Grant, visible: frozenset[str]) -
 
 
 def _no_count_under_window(count: bool, grant: Grant) -> None:
+    """A count is the broker's: offered only where it counts exactly what may be seen."""
     if count and _windowed(grant):
         raise _Refused(f"agreement {grant.agreement} limits the data to a time window: a count would include "
                        "entities observed only outside it")
+    if count and grant.area is not None:
+        raise _Refused(f"agreement {grant.agreement} restricts the data to an area: a count would include "
+                       "entities whose location cannot be checked")
 
 
 def _entity_query(request: EntityQuery, grant: Grant, access: AccessRequest, policies: Policies
@@ -422,18 +447,34 @@ def _cells(request: TemporalQuery, grant: Grant, access: AccessRequest, visible:
                      grant.aggregation, grant.area, access, grant)
 
 
-def _subscription(request: SubscriptionRequest, grant: Grant, access: AccessRequest, policies: Policies
-                  ) -> NarrowedSubscription:
+#: the longest a subscription lasts: renewed with a fresh token, so that a principal whose
+#: roles or account were removed since stops receiving notifications
+SUBSCRIPTION_LIFETIME = timedelta(days=30)
+
+
+def _subscription(request: SubscriptionRequest, grant: Grant, access: AccessRequest, policies: Policies,
+                  now: datetime) -> NarrowedSubscription:
     if grant.aggregation is not None:
         raise _Refused(f"agreement {grant.agreement} grants aggregated indicators only: no notifications of "
                        "single sensors")
     visible = _visible(grant, policies, access.entity_type)
     raw = _raw(grant, visible)
     selection = _selection(request.selection, grant, raw)
+    projection = _projection(Projection(attrs=request.attributes), grant, visible)
     if request.watched is not None:
         _require(request.watched, raw, grant, "watchedAttributes names")
-    projection = _projection(Projection(attrs=request.attributes), grant, visible)
-    narrowed = replace(request, selection=selection, attributes=projection.attrs)
+        watched = request.watched
+    else:  # NGSI-LD's default, every attribute, would notify changes of withheld ones
+        watched = (projection.attrs or frozenset()) & raw
+        if not watched:
+            raise _Refused(f"agreement {grant.agreement} lets no notified attribute through uncoarsened: name the "
+                           "watchedAttributes (raw ones)")
+    if request.expires_at is not None and request.expires_at <= now:
+        raise _Refused("the subscription has expired (expiresAt)")
+    latest = now + SUBSCRIPTION_LIFETIME
+    expires = latest if request.expires_at is None or request.expires_at > latest else request.expires_at
+    narrowed = replace(request, selection=selection, attributes=projection.attrs, watched=frozenset(watched),
+                       expires_at=expires)
     return NarrowedSubscription(narrowed, _rules(grant, projection.attrs or frozenset()), access, grant)
 
 

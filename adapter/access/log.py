@@ -181,11 +181,13 @@ class AccessLog:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def records(self, tenant: str, *, since: datetime | None = None, limit: int = 1000) -> list[AccessRecord]:
-        """Accesses to ``tenant``'s data, newest first."""
+    def records(self, tenant: str, *, since: datetime | None = None, until: datetime | None = None,
+                limit: int = 1000) -> list[AccessRecord]:
+        """Accesses to ``tenant``'s data in ``[since, until)``, newest first (``limit`` of them:
+        a reader pages back with ``until``)."""
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM access WHERE tenant = ? AND at >= ? ORDER BY id DESC LIMIT ?",
-            (tenant, since.timestamp() if since else 0.0, limit),
+            f"SELECT {_COLUMNS} FROM access WHERE tenant = ? AND at >= ? AND at < ? ORDER BY id DESC LIMIT ?",
+            (tenant, since.timestamp() if since else 0.0, until.timestamp() if until else float("inf"), limit),
         ).fetchall()
         return [_record(r) for r in rows]
 

@@ -238,9 +238,11 @@ class SparqlRequest:
 
 @dataclass(frozen=True, slots=True)
 class AccessLogRequest:
-    """The accesses to a collectivity's data (``/gateway/access?tenant=``)."""
+    """The accesses to a collectivity's data (``/gateway/access?tenant=[&since=][&until=]``)."""
 
     tenant: str
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 PartnerRequest = (

@@ -21,11 +21,10 @@ from adapter.access.decide import AnswerRules
 from adapter.access.requests import EntityFormat
 from adapter.ngsild.geojson import is_geometry, point_in_polygon
 
-__all__ = ["ALWAYS_KEPT", "filter_entity", "render", "without_personal_fields"]
+__all__ = ["ALWAYS_KEPT", "filter_entity", "partner_lineage", "partner_verification", "render"]
 
-#: entity members every answer keeps (the link is an IRI to the value's provenance record)
-ALWAYS_KEPT = frozenset(("id", "type", "wasDerivedFrom"))
-_PERSONAL_DEVICE_FIELDS = ("deviceId", "application")
+#: entity members every answer keeps
+ALWAYS_KEPT = frozenset(("id", "type"))
 _ATTRIBUTE_TYPES = frozenset({"Property", "Relationship", "GeoProperty", "LanguageProperty", "VocabProperty",
                               "ListProperty", "ListRelationship", "JsonProperty"})
 
@@ -85,35 +84,37 @@ def _attribute(value: Any, rules: AnswerRules, decimals: int | None) -> Any:
 
 
 def _inside(entity: Mapping[str, Any], rules: AnswerRules) -> bool:
+    """Under an area, whether the entity is known to lie inside: every location it has (all
+    instances of a history) is a point inside the polygon; no location, not inside."""
     if rules.area is None:
         return True
     location = entity.get("location")
     instances = location if isinstance(location, list) else [location] if location is not None else []
+    if not instances:
+        return False
     for instance in instances:
         value: Any = instance.get("value") if isinstance(instance, dict) else None
-        if is_geometry(value) and value["type"] == "Point" and not point_in_polygon(
-                value["coordinates"], [rules.area.polygon]):
+        if not (is_geometry(value) and value["type"] == "Point"
+                and point_in_polygon(value["coordinates"], [rules.area.polygon])):
             return False
     return True
 
 
 def filter_entity(entity: Any, rules: AnswerRules, short_names: Mapping[str, str]) -> dict[str, Any] | None:
     """The entity as the rules let it be seen (None when nothing allowed remains, or when it
-    lies outside the area). ``short_names`` maps the adapter's own IRIs to their terms."""
-    if not isinstance(entity, dict) or not _inside(entity, rules):
+    is not known to lie inside the area). ``short_names`` maps the adapter's own IRIs to their
+    terms. Attributes the gateway asked only for its checks leave the answer here."""
+    if not isinstance(entity, dict):
+        return None
+    entity = {short_names.get(k, k): v for k, v in entity.items()}
+    if not _inside(entity, rules):
         return None
     out: dict[str, Any] = {}
     kept = 0
-    for key, value in entity.items():
-        name = short_names.get(key, key)
-        if name in ("id", "type"):
+    for name, value in entity.items():
+        if name in ALWAYS_KEPT:
             if isinstance(value, str):
                 out[name] = value
-            continue
-        if name == "wasDerivedFrom":
-            link = _attribute(value, rules, None)
-            if link is not None:
-                out[name] = link
             continue
         if name not in rules.attributes:
             continue
@@ -124,12 +125,36 @@ def filter_entity(entity: Any, rules: AnswerRules, short_names: Mapping[str, str
     return out if kept and "id" in out else None
 
 
-def without_personal_fields(lineage: dict[str, Any]) -> dict[str, Any]:
-    """The lineage without the device's names at the network server."""
+def _pick(value: Any, keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: value[k] for k in keys if k in value} if isinstance(value, dict) else {}
+
+
+def partner_lineage(lineage: dict[str, Any]) -> dict[str, Any]:
+    """The lineage of a value as a partner without the personal graph gets it, by allowlist: the
+    value, its record and the software that made it (codec, profile, steps), when it was
+    received and delivered. Left out: the device (its EUI, its names at the network server), the
+    radio gateways and their signal (they place the device), the frame counters and the
+    payload's digest (they link a device's records), the network server's connection and the
+    broker's address."""
     uplink = lineage.get("uplink")
-    if isinstance(uplink, dict) and isinstance(uplink.get("device"), dict):
-        uplink["device"] = {k: v for k, v in uplink["device"].items() if k not in _PERSONAL_DEVICE_FIELDS}
-    return lineage
+    deliveries = lineage.get("deliveries")
+    return {
+        **_pick(lineage, ("graph", "tenant", "record", "value", "processing", "steps", "software")),
+        "uplink": _pick(uplink, ("iri", "recordType", "receivedAt")),
+        "deliveries": [_pick(d, ("iri", "id", "status", "startedAt", "endedAt", "software", "accepted"))
+                       for d in deliveries if isinstance(d, dict)] if isinstance(deliveries, list) else [],
+    }
+
+
+def partner_verification(report: dict[str, Any]) -> dict[str, Any]:
+    """A verification report without the checks' details (they name the device and its chain):
+    which checks held, and whether the value holds."""
+    checks = report.get("checks")
+    return {
+        **_pick(report, ("holds", "tenant", "entity", "attribute", "observedAt", "record")),
+        "checks": [_pick(c, ("check", "status")) for c in checks if isinstance(c, dict)]
+        if isinstance(checks, list) else [],
+    }
 
 
 # -- rendering ---------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ request with a traceback.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import secrets
@@ -67,7 +68,7 @@ from adapter.access.log import NO_TENANT, AccessLog
 from adapter.access.model import AccessRequest, Action, Principal
 from adapter.access.requests import EntityQuery, PartnerRequest, SubscriptionRequest, TemporalQuery
 from adapter.gateway import parse, upstream
-from adapter.gateway.answers import filter_entity, render, without_personal_fields
+from adapter.gateway.answers import filter_entity, partner_lineage, partner_verification, render
 from adapter.gateway.cells import CellsRefused, answer_cells
 from adapter.gateway.parse import BadRequest, Headers, NotAcceptable
 from adapter.gateway.endpoints import (
@@ -77,7 +78,7 @@ from adapter.gateway.endpoints import (
     deliver,
     notification_session,
 )
-from adapter.gateway.subscriptions import GatewaySubscription, SubscriptionStore
+from adapter.gateway.subscriptions import MAX_PER_PRINCIPAL, GatewaySubscription, SubscriptionStore
 from adapter.gateway.upstream import UpstreamAnswer, Vocabulary
 
 __all__ = ["GatewayContext", "create_gateway_app"]
@@ -330,7 +331,10 @@ class _Gateway:
             self._record(principal, narrowed.access, answer, reason=f"broker answered {answer.status}",
                          agreement=narrowed.grant.agreement)
             return _problem(502, "BadGateway", "Bad Gateway", f"the broker answered {answer.status}")
-        kept = [e for e in (filter_entity(x, narrowed.rules, self.short_names) for x in answer.json()) if e]
+        found = answer.json()
+        if isinstance(narrowed, NarrowedTemporalQuery) and narrowed.rules.area is not None:
+            found = await self._with_location_history(narrowed, found)
+        kept = [e for e in (filter_entity(x, narrowed.rules, self.short_names) for x in found) if e]
         self._record(principal, narrowed.access, answer, agreement=narrowed.grant.agreement,
                      entities=[str(e["id"]) for e in kept])
         entity_type = request_model.selection.entity_type
@@ -343,6 +347,17 @@ class _Gateway:
                 return _problem(404, "ResourceNotFound", "Not Found", "no such entity, or nothing of it is granted")
             return self._respond(rendered[0], entity_type, accept, extra)
         return self._respond(rendered, entity_type, accept, extra)
+
+    async def _with_location_history(self, narrowed: NarrowedTemporalQuery, found: list[Any]) -> list[Any]:
+        """The entities with every location they have had (the filter keeps none that was ever
+        outside the area); an entity whose history cannot be read is left out."""
+        ids = [e["id"] for e in found if isinstance(e, dict) and isinstance(e.get("id"), str)]
+        if not ids:
+            return []
+        answer = await self._broker(upstream.location_history(narrowed, ids, self.vocabulary))
+        histories = answer.json() if answer.status == 200 else None
+        located = {h.get("id"): h.get("location") for h in histories or () if isinstance(h, dict)}
+        return [{**e, "location": located.get(e["id"])} for e in found if isinstance(e, dict) and e.get("id") in located]
 
     def _with_context(self, entity: dict[str, Any], entity_type: str, accept: str) -> dict[str, Any]:
         if accept == "application/ld+json":
@@ -403,22 +418,43 @@ class _Gateway:
             why = f"the notification endpoint is not one this gateway may call ({exc.reason}); ask for it to be allowed"
             self.c.access_log.record(principal, narrowed.access, outcome="refused", path=_route(request), reason=why)
             return _problem(403, "Forbidden", "Forbidden", why)
+        if store.count_owned(principal) >= MAX_PER_PRINCIPAL:
+            why = f"at most {MAX_PER_PRINCIPAL} subscriptions per principal: delete one first"
+            self.c.access_log.record(principal, narrowed.access, outcome="refused", path=_route(request), reason=why)
+            return _problem(403, "Forbidden", "Forbidden", why)
+        expires = narrowed.request.expires_at
+        assert expires is not None  # the decision caps every subscription's lifetime
+        body["expiresAt"] = upstream.iso(expires)  # kept, so that each notification is decided with it
         subscription = store.add(
             tenant=narrowed.access.tenant, entity_type=narrowed.access.entity_type, purpose=narrowed.access.purpose,
             principal=principal, endpoint=str(endpoint), accept=typed.accept,
             attributes=sorted(narrowed.request.attributes or ()), request=body,
         )
-        assert self.c.public_url is not None
-        notify = (f"{self.c.public_url.rstrip('/')}/gateway/notifications/{subscription.id}/{subscription.secret}")
-        built = upstream.broker_subscription(narrowed, notify, self.vocabulary)
-        answer = await self._broker(built)
-        if answer.status != 201:
+        answer = await self._subscribe_at_broker(subscription, narrowed)
+        if answer is None:
             store.remove(subscription.id)
-            return _problem(502, "BadGateway", "Bad Gateway", f"the broker refused the subscription ({answer.status})")
-        location = answer.headers.get("Location", "")
-        store.set_broker_id(subscription.id, location.rsplit("/", 1)[-1])
+            return _problem(502, "BadGateway", "Bad Gateway", "the broker refused the subscription")
         self._record(principal, narrowed.access, answer, reason="subscribed", agreement=narrowed.grant.agreement)
         return web.Response(status=201, headers={"Location": f"{_API}/subscriptions/{subscription.id}"})
+
+    def _broker_subscription(self, subscription: GatewaySubscription, narrowed: NarrowedSubscription
+                             ) -> upstream.Upstream:
+        assert self.c.public_url is not None
+        notify = f"{self.c.public_url.rstrip('/')}/gateway/notifications/{subscription.id}/{subscription.secret}"
+        return upstream.broker_subscription(narrowed, notify, self.vocabulary)
+
+    async def _subscribe_at_broker(self, subscription: GatewaySubscription, narrowed: NarrowedSubscription
+                                   ) -> UpstreamAnswer | None:
+        """The broker subscription built from ``narrowed``; the store keeps its id and digest."""
+        built = self._broker_subscription(subscription, narrowed)
+        answer = await self._broker(built)
+        if answer.status != 201:
+            log.warning("subscription %s: the broker answered %d", subscription.id, answer.status)
+            return None
+        assert self.c.subscriptions is not None and built.body is not None
+        self.c.subscriptions.set_broker_id(subscription.id, answer.headers.get("Location", "").rsplit("/", 1)[-1],
+                                           hashlib.sha256(built.body).hexdigest())
+        return answer
 
     async def list_subscriptions(self, request: web.Request) -> web.Response:
         principal = await self._principal(request)
@@ -475,6 +511,19 @@ class _Gateway:
             await self._drop(subscription)
             return web.Response(status=204)
         assert isinstance(outcome, NarrowedSubscription)
+        assert store is not None
+        rebuilt = self._broker_subscription(subscription, outcome).body
+        assert rebuilt is not None
+        if hashlib.sha256(rebuilt).hexdigest() != store.built(subscription.id):
+            # The agreements narrow it differently now (an area, fewer attributes...): the broker's
+            # subscription is made again from the new decision, and what it sent under the old one
+            # is not forwarded.
+            old_broker_id = subscription.broker_id
+            if await self._subscribe_at_broker(subscription, outcome) is None:
+                await self._drop(subscription)
+            elif old_broker_id:
+                await self._broker(upstream.delete_broker_subscription(subscription.tenant, old_broker_id))
+            return web.Response(status=204)
         data = notification.get("data", []) if isinstance(notification, dict) else []
         kept = [e for e in (filter_entity(x, outcome.rules, self.short_names) for x in data if isinstance(x, dict)
                             and x.get("type") == subscription.entity_type) if e]
@@ -511,7 +560,9 @@ class _Gateway:
         typed = parse.access_log_request(request.query, self._headers(request))
         decided = self._decide(principal, typed, _route(request))
         assert isinstance(decided, AccessLogDecision)
-        return _json(AccessLog.as_prov(self.c.access_log.records(decided.tenant)), content_type="application/ld+json")
+        asked = decided.request
+        records = self.c.access_log.records(asked.tenant, since=asked.since, until=asked.until)
+        return _json(AccessLog.as_prov(records), content_type="application/ld+json")
 
     # -- SPARQL, provenance, logs (the adapter's, narrowed) ------------------------------------------
 
@@ -562,8 +613,8 @@ class _Gateway:
         built = upstream.value_provenance(decided, self.c.adapter_token)
         answer = await upstream.send(self.c.session, base, built)
         value = answer.json()
-        if answer.status == 200 and kind == "lineage" and isinstance(value, dict) and not decided.personal:
-            value = without_personal_fields(value)
+        if answer.status == 200 and isinstance(value, dict) and not decided.personal:  # by allowlist
+            value = partner_lineage(value) if kind == "lineage" else partner_verification(value)
         self._record(principal, decided.access, answer, reason=f"provenance: adapter answered {answer.status}",
                      agreement=decided.grant.agreement, entities=[typed.entity_id])
         if value is None:

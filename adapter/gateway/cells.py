@@ -39,10 +39,17 @@ from adapter.access.model import Principal
 from adapter.gateway import upstream
 from adapter.gateway.upstream import Vocabulary
 
-__all__ = ["CellsRefused", "answer_cells"]
+__all__ = ["MAX_COMPUTED_PER_REQUEST", "CellsRefused", "answer_cells"]
 
 _PAGE = 100
 _MAX_PAGES = 100  # 10,000 sensors of one type: beyond, the cells are not computed
+#: periods whose cells one request may compute (read from the broker); the others of its window
+#: are answered pending, and computed by the next requests
+MAX_COMPUTED_PER_REQUEST = 31
+
+
+class _Deferred(Exception):
+    """This request has computed its share of periods."""
 
 
 class CellsRefused(Exception):
@@ -81,6 +88,15 @@ async def answer_cells(
                 return entities
         raise CellsRefused(502, f"more than {_PAGE * _MAX_PAGES} sensors: the cells are not computed")
 
+    computed = 0
+
+    async def budgeted(period: Period) -> Mapping[str, SensorSeries]:
+        nonlocal computed
+        if computed >= MAX_COMPUTED_PER_REQUEST:
+            raise _Deferred
+        computed += 1
+        return await fetch(period)
+
     async def fetch(period: Period) -> Mapping[str, SensorSeries]:
         nonlocal located
         history = await pages(lambda offset: upstream.cells_read(query, period.start, period.end, offset, vocabulary,
@@ -89,15 +105,20 @@ async def answer_cells(
             located = await pages(lambda offset: upstream.cells_locations(query, offset, vocabulary, page_size=_PAGE))
         return series_from_temporal([*(located or ()), *history], query.attributes)
 
-    try:
-        cells = await published_cells(
-            query.aggregation, store, tenant=query.tenant, entity_type=query.entity_type,
-            attributes=query.attributes, periods=chosen, fetch=fetch, now=now, publication_delay=publication_delay,
-            principal=f"{principal.issuer} {principal.subject}",
-        )
-    except BudgetExhausted as exc:
-        raise CellsRefused(403, str(exc)) from None
-    return _entities(query, cells), reads
+    cells: list[Cell] = []
+    for period in chosen:  # period by period: past the computing budget, the rest waits as pending
+        try:
+            cells.extend(await published_cells(
+                query.aggregation, store, tenant=query.tenant, entity_type=query.entity_type,
+                attributes=query.attributes, periods=[period], fetch=budgeted, now=now,
+                publication_delay=publication_delay, principal=f"{principal.issuer} {principal.subject}",
+            ))
+        except _Deferred:
+            cells.extend(Cell(group, period, name, "pending") for name in sorted(query.attributes)
+                         for group in group_names(query.aggregation))
+        except BudgetExhausted as exc:
+            raise CellsRefused(403, str(exc)) from None
+    return _entities(query, tuple(cells)), reads
 
 
 def _entities(query: CellQuery, cells: tuple[Cell, ...]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -42,7 +42,16 @@ from adapter.access.requests import (
 )
 from adapter.gateway import acceptable, negotiate
 from adapter.ngsild.geojson import geometry_problem
-from adapter.ngsild.qlang import Expr, QuerySyntaxError, parse_q
+from adapter.ngsild.qlang import (
+    PATTERN_OPERATORS,
+    And,
+    Comparison,
+    Expr,
+    Or,
+    QuerySyntaxError,
+    String,
+    parse_q,
+)
 from adapter.provenance.integrity.tiles import InvalidTilePath, parse_path
 
 __all__ = [
@@ -59,7 +68,9 @@ __all__ = [
     "json_body",
     "log_request",
     "no_parameters",
+    "patterns_of",
     "record_request",
+    "safe_pattern",
     "sparql_request",
     "subscription_from",
     "subscription_id",
@@ -77,11 +88,15 @@ _MAX_LIMIT = 1000
 _MAX_OFFSET = 1_000_000
 _MAX_LAST_N = 10_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
-_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]{1,250}\Z")
+# An absolute URI of printable ASCII, without a comma (the broker reads a comma as a list of ids)
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[!#-+\--;=?-\[\]_a-z~]{1,250}\Z")
 _PURPOSE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,127}\Z")
 _TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}\Z")
 _EUI = re.compile(r"[0-9a-fA-F]{16}\Z")
 _NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,15})\Z")
+#: the instants a request may name (sensors' data lies far inside; no arithmetic overflows near them)
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 _DURATION = re.compile(r"P(?!\Z)(?:\d{1,4}Y)?(?:\d{1,4}M)?(?:\d{1,4}W)?(?:\d{1,4}D)?(?:T(?=\d)(?:\d{1,4}H)?(?:\d{1,4}M)?"
                        r"(?:\d{1,6}(?:\.\d{1,3})?S)?)?\Z")
 _DISTANCE = re.compile(r"(maxDistance|minDistance)==(\d{1,9}(?:\.\d{1,6})?)\Z")
@@ -274,16 +289,51 @@ def _datetime(value: Any, where: str) -> datetime:
         raise BadRequest(where, "an ISO 8601 date-time with a time zone") from None
     if moment.tzinfo is None:
         raise BadRequest(where, "an ISO 8601 date-time with a time zone")
+    try:
+        instant = moment.astimezone(UTC)
+    except OverflowError:
+        instant = None
+    if instant is None or not _EARLIEST <= instant <= _LATEST:
+        raise BadRequest(where, f"a date-time from {_EARLIEST.year} to {_LATEST.year}")
     return moment
 
 
-def _q(value: str | None, where: str = "q") -> Expr | None:
-    if value is None:
-        return None
-    try:
-        return parse_q(value)
-    except QuerySyntaxError as exc:
-        raise BadRequest(where, f"not a valid NGSI-LD query: {exc}") from None
+# A regular expression in the subset every broker runs in bounded time: literal characters
+# (punctuation escaped), one-character classes, "." with or without one quantifier, anchors; no
+# group, alternation, repetition count or back-reference (the constructs that make a pattern
+# backtrack exponentially, at the broker), and at most two quantifiers (polynomial of degree two).
+_PATTERN_TOKEN = re.compile(r"\\[^A-Za-z0-9]|\[\^?(?:\\.|[^\\\]])+\]|\.[*+?]?|[^\\()[\]{}|*+?.^$]")
+_MAX_QUANTIFIERS = 2
+
+
+def safe_pattern(text: str) -> str | None:
+    """Why ``text`` is not a pattern of the bounded subset (None when it is one)."""
+    body = text[1:] if text.startswith("^") else text
+    body = body[:-1] if body.endswith("$") and not body.endswith("\\$") else body
+    position = quantifiers = 0
+    while position < len(body):
+        match = _PATTERN_TOKEN.match(body, position)
+        if match is None:
+            return (f"{body[position]!r} at position {position} is outside the patterns offered (literal characters, "
+                    "[classes], '.', '.*', '.+', '.?', '^' and '$'; no groups, alternation or counts)")
+        quantifiers += match.group().startswith(".") and len(match.group()) == 2
+        position = match.end()
+    if quantifiers > _MAX_QUANTIFIERS:
+        return f"at most {_MAX_QUANTIFIERS} of '.*', '.+' or '.?'"
+    return None
+
+
+def patterns_of(expr: Expr) -> list[str]:
+    """The regular expressions of a q's pattern comparisons (``~=``, ``!~=``)."""
+    found: list[str] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, And | Or):
+            stack.extend(node.terms)
+        elif isinstance(node, Comparison) and node.op in PATTERN_OPERATORS and isinstance(node.value, String):
+            found.append(node.value.value)
+    return found
 
 
 def _id_pattern(value: str | None, where: str = "idPattern") -> str | None:
@@ -291,11 +341,28 @@ def _id_pattern(value: str | None, where: str = "idPattern") -> str | None:
         return None
     if not value or len(value) > 256 or not value.isprintable():
         raise BadRequest(where, "a regular expression of at most 256 printable characters")
+    why = safe_pattern(value)
+    if why is not None:
+        raise BadRequest(where, why)
     try:
         re.compile(value)
     except re.error:
         raise BadRequest(where, "not a valid regular expression") from None
     return value
+
+
+def _q(value: str | None, where: str = "q") -> Expr | None:
+    if value is None:
+        return None
+    try:
+        expr = parse_q(value)
+    except QuerySyntaxError as exc:
+        raise BadRequest(where, f"not a valid NGSI-LD query: {exc}") from None
+    for pattern in patterns_of(expr):
+        why = safe_pattern(pattern)
+        if why is not None:
+            raise BadRequest(where, f"pattern {pattern[:40]!r}: {why}")
+    return expr
 
 
 def _ids(value: str | None, where: str = "id") -> tuple[str, ...]:
@@ -724,9 +791,13 @@ def no_parameters(query: MultiMapping[str]) -> None:
 
 
 def access_log_request(query: MultiMapping[str], headers: Headers) -> AccessLogRequest:
-    """``GET /gateway/access?tenant=T``."""
-    params = _Params(query, ("tenant",))
-    return AccessLogRequest(headers.known_tenant(params.get("tenant") or "", "tenant"))
+    """``GET /gateway/access?tenant=T[&since=][&until=]`` (newest first, 1,000 at most: page back
+    with ``until``)."""
+    params = _Params(query, ("tenant", "since", "until"))
+    since, until = params.get("since"), params.get("until")
+    return AccessLogRequest(headers.known_tenant(params.get("tenant") or "", "tenant"),
+                            None if since is None else _datetime(since, "since"),
+                            None if until is None else _datetime(until, "until"))
 
 
 def subscription_id(value: str) -> str:

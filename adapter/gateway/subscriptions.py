@@ -34,7 +34,7 @@ from typing import Any
 from adapter.access.model import Principal
 from adapter.sqlite import open_database
 
-__all__ = ["GatewaySubscription", "SubscriptionStore"]
+__all__ = ["MAX_PER_PRINCIPAL", "GatewaySubscription", "SubscriptionStore"]
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,12 @@ CREATE TABLE IF NOT EXISTS gateway_subscription (
     accept TEXT NOT NULL,
     attributes TEXT,                -- JSON list asked for, or NULL
     broker_id TEXT,                 -- the subscription at the broker
-    request TEXT NOT NULL           -- the partner's subscription as received (JSON)
+    request TEXT NOT NULL,          -- the partner's subscription as received (JSON), expiresAt filled in
+    built TEXT                      -- SHA-256 of the body the broker subscription was made with
 );
 """
+#: the gateway's subscriptions of one principal at most (each one is a broker subscription)
+MAX_PER_PRINCIPAL = 100
 
 
 def _principal_json(principal: Principal) -> str:
@@ -61,6 +64,11 @@ def _principal_json(principal: Principal) -> str:
         "roles": sorted(principal.roles), "groups": sorted(principal.groups), "client_id": principal.client_id,
         "username": principal.username, "identity_provider": principal.identity_provider,
     })
+
+
+def _owner(text: str) -> tuple[str, str]:
+    data = json.loads(text)
+    return data["issuer"], data["subject"]
 
 
 def _principal(text: str) -> Principal:
@@ -102,6 +110,9 @@ class SubscriptionStore:
 
     def __init__(self, path: Path | str) -> None:
         self._db: sqlite3.Connection = open_database(path, _SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(gateway_subscription)")}
+        if "built" not in columns:  # a store of the first design
+            self._db.execute("ALTER TABLE gateway_subscription ADD COLUMN built TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -115,14 +126,25 @@ class SubscriptionStore:
             purpose, principal, endpoint, accept, tuple(attributes) if attributes is not None else None, None, request,
         )
         self._db.execute(
-            "INSERT INTO gateway_subscription VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO gateway_subscription VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             (subscription.id, subscription.secret, tenant, entity_type, purpose, _principal_json(principal), endpoint,
              accept, None if attributes is None else json.dumps(list(attributes)), None, json.dumps(request)),
         )
         return subscription
 
-    def set_broker_id(self, subscription_id: str, broker_id: str) -> None:
-        self._db.execute("UPDATE gateway_subscription SET broker_id = ? WHERE id = ?", (broker_id, subscription_id))
+    def set_broker_id(self, subscription_id: str, broker_id: str, built: str | None = None) -> None:
+        """The broker's subscription, and the digest of the body it was made with (``built``)."""
+        self._db.execute("UPDATE gateway_subscription SET broker_id = ?, built = ? WHERE id = ?",
+                         (broker_id, built, subscription_id))
+
+    def built(self, subscription_id: str) -> str | None:
+        row = self._db.execute("SELECT built FROM gateway_subscription WHERE id = ?", (subscription_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def count_owned(self, principal: Principal) -> int:
+        """How many subscriptions ``principal`` has (issuer and subject)."""
+        return sum(1 for (text,) in self._db.execute("SELECT principal FROM gateway_subscription")
+                   if _owner(text) == (principal.issuer, principal.subject))
 
     def get(self, subscription_id: str) -> GatewaySubscription | None:
         row = self._db.execute(

@@ -42,7 +42,9 @@ __all__ = [
     "cells_locations",
     "cells_read",
     "delete_broker_subscription",
+    "iso",
     "entity_query",
+    "location_history",
     "log_resource",
     "record",
     "send",
@@ -56,14 +58,12 @@ _LINK = '<{}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+
 _SEGMENT = re.compile(r"[^\x00-\x20\x7f]{1,512}\Z")
 #: characters left as they are in a path segment (RFC 3986 pchar, less what could end one)
 _SAFE = ":@!$&'()*+,;="
-#: the attribute every answer keeps: the link of a value to its provenance record
-PROVENANCE_LINK = "wasDerivedFrom"
 
 
 @dataclass(frozen=True, slots=True)
 class Vocabulary:
     """How the broker is told attribute names: the Smart Data Models ``@context`` of each type,
-    and the full IRIs of the adapter's own terms (``wasDerivedFrom``, ``linkMargin``...), which
+    and the full IRIs of the adapter's own terms (``linkMargin``, ``qualityFlag``...), which
     the type's context does not define (short name -> IRI; the answers map them back)."""
 
     contexts: Mapping[str, str]
@@ -136,7 +136,8 @@ async def send(session: aiohttp.ClientSession, base: str, upstream: Upstream, *,
         return UpstreamAnswer(answer.status, dict(answer.headers), await answer.read(), target)
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
+    """An instant as NGSI-LD writes it (UTC, milliseconds, ``Z``)."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -177,16 +178,18 @@ def _selection_params(selection: Selection) -> list[tuple[str, str]]:
     return params
 
 
-def _attrs(names: frozenset[str] | None, vocabulary: Vocabulary) -> str:
-    return ",".join(sorted({vocabulary.broker_name(n) for n in (names or frozenset())}
-                           | {vocabulary.broker_name(PROVENANCE_LINK)}))
+def _attrs(names: frozenset[str] | None, checks: frozenset[str], vocabulary: Vocabulary) -> str:
+    """The explicit attribute list: what may be answered, and what the gateway checks (an entity
+    matches when it has one of them, so nothing else is listed: a count or a page would then
+    tell about entities with none of the granted attributes)."""
+    return ",".join(sorted({vocabulary.broker_name(n) for n in (names or frozenset()) | checks}))
 
 
 def entity_query(narrowed: NarrowedEntityQuery, vocabulary: Vocabulary) -> Upstream:
     """The broker query of current entities (a retrieval by id is a query of that id)."""
     request = narrowed.request
     params = _selection_params(request.selection)
-    params.append(("attrs", _attrs(request.projection.attrs, vocabulary)))
+    params.append(("attrs", _attrs(request.projection.attrs, narrowed.rules.checks, vocabulary)))
     params += [("limit", str(request.page.limit)), ("offset", str(request.page.offset))]
     if request.page.count:
         params.append(("count", "true"))
@@ -200,12 +203,12 @@ def temporal_query(narrowed: NarrowedTemporalQuery, vocabulary: Vocabulary) -> U
     """The broker query of temporal entities, normalized (the gateway renders other formats)."""
     request = narrowed.request
     params = _selection_params(request.selection)
-    params.append(("attrs", _attrs(request.projection.attrs, vocabulary)))
+    params.append(("attrs", _attrs(request.projection.attrs, narrowed.rules.checks, vocabulary)))
     time = request.time
     if time is not None:
-        params += [("timerel", time.timerel), ("timeAt", _iso(time.time_at)), ("timeproperty", "observedAt")]
+        params += [("timerel", time.timerel), ("timeAt", iso(time.time_at)), ("timeproperty", "observedAt")]
         if time.end_time_at is not None:
-            params.append(("endTimeAt", _iso(time.end_time_at)))
+            params.append(("endTimeAt", iso(time.end_time_at)))
     if request.last_n is not None:
         params.append(("lastN", str(request.last_n)))
     options = []
@@ -224,6 +227,16 @@ def temporal_query(narrowed: NarrowedTemporalQuery, vocabulary: Vocabulary) -> U
                     _broker_headers(request.selection.tenant, vocabulary.context(request.selection.entity_type)))
 
 
+def location_history(narrowed: NarrowedTemporalQuery, ids: Sequence[str], vocabulary: Vocabulary) -> Upstream:
+    """Every location these entities have had (no time constraint: a location carries no
+    observation time), so that an answer under an area holds no entity that was ever outside."""
+    selection = narrowed.request.selection
+    params = (("type", selection.entity_type), ("id", ",".join(ids)), ("attrs", "location"),
+              ("limit", str(len(ids))))
+    return Upstream("GET", (*_API, "temporal", "entities"), params,
+                    _broker_headers(selection.tenant, vocabulary.context(selection.entity_type)))
+
+
 def _area_params(query: CellQuery) -> list[tuple[str, str]]:
     if query.area is None:
         return []
@@ -237,7 +250,7 @@ def cells_read(query: CellQuery, start: datetime, end: datetime, offset: int, vo
     """One page of every sensor's history over one period, for computing its cells."""
     params = [("type", query.entity_type), *_area_params(query),
               ("attrs", ",".join(sorted(vocabulary.broker_name(n) for n in query.attributes))),
-              ("timerel", "between"), ("timeAt", _iso(start)), ("endTimeAt", _iso(end)), ("timeproperty", "observedAt"),
+              ("timerel", "between"), ("timeAt", iso(start)), ("endTimeAt", iso(end)), ("timeproperty", "observedAt"),
               ("options", "temporalValues"), ("limit", str(page_size)), ("offset", str(offset))]
     return Upstream("GET", (*_API, "temporal", "entities"), tuple(params),
                     _broker_headers(query.tenant, vocabulary.context(query.entity_type)))
@@ -265,8 +278,7 @@ def broker_subscription(narrowed: NarrowedSubscription, notify_url: str, vocabul
         "entities": entities,
         "notification": {
             "format": "normalized",
-            "attributes": sorted({vocabulary.broker_name(n) for n in request.attributes or ()}
-                                 | {vocabulary.broker_name(PROVENANCE_LINK)}),
+            "attributes": _attrs(request.attributes, narrowed.rules.checks, vocabulary).split(","),
             "endpoint": {"uri": notify_url, "accept": "application/json"},
         },
         "@context": vocabulary.context(selection.entity_type),
@@ -280,7 +292,7 @@ def broker_subscription(narrowed: NarrowedSubscription, notify_url: str, vocabul
     if request.throttling is not None:
         body["throttling"] = request.throttling
     if request.expires_at is not None:
-        body["expiresAt"] = _iso(request.expires_at)
+        body["expiresAt"] = iso(request.expires_at)
     return Upstream("POST", (*_API, "subscriptions"), (),
                     (("NGSILD-Tenant", selection.tenant), ("Content-Type", "application/ld+json")),
                     orjson.dumps(body))
@@ -303,7 +315,7 @@ def sparql(decision: SparqlDecision, token: str | None) -> Upstream:
 
 def value_provenance(decision: ValueProvenanceDecision, token: str | None) -> Upstream:
     request = decision.request
-    params = [("entity", request.entity_id), ("attr", request.attribute), ("observedAt", _iso(request.observed_at))]
+    params = [("entity", request.entity_id), ("attr", request.attribute), ("observedAt", iso(request.observed_at))]
     if request.value is not None:
         params.append(("value", request.value))
     return Upstream("GET", ("provenance", request.tenant, request.kind), tuple(params), _bearer(token))
@@ -351,6 +363,3 @@ def adapter_terms(context: Mapping[str, Any]) -> dict[str, str]:
     return terms
 
 
-def page_offsets(total: int | None, page_size: int) -> Sequence[int]:
-    """Offsets of the pages of ``total`` results (one page when the total is unknown)."""
-    return range(0, total, page_size) if total else (0,)

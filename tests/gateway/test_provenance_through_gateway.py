@@ -100,15 +100,21 @@ def bearer(who: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {who}"}
 
 
-async def test_a_partner_gets_the_lineage_of_a_value_it_reads_without_the_device_names(setting: Setting) -> None:
+async def test_a_partner_gets_the_lineage_of_a_value_it_reads_without_what_names_or_places_the_device(
+    setting: Setting
+) -> None:
     answer = await setting.gateway.get("/provenance/ville/lineage", params=VALUE, headers=bearer("partner"))
     assert answer.status == 200, await answer.text()
     lineage = await answer.json()
     assert lineage["value"]["value"] == no2_of(0, 2) and lineage["record"] == setting.record
-    assert lineage["uplink"]["device"]["devEui"] == DEVICES[0]
-    assert "deviceId" not in lineage["uplink"]["device"]
+    assert lineage["steps"] and lineage["software"]["version"]  # how the value was made
+    assert lineage["value"]["entity"] == ENTITY  # the id it asked about (an id of the broker's, which it reads)
+    text = json.dumps({**lineage, "value": {**lineage["value"], "entity": None}}).lower()
+    assert DEVICES[0].lower() not in text and "device" not in lineage["uplink"] and "gateways" not in lineage
+    assert "fCnt" not in lineage["uplink"] and all("broker" not in d for d in lineage["deliveries"])
     direct = await (await setting.adapter.get("/provenance/ville/lineage", params=VALUE)).json()
-    assert "deviceId" in direct["uplink"]["device"]  # the adapter has it: the gateway took it out
+    assert direct["uplink"]["device"]["devEui"] == DEVICES[0]  # the adapter has it: the gateway took it out
+    assert direct["gateways"]
 
 
 async def test_a_partner_verifies_a_value_it_reads(setting: Setting) -> None:
@@ -116,6 +122,7 @@ async def test_a_partner_verifies_a_value_it_reads(setting: Setting) -> None:
     assert answer.status == 200
     report = await answer.json()
     assert report["holds"] is True, report
+    assert DEVICES[0].lower() not in json.dumps({**report, "entity": None}).lower()  # the details name the device
 
 
 async def test_a_value_outside_the_agreement_has_no_provenance_for_the_partner(setting: Setting) -> None:

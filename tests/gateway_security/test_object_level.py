@@ -79,3 +79,39 @@ async def test_records_and_access_logs_of_others_are_refused_and_recorded_under_
         assert log.status == 403
         unknown = await http.get("/gateway/access", params={"tenant": "departement"}, headers=as_("schools"))
         assert unknown.status == 400
+
+
+async def test_the_owner_pages_back_through_its_access_log(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from adapter.access.log import AccessLog
+    from adapter.access.model import AccessRequest, Action, Principal
+    from tests.gateway_security import support
+
+    clock = iter(float(t) for t in range(1_000, 2_000))
+    log = AccessLog(":memory:", tenants=["region"], clock=lambda: next(clock))
+    who = support.PRINCIPALS["schools"]
+    for _ in range(5):  # at 1000, 1001, ... 1004
+        log.record(who, AccessRequest(Action.READ, "region", TYPE), outcome="permitted", reason="", path="/x")
+    page = log.records("region", until=datetime.fromtimestamp(1003, UTC), limit=2)
+    assert [r.at.timestamp() for r in page] == [1002.0, 1001.0]  # newest first, before the cut
+    log.close()
+
+    admin = Principal("https://kc/realms/region", "sub-admin", "region", frozenset({"data-admin"}))
+    support.PRINCIPALS["regionadmin"] = admin
+    try:
+        async with attacked(tmp_path) as world:
+            await world.http.get(ENTITIES, params={"type": TYPE}, headers=as_("schools"))
+            headers = as_("regionadmin")
+            recent = await world.http.get("/gateway/access", params={"tenant": "region", "since": "2000-01-01T00:00:00Z"},
+                                          headers=headers)
+            old = await world.http.get("/gateway/access", params={"tenant": "region", "until": "2000-01-01T00:00:00Z"},
+                                       headers=headers)
+            activities = [[n for n in (await a.json())["@graph"] if "prov:Activity" in n.get("@type", [])]
+                          for a in (recent, old)]
+            assert [len(a) for a in activities] == [1, 0]
+            bad = await world.http.get("/gateway/access", params={"tenant": "region", "until": "yesterday"},
+                                       headers=headers)
+            assert bad.status == 400
+    finally:
+        del support.PRINCIPALS["regionadmin"]

@@ -119,3 +119,52 @@ async def test_a_time_window_cannot_be_escaped(tmp_path: Path) -> None:
             current = await http.get(ENTITIES, params={"type": TYPE, "options": options}, headers=as_("windowed"))
             assert current.status == 200 and await current.json() == []
         assert (await http.get(f"{ENTITIES}/{SENSOR.format(0)}", headers=as_("windowed"))).status == 404
+
+
+async def test_under_a_window_no_geo_query_places_the_sensors(tmp_path: Path) -> None:
+    async with attacked(tmp_path, "windowed", **subscribing()) as world:
+        for path in (ENTITIES, TEMPORAL):
+            answer = await world.http.get(path, params={"type": TYPE, **NEAR}, headers=as_("windowed"))
+            assert answer.status == 403
+        geo_q = {k: (json.loads(v) if k == "coordinates" else v) for k, v in NEAR.items()}
+        subscribed = await world.http.post("/ngsi-ld/v1/subscriptions", headers=as_("windowed"),
+                                           json=subscription(geoQ=geo_q))
+        assert subscribed.status == 403
+
+
+async def test_under_an_area_a_sensor_once_outside_is_left_out_of_the_history(tmp_path: Path) -> None:
+    import copy
+
+    from tests.gateway.support import DAY0, air_quality_entities
+
+    async with attacked(tmp_path, "area") as world:
+        moved = copy.deepcopy(air_quality_entities("region", 3, days=1)[2])  # sensor2, outside the area
+        moved["location"]["value"]["coordinates"] = [-1.60, 48.1]  # now inside
+        for attribute in moved.values():
+            if isinstance(attribute, dict) and "observedAt" in attribute:
+                attribute["observedAt"] = (DAY0.replace(day=23)).isoformat().replace("+00:00", "Z")
+        await world.broker.batch_upsert("region", [moved])
+        for params in ({"attrs": "no2"}, {"attrs": "no2,location"}, {}, {"idPattern": ".*sensor2$"},
+                       {"timerel": "after", "timeAt": "2026-11-01T00:00:00Z"}):
+            answer = await world.http.get(TEMPORAL, params={"type": TYPE, **params}, headers=as_("area"))
+            assert answer.status == 200, await answer.text()
+            ids = sorted(e["id"][-7:] for e in await answer.json())
+            assert ids == ([] if "idPattern" in params else ["sensor0", "sensor1"]), (params, ids)
+            if "location" not in params.get("attrs", "location"):
+                assert all("location" not in e for e in await answer.json())  # asked for the check only
+        current = await world.http.get(ENTITIES, params={"type": TYPE}, headers=as_("area"))
+        assert "sensor2" in {e["id"][-7:] for e in await current.json()}  # inside now: its current value is
+
+
+async def test_a_count_counts_only_entities_with_a_granted_attribute(tmp_path: Path) -> None:
+    async with attacked(tmp_path, "nolocation") as world:
+        hidden = {"id": "urn:ngsi-ld:AirQualityObserved:region:hidden", "type": TYPE,
+                  "temperature": {"type": "Property", "value": 1.0, "observedAt": "2026-11-20T08:00:00Z"}}
+        await world.broker.batch_upsert("region", [hidden])
+        answer = await world.http.get(ENTITIES, params={"type": TYPE, "count": "true", "attrs": "no2"},
+                                      headers=as_("nolocation"))
+        entities = await answer.json()
+        assert int(answer.headers["NGSILD-Results-Count"]) == len(entities) == 4
+        probe = await world.http.get(ENTITIES, params={"type": TYPE, "count": "true", "idPattern": "hidden"},
+                                     headers=as_("nolocation"))
+        assert probe.headers["NGSILD-Results-Count"] == "0"

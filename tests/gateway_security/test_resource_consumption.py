@@ -53,7 +53,7 @@ async def test_temporal_bounds(tmp_path: Path, params: dict[str, str]) -> None:
 
 async def test_an_official_cannot_ask_for_unbounded_cells(tmp_path: Path) -> None:
     async with attacked(tmp_path) as world:
-        for params in ({}, {"timerel": "after", "timeAt": "1900-01-01T00:00:00Z"}):
+        for params in ({}, {"timerel": "after", "timeAt": "1970-01-01T00:00:00Z"}):
             answer = await world.http.get(TEMPORAL, params={"type": TYPE, **params}, headers=as_("official", "region"))
             assert answer.status == 400 and "periods" in (await answer.json())["detail"], await answer.text()
 
@@ -71,3 +71,51 @@ async def test_hostile_bodies_are_refused_never_a_failure(tmp_path: Path, body: 
         big = await world.http.post("/ngsi-ld/v1/subscriptions", headers=as_("schools"),
                                     json=subscription(description="x" * (MAX_BODY_BYTES + 1)))
         assert big.status == 413
+
+
+@pytest.mark.parametrize("pattern", ["^([\\w:-]+)+!", "(a+)+$", "(a|aa)*b", ".*.*.*x", "a{1,99}", "[a-z]*x",
+                                     "\\d+", "(?=a)", "\\1"])
+async def test_a_pattern_that_could_backtrack_at_the_broker_is_refused(tmp_path: Path, pattern: str) -> None:
+    async with attacked(tmp_path, **subscribing()) as world:
+        http = world.http
+        by_id = await http.get(ENTITIES, params={"type": TYPE, "idPattern": pattern}, headers=as_("schools"))
+        assert by_id.status == 400 and (await by_id.json())["detail"].startswith("idPattern:")
+        in_q = await http.get(ENTITIES, params={"type": TYPE, "q": f'no2~="{pattern}"'}, headers=as_("schools"))
+        assert in_q.status == 400
+        subscribed = await http.post("/ngsi-ld/v1/subscriptions", headers=as_("schools"), json=subscription(
+            entities=[{"type": TYPE, "idPattern": pattern}]))
+        assert subscribed.status == 400
+    async with attacked(tmp_path / "again") as world:  # the bounded subset still answers
+        fine = await world.http.get(ENTITIES, params={"type": TYPE, "idPattern": ".*sensor[01]$"},
+                                    headers=as_("schools"))
+        assert fine.status == 200 and len(await fine.json()) == 2
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "1969-12-31T23:59:59Z"])
+async def test_an_instant_out_of_range_is_refused_not_a_failure(tmp_path: Path, moment: str) -> None:
+    async with attacked(tmp_path) as world:
+        for who, params in (("schools", {"timerel": "before", "timeAt": moment}),
+                            ("official", {"timerel": "after", "timeAt": moment})):
+            answer = await world.http.get(TEMPORAL, params={"type": TYPE, **params}, headers=as_(who))
+            assert answer.status == 400, await answer.text()
+
+
+async def test_one_request_computes_a_bounded_number_of_periods_the_rest_is_pending(tmp_path: Path) -> None:
+    from adapter.gateway.cells import MAX_COMPUTED_PER_REQUEST
+
+    async with attacked(tmp_path) as world:
+        window = {"type": TYPE, "timerel": "between", "timeAt": "2026-09-01T00:00:00Z",
+                  "endTimeAt": "2026-11-22T00:00:00Z", "attrs": "no2"}
+        first = await (await world.http.get(TEMPORAL, params=window, headers=as_("official"))).json()
+        statuses = [c["status"] for c in first[0]["no2"]["cells"]]
+        assert statuses.count("pending") == len(statuses) - MAX_COMPUTED_PER_REQUEST
+        second = await (await world.http.get(TEMPORAL, params=window, headers=as_("official"))).json()
+        assert [c["status"] for c in second[0]["no2"]["cells"]].count("pending") < statuses.count("pending")
+
+
+async def test_an_id_list_in_a_retrieval_is_not_an_id(tmp_path: Path) -> None:
+    async with attacked(tmp_path) as world:
+        path = "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:region:sensor9,urn:ngsi-ld:AirQualityObserved:region:sensor1"
+        assert (await world.http.get(path, headers=as_("schools"))).status == 400
+        control = "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:region:sensor1%7F"
+        assert (await world.http.get(control, headers=as_("schools"))).status == 400
