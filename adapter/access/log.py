@@ -17,7 +17,10 @@ job (``adapter.access.graph``).
 from __future__ import annotations
 
 import json
+import logging
 import re
+import sqlite3
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
@@ -31,6 +34,8 @@ from adapter.access.model import AccessRequest, Principal
 from adapter.sqlite import open_database
 
 __all__ = ["LIMITS", "MAX_ENTITIES", "NO_TENANT", "AccessLog", "AccessRecord", "plain_text"]
+
+log = logging.getLogger(__name__)
 
 #: the tenant of an access that named no configured collectivity's data (a SPARQL query no
 #: graph was open to, or a tenant header naming no collectivity)
@@ -141,6 +146,26 @@ class AccessLog:
         self._db = open_database(path, _SCHEMA)
         self._clock = clock
         self._tenants = frozenset(tenants) if tenants is not None else None
+        self._checkpoints: threading.Thread | None = None
+        self._closing = threading.Event()
+        if str(path) != ":memory:":
+            # A WAL checkpoint syncs the file, which can take long on a busy disk: done by a thread
+            # of its own, never by the request that happens to fill the WAL (the gateway's latency).
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpoints = threading.Thread(target=self._checkpoint_every, args=(str(path),),
+                                                 name="access-log-checkpoints", daemon=True)
+            self._checkpoints.start()
+
+    def _checkpoint_every(self, path: str, interval_s: float = 2.0) -> None:
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            while not self._closing.wait(interval_s):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # the next round tries again
+                    log.warning("access log checkpoint: %s", exc)
+        finally:
+            db.close()
 
     def tenant_of(self, value: object) -> str:
         """``value`` if it is one of the tenants, else ``NO_TENANT`` (exact match)."""
@@ -151,6 +176,9 @@ class AccessLog:
         return value if _TENANT.fullmatch(value) else NO_TENANT
 
     def close(self) -> None:
+        self._closing.set()
+        if self._checkpoints is not None:
+            self._checkpoints.join()
         self._db.close()
 
     def record(

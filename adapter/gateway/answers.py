@@ -106,7 +106,8 @@ def filter_entity(entity: Any, rules: AnswerRules, short_names: Mapping[str, str
     terms. Attributes the gateway asked only for its checks leave the answer here."""
     if not isinstance(entity, dict):
         return None
-    entity = {short_names.get(k, k): v for k, v in entity.items()}
+    if any(":" in k for k in entity):  # the adapter's own terms come back as IRIs (rarely asked)
+        entity = {short_names.get(k, k): v for k, v in entity.items()}
     if not _inside(entity, rules):
         return None
     out: dict[str, Any] = {}

@@ -106,7 +106,10 @@ class Upstream:
                          path=root.raw_path.rstrip("/") + path, query_string=query, encoded=True)
 
 
-@dataclass(frozen=True, slots=True)
+_UNDECODED = object()
+
+
+@dataclass(slots=True)
 class UpstreamAnswer:
     """The answer to an ``Upstream``, and what was asked (``target``: its encoded path and query)."""
 
@@ -114,24 +117,28 @@ class UpstreamAnswer:
     headers: Mapping[str, str]
     body: bytes
     target: str = ""
+    _decoded: Any = field(default=_UNDECODED, repr=False, compare=False)
 
     def json(self) -> Any:
-        """The decoded body, or None when it is empty or not JSON."""
-        if not self.body:
-            return None
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError:
-            return None
+        """The decoded body (decoded once), or None when it is empty or not JSON."""
+        if self._decoded is _UNDECODED:
+            try:
+                self._decoded = orjson.loads(self.body) if self.body else None
+            except orjson.JSONDecodeError:
+                self._decoded = None
+        return self._decoded
 
 
-async def send(session: aiohttp.ClientSession, base: str, upstream: Upstream, *, timeout_s: float = 30.0
-               ) -> UpstreamAnswer:
+_TIMEOUT = aiohttp.ClientTimeout(total=30.0)
+
+
+async def send(session: aiohttp.ClientSession, base: str, upstream: Upstream, *,
+               timeout: aiohttp.ClientTimeout = _TIMEOUT) -> UpstreamAnswer:
     """Send ``upstream`` under ``base``; redirects are never followed (a 3xx is the answer)."""
     target = upstream.target()
     async with session.request(
         upstream.method, upstream.url(base, target), headers=list(upstream.headers), data=upstream.body,
-        allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s),
+        allow_redirects=False, timeout=timeout,
     ) as answer:
         return UpstreamAnswer(answer.status, dict(answer.headers), await answer.read(), target)
 
