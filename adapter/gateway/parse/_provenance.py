@@ -110,7 +110,10 @@ def sparql_request(method: str, content_type: str, query: MultiMapping[str], bod
     if method == "POST":
         if len(body) > MAX_BODY_BYTES:
             raise BadRequest("body", f"larger than {MAX_BODY_BYTES} bytes")
-        text = body.decode("utf-8", errors="strict") if body else ""
+        try:
+            text = body.decode("utf-8", errors="strict") if body else ""
+        except UnicodeDecodeError:
+            raise BadRequest("body", "not UTF-8") from None
         if content_type == "application/x-www-form-urlencoded":
             from urllib.parse import parse_qsl
 
