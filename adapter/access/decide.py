@@ -40,7 +40,6 @@ log), and the ``AnswerRules`` the gateway applies again to whatever the broker r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -536,8 +535,3 @@ def _sparql(principal: Principal, request: SparqlRequest, policies: Policies) ->
             why = "none of the graphs the request names (default-graph-uri, named-graph-uri) is open to you"
         return Refusal(why)
     return SparqlDecision(request, graphs, SparqlDataset(graphs).tenants, dataset.agreements)
-
-
-def describe_geo(geo: GeoQuery) -> str:
-    """A geo-query in words, for the access log."""
-    return f"{geo.georel} {geo.geometry} {json.dumps(geo.coordinates, separators=(',', ':'))} on {geo.geoproperty}"
