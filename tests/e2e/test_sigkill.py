@@ -75,6 +75,7 @@ pytestmark = pytest.mark.integration
 UPLINKS = 3000
 RATE = 300.0  # uplinks per second: the stream lasts 10 s
 SETTLE_S = 0.5
+PAUSE_AT = UPLINKS * 3 // 4  # uplinks sent before the stream waits for the kill (half the entities are 2/4)
 SENT_AGAIN = 30  # the last MQTT uplinks before the kill, published again after the restart
 RETRY = {"retry_initial_s": 0.2, "retry_max_s": 1.0}
 DELIVERED = "ngsild_adapter_outbox_delivered_total"
@@ -227,8 +228,20 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing_and_records_nothing
                 while (uplink := await webhooks.get()) is not None:
                     await lns.post(uplink.event, retry_for_s=60)
 
+            # The stream waits at PAUSE_AT uplinks until the adapter has been killed and restarted:
+            # the kill is mid-stream by construction, however slow a loaded machine is.
+            resume = asyncio.Event()
+            sent = 0
+
+            async def send_or_wait(uplink: Uplink) -> None:
+                nonlocal sent
+                if sent >= PAUSE_AT:
+                    await resume.wait()
+                sent += 1
+                await send(uplink)
+
             poster = asyncio.create_task(post_webhooks())
-            publishing = asyncio.create_task(paced(stream, RATE, send))
+            publishing = asyncio.create_task(paced(stream, RATE, send_or_wait))
             try:
                 async def half_delivered() -> bool:
                     assert adapter.alive(), adapter.stderr()
@@ -256,6 +269,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing_and_records_nothing
                 await wait_subscribed(mosquitto, mqtt_client_ids(config), times=2)
                 for uplink in published[killed_after - SENT_AGAIN:killed_after]:
                     await lns.send(uplink.event)  # the network server sends them again
+                resume.set()
                 await publishing
                 webhooks.put_nowait(None)
                 await poster

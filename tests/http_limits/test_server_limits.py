@@ -198,8 +198,13 @@ async def test_a_body_trickled_slowly_is_cut_off(server: tuple[RunningServer, Se
             except ConnectionError:
                 break
             await asyncio.sleep(SMALL / 4)
-        answer = await closed
-    assert answer.status == 408 and seen.bodies == []
+        try:
+            answer: Any = await closed
+        except ConnectionResetError:
+            # cut off: the server closed with the client's bytes unread, and the reset can arrive
+            # before its 408 is read (on a loaded machine it does); either way the body never got in
+            answer = None
+    assert (answer is None or answer.status == 408) and seen.bodies == []
 
 
 async def test_an_unread_body_of_an_answered_request_does_not_hold_the_connection(server: tuple[RunningServer, Seen]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -18,7 +17,7 @@ from adapter.provenance.store import (
     RdfStoreUnavailable,
     RemoteSparqlStore,
 )
-from tests.rdfstore.conftest import SERVER_TIMEOUT_S, remote_store
+from tests.rdfstore.conftest import remote_store
 from tests.rdfstore.test_contract import ENDLESS, nquads
 
 
@@ -65,10 +64,10 @@ async def test_a_query_the_server_stops_on_its_own_limit_is_a_timeout(
 ) -> None:
     store = await remote_store(oxigraph_server, session)
     await store.add_nquads(nquads(300))
-    started = time.monotonic()
+    # the server's own limit stopped it, not the client's 30 s: the error says which (no clock here,
+    # a loaded machine stretches both)
     with pytest.raises(QueryTimeout, match="its own time limit"):
         await store.query_protocol(ENDLESS, accept="text/csv", graphs=None, timeout_s=30, max_results=10)
-    assert time.monotonic() - started < SERVER_TIMEOUT_S + 3
 
 
 async def test_reading_an_answer_stops_at_max_response_bytes(
