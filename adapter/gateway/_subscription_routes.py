@@ -46,7 +46,7 @@ class _SubscriptionRoutes(_Steps):
         store = self._store()
         headers = self._headers(request)
         body = parse.json_body(await request.read())
-        typed = parse.subscription_request(orjson.dumps(body), headers, self.c.contexts)
+        typed = parse.subscription_request(body, headers, self.c.contexts)
         narrowed = self._decide(principal, typed, _route(request))
         assert isinstance(narrowed, NarrowedSubscription)
         try:

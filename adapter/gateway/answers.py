@@ -14,12 +14,12 @@ every value's ``observedAt``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 from adapter.access.decide import AnswerRules
 from adapter.access.requests import EntityFormat
 from adapter.ngsild.geojson import is_geometry, point_in_polygon
+from adapter.ngsild.instants import aware_instant
 
 __all__ = ["ALWAYS_KEPT", "filter_entity", "partner_lineage", "partner_verification", "render"]
 
@@ -27,16 +27,6 @@ __all__ = ["ALWAYS_KEPT", "filter_entity", "partner_lineage", "partner_verificat
 ALWAYS_KEPT = frozenset(("id", "type"))
 _ATTRIBUTE_TYPES = frozenset({"Property", "Relationship", "GeoProperty", "LanguageProperty", "VocabProperty",
                               "ListProperty", "ListRelationship", "JsonProperty"})
-
-
-def _moment(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def _round(value: Any, decimals: int) -> Any:
@@ -58,7 +48,7 @@ def _instance(attribute: Any, rules: AnswerRules, decimals: int | None) -> Any:
     if rules.windowed:
         # Under a window, a value is shown only when it says it was observed inside: one with no
         # observation time (a date, a location set by hand...) could be from any time.
-        moment = _moment(attribute.get("observedAt"))
+        moment = aware_instant(attribute.get("observedAt"))
         if moment is None or not rules.observed_inside(moment):
             return None
         if "values" in attribute or any(isinstance(attribute.get(k), list) for k in ("avg", "sum", "min", "max")):

@@ -36,7 +36,8 @@ from hypothesis import strategies as st
 
 from adapter.access.model import Action, Grant, Principal
 from adapter.ngsild.qlang import AttrPath, Comparison, Exists, Expr, Number, String, all_of, any_of, to_text
-from tests.gateway.support import GatewayWorld, TableOfGrants, catalogue, gateway_world, local_endpoints
+from tests.gateway.support import GatewayWorld, TableOfGrants, catalogue, gateway_world
+from tests.gateway_security.support import subscribing
 from tests.gateway_security.worlds import AREA, DAY0, SECRETS, TENANTS, WINDOW_END, Secret, instants, world_writes
 
 PARTNER = Principal("https://kc/realms/ville", "svc-oracle", "ville", frozenset({"partner-platform"}),
@@ -60,20 +61,13 @@ HOSTILE_Q = [
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[GatewayWorld]:
     grants = TableOfGrants([], tenants=TENANTS)
-    async with gateway_world(tmp_path, TOKENS, grants, sensors={}, public_url="http://127.0.0.1:9",
-                             subscriptions=_store(), endpoints=local_endpoints("http://127.0.0.1:9/")) as world:
+    async with gateway_world(tmp_path, TOKENS, grants, sensors={}, **subscribing()) as world:
         for secret in SECRETS:
             a, b = secret.tenants
             for tenant, altered in ((a, None), (b, secret)):
                 for entity in world_writes(tenant, altered):
                     await world.broker.batch_upsert(tenant, [entity])
         yield world
-
-
-def _store() -> Any:
-    from adapter.gateway.subscriptions import SubscriptionStore
-
-    return SubscriptionStore(":memory:")
 
 
 # -- agreements ---------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def test_query_parameters_and_headers(params: MultiDict[str], headers: CIMultiDi
 @given(body=_bodies, headers=_headers, params=_params)
 def test_bodies(body: bytes, headers: CIMultiDict[str], params: MultiDict[str]) -> None:
     h = parse.Headers(CIMultiDict({**headers, "NGSILD-Tenant": "region"}), TENANTS)
-    for call in (lambda: parse.subscription_request(body, h, CONTEXTS),
+    for call in (lambda: parse.subscription_request(parse.json_body(body), h, CONTEXTS),
                  lambda: parse.entity_query_body(body, params, h, CONTEXTS, temporal=False),
                  lambda: parse.entity_query_body(body, params, h, CONTEXTS, temporal=True),
                  lambda: parse.sparql_request("POST", "application/x-www-form-urlencoded", params, body, h),

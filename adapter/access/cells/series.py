@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from adapter.ngsild.instants import aware_instant
+
 __all__ = ["Point", "SensorSeries", "series_from_temporal"]
 
 #: (value, observedAt) of one observation
@@ -54,16 +56,6 @@ def series_from_temporal(entities: Iterable[Mapping[str, Any]], attributes: Iter
     }
 
 
-def _time(text: Any) -> datetime | None:
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -83,7 +75,7 @@ def _pairs(attribute: Any) -> list[tuple[Any, Any]]:
 
 def _points(attribute: Any) -> Iterable[Point]:
     for value, moment in _pairs(attribute):
-        number, observed = _number(value), _time(moment)
+        number, observed = _number(value), aware_instant(moment)
         if number is not None and observed is not None:
             yield number, observed
 
@@ -111,7 +103,7 @@ def _location(attribute: Any) -> tuple[float, float] | None:
         instances = [(a.get("observedAt"), a) for a in attribute if isinstance(a, Mapping)]
     else:
         return _point(attribute)
-    timed = [(t, g) for t, g in ((_time(t), g) for t, g in instances) if t is not None and _point(g) is not None]
+    timed = [(t, g) for t, g in ((aware_instant(t), g) for t, g in instances) if t is not None and _point(g) is not None]
     if timed:
         return _point(max(timed, key=lambda tg: tg[0])[1])
     placed = [g for _, g in instances if _point(g) is not None]

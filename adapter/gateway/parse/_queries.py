@@ -363,9 +363,9 @@ def entity_query_body(body: bytes, query: MultiMapping[str], headers: Headers, c
     return TemporalQuery(selection, projection, _page(params), time, last_n, None, purpose=headers.purpose())
 
 
-def subscription_request(body: bytes, headers: Headers, contexts: Mapping[str, str]) -> SubscriptionRequest:
-    """``POST /ngsi-ld/v1/subscriptions``: what the gateway offers of an NGSI-LD subscription."""
-    value = json_body(body)
+def subscription_request(value: Any, headers: Headers, contexts: Mapping[str, str]) -> SubscriptionRequest:
+    """``POST /ngsi-ld/v1/subscriptions``: what the gateway offers of an NGSI-LD subscription
+    (``value``: the body as ``json_body`` decoded it; the gateway stores it too)."""
     tenant, purpose = headers.tenant(), headers.purpose()
     request = subscription_from(value, tenant, purpose, contexts)
     _check_context(headers, contexts, request.selection.entity_type)
