@@ -33,12 +33,14 @@ from adapter.provenance.verify import (
     LocalEvidence,
     Verification,
     broker_value_from,
+    newest_observation,
     verify_value,
 )
 
 __all__ = ["ProvenanceRuntime", "entity_contexts", "open_store", "read_broker"]
 
 log = logging.getLogger(__name__)
+_MS = timedelta(milliseconds=1)
 
 
 def entity_contexts(profiles: ProfileSet) -> dict[str, str]:
@@ -68,24 +70,49 @@ async def read_broker(
     client: NgsiLdClient, contexts: Mapping[str, str], tenant: str, entity_id: str, attribute: str, observed_at: datetime
 ) -> BrokerValue | None:
     """The attribute and the entity's link observed at ``observed_at``: from the temporal API,
-    or from the current entity when the broker has no temporal API (Orion-LD without Mintaka).
-    ``contexts`` gives the Smart Data Models context of each entity type, to read short names."""
+    or from the current entity when the history does not hold it or the broker has no temporal
+    API (Orion-LD without Mintaka). ``contexts`` gives the Smart Data Models context of each
+    entity type, to read short names.
+
+    When neither holds the value but the current entity already has a newer one, the value
+    cannot be read yet, which says nothing against it: the answer is ``pending`` with the
+    reason (a history written with a delay, as Mintaka reads Orion-LD's TRoE database behind
+    it; or no temporal API to read a superseded value from)."""
     entity_type = entity_id.split(":")[2] if entity_id.count(":") >= 3 else None
     context = contexts.get(entity_type or "")
     attrs = [attribute, PROV_WAS_DERIVED_FROM]
     observed = iso(observed_at)
+    history: str | None = None  # why the history could not be read, None when it answered
     try:
+        # one millisecond on each side: brokers read ``between`` differently (the spec and the
+        # embedded broker [timeAt, endTimeAt), Mintaka both ends excluded, Scorpio both
+        # included); the instant itself is picked from the answer
         temporal = await client.get_temporal(
             tenant, entity_id, context=context, attrs=attrs, timerel="between",
-            time_at=observed, end_time_at=iso(observed_at + timedelta(milliseconds=1)),
+            time_at=iso(observed_at - _MS), end_time_at=iso(observed_at + _MS),
         )
         found = broker_value_from(temporal, attribute, observed)
         if found is not None and found.attribute is not None:
             return found
     except NgsiLdError as exc:
         log.debug("temporal retrieval of %s failed (%s); reading the current entity", entity_id, exc)
+        history = str(exc)
     current = await client.get_entity(tenant, entity_id, context=context, attrs=attrs)
-    return broker_value_from(current, attribute, observed)
+    found = broker_value_from(current, attribute, observed)
+    if found is not None and found.attribute is not None:
+        return found
+    newer = newest_observation(current, attribute)
+    if newer is None or newer <= observed_at:
+        return found
+    if history is None:
+        why = (f"the broker's history does not hold {attribute} of {entity_id} observed at {observed} (yet), "
+               f"while the entity already has one observed at {iso(newer)}: a broker may write its history "
+               "with a delay (Mintaka reads Orion-LD's TRoE database behind it); verify again later, and if it "
+               "stays absent the history lost it")
+    else:
+        why = (f"the entity has a newer {attribute} (observed at {iso(newer)}) and the broker's temporal API "
+               f"could not be read ({history}): give the value read to check it")
+    return BrokerValue(None, None, pending=why)
 
 
 class ProvenanceRuntime:

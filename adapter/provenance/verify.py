@@ -20,7 +20,8 @@ read it from), the verifier finds its record and checks, each as a named ``Check
                 names the missing file, it never passes unchecked.
 
 A check is ``ok``, ``failed``, ``warning`` (holds, with a remark) or ``pending`` (cannot be
-decided yet: not signed or not indexed yet). The value holds when no check failed and none is
+decided yet: not signed or not indexed yet, or the broker does not show the value yet because
+its history lags behind its current entities, ``BrokerValue.pending``). The value holds when no check failed and none is
 pending. The verifier reads through ``Evidence``; ``LocalEvidence`` reads the adapter's own
 files. What the verifier trusts is the collectivity's public key and nothing else: a forged
 record, leaf, tree head or chain link each fails a check.
@@ -37,6 +38,8 @@ from hashlib import sha256
 from typing import Any, Protocol
 
 from adapter.mapping.entities import iso
+from adapter.ngsild.history import TemporalAnswerError, TemporalAttribute, parse_temporal_entity
+from adapter.ngsild.instants import aware_instant
 from adapter.provenance.integrity import IntegrityError
 from adapter.provenance.integrity.canonical import CanonicalizationError, canonicalize
 from adapter.provenance.integrity.checkpoint import open_checkpoint
@@ -51,6 +54,8 @@ __all__ = [
     "Evidence",
     "LocalEvidence",
     "Verification",
+    "broker_value_from",
+    "newest_observation",
     "parse_uplink_iri",
     "verify_value",
 ]
@@ -102,10 +107,17 @@ class Verification:
 
 @dataclass(frozen=True, slots=True)
 class BrokerValue:
-    """An attribute as the broker holds it at one observation time, with its entity's link."""
+    """An attribute as the broker holds it at one observation time, with its entity's link.
+
+    ``pending`` says why the broker shows no value at that instant although it may still come:
+    its history does not hold the instance (yet) while the entity already has a newer value (a
+    broker that writes its history with a delay, as Mintaka reading Orion-LD's TRoE database),
+    or it has no temporal API to read a superseded value from. The verifier then answers
+    ``pending``, never ``failed``: nothing shows the value was changed."""
 
     attribute: dict[str, Any] | None
     link: str | None
+    pending: str | None = None
 
 
 class Evidence(Protocol):
@@ -164,6 +176,9 @@ async def verify_value(
         broker = await evidence.broker_value(tenant, entity_id, attribute, observed_at)
     if record is None:
         target = parse_uplink_iri(broker.link) if broker is not None and broker.link else None
+        if broker is not None and broker.attribute is None and broker.pending:
+            result.add("record", "pending", f"the record cannot be found from the broker yet: {broker.pending}")
+            return result
         if target is None or target[0] != tenant:
             why = "the broker has no such value" if broker is None or broker.attribute is None else (
                 f"the entity has no {LINK_ATTRIBUTE} link observed at {observed}" if not broker.link
@@ -216,6 +231,9 @@ def _check_value(
         same = read == {k: v for k, v in recorded.items() if k != "observedAt"}
         given = read
         source = "the broker's value"
+    elif broker is not None and broker.pending:
+        result.add("value", "pending", broker.pending)
+        return
     else:
         result.add("value", "failed", f"the broker holds no {attribute} of {entity_id} observed at {observed}")
         return
@@ -364,35 +382,44 @@ class LocalEvidence:
         return None if self._index is None else await self._index(tenant, index, record)
 
 
-def _instance_at(instances: Any, observed: str) -> dict[str, Any] | None:
-    """The attribute instance observed at ``observed`` in a temporal or normalized answer."""
-    for instance in instances if isinstance(instances, list) else [instances]:
-        if isinstance(instance, dict) and _same_instant(instance.get("observedAt"), observed):
-            return instance
-    return None
-
-
-def _same_instant(a: Any, b: str) -> bool:
-    if not isinstance(a, str):
-        return False
-    try:
-        return datetime.fromisoformat(a.replace("Z", "+00:00")) == datetime.fromisoformat(b.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-
-
 def broker_value_from(entity: dict[str, Any] | None, attribute: str, observed: str) -> BrokerValue | None:
-    """Read the attribute and the entity's link, observed at ``observed``, from a broker answer
-    (an entity, or a temporal entity whose attributes are lists of instances). The link may come
-    back as ``wasDerivedFrom`` or expanded, depending on the context the broker compacted with."""
+    """Read the attribute and the entity's link, observed at ``observed``, from a broker answer:
+    a current entity, or a temporal one in any shape a broker answers (``adapter.ngsild.history``:
+    instances in any order, one instance as an object or an array of one, simplified pairs).
+    The link may come back as ``wasDerivedFrom`` or expanded, depending on the context the broker
+    compacted with."""
     if entity is None:
         return None
-    value = _instance_at(entity.get(attribute), observed)
-    link = _instance_at(entity.get(LINK_ATTRIBUTE, entity.get(PROV_WAS_DERIVED_FROM)), observed)
+    moment = aware_instant(observed)
+    try:
+        parsed = parse_temporal_entity(entity)
+    except TemporalAnswerError:
+        return BrokerValue(None, None)
+    value = _instance_at(parsed.attribute(attribute), moment)
+    link = _instance_at(parsed.attribute(LINK_ATTRIBUTE, PROV_WAS_DERIVED_FROM), moment)
     target = None if link is None else link.get("object")
     if isinstance(target, list):  # some brokers answer a one-element list
         target = target[0] if target else None
     return BrokerValue(value, target if isinstance(target, str) else None)
+
+
+def newest_observation(entity: dict[str, Any] | None, attribute: str) -> datetime | None:
+    """When the newest value of ``attribute`` the answer holds was observed (None: it holds none)."""
+    if entity is None:
+        return None
+    try:
+        found = parse_temporal_entity(entity).attribute(attribute)
+    except TemporalAnswerError:
+        return None
+    latest = None if found is None else found.latest()
+    return None if latest is None else latest.observed_at
+
+
+def _instance_at(found: TemporalAttribute | None, moment: datetime | None) -> dict[str, Any] | None:
+    if found is None or moment is None:
+        return None
+    instance = found.at(moment)
+    return None if instance is None else dict(instance.members)
 
 
 def verification_lines(result: Verification) -> Sequence[str]:

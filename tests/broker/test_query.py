@@ -141,6 +141,18 @@ async def test_and_binds_tighter_than_or(rooms: TestClient, q: str, expected: li
     assert await ids(rooms, type="Room", q=q) == [f"urn:ngsi-ld:Room:{n}" for n in expected]
 
 
+@pytest.mark.parametrize(("q", "expected"), [
+    ('open==false;temperature>20|name=="kitchen"', ["1", "2"]),
+    ('name=="kitchen"|open==false;temperature>24', ["1"]),
+])
+async def test_and_binds_tighter_than_or_on_the_temporal_api_too(rooms: TestClient, q: str,
+                                                                 expected: list[str]) -> None:
+    response = await rooms.get("/ngsi-ld/v1/temporal/entities", params={"type": "Room", "q": q})
+
+    assert response.status == 200, await response.text()
+    assert sorted(e["id"] for e in await response.json()) == [f"urn:ngsi-ld:Room:{n}" for n in expected]
+
+
 @pytest.mark.parametrize(("q", "position", "reason"), [
     ("temperature<20,temperature>24", 14, "',' only separates the values of a list"),  # was OR, Orion-LD refuses
     ("name=~kitchen", 4, "'=~' is not an NGSI-LD operator"),

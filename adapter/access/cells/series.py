@@ -1,8 +1,8 @@
 """What the cells are computed from: each sensor's location and its timed values.
 
-``series_from_temporal`` reads the broker's temporal entities in the shapes it answers
-(``options=temporalValues``: ``{"values": [[value, observedAt], ...]}``; normalized: a list
-of instances; a single instance) into ``SensorSeries``. Only finite numbers with a
+``series_from_temporal`` reads the broker's temporal entities in every shape brokers answer
+(``adapter.ngsild.history``: ``options=temporalValues`` pairs, normalized instances in any
+order, a single instance as an object) into ``SensorSeries``. Only finite numbers with a
 timezone-aware ``observedAt`` count; anything else (text, booleans, NaN, a bad time) is
 left out rather than guessed. The location is the entity's ``location`` Point (for a
 temporal location, its latest instance); any other geometry places the sensor nowhere.
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from adapter.ngsild.instants import aware_instant
+from adapter.ngsild.history import parse_attribute
 
 __all__ = ["Point", "SensorSeries", "series_from_temporal"]
 
@@ -63,21 +63,17 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _pairs(attribute: Any) -> list[tuple[Any, Any]]:
-    if isinstance(attribute, Mapping) and isinstance(attribute.get("values"), list):
-        return [(p[0], p[1]) for p in attribute["values"] if isinstance(p, list) and len(p) >= 2]
-    if isinstance(attribute, list):
-        return [(a.get("value"), a.get("observedAt")) for a in attribute if isinstance(a, Mapping)]
-    if isinstance(attribute, Mapping):
-        return [(attribute.get("value"), attribute.get("observedAt"))]
-    return []
+def _pairs(attribute: Any) -> list[tuple[Any, datetime | None]]:
+    """(value, observedAt) of each instance, in any shape a broker answers (``adapter.ngsild.history``)."""
+    parsed = parse_attribute(attribute)
+    return [] if parsed is None else [(i.members.get("value"), i.observed_at) for i in parsed.instances]
 
 
 def _points(attribute: Any) -> Iterable[Point]:
     for value, moment in _pairs(attribute):
-        number, observed = _number(value), aware_instant(moment)
-        if number is not None and observed is not None:
-            yield number, observed
+        number = _number(value)
+        if number is not None and moment is not None:
+            yield number, moment
 
 
 def _point(geometry: Any) -> tuple[float, float] | None:
@@ -97,14 +93,13 @@ def _point(geometry: Any) -> tuple[float, float] | None:
 def _location(attribute: Any) -> tuple[float, float] | None:
     """The Point of a ``location`` as given: one GeoProperty (or its bare geometry), or the
     latest instance of a temporal one."""
-    if isinstance(attribute, Mapping) and isinstance(attribute.get("values"), list):
-        instances = [(p[1], p[0]) for p in attribute["values"] if isinstance(p, list) and len(p) >= 2]
-    elif isinstance(attribute, list):
-        instances = [(a.get("observedAt"), a) for a in attribute if isinstance(a, Mapping)]
-    else:
+    if not isinstance(attribute, list) and not (isinstance(attribute, Mapping) and "values" in attribute):
         return _point(attribute)
-    timed = [(t, g) for t, g in ((aware_instant(t), g) for t, g in instances) if t is not None and _point(g) is not None]
+    parsed = parse_attribute(attribute)
+    geometries = [] if parsed is None else [  # oldest first, untimed ones last
+        (i.observed_at, _point(i.members.get("value", i.members))) for i in parsed.instances]
+    timed = [point for moment, point in geometries if moment is not None and point is not None]
     if timed:
-        return _point(max(timed, key=lambda tg: tg[0])[1])
-    placed = [g for _, g in instances if _point(g) is not None]
-    return _point(placed[-1]) if placed else None
+        return timed[-1]
+    placed = [point for _, point in geometries if point is not None]
+    return placed[-1] if placed else None
