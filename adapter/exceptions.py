@@ -58,6 +58,7 @@ REASONS: dict[str, str] = {
     "codec_memory": "the codec used more memory than its limit",
     "codec_errors": "the codec returned errors",
     "codec_non_json": "the codec returned something that is not a JSON value",
+    "codec_result_too_large": "the codec's result is longer or nests deeper than the limits of adapter.codecs.javascript",
     "non_finite_value": "a decoded value is NaN or infinite",
     "missing_value": "a value the device profile requires is missing from the decoded data",
     "bad_value": "a decoded value has the wrong type for its attribute",
@@ -68,6 +69,13 @@ REASONS: dict[str, str] = {
         "(an integer beyond +/-(2**53 - 1), text that is not Unicode)"
     ),
     "broker_refused": "the NGSI-LD broker refused the entity (the detail holds its problem details)",
+    "broker_unconfirmed": (
+        "no answer of the NGSI-LD broker confirmed the entity, even sent alone (the detail holds what it answered)"
+    ),
+    "late_observation_not_written": (
+        "an observation older than the entity's current value, which the NGSI-LD broker cannot add to the "
+        "entity's history (it does not implement POST /temporal/entities/{id}/attrs; Orion-LD answers 501)"
+    ),
 }
 
 

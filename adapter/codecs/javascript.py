@@ -16,11 +16,17 @@ adapter against what such files do:
   an out-of-memory the runtime may be half-way through a mutation of its globals, so
   it is thrown away and the codec is loaded again on the next call.
 * Results cross into Python only as JSON text produced by a walker defined *before*
-  the codec runs, from intrinsics captured at that time and reading own enumerable
-  keys only: codecs overwrite globals and add enumerable members to
-  ``Object.prototype``. NaN, infinities, ``undefined``, functions, symbols, BigInts,
-  lone surrogates and cycles are rejected with the path of the offending value;
-  ``Date`` objects are converted to ISO 8601 strings, as ``JSON.stringify`` would.
+  the codec runs (``javascript_prelude``), from intrinsics captured at that time and
+  reading own enumerable keys only, as ``JSON.stringify`` does: codecs overwrite
+  globals and add enumerable members to ``Object.prototype``. What JSON cannot hold is
+  an error naming the path of the value rather than ``JSON.stringify``'s silent
+  ``null`` or omission: NaN and infinities (a reading that became ``null`` would be
+  stored as a reading), ``undefined``, functions, symbols, BigInts, lone surrogates,
+  cycles. ``Date`` objects become ISO 8601 strings, as ``JSON.stringify`` makes them.
+  The text is at most ``MAX_RESULT_CHARS`` long and ``MAX_RESULT_DEPTH`` deep.
+* The text is always a flat string: the binding cannot read QuickJS-NG's rope strings
+  (``TypeError: Unknown quickjs tag: -6``, see ``javascript_prelude``), and any error
+  of the binding itself becomes a ``CodecError``, never an exception of another kind.
 * ``input.recvTime`` is a JavaScript ``Date``, as the LoRaWAN codec API, The Things
   Stack and ChirpStack v4 provide it.
 
@@ -42,9 +48,10 @@ from typing import Any, Literal, cast
 import quickjs
 
 from adapter.codecs.base import CodecIdentity, CodecInput, DecodeResult
+from adapter.codecs.javascript_prelude import GLOBAL_NAME, prelude
 from adapter.exceptions import CodecError, ConfigError
 
-__all__ = ["JavaScriptCodec", "load_javascript_codec"]
+__all__ = ["MAX_RESULT_CHARS", "MAX_RESULT_DEPTH", "JavaScriptCodec", "load_javascript_codec"]
 
 EntryPoint = Literal["decodeUplink", "Decode"]
 
@@ -52,230 +59,14 @@ EntryPoint = Literal["decodeUplink", "Decode"]
 #: take far longer to load than to decode one payload).
 _LOAD_TIMEOUT_S = 5.0
 
-#: Where the prelude publishes its ``bind`` and ``decode`` functions.
-_GLOBAL = "__ngsildAdapter"
+#: The largest result accepted, in characters of JSON text, and the deepest nesting of
+#: objects and arrays under ``data``: vendor results are a few hundred characters and a few
+#: levels; what goes past these is a runaway codec, refused before Python parses it.
+MAX_RESULT_CHARS = 1_000_000
+MAX_RESULT_DEPTH = 64
 
-_PRELUDE = r"""
-(function (global) {
-  "use strict";
-  const stringify = JSON.stringify;
-  const parse = JSON.parse;
-  const keys = Object.keys;
-  const isArray = Array.isArray;
-  const isFinite = Number.isFinite;
-  const hasOwn = Object.hasOwn;
-  const getPrototypeOf = Object.getPrototypeOf;
-  const defineProperty = Object.defineProperty;
-  const freeze = Object.freeze;
-  const apply = Reflect.apply;
-  const DateCtor = Date;
-  const datePrototype = Date.prototype;
-  const dateGetTime = Date.prototype.getTime;
-  const dateToISOString = Date.prototype.toISOString;
-  const isWellFormed = String.prototype.isWellFormed;
-  const stringSlice = String.prototype.slice;
-  const StringCtor = String;
-  const MAX_LOGS = 20;
-  const MAX_LOG_LENGTH = 500;
-
-  const NON_JSON = {};
-  let nonJsonDetail = "";
-  let logs = [];
-  let entry;
-  let entryName = "";
-
-  function fail(detail) {
-    nonJsonDetail = detail;
-    throw NON_JSON;
-  }
-
-  function kind(v) {
-    const t = typeof v;
-    if (t === "undefined") return "undefined";
-    if (t !== "object") return "a " + t;
-    if (v === null) return "null";
-    if (isArray(v)) return "an array";
-    return getPrototypeOf(v) === datePrototype ? "a Date" : "an object";
-  }
-
-  function own(obj, key) {
-    return hasOwn(obj, key) ? obj[key] : undefined;
-  }
-
-  function toJson(v, path, ancestors, depth) {
-    switch (typeof v) {
-      case "string":
-        if (!apply(isWellFormed, v, [])) fail(path + " is a string with a lone surrogate");
-        return stringify(v);
-      case "number":
-        if (!isFinite(v)) {
-          fail(path + " is " + (v !== v ? "NaN" : (v > 0 ? "Infinity" : "-Infinity")));
-        }
-        return stringify(v);
-      case "boolean":
-        return v ? "true" : "false";
-      case "undefined":
-        fail(path + " is undefined");
-      case "function":
-        fail(path + " is a function");
-      case "symbol":
-        fail(path + " is a symbol");
-      case "bigint":
-        fail(path + " is a BigInt");
-    }
-    if (v === null) return "null";
-    for (let i = 0; i < depth; i++) {
-      if (ancestors[i] === v) fail(path + " is a cyclic reference");
-    }
-    ancestors[depth] = v;
-    if (isArray(v)) {
-      let out = "[";
-      const length = v.length;
-      for (let i = 0; i < length; i++) {
-        if (i) out += ",";
-        out += toJson(v[i], path + "[" + i + "]", ancestors, depth + 1);
-      }
-      return out + "]";
-    }
-    if (getPrototypeOf(v) === datePrototype) {
-      const time = apply(dateGetTime, v, []);
-      if (time !== time) fail(path + " is an invalid Date");
-      return stringify(apply(dateToISOString, v, []));
-    }
-    const names = keys(v);
-    let out = "{";
-    for (let i = 0; i < names.length; i++) {
-      const name = names[i];
-      if (i) out += ",";
-      out += stringify(name) + ":" + toJson(v[name], path + "." + name, ancestors, depth + 1);
-    }
-    return out + "}";
-  }
-
-  function stringList(list, path, extra) {
-    if (list !== undefined && list !== null && !isArray(list)) {
-      fail(path + " is " + kind(list) + ", not an array of strings");
-    }
-    let out = "[";
-    const length = list ? list.length : 0;
-    for (let i = 0; i < length; i++) {
-      const item = list[i];
-      if (typeof item !== "string") fail(path + "[" + i + "] is " + kind(item) + ", not a string");
-      out += (i ? "," : "") + toJson(item, path + "[" + i + "]", [], 0);
-    }
-    for (let i = 0; i < extra.length; i++) {
-      out += (out.length > 1 ? "," : "") + stringify(extra[i]);
-    }
-    return out + "]";
-  }
-
-  function envelope(result) {
-    let data = result;
-    let warnings;
-    let errors;
-    if (entryName === "decodeUplink") {
-      if (result === null || typeof result !== "object" || isArray(result)) {
-        fail("result is " + kind(result) + ", not an object");
-      }
-      data = own(result, "data");
-      warnings = own(result, "warnings");
-      errors = own(result, "errors");
-    }
-    const errorsJson = stringList(errors, "errors", []);
-    if ((data === undefined || data === null) && errorsJson !== "[]") data = {};
-    if (data === null || typeof data !== "object" || isArray(data)
-        || getPrototypeOf(data) === datePrototype) {
-      fail("data is " + kind(data) + ", not a JSON object");
-    }
-    return '{"data":' + toJson(data, "data", [], 0)
-      + ',"warnings":' + stringList(warnings, "warnings", logs)
-      + ',"errors":' + errorsJson + "}";
-  }
-
-  function errorMessage(e) {
-    try {
-      if (e !== null && typeof e === "object" && typeof e.message === "string") {
-        return (typeof e.name === "string" && e.name ? e.name + ": " : "") + e.message;
-      }
-      return StringCtor(e);
-    } catch (_) {
-      return "(a value that cannot be printed was thrown)";
-    }
-  }
-
-  function format(value) {
-    if (typeof value === "string") return value;
-    try {
-      const text = stringify(value);
-      return text === undefined ? StringCtor(value) : text;
-    } catch (_) {
-      try { return StringCtor(value); } catch (_) { return "?"; }
-    }
-  }
-
-  function logger(level) {
-    return function () {
-      if (logs.length >= MAX_LOGS) return;
-      let line = "console." + level + ":";
-      for (let i = 0; i < arguments.length; i++) line += " " + format(arguments[i]);
-      logs[logs.length] = apply(stringSlice, line, [0, MAX_LOG_LENGTH]);
-    };
-  }
-
-  function bind(decodeUplink, Decode) {
-    let exported;
-    try {
-      exported = global.module && global.module.exports;
-    } catch (_) {}
-    function pick(name, declared) {
-      if (typeof declared === "function") return declared;
-      try {
-        if (exported && typeof exported[name] === "function") return exported[name];
-      } catch (_) {}
-      return undefined;
-    }
-    entry = pick("decodeUplink", decodeUplink);
-    entryName = "decodeUplink";
-    if (entry === undefined) {
-      entry = pick("Decode", Decode);
-      entryName = entry === undefined ? "" : "Decode";
-    }
-    return entryName;
-  }
-
-  function decode(inputJson) {
-    const input = parse(inputJson);
-    input.recvTime = new DateCtor(input.recvTime);
-    logs = [];
-    let result;
-    try {
-      result = entryName === "Decode"
-        ? entry(input.fPort, input.bytes, input.variables)
-        : entry(input);
-    } catch (e) {
-      return "E" + errorMessage(e);
-    }
-    try {
-      return "J" + envelope(result);
-    } catch (e) {
-      return e === NON_JSON ? "N" + nonJsonDetail : "E" + errorMessage(e);
-    }
-  }
-
-  const moduleShim = { exports: {} };
-  global.module = moduleShim;
-  global.exports = moduleShim.exports;
-  global.global = global;
-  global.console = {
-    log: logger("log"), info: logger("info"), debug: logger("debug"),
-    warn: logger("warn"), error: logger("error"), trace: logger("trace"),
-  };
-  defineProperty(global, "__ngsildAdapter", {
-    value: freeze({ bind: bind, decode: decode }),
-    writable: false, enumerable: false, configurable: false,
-  });
-})(globalThis);
-"""
+_GLOBAL = GLOBAL_NAME
+_PRELUDE = prelude(max_depth=MAX_RESULT_DEPTH, max_chars=MAX_RESULT_CHARS)
 
 _BIND = (
     f"{_GLOBAL}.bind("
@@ -288,12 +79,47 @@ def _out_of_memory(exc: Exception) -> bool:
     return "out of memory" in str(exc)
 
 
+def _first_line(exc: Exception) -> str:
+    """The message of an engine exception without the stack trace the binding appends."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _parse_envelope(text: str) -> tuple[dict[str, Any], tuple[str, ...], tuple[str, ...]]:
+    """The prelude's JSON envelope as typed values; ``ValueError`` if it is not one.
+
+    The prelude writes this text itself, so a failure here is a bug of the bridge, not
+    of the codec; it is still checked, because a value that reaches storage is parsed
+    at the boundary, never trusted.
+    """
+    try:
+        envelope = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"the engine returned text that is not JSON ({exc})") from None
+    if not isinstance(envelope, dict):
+        raise ValueError("the engine returned JSON that is not an envelope object")
+    data, warnings, errors = envelope.get("data"), envelope.get("warnings"), envelope.get("errors")
+    if not isinstance(data, dict):
+        raise ValueError("the envelope's data is not an object")
+    for name, items in (("warnings", warnings), ("errors", errors)):
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ValueError(f"the envelope's {name} is not a list of strings")
+    return data, tuple(cast("list[str]", warnings)), tuple(cast("list[str]", errors))
+
+
 class JavaScriptCodec:
     """A TTN, ChirpStack v4 or ChirpStack v3 JavaScript codec file in its own QuickJS runtime.
 
     ``decode`` is thread-safe (calls to one codec are serialised) and runs in the
     caller's thread, blocking it for at most the time limit. ``close`` frees the
-    runtime; a later ``decode`` loads the codec again.
+    runtime; a later ``decode`` loads the codec again. Whatever the codec does,
+    ``decode`` raises nothing but ``CodecError`` and the constructor nothing but
+    ``ConfigError``.
+
+    Example::
+
+        codec = JavaScriptCodec(Path("models/codecs/water-meter-pulse.js"))
+        result = codec.decode(CodecInput(payload=bytes(8), f_port=1, received_at=now))
     """
 
     identity: CodecIdentity
@@ -322,6 +148,10 @@ class JavaScriptCodec:
             self._load()
         except quickjs.JSException as exc:
             raise ConfigError(f"codec {path}: {self._load_failure(exc)}") from exc
+        except ConfigError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the binding's own errors (TypeError...) end here
+            raise ConfigError(f"codec {path}: the JavaScript bridge failed while loading it: {exc}") from exc
 
     def _load_failure(self, exc: Exception) -> str:
         text = str(exc).strip()
@@ -331,6 +161,8 @@ class JavaScriptCodec:
             return f"top-level code ran longer than {_LOAD_TIMEOUT_S:g} s"
         if _out_of_memory(exc):
             return f"top-level code used more than {self._max_memory_bytes} bytes"
+        if isinstance(exc, quickjs.StackOverflow):
+            return f"top-level code overflowed the JavaScript stack: {_first_line(exc)}"
         return f"top-level code failed: {text}"
 
     def _load(self) -> None:
@@ -338,7 +170,9 @@ class JavaScriptCodec:
         context.set_memory_limit(self._max_memory_bytes)
         context.set_time_limit(_LOAD_TIMEOUT_S)
         context.eval(_PRELUDE)
-        context.eval(self._source)
+        # "void 0" makes the file's completion value undefined: the binding cannot read
+        # some values a file may end with (a long concatenated string, a small BigInt).
+        context.eval(self._source + "\n;void 0;")
         entry_point = context.eval(_BIND)
         if entry_point not in ("decodeUplink", "Decode"):
             raise ConfigError(
@@ -364,24 +198,8 @@ class JavaScriptCodec:
         )
         name = self.identity.name
         with self._lock:
-            try:
-                if self._context is None:
-                    self._load()
-                # The prelude's decode() always returns a string.
-                output = cast("str", self._decode(input_json))
-            except quickjs.JSException as exc:
-                # Exceptions thrown by the codec are caught in JavaScript; what gets here
-                # cannot be caught there: the time limit, the memory limit, a stack overflow.
-                self._discard()
-                if "interrupted" in str(exc):
-                    raise CodecError("codec_timeout", f"{name}: ran longer than {self._timeout_s:g} s") from exc
-                if _out_of_memory(exc):
-                    raise CodecError("codec_memory", f"{name}: used more than {self._max_memory_bytes} bytes") from exc
-                raise CodecError("codec_error", f"{name}: {str(exc).strip()}") from exc
-            except ConfigError as exc:
-                self._discard()
-                raise CodecError("codec_error", f"{name}: {exc}") from exc
-        status, text = output[:1], output[1:]
+            output = self._call(input_json)
+        status, text = (output[:1], output[1:]) if isinstance(output, str) else ("", "")
         if status == "E":
             if text.startswith("InternalError: out of memory"):
                 with self._lock:
@@ -390,13 +208,41 @@ class JavaScriptCodec:
             raise CodecError("codec_error", f"{name}: {text}")
         if status == "N":
             raise CodecError("codec_non_json", f"{name}: {text}")
-        result = json.loads(text)
-        return DecodeResult(
-            data=result["data"],
-            codec=self.identity,
-            warnings=tuple(result["warnings"]),
-            errors=tuple(result["errors"]),
-        )
+        if status == "L":
+            raise CodecError("codec_result_too_large", f"{name}: {text}")
+        if status != "J":
+            raise CodecError("codec_error", f"{name}: the JavaScript bridge returned {type(output).__name__}, not text")
+        try:
+            data, warnings, errors = _parse_envelope(text)
+        except ValueError as exc:
+            raise CodecError("codec_error", f"{name}: {exc}") from None
+        return DecodeResult(data=data, codec=self.identity, warnings=warnings, errors=errors)
+
+    def _call(self, input_json: str) -> object:
+        """One call of the prelude's decode; under ``self._lock``. Raises only ``CodecError``."""
+        name = self.identity.name
+        try:
+            if self._context is None:
+                self._load()
+            return cast("object", self._decode(input_json))
+        except quickjs.JSException as exc:
+            # Exceptions thrown by the codec are caught in JavaScript; what gets here
+            # cannot be caught there: the time limit, the memory limit, a stack overflow.
+            self._discard()
+            if "interrupted" in str(exc):
+                raise CodecError("codec_timeout", f"{name}: ran longer than {self._timeout_s:g} s") from exc
+            if _out_of_memory(exc):
+                raise CodecError("codec_memory", f"{name}: used more than {self._max_memory_bytes} bytes") from exc
+            raise CodecError("codec_error", f"{name}: {_first_line(exc)}") from exc
+        except ConfigError as exc:
+            self._discard()
+            raise CodecError("codec_error", f"{name}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - the binding's own errors end here, as dead letters
+            # The prelude hands back flat strings only; if a future engine grows another
+            # representation the binding cannot read, the uplink still becomes a dead
+            # letter naming the cause instead of stopping the pipeline.
+            self._discard()
+            raise CodecError("codec_error", f"{name}: the JavaScript bridge failed: {type(exc).__name__}: {exc}") from exc
 
     def _discard(self) -> None:
         self._context = None
