@@ -157,11 +157,16 @@ _SOURCE = r"""
     }
     const names = keys(v);
     emit(out, "{", path);
+    let written = 0;
     for (let i = 0; i < names.length; i++) {
       const name = names[i];
-      if (i) emit(out, ",", path);
+      const member = v[name];
+      // A member left undefined is a reading the codec did not produce (``x = found?.value``):
+      // left out, as JSON.stringify and the network servers' codec runners do.
+      if (member === undefined) continue;
+      if (written++) emit(out, ",", path);
       emit(out, stringify(name) + ":", path);
-      toJson(v[name], path + "." + name, ancestors, depth + 1, out);
+      toJson(member, path + "." + name, ancestors, depth + 1, out);
     }
     return emit(out, "}", path);
   }

@@ -165,7 +165,7 @@ def test_non_ascii_strings_survive(load) -> None:
     [
         (0, "data.temperature is NaN"),
         (1, "data.nested.list[1] is Infinity"),
-        (2, "data.missing is undefined"),
+        (13, "data.list[1] is undefined"),
         (3, "data.fn is a function"),
         (4, "data.big is a BigInt"),
         (5, "data.self is a cyclic reference"),
@@ -182,6 +182,15 @@ def test_non_json_results_are_rejected_with_path(load, first_byte: int, detail: 
 
     assert caught.value.reason == "codec_non_json"
     assert caught.value.detail == f"ngsild_test_non_json.js: {detail}"
+
+
+def test_undefined_members_are_left_out_as_json_stringify_does(load) -> None:
+    """``data.x = found?.value`` is common in vendor codecs: the missing reading is not written,
+    the others are kept (an undefined array element stays an error: positions matter)."""
+    codec = load("non_json")
+
+    assert codec.decode(uplink(bytes([2]))).data == {"ok": 1}
+    assert codec.decode(uplink(bytes([14]))).data == {"ok": 1, "present": 2}
 
 
 def test_dates_become_iso_strings_and_shared_objects_are_not_cycles(load) -> None:
