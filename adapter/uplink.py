@@ -2,6 +2,11 @@
 
 A source turns one LNS event into exactly one of ``Uplink``, ``DeviceStatus`` or
 ``OtherEvent``; everything downstream (codecs, mapping, provenance) reads only these.
+
+Event kinds. Each record names what happened in one vocabulary shared by every network
+server (``EVENT_KINDS``), so that counters and ``parse`` output compare across them, and keeps
+the network server's own name for it (``lns_event``: the MQTT topic suffix, ``down/ack`` for
+The Things Stack, ``ack`` for ChirpStack).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "EVENT_KINDS",
     "DataRate",
     "DeviceStatus",
     "Event",
@@ -23,6 +29,25 @@ __all__ = [
     "OtherEvent",
     "Uplink",
 ]
+
+
+#: Every event kind a source reports, with what it means. The network servers' own names map
+#: to these in each parser (``adapter.sources.tts.parser.EVENT_KINDS``...).
+EVENT_KINDS: dict[str, str] = {
+    "up": "an uplink from the device",
+    "normalized": "an uplink's payload in the network server's normalised form (The Things Stack)",
+    "status": "a device status report: battery and link margin",
+    "join": "the device joined the network",
+    "queued": "a downlink was queued for the device",
+    "sent": "a downlink was handed to a gateway for transmission",
+    "ack": "the device acknowledged a confirmed downlink",
+    "nack": "the device did not acknowledge a confirmed downlink",
+    "failed": "a downlink could not be sent",
+    "invalidated": "the downlink queue was invalidated (frame counters changed)",
+    "location": "the network server resolved the device's location",
+    "integration": "data from a network-server integration or service (LoRa Cloud...)",
+    "log": "a network-server log or error event about the device",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +72,17 @@ class Location:
 
 @dataclass(frozen=True, slots=True)
 class GatewayReception:
-    """One gateway that heard the uplink."""
+    """One gateway that heard the uplink.
+
+    ``gateway_id`` is the network server's own id of the gateway, the name its operators know
+    (The Things Stack ``gateway_id``, ChirpStack ``gatewayId``, which is the EUI in hex);
+    ``eui`` is its 64-bit EUI (lower-case hex) when the network server gives one. A gateway
+    relayed by Packet Broker has the id ``packetbroker`` and, when the forwarding network
+    tells it, the EUI of the gateway that really heard the uplink.
+    """
 
     gateway_id: str
+    eui: str | None = None
     rssi: float | None = None
     snr: float | None = None
     channel: int | None = None
@@ -81,7 +114,7 @@ class Uplink:
     device_id: str  # the LNS's name for the device
     application_id: str
     f_cnt: int
-    f_port: int | None
+    f_port: int  # 0: a MAC-command-only frame, or a frame without FPort (no application data)
     payload: bytes
     received_at: datetime  # network-server receive time, UTC
     device_time: datetime | None = None
@@ -110,6 +143,7 @@ class Uplink:
         return {
             "lns": self.lns,
             "event": "up",
+            "lns_event": "up",
             "tenant": self.origin.tenant,
             "lns_id": self.origin.lns_id,
             "lns_tenant": self.lns_tenant,
@@ -153,6 +187,7 @@ class DeviceStatus:
         return {
             "lns": self.lns,
             "event": "status",
+            "lns_event": "status",
             "tenant": self.origin.tenant,
             "dev_eui": self.dev_eui,
             "device_id": self.device_id,
@@ -171,11 +206,16 @@ class DeviceStatus:
 
 @dataclass(frozen=True, slots=True)
 class OtherEvent:
-    """An event that is not an uplink nor a status report (join, ack, txack, log...): counted."""
+    """An event that is not an uplink nor a status report (join, ack, sent, log...): counted.
+
+    ``event`` is its kind (a key of ``EVENT_KINDS``); ``lns_event`` the network server's own
+    name for it (``down/ack``, ``txack``...).
+    """
 
     origin: Origin
     lns: str
     event: str
+    lns_event: str
     dev_eui: str | None
     received_at: datetime | None
 
@@ -183,6 +223,7 @@ class OtherEvent:
         return {
             "lns": self.lns,
             "event": self.event,
+            "lns_event": self.lns_event,
             "tenant": self.origin.tenant,
             "dev_eui": self.dev_eui,
             "received_at": _iso(self.received_at),
@@ -210,6 +251,7 @@ def _location_json(location: Location | None) -> dict[str, Any] | None:
 def _gateway_json(g: GatewayReception) -> dict[str, Any]:
     return {
         "id": g.gateway_id,
+        "eui": g.eui,
         "rssi": g.rssi,
         "snr": g.snr,
         "channel": g.channel,

@@ -3,6 +3,9 @@
 Pure functions: the same uplink, values and profile always give the same entities.
 Checks that need memory across uplinks (a meter index that must not go down) are left
 to the pipeline, which gets the cumulative values back in ``MappedEntities``.
+
+A location is a GeoJSON Point, with the altitude as third coordinate when known, unless the
+profile's ``altitude`` option drops it or moves it to its own Property (``AltitudeSpec``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapter.exceptions import MappingError
-from adapter.mapping.profile import AttributeSpec, DeviceProfile, EntitySpec
+from adapter.mapping.profile import AltitudeSpec, AttributeSpec, DeviceProfile, EntitySpec
 from adapter.mapping.units import convert
 from adapter.ngsild.contexts import ADAPTER_CONTEXT, CORE_CONTEXT
 from adapter.uplink import DeviceStatus, Location, Uplink
@@ -139,7 +142,7 @@ def build_entities(
     cumulative: list[CumulativeValue] = []
     observed = iso(observed_at)
     for spec in profile.entities:
-        entity = _build_one(uplink, data, spec, record, observed_at, observed, flagged, cumulative)
+        entity = _build_one(uplink, data, spec, record, observed_at, observed, flagged, cumulative, profile.altitude)
         if entity is not None:
             entities.append(entity)
     if not entities:
@@ -162,6 +165,7 @@ def _build_one(
     observed: str,
     flagged: list[tuple[str, str]],
     cumulative: list[CumulativeValue],
+    altitude: AltitudeSpec,
 ) -> dict[str, Any] | None:
     entity_id = spec.id_template.format(
         tenant=uplink.origin.tenant,
@@ -210,7 +214,7 @@ def _build_one(
         entity[spec.period.end_attribute] = _datetime_property(observed)
     location = _location(uplink, data, spec, record)
     if location is not None:
-        entity["location"] = _geo_property(location)
+        _set_location(entity, location, altitude)
     for name, value in spec.static.items():
         entity[name] = {"type": "Property", "value": value}
     for name in spec.from_registry:
@@ -279,11 +283,15 @@ def _relationship(target: Any) -> dict[str, Any]:
     return {"type": "Relationship", "object": target}
 
 
-def _geo_property(location: Location) -> dict[str, Any]:
+def _set_location(entity: dict[str, Any], location: Location, altitude: AltitudeSpec) -> None:
+    """``location`` as a GeoJSON Point; its altitude kept, dropped or set apart per the profile."""
     coordinates = [location.longitude, location.latitude]
     if location.altitude is not None:
-        coordinates.append(location.altitude)
-    return {"type": "GeoProperty", "value": {"type": "Point", "coordinates": coordinates}}
+        if altitude.mode == "keep":
+            coordinates.append(location.altitude)
+        elif altitude.property is not None:  # mode "property"
+            entity[altitude.property] = {"type": "Property", "value": location.altitude, "unitCode": "MTR"}
+    entity["location"] = {"type": "GeoProperty", "value": {"type": "Point", "coordinates": coordinates}}
 
 
 def _location(uplink: Uplink, data: Mapping[str, Any], spec: EntitySpec, record: DeviceRecord | None) -> Location | None:
@@ -295,7 +303,10 @@ def _location(uplink: Uplink, data: Mapping[str, Any], spec: EntitySpec, record:
             lat, lon = found.get("latitude"), found.get("longitude")
             if isinstance(lat, int | float) and isinstance(lon, int | float) and -90 <= lat <= 90 and -180 <= lon <= 180:
                 alt = found.get("altitude")
-                return Location(float(lat), float(lon), float(alt) if isinstance(alt, int | float) else None, "gps")
+                # a boolean is not an altitude, nor is an infinite one (which no broker stores)
+                if isinstance(alt, bool) or not isinstance(alt, int | float) or not math.isfinite(alt):
+                    alt = None
+                return Location(float(lat), float(lon), float(alt) if alt is not None else None, "gps")
     # The registry is what the owner surveyed; the LNS location may be a rough estimate.
     if record is not None and record.location is not None:
         return record.location
@@ -342,7 +353,7 @@ def build_device_entity(
             entity["linkMargin"] = {"type": "Property", "value": event.margin, "unitCode": "2N", "observedAt": observed}
         location = record.location if record and record.location else None
     if location is not None:
-        entity["location"] = _geo_property(location)
+        _set_location(entity, location, profile.altitude)
     if spec.device_model:
         entity["refDeviceModel"] = _relationship(spec.device_model)
     entity["@context"] = [DEVICE_CONTEXT, ADAPTER_CONTEXT, CORE_CONTEXT]

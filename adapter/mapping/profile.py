@@ -21,6 +21,7 @@ from adapter.mapping.units import unit
 from adapter.uplink import Uplink
 
 __all__ = [
+    "AltitudeSpec",
     "AttributeSpec",
     "CodecSpec",
     "DeviceSpec",
@@ -37,6 +38,14 @@ __all__ = [
 _VALUE_TYPES = ("number", "integer", "string", "boolean")
 _TEMPLATE_FIELDS = {"tenant", "dev_eui", "device_id", "application_id"}
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# What the Device entity carries (``adapter.mapping.entities.build_device_entity``): an altitude
+# property may not take one of these names.
+_DEVICE_ATTRIBUTES = frozenset({
+    "category", "controlledProperty", "supportedProtocol", "name", "deviceState", "dateLastValueReported",
+    "rssi", "batteryLevel", "linkMargin", "location", "refDeviceModel",
+})
+# Names every entity has, or that provenance adds (``wasDerivedFrom``).
+_RESERVED_ATTRIBUTES = frozenset({"id", "type", "location", "wasDerivedFrom"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +137,19 @@ class PrivacySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class AltitudeSpec:
+    """What becomes of the altitude (the third coordinate) of the locations this profile writes.
+
+    GeoJSON allows it, but some NGSI-LD brokers refuse a Point with three coordinates. ``keep``
+    writes it in the Point; ``drop`` writes a 2D Point; ``property`` writes a 2D Point and the
+    altitude as its own Property ``property`` (unit code MTR) of the same entity.
+    """
+
+    mode: str = "keep"  # "keep", "drop" or "property"
+    property: str | None = None  # the Property's name, with mode "property"
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceProfile:
     name: str
     path: Path
@@ -141,6 +163,7 @@ class DeviceProfile:
     observed_at: str = "received_at"  # or "device_time", or "field:<path>"
     max_device_time_age_s: float = 86400.0
     meter_change_field: str | None = None
+    altitude: AltitudeSpec = AltitudeSpec()
 
 
 class ProfileSet:
@@ -203,15 +226,17 @@ def load_profile(path: Path) -> DeviceProfile:
         observed_at=_observed_at(reader),
         max_device_time_age_s=reader.number("max_device_time_age_s", default=86400.0),
         meter_change_field=reader.text("meter_change_field", default=None),
+        altitude=_altitude(reader),
     )
     reader.no_unknown_keys(
         {"profile", "description", "match", "codec", "entities", "device", "privacy", "observed_at",
-         "max_device_time_age_s", "meter_change_field"}
+         "max_device_time_age_s", "meter_change_field", "altitude"}
     )
     if not profile.entities:
         raise ConfigError(f"{path}: 'entities' must list at least one entity")
     if any(a.cumulative for e in profile.entities for a in e.attributes) and not profile.meter_change_field:
         raise ConfigError(f"{path}: a cumulative attribute needs 'meter_change_field' (the meter-change event)")
+    _check_altitude_property(profile)
     return profile
 
 
@@ -307,6 +332,41 @@ def _observed_at(r: _Reader) -> str:
     if value not in ("received_at", "device_time") and not value.startswith("field:"):
         raise r._fail("observed_at", "must be received_at, device_time or field:<path>")
     return str(value)
+
+
+def _altitude(r: _Reader) -> AltitudeSpec:
+    value = r.text("altitude", default="keep")
+    if value in ("keep", "drop"):
+        return AltitudeSpec(value)
+    name = value.removeprefix("property:") if value.startswith("property:") else None
+    if name is None:
+        raise r._fail("altitude", f"must be keep, drop or property:<name>, not {value!r}")
+    if not _ATTRIBUTE_NAME.match(name):
+        raise r._fail("altitude", f"{name!r} is not a valid NGSI-LD attribute name")
+    return AltitudeSpec("property", name)
+
+
+def _check_altitude_property(profile: DeviceProfile) -> None:
+    """The altitude Property must not overwrite an attribute an entity with a location already has."""
+    name = profile.altitude.property
+    if name is None:
+        return
+    where = f"{profile.path}: altitude: {name!r}"
+    if name in _RESERVED_ATTRIBUTES:
+        raise ConfigError(f"{where} is a name every entity has already")
+    for spec in profile.entities:
+        if spec.location is not None and name in _entity_attribute_names(spec):
+            raise ConfigError(f"{where} is already an attribute of the {spec.type} entity")
+    if profile.device is not None and name in _DEVICE_ATTRIBUTES:
+        raise ConfigError(f"{where} is already an attribute of the Device entity")
+
+
+def _entity_attribute_names(spec: EntitySpec) -> set[str]:
+    names = {a.name for a in spec.attributes} | set(spec.times) | set(spec.static)
+    names |= set(spec.relationships) | set(spec.from_registry)
+    if spec.period is not None:
+        names |= {spec.period.start_attribute, spec.period.end_attribute}
+    return names
 
 
 def _attribute(name: str, spec: Any, r: _Reader) -> AttributeSpec:

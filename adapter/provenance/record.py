@@ -137,8 +137,10 @@ def build_record(
             "fPort": event.f_port,
             "receivedAt": timestamp(event.received_at),
         }
+        # ``id`` is the network server's gateway id, ``eui`` its EUI when known (None otherwise).
         record["gateways"] = [
-            {"id": g.gateway_id, "rssi": _plain_number(g.rssi), "snr": _plain_number(g.snr)} for g in event.gateways
+            {"id": g.gateway_id, "eui": g.eui, "rssi": _plain_number(g.rssi), "snr": _plain_number(g.snr)}
+            for g in event.gateways
         ]
     else:
         record["uplink"] = {"receivedAt": timestamp(event.received_at)}

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ __all__ = [
     "check_depth",
     "decode_payload",
     "field",
+    "gateway_id",
     "gateway_time",
     "load_json_object",
     "normalise_eui",
@@ -239,6 +241,21 @@ def normalise_eui(value: str, what: str = "devEui") -> str:
     if len(eui) != 16 or not _HEX_DIGITS.issuperset(eui):
         raise EventError("missing_field", f"{what} {value!r} is not a 64-bit EUI in hex")
     return eui
+
+
+# The Things Stack's rule for gateway ids (ttnpb.GatewayIdentifiers): lower-case letters and
+# digits, single dashes between them, 3 to 36 characters. Also the rule for a ChirpStack
+# gateway id that is not an EUI (ChirpStack v4 names gateways by EUI; hand-written events,
+# such as the demo's, use names).
+_GATEWAY_ID = re.compile(r"[a-z0-9](?:-?[a-z0-9]){2,}")
+_GATEWAY_ID_MAX = 36
+
+
+def gateway_id(value: str, what: str) -> str:
+    """A gateway id by The Things Stack's rule; it becomes part of provenance IRIs."""
+    if len(value) > _GATEWAY_ID_MAX or not _GATEWAY_ID.fullmatch(value):
+        raise EventError("missing_field", f"{what} {value[:40]!r} is not a gateway id")
+    return value
 
 
 def optional_location(obj: Mapping[str, Any] | None) -> Location | None:

@@ -12,7 +12,8 @@ from google.protobuf import json_format
 
 from adapter.exceptions import ConfigError, EventError
 from adapter.sources import DEFAULT_LIMITS, PARSERS, ParseLimits, get_parser
-from adapter.sources.chirpstack import EVENT_MESSAGES, ChirpStackParser
+from adapter.sources.chirpstack import EVENT_KINDS, EVENT_MESSAGES, ChirpStackParser
+from adapter.uplink import EVENT_KINDS as EVENT_KIND_NAMES
 from adapter.uplink import (
     DataRate,
     DeviceStatus,
@@ -93,6 +94,7 @@ def test_uplink_heard_by_two_located_gateways() -> None:
         gateways=(
             GatewayReception(
                 gateway_id="0016c001f153a14c",
+                eui="0016c001f153a14c",
                 rssi=-87.0,
                 snr=9.5,
                 channel=2,
@@ -101,6 +103,7 @@ def test_uplink_heard_by_two_located_gateways() -> None:
             ),
             GatewayReception(
                 gateway_id="7076ff0056081234",
+                eui="7076ff0056081234",
                 rssi=-112.0,
                 snr=-6.25,
                 channel=2,
@@ -142,6 +145,7 @@ def test_uplink_without_locations_first_frame_and_channel_zero() -> None:
             # ChirpStack leaves channel 0 out of rxInfo: it is still channel 0.
             GatewayReception(
                 gateway_id="0016c001f153a14c",
+                eui="0016c001f153a14c",
                 rssi=-104.0,
                 snr=1.75,
                 channel=0,
@@ -150,6 +154,7 @@ def test_uplink_without_locations_first_frame_and_channel_zero() -> None:
             ),
             GatewayReception(
                 gateway_id="b827ebfffe61a2c3",
+                eui="b827ebfffe61a2c3",
                 rssi=-118.0,
                 snr=-11.5,
                 channel=5,
@@ -189,6 +194,7 @@ def test_confirmed_uplink_decoded_by_chirpstack_three_gateways() -> None:
         gateways=(
             GatewayReception(
                 gateway_id="0016c001f153a14c",
+                eui="0016c001f153a14c",
                 rssi=-85.0,
                 snr=10.25,
                 channel=6,
@@ -199,6 +205,7 @@ def test_confirmed_uplink_decoded_by_chirpstack_three_gateways() -> None:
             ),
             GatewayReception(
                 gateway_id="7076ff0056081234",
+                eui="7076ff0056081234",
                 rssi=-109.0,
                 snr=-3.5,
                 channel=6,
@@ -207,6 +214,7 @@ def test_confirmed_uplink_decoded_by_chirpstack_three_gateways() -> None:
             ),
             GatewayReception(
                 gateway_id="b827ebfffe61a2c3",
+                eui="b827ebfffe61a2c3",
                 rssi=-119.0,
                 snr=-14.0,
                 channel=6,
@@ -251,14 +259,50 @@ def test_empty_payload_without_decoded_object_is_left_to_the_pipeline() -> None:
     assert uplink.decoded is None
 
 
-def test_absent_fport_means_no_application_port() -> None:
+def test_mac_command_only_uplink_has_fport_zero() -> None:
+    # what ChirpStack sends for a frame of MAC commands only: fPort 0 and empty data
+    event = load("up_two_gateways") | {"fPort": 0, "data": ""}
+
+    from_json = parser.parse(as_json(event), origin=ORIGIN, topic=topic("up"), now=NOW)
+    # the binary marshaler leaves the zero out
+    from_protobuf = parser.parse(as_protobuf(event, "up"), origin=ORIGIN, topic=topic("up"), now=NOW)
+
+    for uplink in (from_json, from_protobuf):
+        assert isinstance(uplink, Uplink)
+        assert (uplink.f_port, uplink.payload) == (0, b"")
+        assert uplink.to_json()["f_port"] == 0
+
+
+def test_absent_fport_is_zero() -> None:
     event = load("up_two_gateways")
     del event["fPort"], event["data"]
 
     uplink = parser.parse(as_json(event), origin=ORIGIN, topic=topic("up"), now=NOW)
 
     assert isinstance(uplink, Uplink)
-    assert uplink.f_port is None
+    assert uplink.f_port == 0
+
+
+def test_a_gateway_id_that_is_not_an_eui_is_kept_as_its_id_without_eui() -> None:
+    event = load("up_two_gateways")
+    event["rxInfo"][0]["gatewayId"] = "rennes-hotel-de-ville"
+    event["rxInfo"][1]["gatewayId"] = "7076FF0056081234"
+
+    uplink = parser.parse(as_json(event), origin=ORIGIN, topic=topic("up"), now=NOW)
+
+    assert isinstance(uplink, Uplink)
+    assert [(g.gateway_id, g.eui) for g in uplink.gateways] == [
+        ("rennes-hotel-de-ville", None), ("7076ff0056081234", "7076ff0056081234")
+    ]
+
+
+@pytest.mark.parametrize("gateway_id", ["", "gw <1>", "a" * 37, "x/../y", "-gw"])
+def test_a_gateway_id_that_is_neither_an_eui_nor_a_name_is_refused(gateway_id: str) -> None:
+    event = load("up_two_gateways")
+    event["rxInfo"][0]["gatewayId"] = gateway_id
+
+    error = rejected("missing_field", as_json(event), topic=topic("up"))
+    assert "rxInfo.gatewayId" in error.detail
 
 
 def test_received_at_falls_back_to_the_first_network_server_time() -> None:
@@ -341,7 +385,7 @@ def test_protobuf_event_equals_json_event(name: str) -> None:
     assert from_protobuf == from_json
 
 
-def test_protobuf_keeps_frame_counter_zero_and_absent_port() -> None:
+def test_protobuf_keeps_frame_counter_zero_and_port_zero() -> None:
     event = load("up_no_location")
     event["fPort"] = 0
     del event["data"]
@@ -350,7 +394,7 @@ def test_protobuf_keeps_frame_counter_zero_and_absent_port() -> None:
     uplink = parser.parse(binary, origin=ORIGIN, topic=topic("up", SCHOOL_EUI, SCHOOL_APP), now=NOW)
 
     assert isinstance(uplink, Uplink)
-    assert (uplink.f_cnt, uplink.f_port, uplink.payload) == (0, None, b"")
+    assert (uplink.f_cnt, uplink.f_port, uplink.payload) == (0, 0, b"")
 
 
 def test_protobuf_integration_event() -> None:
@@ -375,6 +419,7 @@ def test_protobuf_integration_event() -> None:
             origin=ORIGIN,
             lns="chirpstack",
             event="integration",
+            lns_event="integration",
             dev_eui=AIR_QUALITY_EUI,
             received_at=at("2026-11-20T08:15:32+00:00"),
         )
@@ -434,25 +479,46 @@ def test_status_margin_zero_is_left_out_by_protobuf() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "received_at"),
+    ("name", "kind", "received_at"),
     [
-        ("join", "2026-11-20T07:58:12.345678+00:00"),
-        ("ack", "2026-11-20T08:30:01.250000+00:00"),
-        ("txack", "2026-11-20T08:29:59.100000+00:00"),
-        ("log", "2026-11-20T08:15:30.130000+00:00"),
-        ("location", "2026-11-20T08:15:31+00:00"),
+        ("join", "join", "2026-11-20T07:58:12.345678+00:00"),
+        ("ack", "ack", "2026-11-20T08:30:01.250000+00:00"),
+        # the gateway's acknowledgement of a transmission: the downlink was sent
+        ("txack", "sent", "2026-11-20T08:29:59.100000+00:00"),
+        ("log", "log", "2026-11-20T08:15:30.130000+00:00"),
+        ("location", "location", "2026-11-20T08:15:31+00:00"),
     ],
 )
-def test_other_events_are_counted(name: str, received_at: str) -> None:
+def test_other_events_are_counted(name: str, kind: str, received_at: str) -> None:
     event = parser.parse(body(name), origin=ORIGIN, topic=topic(name), now=NOW)
 
     assert event == OtherEvent(
         origin=ORIGIN,
         lns="chirpstack",
-        event=name,
+        event=kind,
+        lns_event=name,
         dev_eui=AIR_QUALITY_EUI,
         received_at=at(received_at),
     )
+    assert kind in EVENT_KIND_NAMES
+    assert (event.to_json()["event"], event.to_json()["lns_event"]) == (kind, name)
+
+
+def test_an_ack_without_acknowledgement_is_a_nack() -> None:
+    event = load("ack") | {"acknowledged": False}
+
+    from_json = parser.parse(as_json(event), origin=ORIGIN, topic=topic("ack"), now=NOW)
+    # the binary marshaler leaves the false out
+    from_protobuf = parser.parse(as_protobuf(event, "ack"), origin=ORIGIN, topic=topic("ack"), now=NOW)
+
+    for parsed in (from_json, from_protobuf):
+        assert isinstance(parsed, OtherEvent)
+        assert (parsed.event, parsed.lns_event) == ("nack", "ack")
+
+
+def test_every_event_type_has_a_plain_kind() -> None:
+    assert set(EVENT_KINDS) == set(EVENT_MESSAGES)
+    assert set(EVENT_KINDS.values()) <= set(EVENT_KIND_NAMES)
 
 
 def test_other_event_given_by_the_http_event_parameter() -> None:

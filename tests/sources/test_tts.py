@@ -12,7 +12,8 @@ import pytest
 from adapter.exceptions import EventError
 from adapter.sources import get_parser
 from adapter.sources._common import ParseLimits
-from adapter.sources.tts import MESSAGE_EVENTS, TTSParser
+from adapter.sources.tts import EVENT_KINDS, MESSAGE_EVENTS, TTSParser
+from adapter.uplink import EVENT_KINDS as EVENT_KIND_NAMES
 from adapter.uplink import DataRate, GatewayReception, Location, Origin, OtherEvent, Uplink
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "tts"
@@ -80,7 +81,8 @@ def test_uplink_decoded_by_tts_two_gateways_without_location() -> None:
         device_time=None,
         gateways=(
             GatewayReception(
-                gateway_id="0016c001f153a14c",
+                gateway_id="rennes-hotel-de-ville",
+                eui="0016c001f153a14c",
                 rssi=-87.0,
                 snr=9.5,
                 channel=2,
@@ -88,7 +90,8 @@ def test_uplink_decoded_by_tts_two_gateways_without_location() -> None:
                 received_at=at("2026-11-20T08:15:30.110567+00:00"),
             ),
             GatewayReception(
-                gateway_id="7076ff0056081234",
+                gateway_id="eui-7076ff0056081234",
+                eui="7076ff0056081234",
                 rssi=-112.0,
                 snr=-6.25,
                 channel=2,
@@ -130,7 +133,8 @@ def test_confirmed_uplink_three_gateways_with_device_and_gateway_locations() -> 
         gateways=(
             # channel_index 0 is left out of the JSON too
             GatewayReception(
-                gateway_id="b827ebfffe61a2c3",
+                gateway_id="ecole-jules-ferry-toit",
+                eui="b827ebfffe61a2c3",
                 rssi=-96.0,
                 snr=7.25,
                 channel=0,
@@ -140,7 +144,8 @@ def test_confirmed_uplink_three_gateways_with_device_and_gateway_locations() -> 
                 received_at=at("2026-11-20T08:20:04.998877+00:00"),
             ),
             GatewayReception(
-                gateway_id="0016c001f153a14c",
+                gateway_id="rennes-hotel-de-ville",
+                eui="0016c001f153a14c",
                 rssi=-113.0,
                 snr=-2.75,
                 channel=0,
@@ -149,9 +154,11 @@ def test_confirmed_uplink_three_gateways_with_device_and_gateway_locations() -> 
                 ),
                 received_at=at("2026-11-20T08:20:05.001122+00:00"),
             ),
-            # relayed by Packet Broker: no EUI, no location
+            # relayed by Packet Broker: The Things Stack's id is "packetbroker", the EUI is
+            # the forwarding network's gateway's; no location
             GatewayReception(
                 gateway_id="packetbroker",
+                eui="a84041ffff1f2e3d",
                 rssi=-119.0,
                 snr=-12.5,
                 channel=5,
@@ -206,7 +213,9 @@ def test_tenant_in_the_topic_wins_over_network_ids() -> None:
     assert uplink.lns_tenant == "metropole"
 
 
-def test_empty_payload_without_decoded_object_is_left_to_the_pipeline() -> None:
+def test_mac_command_only_uplink_has_fport_zero() -> None:
+    # The Network Server forwards an FPort 0 frame with neither f_port (a zero value, left
+    # out of the JSON) nor frm_payload; the empty payload is left to the pipeline.
     message = load("uplink_message")
     up = message["uplink_message"]
     del up["frm_payload"], up["decoded_payload"], up["f_port"]
@@ -214,7 +223,57 @@ def test_empty_payload_without_decoded_object_is_left_to_the_pipeline() -> None:
     uplink = parser.parse(as_json(message), origin=ORIGIN, topic=topic("up"), now=NOW)
 
     assert isinstance(uplink, Uplink)
-    assert (uplink.payload, uplink.decoded, uplink.f_port) == (b"", None, None)
+    assert (uplink.payload, uplink.decoded, uplink.f_port) == (b"", None, 0)
+    assert uplink.to_json()["f_port"] == 0
+
+
+def test_packet_broker_gateway_without_forwarder_eui() -> None:
+    message = load("uplink_three_gateways_location")
+    relayed = message["uplink_message"]["rx_metadata"][2]
+    del relayed["packet_broker"]["forwarder_gateway_eui"]
+
+    uplink = parser.parse(as_json(message), origin=ORIGIN, topic=SCHOOL_TOPIC, now=NOW)
+
+    assert isinstance(uplink, Uplink)
+    assert (uplink.gateways[2].gateway_id, uplink.gateways[2].eui) == ("packetbroker", None)
+
+
+def test_the_gateway_id_is_kept_and_the_eui_beside_it_in_the_parse_output() -> None:
+    uplink = parser.parse(body("uplink_three_gateways_location"), origin=ORIGIN, topic=SCHOOL_TOPIC, now=NOW)
+
+    assert [(g["id"], g["eui"]) for g in uplink.to_json()["gateways"]] == [
+        ("ecole-jules-ferry-toit", "b827ebfffe61a2c3"),
+        ("rennes-hotel-de-ville", "0016c001f153a14c"),
+        ("packetbroker", "a84041ffff1f2e3d"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "gateway_ids",
+    [
+        {"eui": "0016C001F153A14C"},  # The Things Stack always sets gateway_id
+        {"gateway_id": "Rennes Hotel de Ville"},
+        {"gateway_id": "gw"},  # 3 characters at least
+        {"gateway_id": "a" * 37},  # 36 at most
+        {"gateway_id": "gw--1"},
+        {"gateway_id": "gw-1", "eui": "not-an-eui"},
+        {"gateway_id": 7},
+    ],
+)
+def test_gateway_ids_that_the_things_stack_would_not_write_are_refused(gateway_ids: dict[str, Any]) -> None:
+    message = load("uplink_message")
+    message["uplink_message"]["rx_metadata"][0]["gateway_ids"] = gateway_ids
+
+    error = rejected("missing_field", as_json(message), topic=topic("up"))
+    assert "gateway_id" in error.detail or "eui" in error.detail
+
+
+def test_a_bad_forwarder_gateway_eui_is_refused() -> None:
+    message = load("uplink_three_gateways_location")
+    message["uplink_message"]["rx_metadata"][2]["packet_broker"]["forwarder_gateway_eui"] = "A84041"
+
+    error = rejected("missing_field", as_json(message), topic=SCHOOL_TOPIC)
+    assert "forwarder_gateway_eui" in error.detail
 
 
 def test_received_at_falls_back_to_the_application_server_time() -> None:
@@ -309,10 +368,11 @@ def test_device_location_other_than_user() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "kind", "device", "application", "dev_eui", "received_at"),
+    ("name", "kind", "plain", "device", "application", "dev_eui", "received_at"),
     [
         (
             "join_accept",
+            "join",
             "join",
             "aq-rue-de-la-paix",
             "city-air-quality@metropole",
@@ -322,6 +382,7 @@ def test_device_location_other_than_user() -> None:
         (
             "downlink_ack",
             "down/ack",
+            "ack",
             "aq-rue-de-la-paix",
             "city-air-quality@metropole",
             AIR_QUALITY_EUI,
@@ -330,6 +391,7 @@ def test_device_location_other_than_user() -> None:
         (
             "location_solved",
             "location/solved",
+            "location",
             "ecole-jules-ferry-salle-12",
             "school-climate@metropole",
             SCHOOL_EUI,
@@ -338,10 +400,15 @@ def test_device_location_other_than_user() -> None:
     ],
 )
 def test_other_messages_are_counted(
-    name: str, kind: str, device: str, application: str, dev_eui: str, received_at: str
+    name: str, kind: str, plain: str, device: str, application: str, dev_eui: str, received_at: str
 ) -> None:
     expected = OtherEvent(
-        origin=ORIGIN, lns="tts", event=kind, dev_eui=dev_eui, received_at=at(received_at)
+        origin=ORIGIN,
+        lns="tts",
+        event=plain,
+        lns_event=kind,
+        dev_eui=dev_eui,
+        received_at=at(received_at),
     )
 
     assert (
@@ -372,8 +439,9 @@ def test_downlink_failed_without_received_at_or_eui() -> None:
     event = parser.parse(as_json(message), origin=ORIGIN, topic=topic("down/failed"), now=NOW)
 
     assert event == OtherEvent(
-        origin=ORIGIN, lns="tts", event="down/failed", dev_eui=None, received_at=None
+        origin=ORIGIN, lns="tts", event="failed", lns_event="down/failed", dev_eui=None, received_at=None
     )
+    assert (event.to_json()["event"], event.to_json()["lns_event"]) == ("failed", "down/failed")
 
 
 def test_every_message_type_has_a_topic_kind() -> None:
@@ -384,7 +452,18 @@ def test_every_message_type_has_a_topic_kind() -> None:
     event = parser.parse(as_json(normalized), origin=ORIGIN, event="normalized_uplink", now=NOW)
 
     assert isinstance(event, OtherEvent)
-    assert event.event == "up/normalized"
+    assert (event.event, event.lns_event) == ("normalized", "up/normalized")
+
+
+def test_every_topic_kind_has_a_plain_kind() -> None:
+    # The Things Stack's application topics (pkg/applicationserver/io/mqtt/topics), less the
+    # two the application publishes (down/push, down/replace)
+    assert set(EVENT_KINDS) == set(MESSAGE_EVENTS.values()) == {
+        "up", "up/normalized", "join", "down/queued", "down/sent", "down/ack", "down/nack",
+        "down/failed", "down/invalidated", "location/solved", "service/data",
+    }
+    assert set(EVENT_KINDS.values()) <= set(EVENT_KIND_NAMES)
+    assert EVENT_KINDS["down/ack"] == "ack" and EVENT_KINDS["down/nack"] == "nack"
 
 
 # --- rejections ----------------------------------------------------------------------------

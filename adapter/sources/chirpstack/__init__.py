@@ -5,6 +5,6 @@ Both marshalers are accepted (JSON and protobuf); see ``parser`` for the format 
 
 from __future__ import annotations
 
-from adapter.sources.chirpstack.parser import EVENT_MESSAGES, ChirpStackParser
+from adapter.sources.chirpstack.parser import EVENT_KINDS, EVENT_MESSAGES, ChirpStackParser
 
-__all__ = ["EVENT_MESSAGES", "ChirpStackParser"]
+__all__ = ["EVENT_KINDS", "EVENT_MESSAGES", "ChirpStackParser"]

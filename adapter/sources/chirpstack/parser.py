@@ -4,7 +4,16 @@ Where events come from
     MQTT integration: topic ``application/{application_id}/device/{dev_eui}/event/{event}``;
     HTTP integration: the event type is a query parameter (``?event=up``).
     Event types: ``up``, ``status``, ``join``, ``ack``, ``txack``, ``log``, ``location``,
-    ``integration``.
+    ``integration``. Each is reported as a plain kind of ``EVENT_KINDS`` (``txack``, the
+    gateway's acknowledgement of a downlink transmission, is ``sent``; an ``ack`` whose
+    ``acknowledged`` is false, the device's missing acknowledgement, is ``nack``), the
+    event type kept as ``lns_event``.
+
+Gateways
+    ``rxInfo[].gatewayId`` is the gateway's id, which in v4 is its EUI in hex: it is both
+    the id and the EUI of the ``GatewayReception``. An id that is not an EUI but a name by
+    The Things Stack's rule (hand-written events, such as the demo's) is kept as the id,
+    without EUI; anything else is refused.
 
 Marshalers
     JSON (the protobuf JSON mapping, camelCase) or binary protobuf (``integration.proto``).
@@ -22,8 +31,9 @@ Zero values
     0, ``margin`` 0, ``false``). ChirpStack's JSON writes them for the top-level event
     (``emit_fields`` is set for the ``integration`` package only) but leaves them out inside
     ``rxInfo``/``txInfo`` (``gw`` package). An absent number is therefore read as zero: fCnt 0
-    is a real frame counter, fPort 0 (or absent) means the frame carried no application port.
-    Only an absent RSSI becomes None, because 0 dBm is never a real LoRa reception.
+    is a real frame counter, and fPort 0 is a MAC-command-only frame (ChirpStack sends it with
+    empty ``data``) or a frame without FPort, which ChirpStack also reports as 0. Only an
+    absent RSSI becomes None, because 0 dBm is never a real LoRa reception.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ from adapter.sources._common import (
     check_depth,
     decode_payload,
     field,
+    gateway_id,
     gateway_time,
     load_json_object,
     normalise_eui,
@@ -68,7 +79,7 @@ from adapter.uplink import (
     Uplink,
 )
 
-__all__ = ["EVENT_MESSAGES", "ChirpStackParser"]
+__all__ = ["EVENT_KINDS", "EVENT_MESSAGES", "ChirpStackParser"]
 
 LNS = "chirpstack"
 
@@ -82,6 +93,18 @@ EVENT_MESSAGES: dict[str, type[Message]] = {
     "log": integration.LogEvent,
     "location": integration.LocationEvent,
     "integration": integration_event_type(),
+}
+
+#: event type -> plain event kind (``adapter.uplink.EVENT_KINDS``); ``ack`` depends on the body
+EVENT_KINDS: dict[str, str] = {
+    "up": "up",
+    "status": "status",
+    "join": "join",
+    "ack": "ack",
+    "txack": "sent",
+    "log": "log",
+    "location": "location",
+    "integration": "integration",
 }
 
 _TOPIC = re.compile(
@@ -397,7 +420,6 @@ def _uplink(
 ) -> Uplink:
     device = _device(message)
     rx_info = _rx_info(message)
-    f_port = _uint(message, "fPort")
     return Uplink(
         origin=origin,
         lns=LNS,
@@ -405,7 +427,7 @@ def _uplink(
         device_id=device.device_id,
         application_id=device.application_id,
         f_cnt=_uint(message, "fCnt"),
-        f_port=f_port or None,
+        f_port=_uint(message, "fPort"),
         payload=decode_payload(field(message, "data", str, required=False), limits),
         received_at=_received_at(message, rx_info, limits, now),
         gateways=tuple(_gateway(rx, limits, now) for rx in rx_info),
@@ -447,10 +469,15 @@ def _other(
 ) -> OtherEvent:
     dev_eui = field(message, "deviceInfo.devEui", str, required=False)
     time = field(message, "time", str, required=False)
+    kind = EVENT_KINDS[name]
+    # proto3 leaves out a false ``acknowledged``: absent is a missing acknowledgement.
+    if name == "ack" and not field(message, "acknowledged", bool, required=False):
+        kind = "nack"
     return OtherEvent(
         origin=origin,
         lns=LNS,
-        event=name,
+        event=kind,
+        lns_event=name,
         dev_eui=normalise_eui(dev_eui, "deviceInfo.devEui") if dev_eui else None,
         received_at=parse_time(time, "time", limits, now) if time else None,
     )
@@ -497,8 +524,10 @@ def _received_at(
 
 def _gateway(rx: Mapping[str, Any], limits: ParseLimits, now: datetime) -> GatewayReception:
     rssi = field(rx, "rssi", (int, float), required=False)
+    name, eui = _gateway_identity(field(rx, "gatewayId", str))
     return GatewayReception(
-        gateway_id=field(rx, "gatewayId", str).lower(),
+        gateway_id=name,
+        eui=eui,
         rssi=float(rssi) if rssi is not None else None,
         snr=float(field(rx, "snr", (int, float), required=False) or 0),
         channel=_uint(rx, "channel"),
@@ -511,6 +540,15 @@ def _gateway(rx: Mapping[str, Any], limits: ParseLimits, now: datetime) -> Gatew
             now,
         ),
     )
+
+
+def _gateway_identity(value: str) -> tuple[str, str | None]:
+    """(id, EUI): an EUI in hex is both (ChirpStack v4); any other id is a name, without EUI."""
+    try:
+        eui = normalise_eui(value, "rxInfo.gatewayId")
+    except EventError:
+        return gateway_id(value.lower(), "rxInfo.gatewayId"), None
+    return eui, eui
 
 
 def _data_rate(modulation: Mapping[str, Any] | None) -> DataRate | None:

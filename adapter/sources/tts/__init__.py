@@ -5,6 +5,6 @@ See ``parser`` for the topics, message types and body format.
 
 from __future__ import annotations
 
-from adapter.sources.tts.parser import MESSAGE_EVENTS, TTSParser
+from adapter.sources.tts.parser import EVENT_KINDS, MESSAGE_EVENTS, TTSParser
 
-__all__ = ["MESSAGE_EVENTS", "TTSParser"]
+__all__ = ["EVENT_KINDS", "MESSAGE_EVENTS", "TTSParser"]

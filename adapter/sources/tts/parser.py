@@ -11,12 +11,21 @@ Where messages come from
 Body
     One ``ApplicationUp`` JSON object (snake_case): ``end_device_ids``, ``correlation_ids``,
     ``received_at`` and exactly one message key (``uplink_message``, ``join_accept``...),
-    which is how the message is recognised. Empty fields are left out, so an absent
-    ``f_cnt`` or ``channel_index`` is 0 and an absent ``f_port`` means no application port.
-    64-bit numbers are strings (``settings.frequency``), EUIs upper-case hex.
+    which is how the message is recognised. Zero values are left out (the JSON marshaler
+    does not emit them), so an absent ``f_cnt``, ``f_port`` or ``channel_index`` is 0. The
+    Network Server forwards MAC-command-only frames (FPort 0) and frames without FPort as
+    uplinks with no ``f_port`` and no ``frm_payload``: both are ``f_port`` 0 here.
+    64-bit numbers are strings (``settings.frequency``), EUIs and bytes upper-case hex.
 
-Only ``uplink_message`` becomes an ``Uplink``; every other message is an ``OtherEvent`` named
-after its MQTT topic kind (``join``, ``down/ack``, ``location/solved``...).
+Gateways
+    ``rx_metadata[].gateway_ids`` holds the gateway's id (``gateway_id``, the name its
+    operators know, which The Things Stack always sets) and its EUI (``eui``) when it has one.
+    Uplinks relayed by Packet Broker carry the id ``packetbroker`` and no EUI; the forwarding
+    network's gateway EUI, when it shares it, is ``packet_broker.forwarder_gateway_eui``.
+
+Only ``uplink_message`` becomes an ``Uplink``; every other message is an ``OtherEvent`` of the
+plain kind of ``EVENT_KINDS`` (``down/ack`` is ``ack``), its MQTT topic kind kept as
+``lns_event``.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from adapter.sources._common import (
     ParseLimits,
     decode_payload,
     field,
+    gateway_id,
     gateway_time,
     load_json_object,
     normalise_eui,
@@ -41,7 +51,7 @@ from adapter.sources._common import (
 )
 from adapter.uplink import DataRate, Event, GatewayReception, Location, Origin, OtherEvent, Uplink
 
-__all__ = ["MESSAGE_EVENTS", "TTSParser"]
+__all__ = ["EVENT_KINDS", "MESSAGE_EVENTS", "TTSParser"]
 
 LNS = "tts"
 
@@ -58,6 +68,21 @@ MESSAGE_EVENTS: dict[str, str] = {
     "downlink_queue_invalidated": "down/invalidated",
     "location_solved": "location/solved",
     "service_data": "service/data",
+}
+
+#: MQTT topic kind -> plain event kind (``adapter.uplink.EVENT_KINDS``)
+EVENT_KINDS: dict[str, str] = {
+    "up": "up",
+    "up/normalized": "normalized",
+    "join": "join",
+    "down/queued": "queued",
+    "down/sent": "sent",
+    "down/ack": "ack",
+    "down/nack": "nack",
+    "down/failed": "failed",
+    "down/invalidated": "invalidated",
+    "location/solved": "location",
+    "service/data": "integration",
 }
 
 # Every name a caller may give for a message type -> its body key.
@@ -176,7 +201,6 @@ def _uplink(
     message: Mapping[str, Any], route: _Route, origin: Origin, limits: ParseLimits, now: datetime
 ) -> Uplink:
     up: Mapping[str, Any] = field(message, "uplink_message", Mapping)
-    f_port = _uint(up, "f_port")
     return Uplink(
         origin=origin,
         lns=LNS,
@@ -186,7 +210,7 @@ def _uplink(
         device_id=field(message, "end_device_ids.device_id", str),
         application_id=field(message, "end_device_ids.application_ids.application_id", str),
         f_cnt=_uint(up, "f_cnt"),
-        f_port=f_port or None,
+        f_port=_uint(up, "f_port"),
         payload=decode_payload(field(up, "frm_payload", str, required=False), limits),
         received_at=_received_at(message, up, limits, now),
         gateways=tuple(_gateway(rx, limits, now) for rx in _rx_metadata(up)),
@@ -203,14 +227,15 @@ def _uplink(
 
 
 def _other(
-    event: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime
+    topic_kind: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime
 ) -> OtherEvent:
     dev_eui = field(message, "end_device_ids.dev_eui", str, required=False)
     received_at = field(message, "received_at", str, required=False)
     return OtherEvent(
         origin=origin,
         lns=LNS,
-        event=event,
+        event=EVENT_KINDS[topic_kind],
+        lns_event=topic_kind,
         dev_eui=normalise_eui(dev_eui, "end_device_ids.dev_eui") if dev_eui else None,
         received_at=parse_time(received_at, "received_at", limits, now) if received_at else None,
     )
@@ -256,7 +281,10 @@ def _gateway(rx: Mapping[str, Any], limits: ParseLimits, now: datetime) -> Gatew
     if rssi is None:
         rssi = field(rx, "channel_rssi", (int, float), required=False)
     return GatewayReception(
-        gateway_id=_gateway_id(rx),
+        gateway_id=gateway_id(
+            field(rx, "gateway_ids.gateway_id", str), "rx_metadata.gateway_ids.gateway_id"
+        ),
+        eui=_gateway_eui(rx),
         rssi=float(rssi) if rssi is not None else None,
         snr=float(field(rx, "snr", (int, float), required=False) or 0),
         channel=_uint(rx, "channel_index"),
@@ -271,16 +299,15 @@ def _gateway(rx: Mapping[str, Any], limits: ParseLimits, now: datetime) -> Gatew
     )
 
 
-def _gateway_id(rx: Mapping[str, Any]) -> str:
-    """The gateway EUI (lower-case hex, as ChirpStack names gateways), else its TTS gateway ID.
-
-    Gateways relayed by Packet Broker have no EUI, only the ID ``packetbroker``.
-    """
+def _gateway_eui(rx: Mapping[str, Any]) -> str | None:
+    """The gateway's EUI, else (Packet Broker) the EUI of the forwarding network's gateway."""
     eui = field(rx, "gateway_ids.eui", str, required=False)
     if eui:
-        return normalise_eui(eui, "gateway_ids.eui")
-    gateway_id: str = field(rx, "gateway_ids.gateway_id", str)
-    return gateway_id
+        return normalise_eui(eui, "rx_metadata.gateway_ids.eui")
+    forwarder = field(rx, "packet_broker.forwarder_gateway_eui", str, required=False)
+    if forwarder:
+        return normalise_eui(forwarder, "rx_metadata.packet_broker.forwarder_gateway_eui")
+    return None
 
 
 def _data_rate(up: Mapping[str, Any]) -> DataRate | None:
