@@ -47,6 +47,7 @@ from adapter.demo.network import free_port
 from adapter.demo.sharing import SharingReport, run_sharing
 from adapter.mapping.profile import load_profiles
 from adapter.ngsild.broker import create_broker_app
+from adapter.ngsild.context_server import broker_context
 from adapter.pipeline import PipelineResult
 from adapter.provenance.runtime import ProvenanceRuntime
 from adapter.provenance.verify import verification_lines
@@ -93,7 +94,11 @@ async def run_demo(
     mosquitto.start()
     broker_port, http_port = free_port(), free_port()
     keys = Path(tempfile.mkdtemp(prefix="ngsild-adapter-demo-keys-"))
-    broker = web.AppRunner(create_broker_app(db_path=report.broker_db), access_log=None)
+    contexts_url = f"http://{HOST}:{http_port}/contexts"
+    # Offline, like an Orion-LD inside a public body's network: it fetches only the adapter's
+    # served contexts, so a request naming an upstream context fails here as it would there.
+    broker = web.AppRunner(create_broker_app(db_path=report.broker_db, reachable_contexts=[contexts_url + "/"]),
+                           access_log=None)
     await broker.setup()
     await web.TCPSite(broker, HOST, broker_port).start()
     fleet = build_fleet()
@@ -110,7 +115,7 @@ async def run_demo(
             if c.name in used
         ),
         broker=dataclasses.replace(config.broker, url=f"http://{HOST}:{broker_port}"),
-        contexts_url=f"http://{HOST}:{http_port}/contexts",
+        contexts_url=contexts_url,
         provenance=dataclasses.replace(config.provenance, key_dir=keys),
     )
     try:
@@ -124,7 +129,7 @@ async def run_demo(
             report.published = await _publish(events, demo_config, mosquitto.port, http_port, progress, report)
             await _wait(service, report, progress)
             report.dead_letters = service.pipeline.dead_letters.counts() if service.pipeline else {}
-            await _read_back(report, f"http://{HOST}:{broker_port}", config)
+            await _read_back(report, f"http://{HOST}:{broker_port}", demo_config)
             assert service.provenance is not None
             await _provenance(service.provenance, report, progress)
             if sharing:
@@ -221,7 +226,7 @@ async def _read_back(report: DemoReport, broker_url: str, config: AdapterConfig)
             for entity_type, context in types:
                 async with http.get(
                     f"{broker_url}/ngsi-ld/v1/entities", params={"type": entity_type, "count": "true", "limit": "1"},
-                    headers={"NGSILD-Tenant": tenant, "Link": _LINK.format(context)},
+                    headers={"NGSILD-Tenant": tenant, "Link": _LINK.format(broker_context(context, config.contexts_url))},
                 ) as answer:
                     if answer.status == 200 and int(answer.headers.get("NGSILD-Results-Count", "0")):
                         counts[entity_type] = int(answer.headers["NGSILD-Results-Count"])
@@ -229,7 +234,7 @@ async def _read_back(report: DemoReport, broker_url: str, config: AdapterConfig)
                 report.entities[tenant] = counts
         context = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
         report.context = context
-        headers = {"NGSILD-Tenant": "ville", "Link": _LINK.format(context)}
+        headers = {"NGSILD-Tenant": "ville", "Link": _LINK.format(broker_context(context, config.contexts_url))}
         async with http.get(f"{broker_url}/ngsi-ld/v1/entities", params={"type": "AirQualityObserved", "limit": "1"},
                             headers=headers) as answer:
             found = await answer.json() if answer.status == 200 else []

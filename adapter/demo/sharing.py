@@ -106,7 +106,7 @@ async def run_sharing(
             context = GatewayContext(
                 validator.validate, load_policies(config, POLICIES), broker_url, session,
                 entity_contexts(load_profiles(config.models_dir)), log, subscriptions=store,
-                public_url=f"http://{HOST}:{gateway_port}",
+                public_url=f"http://{HOST}:{gateway_port}", contexts_url=config.contexts_url,
                 endpoints=EndpointPolicy((parse_prefix(f"http://{HOST}:{endpoint_port}/"),),
                                          (ip_network(f"{HOST}/32"),)),
             )

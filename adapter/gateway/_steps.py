@@ -55,7 +55,9 @@ class GatewayContext:
     URL allowlist, and the addresses refused at every connection (``notifier``'s connector).
     ``validate`` turns a bearer token into a ``Principal`` or raises an error with a ``reason``;
     ``policies`` decide (``adapter.access.decide.Policies``); ``contexts`` maps each entity type
-    to its Smart Data Models @context URL; ``adapter_terms`` the adapter's own terms to their
+    to its Smart Data Models @context URL (what partners name), ``contexts_url`` where the
+    broker fetches the adapter's served copies (what the broker is named, when set);
+    ``adapter_terms`` the adapter's own terms to their
     IRIs (``linkMargin``...); ``adapter_url`` and ``adapter_token``: ``ngsild-adapter serve``
     (SPARQL, provenance, logs) and the secret it requires.
     """
@@ -76,6 +78,7 @@ class GatewayContext:
     adapter_terms: Mapping[str, str] | None = None
     cells: CellStore | None = None  # the published cells of aggregated grants (adapter.access.cells)
     cell_publication_delay: timedelta = timedelta(hours=1)
+    contexts_url: str | None = None  # the adapter's served contexts, as the broker reaches them
 
 
 class _Answer(Exception):
@@ -101,7 +104,8 @@ class _Steps:
 
     def __init__(self, context: GatewayContext) -> None:
         self.c = context
-        self.vocabulary = Vocabulary(context.contexts, dict(context.adapter_terms or _default_adapter_terms()))
+        self.vocabulary = Vocabulary(context.contexts, dict(context.adapter_terms or _default_adapter_terms()),
+                                     contexts_url=context.contexts_url)
         self.short_names = self.vocabulary.short_names()
         self._own_notifier = context.notifier is None
         self.notifier = context.notifier

@@ -130,6 +130,7 @@ async def open_gateway(config: AdapterConfig, *, state_dir: Path | None = None) 
                 access_log, subscriptions=subscriptions, public_url=settings.public_url, endpoints=endpoints,
                 adapter_url=settings.adapter_url, adapter_token=adapter_token, cells=cells,
                 cell_publication_delay=timedelta(seconds=settings.cell_publication_delay_s),
+                contexts_url=config.contexts_url,
             )
             yield create_gateway_app(context)
     finally:

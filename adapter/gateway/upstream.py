@@ -32,6 +32,7 @@ from adapter.access.decide import (
     ValueProvenanceDecision,
 )
 from adapter.access.requests import GeoQuery, LogRequest, Selection
+from adapter.ngsild.context_server import broker_context
 from adapter.ngsild.qlang import to_text
 
 __all__ = [
@@ -64,13 +65,21 @@ _SAFE = ":@!$&'()*+,;="
 class Vocabulary:
     """How the broker is told attribute names: the Smart Data Models ``@context`` of each type,
     and the full IRIs of the adapter's own terms (``linkMargin``, ``qualityFlag``...), which
-    the type's context does not define (short name -> IRI; the answers map them back)."""
+    the type's context does not define (short name -> IRI; the answers map them back).
+    ``contexts_url``: the adapter's served contexts, which a broker without internet can
+    fetch (``adapter.ngsild.context_server.broker_context``)."""
 
     contexts: Mapping[str, str]
     iris: Mapping[str, str] = field(default_factory=dict)
+    contexts_url: str | None = None
 
     def context(self, entity_type: str) -> str:
+        """The context partners are answered with (its official URL)."""
         return self.contexts[entity_type]
+
+    def broker_context(self, entity_type: str) -> str:
+        """The context the broker is sent for this type: its served copy when configured."""
+        return broker_context(self.contexts[entity_type], self.contexts_url)
 
     def broker_name(self, name: str) -> str:
         return self.iris.get(name, name)
@@ -203,7 +212,7 @@ def entity_query(narrowed: NarrowedEntityQuery, vocabulary: Vocabulary) -> Upstr
     if request.projection.sys_attrs:
         params.append(("options", "sysAttrs"))
     return Upstream("GET", (*_API, "entities"), tuple(params),
-                    _broker_headers(request.selection.tenant, vocabulary.context(request.selection.entity_type)))
+                    _broker_headers(request.selection.tenant, vocabulary.broker_context(request.selection.entity_type)))
 
 
 def temporal_query(narrowed: NarrowedTemporalQuery, vocabulary: Vocabulary) -> Upstream:
@@ -231,7 +240,7 @@ def temporal_query(narrowed: NarrowedTemporalQuery, vocabulary: Vocabulary) -> U
     if request.page.count:
         params.append(("count", "true"))
     return Upstream("GET", (*_API, "temporal", "entities"), tuple(params),
-                    _broker_headers(request.selection.tenant, vocabulary.context(request.selection.entity_type)))
+                    _broker_headers(request.selection.tenant, vocabulary.broker_context(request.selection.entity_type)))
 
 
 def location_history(narrowed: NarrowedTemporalQuery, ids: Sequence[str], vocabulary: Vocabulary) -> Upstream:
@@ -241,7 +250,7 @@ def location_history(narrowed: NarrowedTemporalQuery, ids: Sequence[str], vocabu
     params = (("type", selection.entity_type), ("id", ",".join(ids)), ("attrs", "location"),
               ("limit", str(len(ids))))
     return Upstream("GET", (*_API, "temporal", "entities"), params,
-                    _broker_headers(selection.tenant, vocabulary.context(selection.entity_type)))
+                    _broker_headers(selection.tenant, vocabulary.broker_context(selection.entity_type)))
 
 
 def _area_params(query: CellQuery) -> list[tuple[str, str]]:
@@ -260,7 +269,7 @@ def cells_read(query: CellQuery, start: datetime, end: datetime, offset: int, vo
               ("timerel", "between"), ("timeAt", iso(start)), ("endTimeAt", iso(end)), ("timeproperty", "observedAt"),
               ("options", "temporalValues"), ("limit", str(page_size)), ("offset", str(offset))]
     return Upstream("GET", (*_API, "temporal", "entities"), tuple(params),
-                    _broker_headers(query.tenant, vocabulary.context(query.entity_type)))
+                    _broker_headers(query.tenant, vocabulary.broker_context(query.entity_type)))
 
 
 def cells_locations(query: CellQuery, offset: int, vocabulary: Vocabulary, *, page_size: int = 100) -> Upstream:
@@ -269,7 +278,7 @@ def cells_locations(query: CellQuery, offset: int, vocabulary: Vocabulary, *, pa
     params = [("type", query.entity_type), *_area_params(query), ("attrs", "location"),
               ("limit", str(page_size)), ("offset", str(offset))]
     return Upstream("GET", (*_API, "entities"), tuple(params),
-                    _broker_headers(query.tenant, vocabulary.context(query.entity_type)))
+                    _broker_headers(query.tenant, vocabulary.broker_context(query.entity_type)))
 
 
 def broker_subscription(narrowed: NarrowedSubscription, notify_url: str, vocabulary: Vocabulary) -> Upstream:
@@ -288,7 +297,7 @@ def broker_subscription(narrowed: NarrowedSubscription, notify_url: str, vocabul
             "attributes": _attrs(request.attributes, narrowed.rules.checks, vocabulary).split(","),
             "endpoint": {"uri": notify_url, "accept": "application/json"},
         },
-        "@context": vocabulary.context(selection.entity_type),
+        "@context": vocabulary.broker_context(selection.entity_type),
     }
     if request.watched is not None:
         body["watchedAttributes"] = sorted(vocabulary.broker_name(n) for n in request.watched)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -10,6 +11,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyld import jsonld
+
+from adapter.ngsild.broker.jsonld import ContextResolver, HttpContextLoader
+from adapter.ngsild.broker.payload import normalize_entity
+from adapter.ngsild.broker.render import render_entity
+from adapter.ngsild.broker.store import StoredEntity
+from adapter.ngsild.contexts import document_loader, load_context
 
 from tests.broker.helpers import ADAPTER_CONTEXT, CORE, ERRORS, SDM, SDM_ENVIRONMENT, air_quality, link, problem
 
@@ -223,3 +233,98 @@ async def test_context_documents_referring_to_other_contexts(client: TestClient,
 
     assert await stored.json() == {"id": "urn:ngsi-ld:Meter:1", "type": "http://example.org/Meter",
                                    "https://w3id.org/ngsild-adapter/ns#fCnt": 7}
+
+
+# --- @container on attribute terms: the broker compacts what it expanded as pyld does ---
+
+_NS = "http://example.org/ns#"
+_IRIS = [_NS + "a", _NS + "b", _NS + "c"]
+_TERMS = ["pa", "pb", "pc", "qa", "qbb"]
+_DEFINITIONS = st.sampled_from(["plain", "id", "list", "set", "typed"])
+
+
+def _definition(iri: str, kind: str) -> Any:
+    return {"plain": iri, "id": {"@id": iri}, "list": {"@id": iri, "@container": "@list"},
+            "set": {"@id": iri, "@container": "@set"}, "typed": {"@id": iri, "@type": "@id"}}[kind]
+
+
+@st.composite
+def _contexts(draw: st.DrawFn) -> dict[str, Any]:
+    terms = draw(st.lists(st.sampled_from(_TERMS), min_size=1, max_size=4, unique=True))
+    context: dict[str, Any] = {term: _definition(draw(st.sampled_from(_IRIS)), draw(_DEFINITIONS)) for term in terms}
+    if draw(st.booleans()):
+        context["ex"] = _NS
+    return context
+
+
+@st.composite
+def _written(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A context and an entity written with it: attribute keys with distinct IRIs."""
+    context = draw(_contexts())
+    keys: dict[str, str] = {}  # iri -> key naming it
+    for term, definition in context.items():
+        if term != "ex":
+            keys.setdefault(definition if isinstance(definition, str) else definition["@id"], term)
+    for iri in _IRIS:
+        if iri not in keys and draw(st.booleans()):
+            keys[iri] = "ex:" + iri[len(_NS):] if "ex" in context else iri
+    entity: dict[str, Any] = {"id": "urn:ngsi-ld:Thing:1", "type": "Thing"}
+    for number, key in enumerate(keys.values()):
+        attribute: dict[str, Any] = {"type": "Property", "value": number}
+        if draw(st.booleans()):
+            sub = draw(st.sampled_from(list(keys.values())))
+            attribute[sub] = {"type": "Property", "value": "x"}
+        has_container = isinstance(context.get(key), dict) and "@container" in context[key]
+        entity[key] = [attribute] if has_container and draw(st.booleans()) else attribute
+    return context, entity
+
+
+def _pyld(entity: dict[str, Any], written: dict[str, Any], read: dict[str, Any]) -> dict[str, Any]:
+    options = {"documentLoader": document_loader()}
+    expanded = jsonld.expand({"@context": [written, CORE], **entity}, options)
+    compacted: dict[str, Any] = jsonld.compact(expanded, [read, CORE], options)
+    del compacted["@context"]
+    return compacted
+
+
+def _broker(entity: dict[str, Any], written: dict[str, Any], read: dict[str, Any]) -> dict[str, Any]:
+    async def run() -> dict[str, Any]:
+        resolver = ContextResolver(HttpContextLoader())
+        stored = normalize_entity(entity, await resolver.resolve(written))
+        assert stored.type is not None
+        entity_now = StoredEntity(stored.id, stored.type, "2026-01-01T00:00:00.000Z",
+                                  "2026-01-01T00:00:00.000Z", stored.attrs)
+        return render_entity(entity_now, await resolver.resolve(read))
+
+    return asyncio.run(run())
+
+
+@settings(max_examples=150, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=_written(), read=_contexts())
+def test_containers_expand_and_compact_as_pyld_does(case: tuple[dict[str, Any], dict[str, Any]],
+                                                    read: dict[str, Any]) -> None:
+    written, entity = case
+    assert not set(_TERMS) & set(load_context(CORE)["@context"])
+
+    assert _broker(entity, written, read) == _pyld(entity, written, read)
+    assert _broker(entity, written, written) == _pyld(entity, written, written)
+
+
+async def test_an_attribute_under_a_list_term_comes_back_as_a_processor_compacts_it(client: TestClient) -> None:
+    # the old project context declared validRange with "@container": "@list": what was written
+    # with it stays a list, under any context (Scorpio answered the same)
+    listed = {"validRange": {"@id": "https://w3id.org/ngsild-adapter/ns#validRange", "@container": "@list"}}
+    body = {"id": "urn:ngsi-ld:Thing:1", "type": "Thing", "@context": listed,
+            "validRange": {"type": "Property", "value": [-40, 60]}}
+
+    created = await client.post("/ngsi-ld/v1/entities", data=json.dumps(body),
+                                headers={"Content-Type": "application/ld+json"})
+    core_only = await (await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:1")).json()
+    fixed = await (await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:1", headers=link(ADAPTER_CONTEXT))).json()
+
+    assert created.status == 201
+    attribute = {"type": "Property", "value": [-40, 60]}
+    assert core_only["https://w3id.org/ngsild-adapter/ns#validRange"] == {"@list": [attribute]}
+    assert fixed == _pyld({k: v for k, v in body.items() if k != "@context"}, listed, load_context(ADAPTER_CONTEXT)
+                          ["@context"]) == {"id": "urn:ngsi-ld:Thing:1", "type": "Thing",
+                                            "validRange": {"@list": [attribute]}}

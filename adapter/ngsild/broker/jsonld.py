@@ -13,17 +13,27 @@ Orion-LD (see the reference note, section 4):
   ``https://uri.etsi.org/ngsi-ld/default-context/``); ``prefix:suffix`` expands through the
   prefix term; absolute IRIs stay as they are;
 - compaction uses the request's context only: a term for the IRI, else the default-context
-  tail (always short), else a ``prefix:suffix`` form, else the full IRI.
+  tail (always short), else a ``prefix:suffix`` form, else the full IRI;
+- ``@container`` ``@list`` and ``@set`` on the term naming an attribute (or sub-attribute)
+  act as in a JSON-LD processor (pyld): ``@list`` wraps the attribute node in a list when it
+  is expanded, and compaction picks a term by the attribute's list-ness (a listed attribute
+  prefers a ``@list`` term and is ``{"@list": [...]}`` under any other name; an unlisted one
+  prefers a ``@set`` term, which writes it as a one-element array, and never takes a
+  ``@list`` term). Other containers and type coercion are ignored (values stay as sent).
 
 Remote contexts come from the project's local copies first (``adapter.ngsild.contexts``), then
 over HTTP (5 s timeout). Downloads are cached; a failure is ``LdContextNotAvailable`` (503).
+An offline broker (``HttpContextLoader(reachable=...)``) stands for an Orion-LD inside a
+network without internet: no local copies, and only URLs under the reachable prefixes are
+downloaded; any other is 503 LdContextNotAvailable with the URL, as Orion-LD answers when
+its download fails.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -34,6 +44,8 @@ from adapter.ngsild.contexts import CORE_CONTEXT, context_files, load_context
 __all__ = [
     "CORE_URL",
     "DEFAULT_VOCAB",
+    "LIST",
+    "SET",
     "ContextResolver",
     "DocumentLoader",
     "HttpContextLoader",
@@ -49,6 +61,10 @@ _MAX_NESTING = 8
 _CORE_URL = re.compile(r"https?://uri\.etsi\.org/ngsi-ld/v1/ngsi-ld-core-context(?:-v\d+\.\d+)?\.jsonld\Z")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]+\Z")
 _GEN_DELIMS = (":", "/", "?", "#", "[", "]", "@")
+#: The containers honoured on attribute terms (``_OTHER``: any other, never chosen for one).
+LIST = "@list"
+SET = "@set"
+_OTHER = "@other"
 
 #: Fetches a context document by URL and returns it parsed (a dict with ``@context``).
 DocumentLoader = Callable[[str], Awaitable[Any]]
@@ -78,11 +94,21 @@ class _TermMap:
         self._raw = raw
         self.terms: dict[str, str] = {}
         self.prefixes: dict[str, str] = {}
+        #: term -> LIST / SET / _OTHER, for terms declaring a container
+        self.containers: dict[str, str] = {}
+        #: terms coercing to ``@id`` (preferred by a processor for node objects)
+        self.id_typed: set[str] = set()
         for term in raw:
             iri = self._resolve(term, set())
             if iri is not None:
                 self.terms[term] = iri
                 value = raw[term]
+                if isinstance(value, Mapping):
+                    container = _container(value.get("@container"))
+                    if container is not None:
+                        self.containers[term] = container
+                    if value.get("@type") == "@id":
+                        self.id_typed.add(term)
                 if isinstance(value, str) and iri.endswith(_GEN_DELIMS):
                     self.prefixes[term] = iri
                 elif isinstance(value, Mapping) and value.get("@prefix") is True:
@@ -127,6 +153,8 @@ class TermContext:
         self._expanded: dict[str, str] = {}
         self._compacted: dict[str, str] = {}
         self._inverse: dict[str, str] | None = None
+        self._members: dict[tuple[str, bool], tuple[str, str | None]] = {}
+        self._selection: dict[str, dict[tuple[str, str], str]] | None = None
 
     @property
     def link(self) -> str:
@@ -163,6 +191,43 @@ class TermContext:
         self._expanded[name] = iri
         return iri
 
+    def container(self, name: str) -> str | None:
+        """The container (``LIST``, ``SET``, other, or ``None``) of the term ``expand(name)`` used."""
+        if name in self._core.terms:
+            return self._core.containers.get(name)
+        user = self._user
+        if user is not None and name in user.terms:
+            return user.containers.get(name)
+        return None
+
+    def compact_attribute(self, iri: str, *, listed: bool = False) -> tuple[str, str | None]:
+        """The key of an attribute node in an answer and the container of the term chosen.
+
+        A processor selects the term by the value's shape (JSON-LD 1.1 IRI compaction):
+        a listed node takes a ``@list`` term, else a term without container; an unlisted
+        node a ``@set`` term, else one without container; among equals a term coercing to
+        ``@id`` first, then the shortest. No term: the same fallbacks as ``compact``, but never
+        a string that is itself a term of the context (it would read back as that term).
+        """
+        key = (iri, listed)
+        found = self._members.get(key)
+        if found is not None:
+            return found
+        chosen: tuple[str, str | None] | None = None
+        candidates = self._selection_map().get(iri, {})
+        for container in (LIST, "") if listed else (SET, ""):
+            for preference in ("@id", ""):
+                term = candidates.get((container, preference))
+                if term is not None:
+                    chosen = (term, container or None)
+                    break
+            if chosen is not None:
+                break
+        if chosen is None:
+            chosen = (self._shorten(iri, avoid_terms=True), None)
+        self._members[key] = chosen
+        return chosen
+
     def compact(self, iri: str) -> str:
         found = self._compacted.get(iri)
         if found is not None:
@@ -173,25 +238,51 @@ class TermContext:
         self._compacted[iri] = term
         return term
 
-    def _shorten(self, iri: str) -> str:
+    def _is_term(self, name: str) -> bool:
+        return name in self._core.terms or (self._user is not None and name in self._user.terms)
+
+    def _shorten(self, iri: str, *, avoid_terms: bool = False) -> str:
         if iri.startswith(DEFAULT_VOCAB) and len(iri) > len(DEFAULT_VOCAB):
-            return iri[len(DEFAULT_VOCAB):]
+            tail = iri[len(DEFAULT_VOCAB):]
+            if not (avoid_terms and self._is_term(tail)):
+                return tail
         user = self._user
         if user is not None and user.vocab and iri.startswith(user.vocab) and len(iri) > len(user.vocab):
             tail = iri[len(user.vocab):]
             if tail not in user.terms and tail not in self._core.terms:
                 return tail
         best = ""
-        best_iri = ""
         for source in (self._core, user):
             if source is None:
                 continue
             for prefix, base in source.prefixes.items():
-                if iri.startswith(base) and len(iri) > len(base) and len(base) > len(best_iri):
-                    best, best_iri = prefix, base
-        if best:
-            return f"{best}:{iri[len(best_iri):]}"
-        return iri
+                if iri.startswith(base) and len(iri) > len(base):
+                    curie = f"{prefix}:{iri[len(base):]}"
+                    if avoid_terms and self._is_term(curie):
+                        continue
+                    # a processor takes the shortest compact IRI, then the first in code order
+                    if not best or (len(curie), curie) < (len(best), best):
+                        best = curie
+        return best or iri
+
+    def _selection_map(self) -> dict[str, dict[tuple[str, str], str]]:
+        # iri -> (container or "", "@id" or "") -> the term a processor selects for it
+        if self._selection is None:
+            selection: dict[str, dict[tuple[str, str], str]] = {}
+            merged: dict[str, tuple[str, str | None, bool]] = {}
+            for source in (self._user, self._core):  # core last: its terms win
+                if source is None:
+                    continue
+                for term, iri in source.terms.items():
+                    merged[term] = (iri, source.containers.get(term), term in source.id_typed)
+            for term in sorted(merged, key=lambda t: (len(t), t)):
+                iri, container, id_typed = merged[term]
+                if container == _OTHER:
+                    continue
+                slot = (container or "", "@id" if id_typed else "")
+                selection.setdefault(iri, {}).setdefault(slot, term)
+            self._selection = selection
+        return self._selection
 
     def _inverse_map(self) -> dict[str, str]:
         if self._inverse is None:
@@ -210,15 +301,23 @@ class TermContext:
 
 
 class HttpContextLoader:
-    """The default ``DocumentLoader``: local copies first, then HTTP(S) with a timeout."""
+    """The default ``DocumentLoader``: local copies first, then HTTP(S) with a timeout.
 
-    def __init__(self, timeout_s: float = FETCH_TIMEOUT_S) -> None:
+    ``reachable`` (URL prefixes) makes it offline: no local copies, and nothing is
+    downloaded from outside those prefixes (the adapter's served contexts, say).
+    """
+
+    def __init__(self, timeout_s: float = FETCH_TIMEOUT_S, *, reachable: Sequence[str] | None = None) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
+        self._reachable = None if reachable is None else tuple(reachable)
 
     async def __call__(self, url: str) -> Any:
-        if url in context_files():
-            return load_context(url)
+        if self._reachable is None:
+            if url in context_files():
+                return load_context(url)
+        elif not url.startswith(self._reachable):
+            raise LdContextNotAvailable("Unable to download context", url)
         if not url.startswith(("http://", "https://")):
             raise LdContextNotAvailable("Unable to download context", url)
         if self._session is None:
@@ -300,6 +399,18 @@ class ContextResolver:
             raise LdContextNotAvailable("Unable to download context", url) from exc
         self._documents[url] = document
         return document
+
+
+def _container(value: Any) -> str | None:
+    """``@container`` of a term definition: ``LIST``, ``SET``, ``_OTHER`` or ``None`` (none)."""
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else value if isinstance(value, list) else [None]
+    if names == [LIST]:
+        return LIST
+    if names == [SET]:
+        return SET
+    return _OTHER if names else None
 
 
 def _check_context_value(value: Any) -> None:

@@ -3,7 +3,10 @@
 The stored form is normalized NGSI-LD with expanded names: the entity type and every
 attribute and sub-attribute name are full IRIs, shorthand (concise / keyValues) input is
 rewritten as full attributes, ``observedAt`` is normalised to UTC milliseconds, and values
-are kept exactly as sent. The checks and their messages follow Orion-LD's payload checks
+are kept exactly as sent. An attribute named by a term with ``"@container": "@list"`` is
+a one-element JSON-LD list in the expanded form; its stored form carries ``LISTED`` so
+that answers compact it as a processor would (``jsonld.TermContext.compact_attribute``).
+The checks and their messages follow Orion-LD's payload checks
 (reference note, section 6); every failure is ``BadRequestData``.
 
 This runs for every attribute of every entity of a batch, so it avoids copies and
@@ -19,11 +22,12 @@ from typing import Any
 from adapter.ngsild.broker.datetimes import normalize_datetime
 from adapter.ngsild.broker.errors import BadRequestData
 from adapter.ngsild.broker.geo import GEOMETRY_TYPES, check_geometry, is_geometry
-from adapter.ngsild.broker.jsonld import TermContext
+from adapter.ngsild.broker.jsonld import LIST, SET, TermContext
 
 __all__ = [
     "ATTRIBUTE_MEMBERS",
     "GEO_ATTRIBUTES",
+    "LISTED",
     "VALUE_MEMBER",
     "EntityInput",
     "check_attribute_name",
@@ -49,6 +53,9 @@ ATTRIBUTE_MEMBERS = frozenset({
     "type", "value", "object", "objectType", "languageMap", "vocab", "json", "valueList", "objectList",
     "observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt", "instanceId",
 })
+#: Stored member marking an attribute that was expanded into a JSON-LD list (never a name:
+#: stored names are expanded IRIs).
+LISTED = "@list"
 #: Core attributes that must be GeoProperties (expanded names).
 GEO_ATTRIBUTES = frozenset({
     "https://uri.etsi.org/ngsi-ld/location",
@@ -118,7 +125,7 @@ def normalize_entity(body: Any, context: TermContext, *, require_id: bool = True
             continue
         check_attribute_name(name)
         iri = context.expand(name)
-        attrs[iri] = normalize_attribute(iri, value, context)
+        attrs[iri] = _named_attribute(name, iri, value, context)
     return EntityInput(entity_id, entity_type, attrs)
 
 
@@ -134,8 +141,22 @@ def normalize_attributes(body: Any, context: TermContext) -> dict[str, dict[str,
             raise BadRequestData("Invalid attribute name", name)
         check_attribute_name(name)
         iri = context.expand(name)
-        attrs[iri] = normalize_attribute(iri, value, context)
+        attrs[iri] = _named_attribute(name, iri, value, context)
     return attrs
+
+
+def _named_attribute(name: str, iri: str, raw: Any, context: TermContext) -> dict[str, Any]:
+    """``normalize_attribute`` with the container of the term ``name`` applied."""
+    container = context.container(name)
+    if container not in (LIST, SET):
+        return normalize_attribute(iri, raw, context)
+    # under a @list or @set term, [x] and x expand alike (an array is the container's form)
+    if type(raw) is list and len(raw) == 1 and type(raw[0]) is dict:
+        raw = raw[0]
+    attribute = normalize_attribute(iri, raw, context)
+    if container == LIST:
+        attribute[LISTED] = True
+    return attribute
 
 
 def normalize_attribute(iri: str, raw: Any, context: TermContext) -> dict[str, Any]:
@@ -189,7 +210,7 @@ def normalize_attribute(iri: str, raw: Any, context: TermContext) -> dict[str, A
         else:
             check_attribute_name(key)
             sub = context.expand(key)
-            attribute[sub] = normalize_attribute(sub, value, context)
+            attribute[sub] = _named_attribute(key, sub, value, context)
     if member not in attribute:
         raise BadRequestData(f"{kind} without /{member}/", iri)
     return attribute

@@ -1,7 +1,10 @@
 """Stored entities → NGSI-LD output: normalized, keyValues (simplified) or concise, compacted.
 
 Names are compacted with the context of the request (or of the subscription, for
-notifications); values go out as stored. System attributes (``createdAt``, ``modifiedAt``)
+notifications); values go out as stored. In the normalized format an attribute under a
+``@set`` term is a one-element array, a listed one (``payload.LISTED``) is one under a
+``@list`` term and ``{"@list": [...]}`` under any other name, as a JSON-LD processor
+compacts them; concise and keyValues answers keep the chosen name and drop the wrapping. System attributes (``createdAt``, ``modifiedAt``)
 appear only with ``sysAttrs``; an attribute's missing ``modifiedAt`` is its entity's and its
 missing ``createdAt`` is its own ``modifiedAt`` (the storage rule of ``entities.py``).
 
@@ -19,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from adapter.ngsild.broker.jsonld import TermContext
-from adapter.ngsild.broker.payload import ATTRIBUTE_MEMBERS, VALUE_MEMBER
+from adapter.ngsild.broker.jsonld import LIST, SET, TermContext
+from adapter.ngsild.broker.payload import ATTRIBUTE_MEMBERS, LISTED, VALUE_MEMBER
 from adapter.ngsild.broker.store import MEMO_SIZE, StoredEntity, dumps, forget_oldest
 
 __all__ = ["Renderings", "render_attribute", "render_entity"]
@@ -35,13 +38,25 @@ def render_entity(entity: StoredEntity, context: TermContext, *, fmt: str = "nor
     if sys_attrs:
         out["createdAt"] = entity.created_at
         out["modifiedAt"] = entity.modified_at
-    compact = context.compact
     for name, attribute in entity.attrs.items():
         if attrs is not None and name not in attrs:
             continue
-        out[compact(name)] = render_attribute(attribute, context, fmt=fmt,
-                                              modified_at=entity.modified_at if sys_attrs else None)
+        rendered = render_attribute(attribute, context, fmt=fmt, modified_at=entity.modified_at if sys_attrs else None)
+        key, wrapped = _member(name, attribute, rendered, context, fmt)
+        out[key] = wrapped
     return out
+
+
+def _member(iri: str, attribute: dict[str, Any], rendered: Any, context: TermContext,
+            fmt: str) -> tuple[str, Any]:
+    """The key of an (sub-)attribute and its rendering wrapped as its term's container says."""
+    listed = attribute.get(LISTED) is True
+    key, container = context.compact_attribute(iri, listed=listed)
+    if fmt != "normalized":
+        return key, rendered
+    if listed:
+        return key, [rendered] if container == LIST else {"@list": [rendered]}
+    return key, [rendered] if container == SET else rendered
 
 
 def render_attribute(attribute: dict[str, Any], context: TermContext, *, fmt: str = "normalized",
@@ -52,12 +67,13 @@ def render_attribute(attribute: dict[str, Any], context: TermContext, *, fmt: st
         return attribute.get(VALUE_MEMBER.get(kind, "value"))
     out: dict[str, Any] = {}
     for key, value in attribute.items():
-        if key in _SYSTEM:
+        if key in _SYSTEM or key == LISTED:
             continue
         if key in ATTRIBUTE_MEMBERS:
             out[key] = value
         else:
-            out[context.compact(key)] = render_attribute(value, context, fmt=fmt)
+            name, wrapped = _member(key, value, render_attribute(value, context, fmt=fmt), context, fmt)
+            out[name] = wrapped
     if modified_at is not None:
         modified = attribute.get("modifiedAt", modified_at)
         out["createdAt"] = attribute.get("createdAt", modified)

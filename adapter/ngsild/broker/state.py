@@ -29,11 +29,12 @@ CHECKPOINT_POLL_S = 0.05
 class Broker:
     """One broker: ``start`` loads subscriptions and starts delivery, ``stop`` releases all."""
 
-    def __init__(self, db_path: Path | None, context_loader: DocumentLoader | None) -> None:
+    def __init__(self, db_path: Path | None, context_loader: DocumentLoader | None,
+                 reachable_contexts: Sequence[str] | None = None) -> None:
         self.store = Store(db_path)
         self._http_loader: HttpContextLoader | None = None
         if context_loader is None:
-            self._http_loader = context_loader = HttpContextLoader()
+            self._http_loader = context_loader = HttpContextLoader(reachable=reachable_contexts)
         self.contexts = ContextResolver(context_loader)
         self.renderings = Renderings()
         self.subscriptions = SubscriptionRegistry()
