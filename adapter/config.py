@@ -25,6 +25,22 @@ username = "adapter"
 password_env = "METROPOLE_MQTT_PASSWORD"   # the secret itself never goes in the file
 
 [[connection]]
+name = "region-tts"
+collectivity = "region"
+lns = "tts"
+host = "eu1.cloud.thethings.network"
+tls = true                        # MQTT over TLS: server certificate and name verified, TLS 1.2+;
+                                  # port defaults to 8883
+ca_file = "certs/ca.pem"          # optional (relative to this file): the CA(s) to trust instead of
+                                  # the system's (a private CA, or a self-signed server certificate)
+cert_file = "certs/adapter.pem"   # optional: client certificate (chain), e.g. ChirpStack's per
+key_file = "certs/adapter.key"    # application one; with its unencrypted key (both or neither)
+tls_server_name = "mqtt.example"  # optional: the name the server certificate must carry, when
+                                  # `host` is an address or an alias that the certificate does not name
+username = "app@ttn"
+password_env = "REGION_TTS_API_KEY"
+
+[[connection]]
 name = "eau-chirpstack"
 collectivity = "eau"
 lns = "chirpstack"
@@ -38,6 +54,19 @@ collectivity = "metropole"        # optional: its events on another collectivity
 name = "AQ station Part-Dieu"
 location = { latitude = 45.7605, longitude = 4.8597 }
 attributes = { refPointOfInterest = "urn:ngsi-ld:PointOfInterest:part-dieu" }
+
+[[registry]]                      # import device names, tags and locations from a network server's
+                                  # registry (adapter.registry); [[device]] entries win over imports
+connection = "metropole-chirpstack"   # the imported devices belong to this connection's collectivity;
+                                  # its lns says which API: ChirpStack v4 gRPC, or TTS v3 HTTP
+url = "http://chirpstack:8080"    # ChirpStack: its API (https: TLS); TTS: e.g. https://eu1.cloud.thethings.network
+applications = ["5e0e9a6a-3f6c-4b1e-9a39-2b1f5d1c8e11"]   # ChirpStack application ids (UUIDs) or TTS
+                                  # application ids; default: the connection's `application`
+token_env = "METROPOLE_CHIRPSTACK_API_TOKEN"   # the variable holding the API token (TTS: API key)
+ca_file = "certs/ca.pem"          # optional (relative to this file): the CA to trust for https
+interval_s = 3600                 # imported again this often (at least 10); a failure keeps the last import
+timeout_s = 30                    # one request
+max_devices = 10000               # per application; a longer list is refused (the last import is kept)
 
 [broker]                          # the NGSI-LD broker the entities are written to
 url = "http://orion:1026"         # its root (without /ngsi-ld/v1); absent: entities wait in the outbox
@@ -120,7 +149,9 @@ Environment overrides (for containers): ``NGSILD_ADAPTER_MODELS``, ``NGSILD_ADAP
 ``NGSILD_ADAPTER_CONTEXTS_URL``,
 ``NGSILD_ADAPTER_MAX_PAYLOAD_BYTES``, ``NGSILD_ADAPTER_MAX_FUTURE_SKEW_S``,
 ``NGSILD_ADAPTER_PSEUDONYM_KEY`` (hex), per connection
-``NGSILD_ADAPTER_<CONNECTION NAME>_{HOST,PORT,USERNAME}`` (name upper-cased, ``-`` as ``_``),
+``NGSILD_ADAPTER_<CONNECTION NAME>_{HOST,PORT,USERNAME}`` (name upper-cased, ``-`` as ``_``;
+a connection's ``password_env`` and its TLS files are checked by ``listen`` when it starts, not
+here: the same file serves processes that have neither),
 every ``[broker]`` key as ``NGSILD_ADAPTER_BROKER_<KEY>`` (``NGSILD_ADAPTER_BROKER_URL``,
 ``NGSILD_ADAPTER_BROKER_MAX_IN_FLIGHT``...), ``NGSILD_ADAPTER_OUTBOX_MAX_DEPTH``, every ``[http]`` key
 as ``NGSILD_ADAPTER_HTTP_<KEY>``, and every
@@ -153,7 +184,11 @@ __all__ = [
     "Connection",
     "GatewaySettings",
     "IssuerSettings",
+    "MQTT_PORT",
+    "MQTT_TLS_PORT",
     "ProvenanceSettings",
+    "RegistrySettings",
+    "TlsSettings",
     "load_config",
 ]
 
@@ -172,6 +207,20 @@ class Collectivity:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """TLS of an MQTT connection (``tls = true``): what to trust and what to present.
+
+    There is deliberately no way to switch verification off: a private CA or a self-signed
+    server certificate goes in ``ca_file``, a certificate naming another host than ``host``
+    is matched with ``server_name``. ``adapter.sources.mqtt_tls`` builds the SSL context."""
+
+    ca_file: Path | None = None  # None: the system's trusted CAs
+    cert_file: Path | None = None  # client certificate (chain); always with key_file
+    key_file: Path | None = None
+    server_name: str | None = None  # the name to verify in the server's certificate (default: host)
+
+
+@dataclass(frozen=True, slots=True)
 class Connection:
     name: str
     collectivity: str
@@ -186,10 +235,22 @@ class Connection:
     webhook_token_env: str | None = None  # webhooks: name of the variable holding the bearer token
     webhook_token: str | None = field(default=None, repr=False)
     allow_unauthenticated: bool = False  # webhooks: explicit opt-out, for a local demo only
+    password_env: str | None = None  # MQTT: name of the variable holding the password (or API key)
+    tls: TlsSettings | None = None  # MQTT: None is plaintext
 
     @property
     def origin(self) -> Origin:
         return Origin(tenant=self.collectivity, lns_id=self.name)
+
+    def required_password(self) -> str | None:
+        """The MQTT password, or None when no ``password_env`` is named; ``ConfigError`` when
+        the variable is named but unset or empty. Called by the process that connects, at its
+        start (like ``required_service_token``): the gateway reads the same file without it."""
+        if not self.password_env:
+            return None
+        if not self.password:
+            raise ConfigError(f"connection {self.name}: password_env names {self.password_env}, which is not set")
+        return self.password
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +345,25 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    """A network server's device registry to import (a ``[[registry]]`` entry; ``adapter.registry``).
+
+    ``lns`` and ``collectivity`` are the connection's: an import never chooses a collectivity."""
+
+    connection: str
+    lns: str
+    collectivity: str
+    url: str
+    applications: tuple[str, ...]
+    token_env: str
+    token: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    interval_s: float = 3600.0
+    timeout_s: float = 30.0
+    max_devices: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class AdapterConfig:
     path: Path | None
     models_dir: Path
@@ -299,6 +379,7 @@ class AdapterConfig:
     provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     http: ServerLimits = field(default_factory=ServerLimits)  # the HTTP servers' limits ([http])
+    registries: tuple[RegistrySettings, ...] = ()  # network-server registries to import ([[registry]])
 
     def connection(self, name: str) -> Connection:
         for c in self.connections:
@@ -328,7 +409,8 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     base = path.parent
     adapter = _table(doc, "adapter", path)
-    unknown = set(doc) - {"adapter", "collectivity", "connection", "device", "broker", "outbox", "provenance", "gateway", "http"}
+    unknown = set(doc) - {"adapter", "collectivity", "connection", "device", "broker", "outbox", "provenance", "gateway", "http",
+                             "registry"}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
 
@@ -349,6 +431,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: connection names must be unique")
     devices = {d.dev_eui: d for d in (_device(t, path, collectivities) for t in doc.get("device", []))}
+    registries = _registries(doc.get("registry", []), base, path, connections, env)
     key_hex = env.get(_ENV + "PSEUDONYM_KEY")
     try:
         key = bytes.fromhex(key_hex) if key_hex else None
@@ -376,6 +459,7 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         provenance=_provenance(_table(doc, "provenance", path), base, path, env),
         gateway=_gateway(_table(doc, "gateway", path), base, path, env, collectivities),
         http=_http(_table(doc, "http", path), path, env),
+        registries=registries,
     )
 
 
@@ -619,6 +703,19 @@ def _collectivity(t: Mapping[str, Any], path: Path) -> Collectivity:
     return Collectivity(tenant=tenant, name=name, identifiers={str(k): str(v) for k, v in t.get("identifiers", {}).items()})
 
 
+#: the keys a [[connection]] may have: a misspelt one (``ca_flie``) must not be ignored silently
+_CONNECTION_KEYS = frozenset({
+    "name", "collectivity", "lns", "transport", "host", "port", "username", "password_env", "application",
+    "client_id", "token_env", "allow_unauthenticated", "tls", "ca_file", "cert_file", "key_file", "tls_server_name",
+})
+_TLS_KEYS = ("ca_file", "cert_file", "key_file", "tls_server_name")
+#: a DNS name (RFC 1123 labels), what a server certificate's subjectAltName carries
+_HOSTNAME = re.compile(r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                       r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?")
+#: MQTT's registered ports: plaintext, and over TLS
+MQTT_PORT, MQTT_TLS_PORT = 1883, 8883
+
+
 def _connection(
     t: Mapping[str, Any], path: Path, collectivities: Mapping[str, Collectivity], env: Mapping[str, str]
 ) -> Connection:
@@ -626,7 +723,16 @@ def _connection(
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{path}: every [[connection]] needs a name")
     where = f"{path}: connection {name}"
-    if t.get("collectivity") not in collectivities:
+    if "tls_insecure" in t:
+        raise ConfigError(
+            f"{where}: tls_insecure is not supported (it would send the credentials to anyone on the path); "
+            "trust a private CA or a self-signed server certificate with ca_file, and give tls_server_name "
+            "when the certificate names another host"
+        )
+    unknown = set(t) - _CONNECTION_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    if not isinstance(t.get("collectivity"), str) or t["collectivity"] not in collectivities:
         raise ConfigError(f"{where}: collectivity {t.get('collectivity')!r} is not declared")
     if t.get("lns") not in ("chirpstack", "tts"):
         raise ConfigError(f"{where}: lns must be 'chirpstack' or 'tts'")
@@ -635,6 +741,22 @@ def _connection(
         raise ConfigError(f"{where}: transport must be 'mqtt' or 'webhook'")
     prefix = _ENV + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_"
     password_env = t.get("password_env")
+    if password_env is not None and (not isinstance(password_env, str) or not password_env):
+        raise ConfigError(f"{where}: password_env must be the name of an environment variable")
+    host = env.get(prefix + "HOST") or t.get("host", "127.0.0.1")
+    username = env.get(prefix + "USERNAME") or t.get("username")
+    for key, text in (("host", host), ("username", username), ("client_id", t.get("client_id")),
+                      ("application", t.get("application"))):
+        if text is not None and (not isinstance(text, str) or not text):
+            raise ConfigError(f"{where}: {key} must be a non-empty string, not {text!r}")
+    if password_env and not username:
+        # MQTT sends no password without a user name: it would be dropped without a word
+        raise ConfigError(f"{where}: password_env needs a username (TTS: the application id, e.g. app@ttn)")
+    tls = _tls(t, where, path.parent, transport)
+    default_port = MQTT_TLS_PORT if tls is not None else MQTT_PORT
+    port = _number(env.get(prefix + "PORT") or t.get("port", default_port), int, f"connection {name} port", path)
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{where}: port must be 1 to 65535, not {port}")
     token_env = t.get("token_env")
     allow_unauthenticated = t.get("allow_unauthenticated", False) is True
     if transport == "webhook" and not token_env and not allow_unauthenticated:
@@ -647,15 +769,46 @@ def _connection(
         collectivity=t["collectivity"],
         lns=t["lns"],
         transport=transport,
-        host=env.get(prefix + "HOST") or t.get("host", "127.0.0.1"),
-        port=int(env.get(prefix + "PORT") or t.get("port", 1883)),
-        username=env.get(prefix + "USERNAME") or t.get("username"),
-        password=env.get(password_env) if password_env else None,
+        host=host,
+        port=port,
+        username=username,
+        password=(env.get(password_env) or None) if password_env else None,
+        password_env=password_env,
+        tls=tls,
         application=t.get("application"),
         client_id=t.get("client_id"),
         webhook_token_env=token_env,
         webhook_token=env.get(token_env) if token_env else None,
         allow_unauthenticated=allow_unauthenticated,
+    )
+
+
+def _tls(t: Mapping[str, Any], where: str, base: Path, transport: str) -> TlsSettings | None:
+    """A connection's TLS keys, checked for shape only (the files are read by ``listen``)."""
+    tls = t.get("tls", False)
+    if not isinstance(tls, bool):
+        raise ConfigError(f"{where}: tls must be true or false, not {tls!r}")
+    given = [k for k in _TLS_KEYS if k in t]
+    if not tls:
+        if given:
+            # the connection would be plaintext although the file asks for certificates
+            raise ConfigError(f"{where}: {', '.join(given)} given but tls is not true")
+        return None
+    if transport != "mqtt":
+        raise ConfigError(f"{where}: tls applies to MQTT connections; a webhook's TLS is its reverse proxy's")
+    files: dict[str, Path | None] = {}
+    for key in ("ca_file", "cert_file", "key_file"):
+        value = t.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"{where}: {key} must be a file path")
+        files[key] = (base / value).resolve() if value else None
+    if (files["cert_file"] is None) != (files["key_file"] is None):
+        raise ConfigError(f"{where}: cert_file and key_file go together (the client certificate and its key)")
+    server_name = t.get("tls_server_name")
+    if server_name is not None and (not isinstance(server_name, str) or not _HOSTNAME.fullmatch(server_name)):
+        raise ConfigError(f"{where}: tls_server_name must be a host name, not {server_name!r}")
+    return TlsSettings(
+        ca_file=files["ca_file"], cert_file=files["cert_file"], key_file=files["key_file"], server_name=server_name
     )
 
 
@@ -679,3 +832,64 @@ def _device(t: Mapping[str, Any], path: Path, collectivities: Mapping[str, Colle
         attributes=dict(t.get("attributes", {})),
         tenant=tenant,
     )
+
+
+#: application ids: ChirpStack v4 names them by UUID; TTS ids are 3-36 of a-z, 0-9 and inner dashes
+_APPLICATION_ID = {
+    "chirpstack": re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+    "tts": re.compile(r"[a-z0-9](?:-?[a-z0-9]){2,35}"),
+}
+_REGISTRY_KEYS = {"connection", "url", "applications", "token_env", "ca_file", "interval_s", "timeout_s", "max_devices"}
+
+
+def _registries(
+    entries: Any, base: Path, path: Path, connections: tuple[Connection, ...], env: Mapping[str, str]
+) -> tuple[RegistrySettings, ...]:
+    """The ``[[registry]]`` entries: one per connection at most, each bound to its connection's
+    network server kind and collectivity."""
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: registry must be an array of tables ([[registry]])")
+    by_name = {c.name: c for c in connections}
+    found: list[RegistrySettings] = []
+    for t in entries:
+        if not isinstance(t, Mapping):
+            raise ConfigError(f"{path}: every [[registry]] must be a table")
+        name = t.get("connection")
+        if name not in by_name:
+            raise ConfigError(f"{path}: [[registry]] connection {name!r} is not a declared [[connection]]")
+        where = f"{path}: registry of connection {name}"
+        unknown = set(t) - _REGISTRY_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+        if any(r.connection == name for r in found):
+            raise ConfigError(f"{where}: one [[registry]] per connection")
+        connection = by_name[name]
+        url = t.get("url")
+        if not isinstance(url, str) or not re.fullmatch(r"https?://[^/\s?#]+/?", url):
+            raise ConfigError(f"{where}: url must be http(s)://host[:port], not {url!r}")
+        applications = t.get("applications", [connection.application] if connection.application else None)
+        pattern = _APPLICATION_ID[connection.lns]
+        if (not isinstance(applications, list) or not applications
+                or not all(isinstance(a, str) and pattern.fullmatch(a) for a in applications)):
+            kind = "UUIDs" if connection.lns == "chirpstack" else "ids (3-36 of a-z, 0-9, -)"
+            raise ConfigError(f"{where}: applications must be a non-empty list of {connection.lns} application {kind}")
+        if len(set(applications)) != len(applications):
+            raise ConfigError(f"{where}: applications are listed twice")
+        token_env = t.get("token_env")
+        if not isinstance(token_env, str) or not token_env:
+            raise ConfigError(f"{where}: token_env must name the variable holding the API token (or key)")
+        ca_file = t.get("ca_file")
+        if ca_file is not None and (not isinstance(ca_file, str) or not ca_file):
+            raise ConfigError(f"{where}: ca_file must be a file name")
+        settings = RegistrySettings(
+            connection=name, lns=connection.lns, collectivity=connection.collectivity, url=url.rstrip("/"),
+            applications=tuple(applications), token_env=token_env, token=env.get(token_env) or None,
+            ca_file=(base / ca_file).resolve() if ca_file else None,
+            interval_s=_number(t.get("interval_s", 3600), float, "registry interval_s", path),
+            timeout_s=_number(t.get("timeout_s", 30), float, "registry timeout_s", path),
+            max_devices=_number(t.get("max_devices", 10_000), int, "registry max_devices", path),
+        )
+        if not (settings.interval_s >= 10 and 0 < settings.timeout_s <= 600 and 1 <= settings.max_devices <= 1_000_000):
+            raise ConfigError(f"{where}: needs interval_s >= 10, 0 < timeout_s <= 600, 1 <= max_devices <= 1000000")
+        found.append(settings)
+    return tuple(found)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from adapter.demo.keycloak import KeycloakError, KeycloakServer
-from adapter.demo.mosquitto import MosquittoBroker, MosquittoError
+from adapter.demo.mosquitto import MosquittoBroker, MosquittoError, TlsListener
 
 if TYPE_CHECKING:
     from tests.provenance_e2e.support import World
@@ -42,9 +42,9 @@ def provenance_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             os.environ["NGSILD_ADAPTER_PROVENANCE_KEY_DIR"] = previous
 
 
-def _started(broker_dir: Path) -> MosquittoBroker:
+def _started(broker_dir: Path, tls: TlsListener | None = None) -> MosquittoBroker:
     try:
-        broker = MosquittoBroker(broker_dir)
+        broker = MosquittoBroker(broker_dir, tls)
         broker.start()
     except MosquittoError as exc:
         pytest.fail(str(exc), pytrace=False)
@@ -69,6 +69,23 @@ def restartable_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def tls_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[TlsListener], MosquittoBroker]]:
+    """Start brokers of the test's own with a TLS listener (``tls_address``) beside the anonymous
+    plaintext one (``address``, for publishers); all are stopped when the test ends."""
+    brokers: list[MosquittoBroker] = []
+
+    def start(tls: TlsListener) -> MosquittoBroker:
+        brokers.append(_started(tmp_path_factory.mktemp("mosquitto-tls"), tls))
+        return brokers[-1]
+
+    try:
+        yield start
+    finally:
+        for broker in brokers:
+            broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ name = "ville-lns"
 collectivity = "ville"
 lns = "chirpstack"
 host = "10.0.0.1"
+username = "adapter-ville"
 password_env = "VILLE_MQTT_PASSWORD"
 """
 

@@ -44,6 +44,18 @@ Why it is built this way
     collectivity's revoked credentials do not stop the others); only a configuration
     error found before connecting (unknown LNS) raises, as ``ConfigError``.
 
+    TLS and credentials. ``tls = true`` connects with the SSL context of
+    ``adapter.sources.mqtt_tls`` (server certificate and name verified, TLS 1.2+, the client
+    certificate if configured), built anew at each connection so renewed files are used;
+    there is no fallback to plaintext. Before its first connection ``consume_mqtt`` reads the
+    TLS files and the ``password_env`` variable and raises ``ConfigError`` if one is unusable.
+    A refused handshake (untrusted server, refused or expired client certificate) is one
+    error line saying what to check, then the usual backoff. With TLS 1.3 a broker refuses a
+    client certificate after the handshake and closes before CONNACK, which aiomqtt 2.5.1
+    would only notice at its 10 s timeout (its ``_on_disconnect`` ignores a loss before
+    CONNACK): the session watches paho's ``on_disconnect`` itself, and keeps paho's own error
+    lines (``on_log``) to quote them in that one error instead of logging them apart.
+
     Serial processing. ``handle`` is synchronous and is called on the event loop, one
     message at a time, so the pipeline (not thread-safe) is never entered twice at once.
 
@@ -61,7 +73,9 @@ Why it is built this way
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import ssl
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -70,14 +84,17 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
-from adapter.config import Connection
+from adapter.config import MQTT_PORT, MQTT_TLS_PORT, Connection
 from adapter.pipeline import PipelineResult
 from adapter.sources import get_parser
+from adapter.sources.mqtt_tls import MqttTlsError, describe_tls_failure, tls_context
 from adapter.uplink import Origin
 
 __all__ = ["MAX_BURST", "QOS", "BatchHandler", "Handler", "client_identifier", "consume_mqtt"]
 
 log = logging.getLogger(__name__)
+#: aiomqtt's and paho's own lines (paho's errors are quoted in this module's instead)
+client_log = logging.getLogger(f"{__name__}.client")
 
 #: every subscription asks for at-least-once delivery
 QOS = 1
@@ -152,13 +169,17 @@ async def consume_mqtt(
     reconnect policy). ``ready``, if given, is set each time the subscriptions are in
     place (for health checks and tests). On the way out the connection is closed with a
     DISCONNECT, so unacknowledged messages stay in the broker session for the next run.
-    Raises ``ConfigError`` at once if the connection's LNS is unknown.
+    Raises ``ConfigError`` at once if the connection's LNS is unknown, its ``password_env``
+    variable is not set, or its TLS files cannot be used (``MqttTlsError``).
 
     ``handle_many``, if given, takes bursts of messages in one transaction (group commit, see
     the module docstring); ``AdapterService`` passes its own.
     """
     stop = stop or asyncio.Event()
     topics = get_parser(connection.lns).mqtt_subscriptions(connection.application)
+    connection.required_password()
+    tls_context(connection)  # the files are read again at each connection; here, refused before any
+    _warn_about_port(connection)
     reconnect = _Backoff(reconnect_delay_s, max_reconnect_delay_s)
     redelivery = _Backoff(reconnect_delay_s, max_reconnect_delay_s)
     session = _Session(
@@ -167,9 +188,13 @@ async def consume_mqtt(
     while not stop.is_set():
         try:
             await _unless_stopped(session.run(), stop)
+        except MqttTlsError as exc:  # a file went missing or expired since the start: it may come back
+            delay = reconnect.next()
+            log.error("MQTT %s: %s; retrying in %.1f s", connection.name, exc, delay)
+            await _sleep_unless_stopped(delay, stop)
         except (aiomqtt.MqttError, OSError) as exc:
             delay = max_reconnect_delay_s if _refused_for_good(exc) else reconnect.next()
-            _log_lost(connection, exc, delay)
+            _log_lost(connection, exc, delay, session.paho_error)
             await _sleep_unless_stopped(delay, stop)
 
 
@@ -184,16 +209,28 @@ class _Session:
     redelivery: _Backoff
     ready: asyncio.Event | None
     handle_many: BatchHandler | None = None
+    #: paho's last error line in the current connection (an OpenSSL alert...), for the loss report
+    paho_error: str | None = None
 
     async def run(self) -> None:
         """Return when a message whose handler failed is due for redelivery; raise on broker loss."""
-        client = _client(self.connection)
-        async with client:
+        self.paho_error = None
+        closed = asyncio.Event()
+        client = _client(self.connection, tls_context(self.connection), self._paho_log, closed)
+        async with contextlib.AsyncExitStack() as stack:
+            await _connect(client, closed)
+            stack.push_async_exit(client)
             await _subscribe(client, self.connection, self.topics)
             self.reconnect.reset()
             if self.ready is not None:
                 self.ready.set()
             await self._consume(client)
+
+    def _paho_log(self, client: paho.Client, userdata: Any, level: int, line: str) -> None:  # noqa: ANN401
+        """paho's ``on_log``: its errors are kept for the loss report, every line goes to debug."""
+        if level == paho.MQTT_LOG_ERR:
+            self.paho_error = line
+        client_log.debug("MQTT %s: %s", self.connection.name, line)
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         inner = _paho(client)
@@ -270,7 +307,12 @@ class _Session:
         return True
 
 
-def _client(connection: Connection) -> aiomqtt.Client:
+def _client(
+    connection: Connection, context: ssl.SSLContext | None, on_log: Any, closed: asyncio.Event  # noqa: ANN401
+) -> aiomqtt.Client:
+    """An aiomqtt client for one connection: manual acks, paho's lines to ``on_log``, and
+    ``closed`` set when paho reports the connection closed before any CONNACK (a CONNACK,
+    even a refusal, is aiomqtt's to report)."""
     client = aiomqtt.Client(
         connection.host,
         connection.port,
@@ -280,9 +322,56 @@ def _client(connection: Connection) -> aiomqtt.Client:
         protocol=aiomqtt.ProtocolVersion.V311,
         clean_session=False,
         keepalive=KEEPALIVE_S,
+        tls_context=context,
+        logger=client_log,
     )
-    _paho(client).manual_ack_set(True)
+    inner = _paho(client)
+    inner.manual_ack_set(True)
+    inner.disable_logger()  # paho's lines go to on_log, which quotes its errors in one report
+    inner.on_log = on_log
+    aiomqtt_on_connect, aiomqtt_on_disconnect = inner.on_connect, inner.on_disconnect
+    loop = asyncio.get_running_loop()
+    answered = False
+
+    # paho's callbacks, called from the event loop (or from the connecting thread)
+    def on_connect(*args: Any) -> None:  # noqa: ANN401
+        nonlocal answered
+        answered = True
+        if aiomqtt_on_connect is not None:
+            aiomqtt_on_connect(*args)
+
+    def on_disconnect(*args: Any) -> None:  # noqa: ANN401
+        if aiomqtt_on_disconnect is not None:
+            aiomqtt_on_disconnect(*args)
+        if not answered:
+            loop.call_soon_threadsafe(closed.set)
+
+    inner.on_connect, inner.on_disconnect = on_connect, on_disconnect
     return client
+
+
+async def _connect(client: aiomqtt.Client, closed: asyncio.Event) -> None:
+    """Enter ``client`` (CONNECT, CONNACK); raise at once if the connection closes before CONNACK.
+
+    aiomqtt 2.5.1 ignores a disconnection before CONNACK and waits for its timeout; a broker
+    refusing a client certificate under TLS 1.3 closes exactly then."""
+    entering = asyncio.ensure_future(client.__aenter__())
+    lost = asyncio.ensure_future(closed.wait())
+    try:
+        await asyncio.wait({entering, lost}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        lost.cancel()
+        if not entering.done():
+            entering.cancel()
+        await asyncio.gather(entering, lost, return_exceptions=True)
+    if entering.cancelled():
+        raise _ClosedBeforeConnack("the broker closed the connection before answering CONNECT")
+    entering.result()
+
+
+class _ClosedBeforeConnack(aiomqtt.MqttError):
+    """The connection closed after CONNECT and before CONNACK (a refused client certificate,
+    a plaintext client on a TLS port, a broker that drops the client)."""
 
 
 def _take_received(inner: paho.Client, incoming: asyncio.Queue[aiomqtt.Message], burst: list[aiomqtt.Message]) -> None:
@@ -354,16 +443,42 @@ def _refused_for_good(exc: BaseException) -> bool:
     return isinstance(rc, ReasonCode) and rc.value in _REFUSED_FOR_GOOD
 
 
-def _log_lost(connection: Connection, exc: BaseException, delay: float) -> None:
+def _warn_about_port(connection: Connection) -> None:
+    """A port that contradicts ``tls`` is most likely a mistake; the connection would fail."""
+    if connection.tls is not None and connection.port == MQTT_PORT:
+        log.warning(
+            "MQTT %s: tls = true on port %d, MQTT's plaintext port (MQTT over TLS is usually %d)",
+            connection.name, MQTT_PORT, MQTT_TLS_PORT,
+        )
+    elif connection.tls is None and connection.port == MQTT_TLS_PORT:
+        log.warning(
+            "MQTT %s: plaintext on port %d, MQTT's port for TLS: set tls = true if the broker expects TLS",
+            connection.name, MQTT_TLS_PORT,
+        )
+
+
+def _log_lost(connection: Connection, exc: BaseException, delay: float, paho_error: str | None = None) -> None:
     where = f"{connection.host}:{connection.port}"
-    if _refused_for_good(exc):
+    said = f"{exc}; {paho_error}" if paho_error else str(exc)
+    meaning = describe_tls_failure(said) if connection.tls is not None else None
+    if meaning is not None:
+        log.error(
+            "MQTT %s: TLS with %s failed: %s (%s); reconnecting in %.1f s", connection.name, where, meaning, said, delay
+        )
+    elif isinstance(exc, _ClosedBeforeConnack):
+        hint = " (is it a TLS port? see tls)" if connection.tls is None else ""
+        log.error(
+            "MQTT %s: %s closed the connection before answering CONNECT%s (%s); reconnecting in %.1f s",
+            connection.name, where, hint, said, delay,
+        )
+    elif _refused_for_good(exc):
         log.error(
             "MQTT %s: %s refused the login (%s); check the credentials and client identifier. Retrying in %.1f s",
             connection.name, where, exc, delay,
         )
     else:
         log.warning(
-            "MQTT %s: connection to %s lost or refused (%s); reconnecting in %.1f s", connection.name, where, exc, delay
+            "MQTT %s: connection to %s lost or refused (%s); reconnecting in %.1f s", connection.name, where, said, delay
         )
 
 
