@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,18 +25,19 @@ from aiohttp import web
 from adapter.codecs import CodecRegistry
 from adapter.config import AdapterConfig
 from adapter.deadletter import DeadLetter, DeadLetterStore
-from adapter.delivery import BROKER_REFUSED, BrokerWriter
+from adapter.delivery import ENTITY_REASONS, BrokerWriter
 from adapter.exceptions import ConfigError
 from adapter.gateway.local import ServiceGuard
 from adapter.gateway.provenance import provenance_routes
 from adapter.gateway.sparql import SparqlLimits, sparql_routes
 from adapter.gateway.transparency import transparency_routes
 from adapter.httpserver import serving
+from adapter.mapping.entities import DeviceRecord
 from adapter.mapping.profile import ProfileSet, load_profiles
 from adapter.mapping.schemas import SchemaRegistry
 from adapter.metrics import CONTENT_TYPE, render_outbox_metrics, render_provenance_metrics
 from adapter.ngsild.client import NgsiLdClient
-from adapter.ngsild.context_server import context_routes
+from adapter.ngsild.context_server import broker_contexts, context_routes
 from adapter.outbox import Outbox, UplinkRef, latest_observation
 from adapter.pipeline import Pipeline, PipelineResult
 from adapter.provenance.indexer import RdfIndexer
@@ -45,6 +46,7 @@ from adapter.provenance.integrity.keys import ephemeral_keys, key_directory
 from adapter.provenance.ledger import ProvenanceLedger
 from adapter.provenance.runtime import ProvenanceRuntime, entity_contexts, open_store
 from adapter.provenance.store import RdfStore, RdfStoreError
+from adapter.registry import RegistryImporter, RegistryStore, open_clients, registry_devices, store_path
 from adapter.state import PipelineState
 from adapter.uplink import Origin
 
@@ -88,7 +90,7 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
         codecs=CodecRegistry(),
         state=state,
         dead_letters=letters,
-        devices=config.devices,
+        devices=registry_devices(config, state_dir),  # [[device]] entries and the last good imports
         schemas=SchemaRegistry(),
         limits=config.limits,
         pseudonym_key=config.pseudonym_key,
@@ -119,7 +121,8 @@ async def open_provenance(
     """The provenance runtime of a process: the configured RDF store and its indexer."""
     store = open_store(config, session)
     indexer = rdf_indexer(config, ledger, db, store)
-    return ProvenanceRuntime(ledger, store=store, indexer=indexer, contexts=entity_contexts(profiles), broker=broker)
+    return ProvenanceRuntime(ledger, store=store, indexer=indexer, broker=broker,
+                             contexts=broker_contexts(entity_contexts(profiles), config.contexts_url))
 
 
 @contextlib.asynccontextmanager
@@ -146,7 +149,8 @@ async def standalone_provenance(
             except RdfStoreError as exc:
                 log.warning("RDF index not available (%s): is the adapter running with the embedded store?", exc)
         profiles = load_profiles(config.models_dir)
-        runtime = ProvenanceRuntime(ledger, store=store, indexer=indexer, contexts=entity_contexts(profiles), broker=broker)
+        runtime = ProvenanceRuntime(ledger, store=store, indexer=indexer, broker=broker,
+                                    contexts=broker_contexts(entity_contexts(profiles), config.contexts_url))
         try:
             yield runtime
         finally:
@@ -261,7 +265,7 @@ def replay_dead_letters(
         for letter in letters:
             if letter is None or letter.status != "open":
                 continue
-            if letter.reason == BROKER_REFUSED and pipeline.outbox is not None:
+            if letter.reason in ENTITY_REASONS and pipeline.outbox is not None:
                 result = _queue_again(pipeline.outbox, store, letter)
             else:
                 result = pipeline.replay(letter)
@@ -318,6 +322,7 @@ class AdapterService:
         self.pipeline: Pipeline | None = None
         self.writer: BrokerWriter | None = None
         self.provenance: ProvenanceRuntime | None = None
+        self.registry: RegistryImporter | None = None
         self._resources = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready: dict[str, asyncio.Event] = {}
@@ -394,10 +399,18 @@ class AdapterService:
             self._tasks.append(asyncio.create_task(runtime.indexer.run()))
         else:  # `ngsild-adapter serve` keeps the index, in its own process
             runtime = ProvenanceRuntime(pipeline.ledger, store=None, indexer=None,
-                                        contexts=entity_contexts(pipeline.profiles), broker=client)
+                                        contexts=broker_contexts(entity_contexts(pipeline.profiles), config.contexts_url),
+                                        broker=client)
         self.provenance = runtime
         self._resources.push_async_callback(runtime.close)
         self._tasks.append(asyncio.create_task(runtime.run_checkpoints(config.provenance.checkpoint_interval_s)))
+        if config.registries:  # network servers' device registries, imported every interval_s
+            store = RegistryStore(store_path(config.state_dir))
+            self._resources.callback(store.close)
+            self.registry = RegistryImporter(config.registries, config.devices, store,
+                                             open_clients(config.registries, session), on_change=self._devices_changed)
+            self._resources.push_async_callback(self.registry.close)
+            self._tasks.append(asyncio.create_task(self.registry.run()))
         self._ready = {c.name: asyncio.Event() for c in mqtt}
         self._tasks += [
             asyncio.create_task(consume_mqtt(c, self.handle, handle_many=self.handle_many, ready=self._ready[c.name]))
@@ -408,6 +421,11 @@ class AdapterService:
             self._tasks.append(asyncio.create_task(serve_webhooks(
                 config, self.handle, host=self.http_host, port=self.http_port, extra_routes=routes)))
         return self
+
+    def _devices_changed(self, devices: Mapping[str, DeviceRecord]) -> None:
+        """A registry import ended: the pipeline uses the merged registry from the next event on."""
+        if self.pipeline is not None:
+            self.pipeline.devices = devices
 
     async def _metrics(self, request: web.Request) -> web.Response:
         assert self.pipeline is not None and self.pipeline.outbox is not None and self.provenance is not None

@@ -94,6 +94,8 @@ def main(log_level: str) -> None:
                                                 check one value against its signed provenance
       ngsild-adapter serve                      serve /sparql, provenance, logs and keys
       ngsild-adapter deadletter list            inspect (and replay) rejected inputs
+      ngsild-adapter registry import --once     import device names, tags and locations
+                                                from ChirpStack / The Things Stack
 
     Every command takes --config FILE (or NGSILD_ADAPTER_CONFIG); without it the embedded
     demo configuration is used.
@@ -381,6 +383,83 @@ def deadletter_replay(config_path: Path | None, letter_ids: tuple[int, ...], rea
     _print(dict(Counter(outcome)))
 
 
+@main.group()
+def registry() -> None:
+    """Import device names, tags and locations from the network servers' device registries
+    ([[registry]] entries: ChirpStack v4 over gRPC, The Things Stack v3 over HTTP)."""
+
+
+@registry.command(name="import")
+@_config_option
+@click.option("--once", is_flag=True,
+              help="Import every registry once, print the report and exit (1 if an application failed).")
+def registry_import(config_path: Path | None, once: bool) -> None:
+    """Import the configured registries into <state_dir>/registry.sqlite, once or every
+    interval_s until Ctrl-C; a running `listen` picks the result up at its next refresh. A
+    network server that fails keeps its last good import."""
+    import asyncio
+
+    import aiohttp
+
+    from adapter.registry import RegistryImporter, RegistryStore, open_clients, store_path
+
+    config = _load(config_path)
+    if not config.registries:
+        raise click.ClickException("no [[registry]] in the configuration: nothing to import")
+
+    def changed(devices: Any) -> None:
+        click.echo(json.dumps({"devices_in_registry": len(devices)}))
+
+    async def run() -> Any:
+        async with aiohttp.ClientSession() as session:
+            store = RegistryStore(store_path(config.state_dir))
+            importer = RegistryImporter(config.registries, config.devices, store,
+                                        open_clients(config.registries, session), on_change=None if once else changed)
+            try:
+                if not once:
+                    await importer.run()
+                    return None
+                reports = await importer.refresh()
+                return {"applications": [r.to_json() for r in reports], "devices_in_registry": len(importer.devices())}
+            finally:
+                await importer.close()
+                store.close()
+
+    if not once:
+        _serve_until_interrupted(run())
+        return
+    summary = asyncio.run(run())
+    _print(summary)
+    if any(a["status"] == "failed" for a in summary["applications"]):
+        sys.exit(1)
+
+
+@registry.command(name="list")
+@_config_option
+def registry_list(config_path: Path | None) -> None:
+    """Print the imported devices (with where each came from), the last import of each
+    application, and the conflicts with [[device]] entries or between registries."""
+    from adapter.registry import RegistryStore, merge, store_path
+
+    config = _load(config_path)
+    path = store_path(config.state_dir)
+    if not path.exists():
+        _print({"devices": [], "imports": [], "conflicts": []})
+        return
+    store = RegistryStore(path)
+    try:
+        stored = store.devices()
+        statuses = store.statuses()
+    finally:
+        store.close()
+    _, conflicts = merge(config.devices, stored, config.registries)
+    _print({
+        "devices": [s.device.to_json() | {"first_imported_at": s.first_imported_at.isoformat()} for s in stored],
+        "imports": [s.to_json() for s in statuses],
+        "conflicts": [c.message() for c in conflicts],
+    })
+
+
 def _moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -436,6 +515,7 @@ def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str
 
         from adapter.mapping.profile import load_profiles
         from adapter.ngsild.client import NgsiLdClient
+        from adapter.ngsild.context_server import broker_contexts
         from adapter.provenance.remote import HttpEvidence
         from adapter.provenance.runtime import entity_contexts, read_broker
 
@@ -445,7 +525,7 @@ def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str
             reader = None
             if url:
                 client = NgsiLdClient(url, session, token=config.broker.token)
-                contexts = entity_contexts(load_profiles(config.models_dir))
+                contexts = broker_contexts(entity_contexts(load_profiles(config.models_dir)), config.contexts_url)
 
                 async def reader(t: str, e: str, a: str, at: datetime) -> Any:
                     return await read_broker(client, contexts, t, e, a, at)

@@ -75,7 +75,7 @@ class PipelineResult:
     """What became of one event.
 
     ``status`` is ``mapped`` (entities ready for the broker), ``device_status`` (a Device
-    update from a status event), ``duplicate``, ``other`` (join, ack... counted) or
+    update from a status event), ``duplicate``, ``other`` (join, ack, a MAC-only uplink on fPort 0... counted) or
     ``rejected`` (then ``reason``, ``detail`` and ``dead_letter_id`` are set).
     """
 
@@ -246,6 +246,10 @@ class Pipeline:
         if self.state.seen(key):
             self.counters["duplicate"] += 1
             return PipelineResult("duplicate", event=uplink)
+        if uplink.f_port == 0 and not uplink.payload and uplink.decoded is None:
+            # fPort 0 carries MAC commands only, for the network server: no reading, nothing lost.
+            self.counters["mac_only"] += 1
+            return PipelineResult("other", event=uplink)
         profile = self.profiles.find(uplink)
         if profile is None:
             raise UnknownDevice(

@@ -213,6 +213,17 @@ def test_empty_payload_without_decoded_object(pipeline: Pipeline) -> None:
     _reject(pipeline, json.dumps(body).encode(), "empty_payload")
 
 
+def test_mac_only_uplink_on_fport_0_is_counted_not_dead_lettered(pipeline: Pipeline) -> None:
+    body = _air_quality(fPort=0)
+    del body["data"]
+    letters = pipeline.dead_letters.counts()
+
+    result = pipeline.process(json.dumps(body).encode(), lns="chirpstack", origin=VILLE, event="up")
+
+    assert result.status == "other" and result.event is not None and result.event.f_port == 0
+    assert pipeline.counters["mac_only"] == 1 and pipeline.dead_letters.counts() == letters
+
+
 def test_oversize_payload(pipeline: Pipeline) -> None:
     _reject(pipeline, json.dumps(_air_quality(data=base64.b64encode(bytes(300)).decode())).encode(), "payload_too_large")
 
