@@ -47,6 +47,7 @@ from adapter.provenance.ledger import ProvenanceLedger
 from adapter.provenance.runtime import ProvenanceRuntime, entity_contexts, open_store
 from adapter.provenance.store import RdfStore, RdfStoreError
 from adapter.registry import RegistryImporter, RegistryStore, open_clients, registry_devices, store_path
+from adapter.sources.mqtt_tls import tls_context
 from adapter.state import PipelineState
 from adapter.uplink import Origin
 
@@ -315,6 +316,10 @@ class AdapterService:
             raise ConfigError(f"the broker's bearer token variable {broker.token_env} is not set")
         if http_port is not None:
             ServiceGuard.from_settings(config.provenance)  # the internal routes' secret: checked before anything starts
+        for connection in config.connections:
+            if connection.transport == "mqtt":  # its password variable and TLS files: before anything opens
+                connection.required_password()
+                tls_context(connection)
         self.config = config
         self.http_host, self.http_port = http_host, http_port
         self.emit = emit

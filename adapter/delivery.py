@@ -17,16 +17,34 @@ Order per entity
     outage, an entity with many observations waiting goes out one observation per batch, in
     consecutive batches, so every observation reaches the history.
 
+Late observations
+    An observation older than the latest one delivered of its entity (a requeued or delayed
+    uplink; the outbox keeps that time per (tenant, entity), ``Outbox.latest_delivered``,
+    across restarts) must not move the current value back in time: it is not upserted but
+    added to the entity's history (``POST /temporal/entities/{id}/attrs``, its attributes that
+    carry an ``observedAt``). A broker that does not implement it (Orion-LD answers 501; 405
+    and 404 are read the same) writes nothing: the observation becomes a dead letter
+    ``late_observation_not_written``, kept whole, that ``deadletter replay`` queues again.
+    An observation as old as the latest one (the same one sent again) is upserted.
+
 What an answer does
-    201 or 204: every entity was written; its items leave the outbox (``delivered``).
-    207: read entity by entity. An entity in ``errors`` with a 4xx status (or none) is refused:
-    it goes to the dead-letter store (reason ``broker_refused``, the broker's ProblemDetails as
-    detail, the entity as body) and leaves the outbox; one with a 5xx stays and is retried.
-    The others are delivered.
-    A batch refused whole (400, 413, 415, 422: the entities are at fault) is never sent again:
-    each of its entities becomes a dead letter with the broker's ProblemDetails.
+    Every broker's answer is read into a fate per entity (``adapter.ngsild.outcomes``: the
+    shapes of Orion-LD, Scorpio, Stellio and the spec's BatchOperationResult).
+    Delivered (a 201, a 204, or named in ``success`` with no error): its item leaves the outbox.
+    Refused (an error entry with a 4xx status or none, in a 207 or in Scorpio's 400/409 with
+    ``errors``): it goes to the dead-letter store (reason ``broker_refused``, the broker's own
+    ProblemDetails for that entity as detail, the entity as body) and leaves the outbox.
+    Retry (an error entry with a 5xx): it stays and is retried.
+    Unknown (the answer cannot be matched to it: named nowhere in a 207, an entry without an
+    id or with an id not in the batch, an unknown shape, a 4xx whose reasons do not cover it,
+    a batch refused whole without per-entity reasons): it is never counted delivered; it is
+    sent again *alone*, since a one-entity answer is unambiguous and upserts are idempotent
+    (reading it back could not tell this observation from an earlier one). If that answer
+    is still unreadable, it becomes a dead letter ``broker_unconfirmed`` holding what the
+    broker said. So one bad entity does not take the others of its batch with it.
     Anything else (5xx, 408, 429, timeout, refused or dropped connection, and 4xx that point at
-    the deployment rather than the data: 401, 403, 404...): the entities stay in the outbox and
+    the deployment rather than the data: 401, 403, 404..., and statuses outside the API):
+    the entities stay in the outbox and
     no batch leaves until a capped exponential backoff with jitter has passed
     (``retry_initial_s`` doubling up to ``retry_max_s``, each delay drawn in [d/2, d]); then a
     single batch probes the broker, and the others follow once one succeeds.
@@ -45,9 +63,11 @@ process) and at least every ``poll_s`` (items queued by another process, such as
 ``deadletter replay``). It must be the only one taking items out of its outbox.
 
 Receipts
-    With ``receipts`` (the provenance ledger), every answered batch leaves a receipt: when it
+    With ``receipts`` (the provenance ledger), every answered request leaves a receipt: when it
     was sent and answered, the broker, its status, and the provenance records whose entities it
-    delivered or the broker refused (``docs/provenance.md``, the delivery activity).
+    delivered or that ended as dead letters with it (``docs/provenance.md``, the delivery
+    activity). An entity whose outcome a batch's answer left unknown is in the receipt of the
+    request that sent it alone, not in the batch's: each receipt holds final outcomes only.
 """
 
 from __future__ import annotations
@@ -61,23 +81,32 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from adapter import __version__
 from adapter.config import BrokerSettings
 from adapter.deadletter import DeadLetterStore
 from adapter.ngsild.client import (
-    BatchOutcome,
     BrokerRejectedBatch,
+    EntityOutcome,
+    Fate,
     NgsiLdClient,
     NgsiLdError,
     ProblemDetails,
     batch_size,
+    encode_entity,
 )
 from adapter.outbox import Outbox, OutboxItem, PendingItem
 
-__all__ = ["BROKER_REFUSED", "BrokerWriter", "DeliveryReceipts"]
+__all__ = [
+    "BROKER_REFUSED",
+    "BROKER_UNCONFIRMED",
+    "ENTITY_REASONS",
+    "LATE_NOT_WRITTEN",
+    "BrokerWriter",
+    "DeliveryReceipts",
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +126,12 @@ def _instant(seconds: float) -> str:
 
 #: dead-letter reason of an entity the broker refused
 BROKER_REFUSED = "broker_refused"
+#: dead-letter reason of an entity sent alone whose answer still does not say it was written
+BROKER_UNCONFIRMED = "broker_unconfirmed"
+#: dead-letter reason of a late observation the broker cannot add to the entity's history
+LATE_NOT_WRITTEN = "late_observation_not_written"
+#: dead letters that hold an entity as sent (``deadletter replay`` queues them in the outbox again)
+ENTITY_REASONS = frozenset({BROKER_REFUSED, BROKER_UNCONFIRMED, LATE_NOT_WRITTEN})
 _LOAD_CHUNK = 10_000
 
 
@@ -104,6 +139,23 @@ _LOAD_CHUNK = 10_000
 class _Batch:
     tenant: str
     entries: tuple[PendingItem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A broker answer to one upsert request: its status, when it was sent, a fate per item (seq)."""
+
+    status: int
+    sent_at: float
+    outcomes: dict[int, EntityOutcome]
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """An upsert request the broker did not answer usefully (unavailable, deployment error)."""
+
+    error: NgsiLdError
+    sent_at: float
 
 
 @dataclass
@@ -319,7 +371,14 @@ class BrokerWriter:
             items = self._outbox.load([e.seq for e in batch.entries])
             gone = {e.seq for e in batch.entries} - {i.seq for i in items}  # taken out by someone else
             if items:
-                gone |= await self._upsert(batch.tenant, items)
+                latest = self._outbox.latest_delivered(batch.tenant, [i.entity_id for i in items])
+                late = [i for i in items if i.observed_us < latest.get(i.entity_id, i.observed_us)]
+                late_seqs = {i.seq for i in late}
+                current = [i for i in items if i.seq not in late_seqs] if late else items
+                if current:
+                    gone |= await self._upsert(batch.tenant, current)
+                if late:
+                    gone |= await self._write_late(batch.tenant, late, latest)
         finally:
             queue = self._tenants[batch.tenant]
             queue.settle(batch.entries, gone)
@@ -328,29 +387,145 @@ class BrokerWriter:
             self._wake.set()
 
     async def _upsert(self, tenant: str, items: list[OutboxItem]) -> set[int]:
-        """Send one batch and act on the answer; returns the items that left the outbox."""
+        """Send one batch and act on the answer; returns the items that left the outbox.
+
+        Entities whose outcome the answer leaves unknown are sent again, each alone, before
+        anything is concluded about them (``_resolve_alone``).
+        """
+        answer = await self._ask(tenant, items)
+        if isinstance(answer, _Failed):
+            self._retry_later(len(items), tenant, answer.error, answer.sent_at)
+            return set()
+        alone = len(items) == 1
+        unknown = [i for i in items if answer.outcomes[i.seq].fate is Fate.UNKNOWN]
+        if unknown and not alone:
+            log.warning(
+                "the broker's HTTP %d to a batch of %d %s entities does not say what became of %d (%s); "
+                "sending each of them again alone", answer.status, len(items), tenant, len(unknown),
+                answer.outcomes[unknown[0].seq].why,
+            )
+        gone = self._conclude(tenant, answer, items, final=alone)
+        transient = sum(answer.outcomes[i.seq].fate is Fate.RETRY for i in items)
+        failure: NgsiLdError | str | None = f"{transient} entities failed with a 5xx" if transient else None
+        if unknown and not alone:
+            left, more, error = await self._resolve_alone(tenant, unknown)
+            gone |= left
+            transient += more
+            failure = error or failure
+        if transient:
+            self._retry_later(transient, tenant, failure or "entities failed", answer.sent_at)
+        elif self._failures:
+            log.info("broker writes succeed again")
+            self._failures, self._resume_at = 0, 0.0
+        return gone
+
+    async def _ask(self, tenant: str, items: list[OutboxItem]) -> _Answer | _Failed:
+        """One batch upsert, read into an outcome per item (or the error that prevented an answer)."""
         sent_at = self._clock()
         try:
             outcome = await self._client.batch_upsert_encoded(
                 tenant, [i.entity_json for i in items], [i.entity_id for i in items]
             )
         except BrokerRejectedBatch as exc:
-            log.error("broker refused a batch of %d %s entities whole: %s", len(items), tenant, exc)
-            whole = exc.problem or ProblemDetails("about:blank", str(exc), exc.status)
-            return self._finish(items, {i.seq: whole for i in items})
+            problem = exc.problem or ProblemDetails("about:blank", str(exc), exc.status)
+            if len(items) == 1:  # alone, a refusal of the batch is a refusal of the entity
+                fates = {items[0].seq: EntityOutcome(items[0].entity_id, Fate.REFUSED, problem)}
+            else:
+                log.error("broker refused a batch of %d %s entities whole: %s", len(items), tenant, exc)
+                why = "the batch was refused whole, without a reason per entity"
+                fates = {i.seq: EntityOutcome(i.entity_id, Fate.UNKNOWN, problem, why) for i in items}
+            return _Answer(exc.status or 400, sent_at, fates)
         except NgsiLdError as exc:
-            self._retry_later(len(items), tenant, exc, sent_at)
-            return set()
-        refused, transient = _read_outcome(items, outcome)
-        if self._receipts is not None:
-            self._receipt(tenant, sent_at, outcome.status, [i for i in items if i.seq not in transient], refused)
-        gone = self._finish([i for i in items if i.seq not in transient], refused)
+            return _Failed(exc, sent_at)
+        if outcome.strays:
+            log.warning(
+                "the broker's HTTP %d to a batch of %d %s entities holds %d entries naming none of them: %s",
+                outcome.status, len(items), tenant, len(outcome.strays), "; ".join(outcome.strays[:3]),
+            )
+        by_id = {o.entity_id: o for o in outcome.outcomes}
+        return _Answer(outcome.status, sent_at, {i.seq: by_id[i.entity_id] for i in items})
+
+    async def _resolve_alone(self, tenant: str, items: list[OutboxItem]) -> tuple[set[int], int, NgsiLdError | None]:
+        """Send each item alone (a one-entity answer is unambiguous; upserts are idempotent).
+
+        Returns the items that left the outbox, how many must be retried later, and the last
+        error that kept one from being answered. At most ``max_in_flight`` requests at a time.
+        """
+        gate = asyncio.Semaphore(self._settings.max_in_flight)
+        gone: set[int] = set()
+        transient = 0
+        error: NgsiLdError | None = None
+
+        async def one(item: OutboxItem) -> None:
+            nonlocal transient, error
+            async with gate:
+                answer = await self._ask(tenant, [item])
+            if isinstance(answer, _Failed):
+                transient, error = transient + 1, answer.error
+                return
+            gone.update(self._conclude(tenant, answer, [item], final=True))
+            transient += answer.outcomes[item.seq].fate is Fate.RETRY
+
+        await asyncio.gather(*(one(item) for item in items))
+        return gone, transient, error
+
+    async def _write_late(self, tenant: str, items: list[OutboxItem], latest: dict[str, int]) -> set[int]:
+        """Send observations older than their entity's latest delivered one to its history only.
+
+        An upsert would move the current value back in time; ``POST /temporal/entities/{id}/attrs``
+        adds them to the history and leaves the current value alone. A broker that does not
+        implement it (Orion-LD answers 501) gets nothing written: each observation becomes a
+        dead letter ``late_observation_not_written``, kept whole for a replay.
+        """
+        gate = asyncio.Semaphore(self._settings.max_in_flight)
+        gone: set[int] = set()
+        transient: list[NgsiLdError] = []
+
+        async def one(item: OutboxItem) -> None:
+            sent_at = self._clock()
+            try:
+                async with gate:
+                    outcome = await self._client.add_temporal_attributes(
+                        tenant, item.entity_id, encode_entity(_history_fragment(item.entity))
+                    )
+            except NgsiLdError as exc:
+                transient.append(exc)
+                return
+            refused: dict[int, tuple[str, ProblemDetails]] = {}
+            if not outcome.supported:
+                refused[item.seq] = (LATE_NOT_WRITTEN, _late_problem(outcome.status, outcome.problem, item, latest))
+            elif outcome.fate is Fate.REFUSED:
+                assert outcome.problem is not None
+                refused[item.seq] = (BROKER_REFUSED, outcome.problem)
+            if self._receipts is not None:
+                self._receipt(tenant, sent_at, outcome.status, [item], {s: p for s, (_, p) in refused.items()})
+            gone.update(self._finish([item], refused))
+
+        log.info("%d late %s observations (older than their entity's current value) go to the history",
+                 len(items), tenant)
+        await asyncio.gather(*(one(item) for item in items))
         if transient:
-            self._retry_later(len(transient), tenant, f"{len(transient)} entities failed with a 5xx", sent_at)
-        elif self._failures:
-            log.info("broker writes succeed again")
-            self._failures, self._resume_at = 0, 0.0
+            self._retry_later(len(transient), tenant, transient[-1], self._clock())
         return gone
+
+    def _conclude(self, tenant: str, answer: _Answer, items: list[OutboxItem], *, final: bool) -> set[int]:
+        """Act on what the answer confirmed; with ``final``, an unknown outcome is concluded too:
+        a dead letter (``broker_unconfirmed``), never a delivery. Returns the items taken out."""
+        refused: dict[int, tuple[str, ProblemDetails]] = {}
+        delivered: list[OutboxItem] = []
+        for item in items:
+            outcome = answer.outcomes[item.seq]
+            if outcome.fate is Fate.DELIVERED:
+                delivered.append(item)
+            elif outcome.fate is Fate.REFUSED:
+                assert outcome.problem is not None
+                refused[item.seq] = (BROKER_REFUSED, outcome.problem)
+            elif outcome.fate is Fate.UNKNOWN and final:
+                refused[item.seq] = (BROKER_UNCONFIRMED, _unconfirmed(answer.status, outcome))
+        done = [*delivered, *(i for i in items if i.seq in refused)]
+        if self._receipts is not None:
+            self._receipt(tenant, answer.sent_at, answer.status, done, {s: p for s, (_, p) in refused.items()})
+        return self._finish(done, refused)
 
     def _receipt(
         self, tenant: str, sent_at: float, status: int, items: list[OutboxItem], refused: dict[int, ProblemDetails]
@@ -369,31 +544,31 @@ class BrokerWriter:
                 status=status, software=__version__, records=records, refused=rejected,
             )
 
-    def _finish(self, items: list[OutboxItem], refused: dict[int, ProblemDetails]) -> set[int]:
+    def _finish(self, items: list[OutboxItem], refused: dict[int, tuple[str, ProblemDetails]]) -> set[int]:
         """File the refused items as dead letters, then take every item of ``items`` out."""
         for item in items:
             if item.seq in refused:
-                self._dead_letter(item, refused[item.seq])
+                self._dead_letter(item, *refused[item.seq])
         self._outbox.complete(
             delivered=[i.seq for i in items if i.seq not in refused], refused=[i.seq for i in items if i.seq in refused]
         )
         return {i.seq for i in items}
 
-    def _dead_letter(self, item: OutboxItem, problem: ProblemDetails) -> None:
+    def _dead_letter(self, item: OutboxItem, reason: str, problem: ProblemDetails) -> None:
         letter = self._dead_letters.add(
             connection=item.source.connection, lns=item.source.lns, tenant=item.tenant,
-            body=item.entity_json.encode("utf-8"), reason=BROKER_REFUSED,
+            body=item.entity_json.encode("utf-8"), reason=reason,
             detail=json.dumps(problem.to_json(), ensure_ascii=False), event=item.source.event,
             dev_eui=item.source.dev_eui,
         )
         log.warning(
-            "broker refused %s (tenant %s): %s %s; dead letter %d",
+            "%s %s (tenant %s): %s %s; dead letter %d", "broker refused" if reason == BROKER_REFUSED else reason,
             item.entity_id, item.tenant, problem.status, problem.title, letter,
         )
 
     def _refuse_oversize(self, pending: PendingItem) -> None:
         for item in self._outbox.load([pending.seq]):
-            self._dead_letter(item, ProblemDetails(
+            self._dead_letter(item, BROKER_REFUSED, ProblemDetails(
                 type="https://uri.etsi.org/ngsi-ld/errors/BadRequestData", title="Entity too large for a batch",
                 status=413, detail=f"{item.entity_id}: {pending.size} bytes, while a batch must stay under "
                 f"{self._settings.batch_max_bytes} bytes",
@@ -415,19 +590,40 @@ class BrokerWriter:
         )
 
 
-def _read_outcome(items: list[OutboxItem], outcome: BatchOutcome) -> tuple[dict[int, ProblemDetails], set[int]]:
-    """Which items the broker refused (with why) and which failed for a passing reason (5xx)."""
-    errors = {e.entity_id: e.problem for e in outcome.errors}
-    refused: dict[int, ProblemDetails] = {}
-    transient: set[int] = set()
-    for item in items:
-        problem = errors.pop(item.entity_id, None)
-        if problem is None:
-            continue
-        if problem.status is not None and problem.status >= 500:
-            transient.add(item.seq)
-        else:
-            refused[item.seq] = problem
-    if errors:
-        log.warning("broker reported errors for entities not in the batch: %s", sorted(errors))
-    return refused, transient
+def _unconfirmed(status: int, outcome: EntityOutcome) -> ProblemDetails:
+    """The dead-letter detail of an entity no answer confirmed: what the broker last said."""
+    extra = {"answer": outcome.problem.to_json()} if outcome.problem is not None else {}
+    return ProblemDetails(
+        type="about:blank", title="the broker's answer does not confirm this entity", status=status,
+        detail=outcome.why, extra=extra,
+    )
+
+
+def _history_fragment(entity: dict[str, Any]) -> dict[str, Any]:
+    """What a late observation adds to the history: its attributes that carry an ``observedAt``
+    (all of them when none does), each as a one-instance array (the temporal representation,
+    EntityTemporal), with the entity's ``@context``."""
+    attributes = {k: v for k, v in entity.items() if k not in ("id", "type", "@context")}
+    observed = {k: v for k, v in attributes.items() if isinstance(v, dict) and "observedAt" in v}
+    fragment: dict[str, Any] = {k: [v] for k, v in (observed or attributes).items()}
+    if "@context" in entity:
+        fragment["@context"] = entity["@context"]
+    return fragment
+
+
+def _late_problem(status: int, answer: ProblemDetails | None, item: OutboxItem, latest: dict[str, int]) -> ProblemDetails:
+    newer = _EPOCH + timedelta(microseconds=latest[item.entity_id])
+    return ProblemDetails(
+        type="about:blank", status=status,
+        title="the broker does not add instances to an entity's history, and an upsert would move "
+        "its current value back in time",
+        detail=f"{item.entity_id}: observed at {_iso(item.observed_at)}, the value delivered last was observed at "
+        f"{_iso(newer)}", extra={"answer": answer.to_json()} if answer is not None else {},
+    )
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -36,6 +36,12 @@ Cost
     spliced into the batch body (``NgsiLdClient.batch_upsert_encoded``). A ``put`` is a handful
     of statements whatever the number of entities; ``complete`` deletes in bulk.
 
+Late observations
+    ``complete`` records, per (tenant, entity), the latest observation time delivered (table
+    ``outbox_latest``, in the same transaction as the removal, so it survives restarts);
+    ``latest_delivered`` reads it, and the writer sends an item older than that to the
+    entity's history instead of its current state.
+
 Metrics: depth, age of the oldest item, and delivered / retried / refused counters (since this
 process started; ``adapter.metrics`` renders them for Prometheus).
 
@@ -84,6 +90,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     source TEXT NOT NULL            -- the uplink it came from (UplinkRef as JSON)
 );
 CREATE TABLE IF NOT EXISTS outbox_depth (one INTEGER PRIMARY KEY CHECK (one = 1), depth INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox_latest (     -- the latest observation delivered per entity
+    tenant TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    observed_us INTEGER NOT NULL,
+    PRIMARY KEY (tenant, entity_id)
+) WITHOUT ROWID;
 INSERT OR IGNORE INTO outbox_depth VALUES (1, (SELECT COUNT(*) FROM outbox));
 """
 
@@ -338,6 +350,16 @@ class Outbox:
             db = self._db
             with self.transaction():
                 removed = 0
+                for start in range(0, len(delivered), _DELETE_CHUNK):
+                    chunk = delivered[start:start + _DELETE_CHUNK]
+                    # in the same transaction as their removal: a crash keeps both or neither
+                    db.execute(
+                        "INSERT INTO outbox_latest (tenant, entity_id, observed_us)"
+                        " SELECT tenant, entity_id, MAX(observed_us) FROM outbox"
+                        f" WHERE seq IN ({','.join('?' * len(chunk))}) GROUP BY tenant, entity_id"
+                        " ON CONFLICT (tenant, entity_id) DO UPDATE SET observed_us = MAX(observed_us, excluded.observed_us)",
+                        chunk,
+                    )
                 for start in range(0, len(seqs), _DELETE_CHUNK):
                     chunk = seqs[start:start + _DELETE_CHUNK]
                     removed += db.execute(
@@ -347,6 +369,22 @@ class Outbox:
                 db.execute("UPDATE outbox_depth SET depth = depth - ?", (removed,))
         self._delivered += len(delivered)
         self._refused += len(refused)
+
+    def latest_delivered(self, tenant: str, entity_ids: Sequence[str]) -> dict[str, int]:
+        """The latest observation time (``observed_us``) delivered of each of these entities that has one.
+
+        An item older than that is a late observation: sending it as an upsert would move the
+        entity's current value back in time (``adapter.delivery`` sends it to the history).
+        """
+        found: dict[str, int] = {}
+        unique = list(dict.fromkeys(entity_ids))
+        for start in range(0, len(unique), _DELETE_CHUNK):
+            chunk = unique[start:start + _DELETE_CHUNK]
+            found.update(self._db.execute(
+                f"SELECT entity_id, observed_us FROM outbox_latest WHERE tenant = ? AND entity_id IN"
+                f" ({','.join('?' * len(chunk))})", (tenant, *chunk),
+            ).fetchall())
+        return found
 
     def note_retried(self, count: int) -> None:
         """Count entities whose sending failed for a reason that may pass; they stay queued."""

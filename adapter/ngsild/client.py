@@ -7,9 +7,11 @@ and tests point it at a fake or embedded broker.
 Batch upsert is the write path: ``POST /ngsi-ld/v1/entityOperations/upsert?options=update``
 (attributes absent from the batch are kept), ``Content-Type: application/ld+json`` with the
 ``@context`` inside every entity, as the pipeline produces them, and the tenant in
-``NGSILD-Tenant``. Orion-LD answers 201 (the created ids), 204 (all existed) or 207 (per-entity
-``success`` and ``errors``, sent even when every entity failed, and also for a mixed batch without
-errors in its legacy mode); ``BatchOutcome`` holds either shape.
+``NGSILD-Tenant``. Brokers answer 201 (the created ids), 204 (all existed) or 207 (per-entity
+``success`` and ``errors``), and Scorpio a 400 (or 409) with the same ``errors`` when no entity
+was written; each broker shapes its entries its own way. ``adapter.ngsild.outcomes`` reads
+every known shape into one ``BatchOutcome``: a fate per entity (delivered, refused, retry, or
+unknown when the answer cannot be matched to it).
 
 Errors, grouped by what the caller can do about them::
 
@@ -20,8 +22,8 @@ Errors, grouped by what the caller can do about them::
         │                             the broker cannot take the request now; send it again later
         ├── BrokerRejectedRequest     any other 4xx: this request is wrong or not allowed (bad token,
         │   │                         wrong URL, tenants not enabled...); resending it unchanged fails
-        │   └── BrokerRejectedBatch   400, 413, 415, 422 to a batch: the entities themselves are at
-        │                             fault; ``entity_ids`` names them
+        │   └── BrokerRejectedBatch   400, 409, 413, 415, 422 to a batch with no per-entity reasons:
+        │                             the batch was refused whole; ``entity_ids`` names its entities
         └── BrokerProtocolError       the answer is not what the NGSI-LD API promises (status, body)
 
 aiohttp and asyncio errors are translated here and chained (``raise ... from``); nothing from
@@ -37,13 +39,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from adapter.exceptions import AdapterError
+from adapter.ngsild.outcomes import (
+    REFUSAL_STATUSES,
+    BatchOutcome,
+    EntityError,
+    EntityOutcome,
+    Fate,
+    ProblemDetails,
+    TemporalOutcome,
+    read_refusal,
+    read_upsert_answer,
+)
 
 __all__ = [
     "BatchOutcome",
@@ -52,9 +64,12 @@ __all__ = [
     "BrokerRejectedRequest",
     "BrokerUnavailable",
     "EntityError",
+    "EntityOutcome",
+    "Fate",
     "NgsiLdClient",
     "NgsiLdError",
     "ProblemDetails",
+    "TemporalOutcome",
     "batch_size",
     "encode_entity",
 ]
@@ -62,75 +77,7 @@ __all__ = [
 LD_JSON = "application/ld+json"
 JSON_LD_CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
 _API = "/ngsi-ld/v1"
-_REJECTED_BATCH = frozenset({400, 413, 415, 422})
 _RETRY_LATER = frozenset({408, 429})
-
-
-@dataclass(frozen=True, slots=True)
-class ProblemDetails:
-    """An error as the broker describes it (RFC 9457 / NGSI-LD ProblemDetails).
-
-    Orion-LD sends ``type``, ``title`` and ``detail`` but no ``status`` at the top of a
-    request-level error: ``status`` is then the HTTP status.
-    """
-
-    type: str
-    title: str
-    status: int | None = None
-    detail: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_json(cls, value: Any, *, status: int | None = None, fallback: str = "") -> ProblemDetails:
-        if not isinstance(value, Mapping):
-            return cls(type="about:blank", title=fallback, status=status, detail=None if value is None else str(value))
-        known = {"type", "title", "status", "detail"}
-        raw_status = value.get("status")
-        return cls(
-            type=str(value.get("type") or "about:blank"),
-            title=str(value.get("title") or fallback),
-            status=raw_status if isinstance(raw_status, int) else status,
-            detail=None if value.get("detail") is None else str(value["detail"]),
-            extra={k: v for k, v in value.items() if k not in known},
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type, "title": self.title}
-        if self.status is not None:
-            out["status"] = self.status
-        if self.detail is not None:
-            out["detail"] = self.detail
-        return {**out, **self.extra}
-
-
-@dataclass(frozen=True, slots=True)
-class EntityError:
-    """One entity of a batch that the broker did not write, and why."""
-
-    entity_id: str
-    problem: ProblemDetails
-
-
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """The broker's answer to a batch upsert.
-
-    ``status`` is 201, 204 or 207. ``created`` lists the ids a 201 names (the new entities;
-    in Orion-LD's experimental mode a mixed batch is a 201 listing only those).
-    ``succeeded`` lists the ``success`` ids of a 207. Every entity of the batch that is not in
-    ``errors`` was written.
-    """
-
-    status: int
-    created: tuple[str, ...] = ()
-    succeeded: tuple[str, ...] = ()
-    errors: tuple[EntityError, ...] = ()
-
-    def error_for(self, entity_id: str) -> ProblemDetails | None:
-        for error in self.errors:
-            if error.entity_id == entity_id:
-                return error.problem
-        return None
 
 
 class NgsiLdError(AdapterError):
@@ -151,7 +98,9 @@ class BrokerRejectedRequest(NgsiLdError):
 
 
 class BrokerRejectedBatch(BrokerRejectedRequest):
-    """A batch refused as a whole (400, 413, 415, 422): its entities are at fault."""
+    """A batch refused as a whole (400, 409, 413, 415, 422) with no per-entity reasons.
+
+    Which entities are at fault is unknown when the batch held more than one."""
 
     def __init__(
         self, message: str, *, status: int, problem: ProblemDetails, entity_ids: tuple[str, ...]
@@ -205,11 +154,13 @@ class NgsiLdClient:
     async def batch_upsert(
         self, tenant: str | None, entities: Sequence[Mapping[str, Any]], *, options: str = "update"
     ) -> BatchOutcome:
-        """Create or update ``entities`` in one request; per-entity failures are in the outcome.
+        """Create or update ``entities`` in one request; what became of each is in the outcome.
 
         ``options="update"`` keeps the attributes a stored entity has and the batch does not
-        carry; ``"replace"`` drops them. Raises ``BrokerRejectedBatch`` when the whole batch is
-        refused, ``BrokerUnavailable`` when it should be sent again later.
+        carry; ``"replace"`` drops them. A 4xx holding per-entity reasons (Scorpio) is an
+        outcome too. Raises ``BrokerRejectedBatch`` when the whole batch is refused without
+        per-entity reasons, ``BrokerUnavailable`` when it should be sent again later,
+        ``BrokerRejectedRequest`` for other 4xx, ``BrokerProtocolError`` for other statuses.
         """
         if not entities:
             raise ValueError("a batch upsert needs at least one entity")
@@ -235,24 +186,46 @@ class NgsiLdClient:
         ids = tuple(ids)
         status, payload = await self._request(
             "POST", "/entityOperations/upsert", tenant, params={"options": options}, body=body,
-            content_type=LD_JSON,
+            content_type=LD_JSON, text_if_not_json=True,
         )
-        if status in _REJECTED_BATCH:
+        return self._read_upsert(status, payload, ids)
+
+    def _read_upsert(self, status: int, payload: Any, ids: tuple[str, ...]) -> BatchOutcome:
+        if status in (201, 204, 207):
+            return read_upsert_answer(status, payload, ids)
+        per_entity = read_refusal(status, payload, ids)  # Scorpio: a 400/409 with an ``errors`` list
+        if per_entity is not None:
+            return per_entity
+        if status in REFUSAL_STATUSES:
             problem = ProblemDetails.from_json(payload, status=status, fallback="batch refused")
             raise BrokerRejectedBatch(
                 f"the broker refused the whole batch of {len(ids)} entities: HTTP {status} {problem.title}",
                 status=status, problem=problem, entity_ids=ids,
             )
         self._raise_for(status, payload, "batch upsert")
-        if status == 204:
-            return BatchOutcome(204)
-        if status == 201:
-            if not isinstance(payload, list):
-                raise BrokerProtocolError("a 201 to a batch upsert must list the created ids", status=status)
-            return BatchOutcome(201, created=tuple(str(i) for i in payload))
-        if status == 207:
-            return _multi_status(payload)
         raise BrokerProtocolError(f"unexpected HTTP {status} to a batch upsert", status=status)
+
+    async def add_temporal_attributes(self, tenant: str | None, entity_id: str, fragment: str) -> TemporalOutcome:
+        """``POST /temporal/entities/{id}/attrs``: add attribute instances to the entity's history only.
+
+        ``fragment``: the attributes as JSON text (``encode_entity``), with their ``@context``.
+        A broker that does not implement it (Orion-LD: 501) gives an outcome with ``supported``
+        false. Raises ``BrokerUnavailable`` (send it again later) and ``BrokerRejectedRequest``
+        (401, 403...) as the other calls do.
+        """
+        status, payload = await self._request(
+            "POST", f"/temporal/entities/{quote(entity_id, safe='')}/attrs", tenant, body=fragment.encode("utf-8"),
+            content_type=LD_JSON, text_if_not_json=True,
+        )
+        if status in (200, 201, 204):
+            return TemporalOutcome(status, Fate.DELIVERED)
+        problem = ProblemDetails.from_json(payload, status=status, fallback=f"HTTP {status}")
+        if status in (404, 405, 501):
+            return TemporalOutcome(status, Fate.UNKNOWN, problem, supported=False)
+        if status == 207 or status in REFUSAL_STATUSES:  # 207: some attributes were not added
+            return TemporalOutcome(status, Fate.REFUSED, problem)
+        self._raise_for(status, payload, "temporal attribute addition")
+        raise BrokerProtocolError(f"unexpected HTTP {status} to a temporal attribute addition", status=status)
 
     async def get_entity(
         self, tenant: str | None, entity_id: str, *, context: str | None = None, attrs: Sequence[str] = (),
@@ -328,6 +301,7 @@ class NgsiLdClient:
         body: bytes | None = None,
         content_type: str | None = None,
         context: str | None = None,
+        text_if_not_json: bool = False,
     ) -> tuple[int, Any]:
         headers = {"Accept": "application/json"}
         if tenant:
@@ -354,7 +328,9 @@ class NgsiLdClient:
         try:
             return status, json.loads(raw)
         except ValueError as exc:
-            if status >= 400:  # a proxy's HTML error page: keep the status, the text is the detail
+            # A proxy's HTML error page: keep the status, the text is the detail. A batch answer
+            # that is not JSON is read as such too (its entities' outcomes are then unknown).
+            if status >= 400 or text_if_not_json:
                 return status, raw.decode("utf-8", errors="replace")[:500]
             raise BrokerProtocolError(
                 f"{method} {url}: HTTP {status} with a body that is not JSON", status=status
@@ -369,19 +345,6 @@ class NgsiLdClient:
         if status >= 500 or status in _RETRY_LATER:
             raise BrokerUnavailable(message, status=status, problem=problem)
         raise BrokerRejectedRequest(message, status=status, problem=problem)
-
-
-def _multi_status(payload: Any) -> BatchOutcome:
-    if not isinstance(payload, Mapping):
-        raise BrokerProtocolError("a 207 to a batch upsert must be an object with success and errors", status=207)
-    errors = []
-    for item in payload.get("errors") or ():
-        if not isinstance(item, Mapping):
-            raise BrokerProtocolError(f"a 207 error entry must be an object, not {item!r}", status=207)
-        errors.append(EntityError(
-            str(item.get("entityId")), ProblemDetails.from_json(item.get("error"), fallback="entity refused")
-        ))
-    return BatchOutcome(207, succeeded=tuple(str(i) for i in payload.get("success") or ()), errors=tuple(errors))
 
 
 def _params(**values: str | int | None) -> dict[str, str]:

@@ -67,6 +67,7 @@ class FakeBroker:
     arrivals: list[float] = field(default_factory=list)  # time.time() of every upsert request
     max_concurrency: int = 0
     active: int = 0  # upserts being handled now
+    temporal_writes: int = 0  # POST /temporal/entities/{id}/attrs, answered 501 as Orion-LD does
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=4 * MAX_BODY)
@@ -74,6 +75,7 @@ class FakeBroker:
         app.router.add_get("/ngsi-ld/v1/entities", self._query)
         app.router.add_get("/ngsi-ld/v1/entities/{id}", self._get)
         app.router.add_get("/ngsi-ld/v1/temporal/entities/{id}", self._temporal)
+        app.router.add_post("/ngsi-ld/v1/temporal/entities/{id}/attrs", self._temporal_write)
         return app
 
     def observations(self, entity_id: str, attribute: str, tenant: str | None = None) -> list[Any]:
@@ -182,6 +184,11 @@ class FakeBroker:
             if t == tenant and e.get("type") == request.query.get("type", e.get("type"))
         ]
         return web.json_response(found[: int(request.query.get("limit", 20))])
+
+    async def _temporal_write(self, request: web.Request) -> web.Response:
+        # Orion-LD: src/lib/orionld/serviceRoutines/orionldPostTemporalAttributes.cpp
+        self.temporal_writes += 1
+        return _problem(501, "OperationNotSupported", "Not Implemented")
 
     async def _temporal(self, request: web.Request) -> web.Response:
         instances = self.history.get((_tenant(request), request.match_info["id"]))

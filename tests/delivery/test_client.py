@@ -11,6 +11,7 @@ from adapter.ngsild.client import (
     BrokerRejectedBatch,
     BrokerRejectedRequest,
     BrokerUnavailable,
+    Fate,
     NgsiLdClient,
     batch_size,
     encode_entity,
@@ -116,18 +117,24 @@ async def test_timeout_is_unavailable(broker_url: str, session: aiohttp.ClientSe
     assert isinstance(caught.value.__cause__, TimeoutError)
 
 
-async def test_an_answer_outside_the_api_is_a_protocol_error(session: aiohttp.ClientSession) -> None:
+async def test_an_answer_outside_the_api_is_a_protocol_error_and_an_unreadable_201_says_nothing(
+    session: aiohttp.ClientSession,
+) -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestServer
 
+    answers = [web.Response(status=201, text="<html>created</html>"), web.Response(status=200, text="{}")]
+
     async def teapot(request: web.Request) -> web.Response:
-        return web.Response(status=201, text="<html>created</html>")
+        return answers.pop(0)
 
     app = web.Application()
     app.router.add_post("/ngsi-ld/v1/entityOperations/upsert", teapot)
     async with TestServer(app, host=HOST) as server:
         client = NgsiLdClient(str(server.make_url("")), session)
-        with pytest.raises(BrokerProtocolError):
+        outcome = await client.batch_upsert("ville", [make_entity(1)])  # a 201 that names nothing
+        assert [o.fate for o in outcome.outcomes] == [Fate.UNKNOWN]
+        with pytest.raises(BrokerProtocolError):  # a 200 is no answer to a batch upsert
             await client.batch_upsert("ville", [make_entity(1)])
 
 

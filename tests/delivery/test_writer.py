@@ -135,7 +135,7 @@ async def test_an_entity_failing_with_a_5xx_in_a_207_is_retried(
     assert dead_letters.counts() == {} and outbox.metrics().retried == 2
 
 
-async def test_a_batch_refused_whole_is_dead_lettered_and_never_sent_again(
+async def test_a_batch_refused_whole_is_resolved_entity_by_entity_then_never_sent_again(
     outbox: Outbox, broker_url: str, session: aiohttp.ClientSession, dead_letters: DeadLetterStore, fake: FakeBroker
 ) -> None:
     fake.reject_batch_with = 400
@@ -143,7 +143,8 @@ async def test_a_batch_refused_whole_is_dead_lettered_and_never_sent_again(
     async with running(writer_for(outbox, broker_url, session, dead_letters)):
         await eventually(lambda: empty(outbox), "the batch to be answered")
         await asyncio.sleep(0.2)  # ten retry delays: nothing is sent again
-    assert fake.requests == 1
+    # a whole refusal does not say which entity is at fault: each was sent once more, alone
+    assert fake.requests == 6 and sorted(len(b.ids) for b in fake.batches) == [1, 1, 1, 1, 1, 5]
     assert dead_letters.counts() == {BROKER_REFUSED: 5}
     assert json.loads(dead_letters.list()[0].detail)["status"] == 400
     assert outbox.metrics().refused == 5

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 from aiohttp import web
 
 from adapter.httpserver import ServerLimits, serve_forever
-from adapter.ngsild.broker import views_entities, views_query, views_subscriptions
+from adapter.ngsild.broker import views_entities, views_query, views_subscriptions, views_temporal
 from adapter.ngsild.broker.errors import (
     BrokerError,
     InternalError,
@@ -72,19 +72,22 @@ async def _not_implemented(request: web.Request) -> web.Response:
     raise OperationNotSupported("Not implemented by the embedded broker", f"{request.method} {request.path}")
 
 
-def create_broker_app(*, db_path: Path | None = None, context_loader: DocumentLoader | None = None) -> web.Application:
+def create_broker_app(*, db_path: Path | None = None, context_loader: DocumentLoader | None = None,
+                      reachable_contexts: Sequence[str] | None = None) -> web.Application:
     """The embedded NGSI-LD broker as an aiohttp application (development and tests only).
 
     It answers like Orion-LD (with the temporal API of Mintaka) on the operations the
     project uses; it is not a production broker. ``db_path`` keeps the data in an SQLite
     file (WAL), ``None`` in memory. ``context_loader`` fetches @context documents by URL
-    (default: the project's local copies, then HTTP with a 5 s timeout)::
+    (default: the project's local copies, then HTTP with a 5 s timeout). ``reachable_contexts``
+    (URL prefixes) makes the default loader offline, like an Orion-LD without internet: only
+    contexts under those prefixes are downloaded, any other is 503 LdContextNotAvailable::
 
         app = create_broker_app(db_path=Path("var/broker.db"))
         web.run_app(app, host="127.0.0.1", port=1026)
     """
     app = web.Application(middlewares=[_problems], client_max_size=MAX_BODY)
-    app[BROKER] = Broker(db_path, context_loader)
+    app[BROKER] = Broker(db_path, context_loader, reachable_contexts)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         broker = app[BROKER]
@@ -93,7 +96,7 @@ def create_broker_app(*, db_path: Path | None = None, context_loader: DocumentLo
         await broker.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    routes = views_entities.ROUTES + views_query.ROUTES + views_subscriptions.ROUTES
+    routes = views_entities.ROUTES + views_query.ROUTES + views_temporal.ROUTES + views_subscriptions.ROUTES
     app.add_routes(routes)
     # Orion-LD also answers a path with a trailing slash, and clients send them (ngsildclient does).
     app.add_routes([web.route(r.method, r.path + "/", r.handler, **r.kwargs) for r in routes])

@@ -16,6 +16,10 @@ Time windows: ``before`` is ``t < timeAt``, ``after`` is ``t > timeAt``, ``betwe
 ``createdAt`` both mean the time the instance was written). Instances come oldest first;
 with ``lastN`` only the newest N per attribute, newest first, as Mintaka returns them.
 ``q`` holds for an entity when each of its terms holds for some instance in the window.
+
+Writes: ``add_temporal_attributes`` (``POST /temporal/entities/{id}/attrs``, clause 5.6.12)
+appends instances to the history of an existing entity without touching its current state:
+that is where a late observation goes (older than the entity's current value).
 """
 
 from __future__ import annotations
@@ -35,14 +39,20 @@ from adapter.ngsild.broker.datetimes import (
     parse_duration,
     to_millis,
 )
-from adapter.ngsild.broker.errors import BadRequestData
+from adapter.ngsild.broker.errors import BadRequestData, ResourceNotFound
 from adapter.ngsild.broker.jsonld import TermContext
-from adapter.ngsild.broker.payload import VALUE_MEMBER
+from adapter.ngsild.broker.payload import VALUE_MEMBER, normalize_attributes
 from adapter.ngsild.broker.query import Query
 from adapter.ngsild.broker.render import render_attribute
 from adapter.ngsild.broker.store import Instance, Store
 
-__all__ = ["AGGREGATION_METHODS", "TemporalQuery", "parse_temporal_query", "temporal_entity"]
+__all__ = [
+    "AGGREGATION_METHODS",
+    "TemporalQuery",
+    "add_temporal_attributes",
+    "parse_temporal_query",
+    "temporal_entity",
+]
 
 AGGREGATION_METHODS = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
 _TIMEPROPERTIES = {"observedAt": "observed_at", "modifiedAt": "modified_at", "createdAt": "modified_at"}
@@ -148,6 +158,33 @@ def temporal_entity(store: Store, tkey: int, entity_id: str, entity_type: str, t
             pairs = pairs[-tq.last_n:][::-1]
         out[context.compact(name)] = _represent(pairs, tq, context)
     return out
+
+
+def add_temporal_attributes(store: Store, tenant: str, entity_id: str, body: Any, context: TermContext,
+                            now: str) -> int:
+    """Appends the attribute instances of ``body`` to the entity's history; returns how many.
+
+    Each attribute of the fragment is one instance (an object) or several (an array of
+    objects), checked as an attribute of an entity write. The entity's current state, its
+    ``modifiedAt`` and its subscriptions are left alone: only temporal queries see them.
+    Raises ``ResourceNotFound`` for an unknown entity, ``BadRequestData`` for a bad fragment.
+    """
+    if not isinstance(body, dict):
+        raise BadRequestData("Invalid payload", "the attributes must be a JSON object")
+    instances: list[dict[str, dict[str, Any]]] = []
+    for name, value in body.items():
+        if name in ("@context", "id", "type", "createdAt", "modifiedAt"):
+            continue
+        for raw in value if type(value) is list and value and all(type(i) is dict for i in value) else [value]:
+            instances.append(normalize_attributes({name: raw}, context))
+    if not instances:
+        raise BadRequestData("Invalid payload", "no attribute instance to add")
+    entity = store.get_entity(tenant, entity_id)
+    if entity is None:
+        raise ResourceNotFound("Entity not found", entity_id)
+    # the current attributes are stored again as they are, with the same modifiedAt: unchanged
+    store.write(tenant, [(entity, written) for written in instances], now)
+    return len(instances)
 
 
 def _time(instance: Instance, tq: TemporalQuery) -> int:
