@@ -140,8 +140,7 @@ async def standalone_provenance(
     async with aiohttp.ClientSession() as session:
         broker = None
         if with_broker and config.broker.url:
-            broker = NgsiLdClient(config.broker.url, session, token=config.broker.token,
-                                  timeout_s=config.broker.request_timeout_s)
+            broker = NgsiLdClient.from_settings(config.broker, session)
         store = indexer = None
         if with_store:
             try:
@@ -391,7 +390,7 @@ class AdapterService:
         if broker.url is None or pipeline.outbox is None:
             log.warning("no broker url configured ([broker] url): entities are kept in the outbox until there is one")
         else:
-            client = NgsiLdClient(broker.url, session, token=broker.token, timeout_s=broker.request_timeout_s)
+            client = NgsiLdClient.from_settings(broker, session)
             self.writer = BrokerWriter(pipeline.outbox, client, pipeline.dead_letters, broker, receipts=pipeline.ledger)
             self._tasks.append(asyncio.create_task(self.writer.run()))
             log.info("delivering to the NGSI-LD broker at %s", broker.url)

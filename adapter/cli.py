@@ -524,7 +524,7 @@ def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str
             url = broker_url or config.broker.url
             reader = None
             if url:
-                client = NgsiLdClient(url, session, token=config.broker.token)
+                client = NgsiLdClient.from_settings(config.broker, session, url=url)
                 contexts = broker_contexts(entity_contexts(load_profiles(config.models_dir)), config.contexts_url)
 
                 async def reader(t: str, e: str, a: str, at: datetime) -> Any:

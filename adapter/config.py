@@ -258,6 +258,9 @@ class BrokerSettings:
     """How entities reach the NGSI-LD broker (the ``[broker]`` table); see the module docstring."""
 
     url: str | None = None
+    #: where temporal queries go when another service than the broker answers them (Mintaka
+    #: beside Orion-LD, which answers 501); None: ``url``. Temporal writes always go to ``url``.
+    temporal_url: str | None = None
     token_env: str | None = None
     token: str | None = field(default=None, repr=False)
     batch_max_entities: int = MAX_BATCH_ENTITIES
@@ -502,7 +505,7 @@ def _broker(t: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> BrokerS
         "batch_max_entities": int, "batch_max_bytes": int, "batch_delay_s": float, "max_in_flight": int,
         "retry_initial_s": float, "retry_max_s": float, "request_timeout_s": float,
     }
-    unknown = set(t) - {"url", "token_env", *kinds}
+    unknown = set(t) - {"url", "temporal_url", "token_env", *kinds}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) in [broker]: {', '.join(sorted(unknown))}")
 
@@ -510,12 +513,13 @@ def _broker(t: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> BrokerS
         return env.get(f"{_ENV}BROKER_{key.upper()}") or t.get(key)
 
     numbers = {k: _number(value(k), kind, f"broker {k}", path) for k, kind in kinds.items() if value(k) is not None}
-    url = value("url")
-    if url is not None and (not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url)):
-        raise ConfigError(f"{path}: broker url must be an http:// or https:// URL, not {url!r}")
+    url, temporal_url = value("url"), value("temporal_url")
+    for key, given in (("url", url), ("temporal_url", temporal_url)):
+        if given is not None and (not isinstance(given, str) or not re.match(r"^https?://[^/\s]+", given)):
+            raise ConfigError(f"{path}: broker {key} must be an http:// or https:// URL, not {given!r}")
     token_env = value("token_env")
     settings = BrokerSettings(
-        url=url, token_env=token_env, token=env.get(token_env) if token_env else None, **numbers
+        url=url, temporal_url=temporal_url, token_env=token_env, token=env.get(token_env) if token_env else None, **numbers
     )
     if not 1 <= settings.batch_max_entities <= MAX_BATCH_ENTITIES:
         raise ConfigError(f"{path}: broker batch_max_entities must be 1 to {MAX_BATCH_ENTITIES}")

@@ -70,3 +70,13 @@ def test_configuration_mistakes(tmp_path: Path, change: tuple[str, str], message
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, MINIMAL.replace(*change)), env={})
     assert message in str(caught.value)
+
+
+def test_broker_temporal_url_from_the_file_or_the_environment(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + '\n[broker]\nurl = "http://orion-ld:1026"\ntemporal_url = "http://mintaka:8080"\n')
+    assert load_config(path, env={}).broker.temporal_url == "http://mintaka:8080"
+    overridden = load_config(path, env={"NGSILD_ADAPTER_BROKER_TEMPORAL_URL": "http://history:9090"})
+    assert overridden.broker.temporal_url == "http://history:9090"
+    assert load_config(write(tmp_path, MINIMAL), env={}).broker.temporal_url is None
+    with pytest.raises(ConfigError, match="broker temporal_url must be an http:// or https:// URL"):
+        load_config(write(tmp_path, MINIMAL + '\n[broker]\ntemporal_url = "mintaka:8080"\n'), env={})

@@ -79,6 +79,7 @@ class GatewayContext:
     cells: CellStore | None = None  # the published cells of aggregated grants (adapter.access.cells)
     cell_publication_delay: timedelta = timedelta(hours=1)
     contexts_url: str | None = None  # the adapter's served contexts, as the broker reaches them
+    temporal_url: str | None = None  # what answers temporal reads, when not the broker (Mintaka)
 
 
 class _Answer(Exception):
@@ -157,7 +158,7 @@ class _Steps:
                                  agreement=agreement, entities=entities)
 
     async def _broker(self, built: upstream.Upstream) -> UpstreamAnswer:
-        return await upstream.send(self.c.session, self.c.broker_url, built)
+        return await upstream.send(self.c.session, self.c.broker_url, built, temporal_base=self.c.temporal_url)
 
     def _adapter(self) -> str:
         if self.c.adapter_url is None:

@@ -234,7 +234,8 @@ class _Gateway(_SubscriptionRoutes, _ProvenanceRoutes):
                                    "this gateway keeps no published cells for aggregated agreements"))
         try:
             entities, reads = await answer_cells(query, self.c.cells, self.c.session, self.c.broker_url,
-                                                 self.vocabulary, principal=principal, now=self.c.clock(),
+                                                 self.c.temporal_url, self.vocabulary, principal=principal,
+                                                 now=self.c.clock(),
                                                  publication_delay=self.c.cell_publication_delay)
         except CellsRefused as refused:
             if refused.status == 403:

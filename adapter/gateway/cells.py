@@ -63,7 +63,8 @@ class CellsRefused(Exception):
 
 
 async def answer_cells(
-    query: CellQuery, store: CellStore, session: aiohttp.ClientSession, broker_url: str, vocabulary: Vocabulary, *,
+    query: CellQuery, store: CellStore, session: aiohttp.ClientSession, broker_url: str, temporal_url: str | None,
+    vocabulary: Vocabulary, *,
     principal: Principal, now: datetime, publication_delay: timedelta,
 ) -> tuple[list[dict[str, Any]], int]:
     """The cells of ``query`` as NGSI-LD entities (one per group), and how many broker reads it took."""
@@ -78,7 +79,7 @@ async def answer_cells(
         nonlocal reads
         entities: list[Any] = []
         for page in range(_MAX_PAGES):
-            answer = await upstream.send(session, broker_url, build(page * _PAGE))
+            answer = await upstream.send(session, broker_url, build(page * _PAGE), temporal_base=temporal_url)
             reads += 1
             body = answer.json()
             if answer.status != 200 or not isinstance(body, list):

@@ -111,7 +111,8 @@ async def open_gateway(config: AdapterConfig, *, state_dir: Path | None = None) 
     if settings.policies_dir is None:
         raise ConfigError("no agreements folder: set [gateway] policies")
     adapter_token = settings.required_adapter_token()
-    endpoints = EndpointPolicy.from_settings(settings, internal_urls=[broker_url])
+    temporal_url = config.broker.temporal_url
+    endpoints = EndpointPolicy.from_settings(settings, internal_urls=[broker_url, *filter(None, [temporal_url])])
     policies = ReloadingPolicies(config, settings.policies_dir)
     folder = state_dir or Path(config.state_dir) / "gateway"
     folder.mkdir(parents=True, exist_ok=True)
@@ -130,7 +131,7 @@ async def open_gateway(config: AdapterConfig, *, state_dir: Path | None = None) 
                 access_log, subscriptions=subscriptions, public_url=settings.public_url, endpoints=endpoints,
                 adapter_url=settings.adapter_url, adapter_token=adapter_token, cells=cells,
                 cell_publication_delay=timedelta(seconds=settings.cell_publication_delay_s),
-                contexts_url=config.contexts_url,
+                contexts_url=config.contexts_url, temporal_url=temporal_url,
             )
             yield create_gateway_app(context)
     finally:

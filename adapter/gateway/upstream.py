@@ -107,6 +107,11 @@ class Upstream:
         query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in self.params)
         return f"{path}?{query}" if query else path
 
+    @property
+    def temporal(self) -> bool:
+        """Whether this is a read of the temporal API (which Mintaka may answer beside Orion-LD)."""
+        return self.method == "GET" and self.path[:3] == (*_API, "temporal")
+
     def url(self, base: str, target: str | None = None) -> URL:
         """The full URL under ``base`` (a root such as ``http://orion:1026``), already encoded."""
         root = URL(base)
@@ -142,8 +147,11 @@ _TIMEOUT = aiohttp.ClientTimeout(total=30.0)
 
 
 async def send(session: aiohttp.ClientSession, base: str, upstream: Upstream, *,
-               timeout: aiohttp.ClientTimeout = _TIMEOUT) -> UpstreamAnswer:
-    """Send ``upstream`` under ``base``; redirects are never followed (a 3xx is the answer)."""
+               timeout: aiohttp.ClientTimeout = _TIMEOUT, temporal_base: str | None = None) -> UpstreamAnswer:
+    """Send ``upstream`` under ``base`` (temporal reads under ``temporal_base`` when given: Mintaka
+    beside Orion-LD); redirects are never followed (a 3xx is the answer)."""
+    if upstream.temporal and temporal_base is not None:
+        base = temporal_base
     target = upstream.target()
     async with session.request(
         upstream.method, upstream.url(base, target), headers=list(upstream.headers), data=upstream.body,

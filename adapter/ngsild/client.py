@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
@@ -56,6 +56,9 @@ from adapter.ngsild.outcomes import (
     read_refusal,
     read_upsert_answer,
 )
+
+if TYPE_CHECKING:  # the configuration imports this package: no import cycle at run time
+    from adapter.config import BrokerSettings
 
 __all__ = [
     "BatchOutcome",
@@ -141,15 +144,32 @@ class NgsiLdClient:
         session: the aiohttp session to send requests with (the caller owns and closes it).
         token: sent as ``Authorization: Bearer <token>`` when given.
         timeout_s: the limit for one whole request, connection included.
+        temporal_url: the root that answers temporal queries, when it is not the broker's
+            (Mintaka beside Orion-LD); temporal writes still go to ``base_url``.
     """
 
     def __init__(
-        self, base_url: str, session: aiohttp.ClientSession, *, token: str | None = None, timeout_s: float = 30.0
+        self, base_url: str, session: aiohttp.ClientSession, *, token: str | None = None, timeout_s: float = 30.0,
+        temporal_url: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.temporal_url = (temporal_url or base_url).rstrip("/")
         self._session = session
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+
+    @classmethod
+    def from_settings(
+        cls, settings: BrokerSettings, session: aiohttp.ClientSession, *, url: str | None = None
+    ) -> NgsiLdClient:
+        """The client of the ``[broker]`` table: every component reaches the broker and its
+        temporal API alike. ``url`` (a command's ``--broker``) replaces the broker, and then its
+        temporal API too (the configured ``temporal_url`` belongs to the configured broker)."""
+        base = url or settings.url
+        if base is None:
+            raise ValueError("no broker url: set [broker] url")
+        return cls(base, session, token=settings.token, timeout_s=settings.request_timeout_s,
+                   temporal_url=settings.temporal_url if url is None else None)
 
     async def batch_upsert(
         self, tenant: str | None, entities: Sequence[Mapping[str, Any]], *, options: str = "update"
@@ -284,7 +304,8 @@ class NgsiLdClient:
             options=options,
         )
         status, payload = await self._request(
-            "GET", f"/temporal/entities/{quote(entity_id, safe='')}", tenant, params=params, context=context
+            "GET", f"/temporal/entities/{quote(entity_id, safe='')}", tenant, params=params, context=context,
+            root=self.temporal_url,
         )
         if status == 404:
             return None
@@ -302,6 +323,7 @@ class NgsiLdClient:
         content_type: str | None = None,
         context: str | None = None,
         text_if_not_json: bool = False,
+        root: str | None = None,
     ) -> tuple[int, Any]:
         headers = {"Accept": "application/json"}
         if tenant:
@@ -312,7 +334,7 @@ class NgsiLdClient:
             headers["Content-Type"] = content_type
         if context:
             headers["Link"] = f'<{context}>; rel="{JSON_LD_CONTEXT_REL}"; type="{LD_JSON}"'
-        url = f"{self.base_url}{_API}{path}"
+        url = f"{root or self.base_url}{_API}{path}"
         try:
             async with self._session.request(
                 method, url, params=params, data=body, headers=headers, timeout=self._timeout
