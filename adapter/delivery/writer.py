@@ -73,15 +73,13 @@ Receipts
 from __future__ import annotations
 
 import asyncio
-import bisect
-import heapq
 import json
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from adapter import __version__
@@ -97,6 +95,8 @@ from adapter.ngsild.client import (
     batch_size,
     encode_entity,
 )
+from adapter.delivery.late import history_fragment, late_problem
+from adapter.delivery.order import Batch, TenantQueue
 from adapter.outbox import Outbox, OutboxItem, PendingItem
 
 __all__ = [
@@ -136,12 +136,6 @@ _LOAD_CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
-class _Batch:
-    tenant: str
-    entries: tuple[PendingItem, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class _Answer:
     """A broker answer to one upsert request: its status, when it was sent, a fate per item (seq)."""
 
@@ -156,84 +150,6 @@ class _Failed:
 
     error: NgsiLdError
     sent_at: float
-
-
-@dataclass
-class _TenantQueue:
-    """One tenant's pending observations, and the next one of each entity not in flight.
-
-    Every step is O(log n) in the number of entities, so a large backlog does not make each
-    wake-up of the writer scan it whole.
-    """
-
-    observations: dict[str, list[PendingItem]] = field(default_factory=dict)  # entity id -> observation order
-    ready: dict[str, PendingItem] = field(default_factory=dict)  # entity id -> its next observation
-    ready_bytes: int = 0
-    in_flight: set[str] = field(default_factory=set)
-    _order: list[tuple[int, str]] = field(default_factory=list)  # heap of (seq, entity id); stale entries skipped
-
-    def add(self, item: PendingItem) -> None:
-        bisect.insort(self.observations.setdefault(item.entity_id, []), item, key=lambda i: (i.observed_us, i.seq))
-        if item.entity_id not in self.in_flight:
-            self._update_ready(item.entity_id)
-
-    def first(self) -> PendingItem | None:
-        """The ready observation queued first (the batch's oldest entity)."""
-        while self._order:
-            seq, entity_id = self._order[0]
-            head = self.ready.get(entity_id)
-            if head is not None and head.seq == seq:
-                return head
-            heapq.heappop(self._order)
-        return None
-
-    def full(self, limits: BrokerSettings) -> bool:
-        """Whether the ready observations fill a batch (so it should leave without waiting)."""
-        return (
-            len(self.ready) >= limits.batch_max_entities
-            or 1 + self.ready_bytes + len(self.ready) >= limits.batch_max_bytes
-        )
-
-    def take(self, limits: BrokerSettings) -> list[PendingItem]:
-        """Ready observations in queue order, up to the limits; their entities are then in flight."""
-        size, taken = 1, list[PendingItem]()  # the body so far: "[" then each entity with its "," or "]"
-        while len(taken) < limits.batch_max_entities and (head := self.first()) is not None:
-            if size + head.size + 1 >= limits.batch_max_bytes:
-                break
-            heapq.heappop(self._order)
-            del self.ready[head.entity_id]
-            self.ready_bytes -= head.size
-            self.in_flight.add(head.entity_id)
-            taken.append(head)
-            size += head.size + 1
-        return taken
-
-    def settle(self, entries: Iterable[PendingItem], gone: set[int]) -> None:
-        """The batch of ``entries`` was answered; the ``gone`` ones left the outbox."""
-        for entry in entries:
-            self.in_flight.discard(entry.entity_id)
-            queue = self.observations.get(entry.entity_id, [])
-            if entry.seq in gone:
-                queue[:] = [q for q in queue if q.seq != entry.seq]
-            if not queue:
-                self.observations.pop(entry.entity_id, None)
-            self._update_ready(entry.entity_id)
-
-    @property
-    def empty(self) -> bool:
-        return not self.observations and not self.in_flight
-
-    def _update_ready(self, entity_id: str) -> None:
-        old = self.ready.pop(entity_id, None)
-        if old is not None:
-            self.ready_bytes -= old.size
-        queue = self.observations.get(entity_id)
-        if queue:
-            head = queue[0]
-            self.ready[entity_id] = head
-            self.ready_bytes += head.size
-            if old is None or old.seq != head.seq:
-                heapq.heappush(self._order, (head.seq, entity_id))
 
 
 class BrokerWriter:
@@ -276,7 +192,7 @@ class BrokerWriter:
         self._poll_s = poll_s
         self._clock = clock
         self._jitter = jitter
-        self._tenants: dict[str, _TenantQueue] = {}
+        self._tenants: dict[str, TenantQueue] = {}
         self._last_seq = 0
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -310,7 +226,7 @@ class BrokerWriter:
                 if batch_size([item.size]) >= self._settings.batch_max_bytes:
                     self._refuse_oversize(item)
                 else:
-                    self._tenants.setdefault(item.tenant, _TenantQueue()).add(item)
+                    self._tenants.setdefault(item.tenant, TenantQueue()).add(item)
             if len(items) < _LOAD_CHUNK:
                 return
 
@@ -323,9 +239,9 @@ class BrokerWriter:
                 return
             self._in_flight.add(asyncio.create_task(self._send(batch)))
 
-    def _next_batch(self, now: float) -> _Batch | None:
+    def _next_batch(self, now: float) -> Batch | None:
         """The batch of the tenant whose due observations were queued first, if any is due."""
-        chosen: tuple[str, _TenantQueue, int] | None = None
+        chosen: tuple[str, TenantQueue, int] | None = None
         for tenant, queue in self._tenants.items():
             head = queue.first()
             if head is None or not (queue.full(self._settings) or head.queued_at + self._settings.batch_delay_s <= now):
@@ -335,7 +251,7 @@ class BrokerWriter:
         if chosen is None:
             return None
         tenant, queue, _ = chosen
-        return _Batch(tenant, tuple(queue.take(self._settings)))
+        return Batch(tenant, tuple(queue.take(self._settings)))
 
     def _next_wakeup(self, now: float) -> float:
         """Seconds until the next batch falls due, the backoff ends, or the next poll."""
@@ -365,7 +281,7 @@ class BrokerWriter:
             self._in_flight.discard(task)
             task.result()  # a bug or a broken outbox/dead-letter file ends the writer
 
-    async def _send(self, batch: _Batch) -> None:
+    async def _send(self, batch: Batch) -> None:
         gone: set[int] = set()
         try:
             items = self._outbox.load([e.seq for e in batch.entries])
@@ -486,14 +402,14 @@ class BrokerWriter:
             try:
                 async with gate:
                     outcome = await self._client.add_temporal_attributes(
-                        tenant, item.entity_id, encode_entity(_history_fragment(item.entity))
+                        tenant, item.entity_id, encode_entity(history_fragment(item.entity))
                     )
             except NgsiLdError as exc:
                 transient.append(exc)
                 return
             refused: dict[int, tuple[str, ProblemDetails]] = {}
             if not outcome.supported:
-                refused[item.seq] = (LATE_NOT_WRITTEN, _late_problem(outcome.status, outcome.problem, item, latest))
+                refused[item.seq] = (LATE_NOT_WRITTEN, late_problem(outcome.status, outcome.problem, item, latest))
             elif outcome.fate is Fate.REFUSED:
                 assert outcome.problem is not None
                 refused[item.seq] = (BROKER_REFUSED, outcome.problem)
@@ -597,33 +513,3 @@ def _unconfirmed(status: int, outcome: EntityOutcome) -> ProblemDetails:
         type="about:blank", title="the broker's answer does not confirm this entity", status=status,
         detail=outcome.why, extra=extra,
     )
-
-
-def _history_fragment(entity: dict[str, Any]) -> dict[str, Any]:
-    """What a late observation adds to the history: its attributes that carry an ``observedAt``
-    (all of them when none does), each as a one-instance array (the temporal representation,
-    EntityTemporal), with the entity's ``@context``."""
-    attributes = {k: v for k, v in entity.items() if k not in ("id", "type", "@context")}
-    observed = {k: v for k, v in attributes.items() if isinstance(v, dict) and "observedAt" in v}
-    fragment: dict[str, Any] = {k: [v] for k, v in (observed or attributes).items()}
-    if "@context" in entity:
-        fragment["@context"] = entity["@context"]
-    return fragment
-
-
-def _late_problem(status: int, answer: ProblemDetails | None, item: OutboxItem, latest: dict[str, int]) -> ProblemDetails:
-    newer = _EPOCH + timedelta(microseconds=latest[item.entity_id])
-    return ProblemDetails(
-        type="about:blank", status=status,
-        title="the broker does not add instances to an entity's history, and an upsert would move "
-        "its current value back in time",
-        detail=f"{item.entity_id}: observed at {_iso(item.observed_at)}, the value delivered last was observed at "
-        f"{_iso(newer)}", extra={"answer": answer.to_json()} if answer is not None else {},
-    )
-
-
-def _iso(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
