@@ -37,10 +37,10 @@ Cost
     of statements whatever the number of entities; ``complete`` deletes in bulk.
 
 Late observations
-    ``complete`` records, per (tenant, entity), the latest observation time delivered (table
-    ``outbox_latest``, in the same transaction as the removal, so it survives restarts);
-    ``latest_delivered`` reads it, and the writer sends an item older than that to the
-    entity's history instead of its current state.
+    ``complete`` records, per (tenant, entity, attribute with an ``observedAt``), the latest
+    observation time delivered (table ``outbox_latest_attribute``, in the same transaction as
+    the removal, so it survives restarts); ``latest_delivered`` reads it, and the writer sends
+    an item with an attribute older than that to the entity's history instead of its current state.
 
 Metrics: depth, age of the oldest item, and delivered / retried / refused counters (since this
 process started; ``adapter.metrics`` renders them for Prometheus).
@@ -90,11 +90,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     source TEXT NOT NULL            -- the uplink it came from (UplinkRef as JSON)
 );
 CREATE TABLE IF NOT EXISTS outbox_depth (one INTEGER PRIMARY KEY CHECK (one = 1), depth INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox_latest (     -- the latest observation delivered per entity
+DROP TABLE IF EXISTS outbox_latest;              -- kept one time per entity (development files only)
+CREATE TABLE IF NOT EXISTS outbox_latest_attribute (  -- the latest observation delivered per attribute
     tenant TEXT NOT NULL,
     entity_id TEXT NOT NULL,
+    attribute TEXT NOT NULL,
     observed_us INTEGER NOT NULL,
-    PRIMARY KEY (tenant, entity_id)
+    PRIMARY KEY (tenant, entity_id, attribute)
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO outbox_depth VALUES (1, (SELECT COUNT(*) FROM outbox));
 """
@@ -353,11 +355,15 @@ class Outbox:
                 for start in range(0, len(delivered), _DELETE_CHUNK):
                     chunk = delivered[start:start + _DELETE_CHUNK]
                     # in the same transaction as their removal: a crash keeps both or neither
+                    # per attribute that carries an observedAt: a Device entity is written by uplinks
+                    # and by status events, with different attributes and interleaved times
                     db.execute(
-                        "INSERT INTO outbox_latest (tenant, entity_id, observed_us)"
-                        " SELECT tenant, entity_id, MAX(observed_us) FROM outbox"
-                        f" WHERE seq IN ({','.join('?' * len(chunk))}) GROUP BY tenant, entity_id"
-                        " ON CONFLICT (tenant, entity_id) DO UPDATE SET observed_us = MAX(observed_us, excluded.observed_us)",
+                        "INSERT INTO outbox_latest_attribute (tenant, entity_id, attribute, observed_us)"
+                        " SELECT o.tenant, o.entity_id, a.key, MAX(o.observed_us) FROM outbox o, json_each(o.entity) a"
+                        f" WHERE o.seq IN ({','.join('?' * len(chunk))}) AND a.type = 'object'"
+                        " AND json_type(a.value, '$.observedAt') IS NOT NULL GROUP BY o.tenant, o.entity_id, a.key"
+                        " ON CONFLICT (tenant, entity_id, attribute)"
+                        " DO UPDATE SET observed_us = MAX(observed_us, excluded.observed_us)",
                         chunk,
                     )
                 for start in range(0, len(seqs), _DELETE_CHUNK):
@@ -370,20 +376,22 @@ class Outbox:
         self._delivered += len(delivered)
         self._refused += len(refused)
 
-    def latest_delivered(self, tenant: str, entity_ids: Sequence[str]) -> dict[str, int]:
-        """The latest observation time (``observed_us``) delivered of each of these entities that has one.
+    def latest_delivered(self, tenant: str, entity_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+        """The latest observation time (``observed_us``) delivered of each attribute (with an
+        ``observedAt``) of each of these entities: entity id -> attribute -> time.
 
-        An item older than that is a late observation: sending it as an upsert would move the
-        entity's current value back in time (``adapter.delivery`` sends it to the history).
+        An item carrying an attribute older than that is a late observation: sending it as an
+        upsert would move that value back in time (``adapter.delivery`` sends it to the history).
         """
-        found: dict[str, int] = {}
+        found: dict[str, dict[str, int]] = {}
         unique = list(dict.fromkeys(entity_ids))
         for start in range(0, len(unique), _DELETE_CHUNK):
             chunk = unique[start:start + _DELETE_CHUNK]
-            found.update(self._db.execute(
-                f"SELECT entity_id, observed_us FROM outbox_latest WHERE tenant = ? AND entity_id IN"
-                f" ({','.join('?' * len(chunk))})", (tenant, *chunk),
-            ).fetchall())
+            for entity_id, attribute, observed_us in self._db.execute(
+                f"SELECT entity_id, attribute, observed_us FROM outbox_latest_attribute WHERE tenant = ?"
+                f" AND entity_id IN ({','.join('?' * len(chunk))})", (tenant, *chunk),
+            ):
+                found.setdefault(entity_id, {})[attribute] = observed_us
         return found
 
     def note_retried(self, count: int) -> None:

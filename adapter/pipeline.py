@@ -48,6 +48,7 @@ from adapter.deadletter import DeadLetter, DeadLetterStore
 from adapter.exceptions import CodecError, ForeignDevice, MappingError, RejectedInput, UnknownDevice
 from adapter.mapping.entities import (
     CumulativeValue,
+    DeviceDirectory,
     DeviceRecord,
     build_device_entity,
     build_entities,
@@ -231,8 +232,12 @@ class Pipeline:
         return PipelineResult("other", event=event)
 
     def _registered(self, event: Uplink | DeviceStatus) -> DeviceRecord | None:
-        """The registry entry of the event's device, refused if it belongs to another collectivity."""
-        record = self.devices.get(event.dev_eui)
+        """The registry entry of the event's device, refused if a hand-typed entry gives it to
+        another collectivity (an imported entry only ever speaks for its own: ``DeviceDirectory``)."""
+        if isinstance(self.devices, DeviceDirectory):
+            record = self.devices.for_event(event.origin.tenant, event.dev_eui)
+        else:
+            record = self.devices.get(event.dev_eui)
         if record is not None and record.tenant is not None and record.tenant != event.origin.tenant:
             raise ForeignDevice(
                 f"device {event.dev_eui} is registered to collectivity {record.tenant!r}; this event came "

@@ -164,6 +164,7 @@ _SOURCE = r"""
       // A member left undefined is a reading the codec did not produce (``x = found?.value``):
       // left out, as JSON.stringify and the network servers' codec runners do.
       if (member === undefined) continue;
+      if (!apply(isWellFormed, name, [])) fail(path + " has a member name with a lone surrogate");
       if (written++) emit(out, ",", path);
       emit(out, stringify(name) + ":", path);
       toJson(member, path + "." + name, ancestors, depth + 1, out);

@@ -18,9 +18,10 @@ Order per entity
     consecutive batches, so every observation reaches the history.
 
 Late observations
-    An observation older than the latest one delivered of its entity (a requeued or delayed
-    uplink; the outbox keeps that time per (tenant, entity), ``Outbox.latest_delivered``,
-    across restarts) must not move the current value back in time: it is not upserted but
+    An observation older than the latest one delivered of one of its attributes (a requeued or
+    delayed uplink; the outbox keeps that time per (tenant, entity, attribute),
+    ``Outbox.latest_delivered``, across restarts) must not move the current value back in
+    time: it is not upserted but
     added to the entity's history (``POST /temporal/entities/{id}/attrs``, its attributes that
     carry an ``observedAt``). A broker that does not implement it (Orion-LD answers 501; 405
     and 404 are read the same) writes nothing: the observation becomes a dead letter
@@ -34,7 +35,9 @@ What an answer does
     Refused (an error entry with a 4xx status or none, in a 207 or in Scorpio's 400/409 with
     ``errors``): it goes to the dead-letter store (reason ``broker_refused``, the broker's own
     ProblemDetails for that entity as detail, the entity as body) and leaves the outbox.
-    Retry (an error entry with a 5xx): it stays and is retried.
+    Retry (an error entry with a 5xx): it stays and is retried; after ``MAX_ENTITY_FAILURES``
+    such answers in a row (a 500 tied to its content would hold its entity's newer
+    observations for ever) it is sent alone, and a 5xx then makes it ``broker_unconfirmed``.
     Unknown (the answer cannot be matched to it: named nowhere in a 207, an entry without an
     id or with an id not in the batch, an unknown shape, a 4xx whose reasons do not cover it,
     a batch refused whole without per-entity reasons): it is never counted delivered; it is
@@ -42,8 +45,9 @@ What an answer does
     (reading it back could not tell this observation from an earlier one). If that answer
     is still unreadable, it becomes a dead letter ``broker_unconfirmed`` holding what the
     broker said. So one bad entity does not take the others of its batch with it.
-    Anything else (5xx, 408, 429, timeout, refused or dropped connection, and 4xx that point at
-    the deployment rather than the data: 401, 403, 404..., and statuses outside the API):
+    Anything else (5xx, 408, 429, timeout, refused or dropped connection, a redirect (never
+    followed: a POST would be replayed as a GET), and 4xx that point at the deployment rather
+    than the data: 401, 403, 404..., and statuses outside the API):
     the entities stay in the outbox and
     no batch leaves until a capped exponential backoff with jitter has passed
     (``retry_initial_s`` doubling up to ``retry_max_s``, each delay drawn in [d/2, d]); then a
@@ -95,7 +99,7 @@ from adapter.ngsild.client import (
     batch_size,
     encode_entity,
 )
-from adapter.delivery.late import history_fragment, late_problem
+from adapter.delivery.late import history_fragment, late_problem, newer_delivered
 from adapter.delivery.order import Batch, TenantQueue
 from adapter.outbox import Outbox, OutboxItem, PendingItem
 
@@ -133,6 +137,8 @@ LATE_NOT_WRITTEN = "late_observation_not_written"
 #: dead letters that hold an entity as sent (``deadletter replay`` queues them in the outbox again)
 ENTITY_REASONS = frozenset({BROKER_REFUSED, BROKER_UNCONFIRMED, LATE_NOT_WRITTEN})
 _LOAD_CHUNK = 10_000
+#: answers in a row that fail one entity with its own 5xx before it is sent alone, then dead-lettered
+MAX_ENTITY_FAILURES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +199,7 @@ class BrokerWriter:
         self._clock = clock
         self._jitter = jitter
         self._tenants: dict[str, TenantQueue] = {}
+        self._entity_failures: dict[int, int] = {}  # outbox seq -> answers in a row that failed it with a 5xx
         self._last_seq = 0
         self._in_flight: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -288,13 +295,12 @@ class BrokerWriter:
             gone = {e.seq for e in batch.entries} - {i.seq for i in items}  # taken out by someone else
             if items:
                 latest = self._outbox.latest_delivered(batch.tenant, [i.entity_id for i in items])
-                late = [i for i in items if i.observed_us < latest.get(i.entity_id, i.observed_us)]
-                late_seqs = {i.seq for i in late}
-                current = [i for i in items if i.seq not in late_seqs] if late else items
+                newer = {i.seq: n for i in items if (n := newer_delivered(i, latest.get(i.entity_id, {}))) is not None}
+                current = [i for i in items if i.seq not in newer] if newer else items
                 if current:
                     gone |= await self._upsert(batch.tenant, current)
-                if late:
-                    gone |= await self._write_late(batch.tenant, late, latest)
+                if newer:
+                    gone |= await self._write_late(batch.tenant, [i for i in items if i.seq in newer], newer)
         finally:
             queue = self._tenants[batch.tenant]
             queue.settle(batch.entries, gone)
@@ -313,7 +319,10 @@ class BrokerWriter:
             self._retry_later(len(items), tenant, answer.error, answer.sent_at)
             return set()
         alone = len(items) == 1
-        unknown = [i for i in items if answer.outcomes[i.seq].fate is Fate.UNKNOWN]
+        self._count_entity_failures(answer, items)
+        # An entity the broker keeps failing with a 5xx of its own (a database error tied to its
+        # content) is sent alone like an unknown one; alone, it ends as a dead letter.
+        unknown = [i for i in items if answer.outcomes[i.seq].fate is Fate.UNKNOWN or self._persistent(i.seq)]
         if unknown and not alone:
             log.warning(
                 "the broker's HTTP %d to a batch of %d %s entities does not say what became of %d (%s); "
@@ -321,7 +330,8 @@ class BrokerWriter:
                 answer.outcomes[unknown[0].seq].why,
             )
         gone = self._conclude(tenant, answer, items, final=alone)
-        transient = sum(answer.outcomes[i.seq].fate is Fate.RETRY for i in items)
+        resent = {i.seq for i in unknown} if not alone else set()
+        transient = sum(answer.outcomes[i.seq].fate is Fate.RETRY and i.seq not in resent for i in items)
         failure: NgsiLdError | str | None = f"{transient} entities failed with a 5xx" if transient else None
         if unknown and not alone:
             left, more, error = await self._resolve_alone(tenant, unknown)
@@ -385,7 +395,7 @@ class BrokerWriter:
         await asyncio.gather(*(one(item) for item in items))
         return gone, transient, error
 
-    async def _write_late(self, tenant: str, items: list[OutboxItem], latest: dict[str, int]) -> set[int]:
+    async def _write_late(self, tenant: str, items: list[OutboxItem], newer: dict[int, int]) -> set[int]:
         """Send observations older than their entity's latest delivered one to its history only.
 
         An upsert would move the current value back in time; ``POST /temporal/entities/{id}/attrs``
@@ -409,7 +419,7 @@ class BrokerWriter:
                 return
             refused: dict[int, tuple[str, ProblemDetails]] = {}
             if not outcome.supported:
-                refused[item.seq] = (LATE_NOT_WRITTEN, late_problem(outcome.status, outcome.problem, item, latest))
+                refused[item.seq] = (LATE_NOT_WRITTEN, late_problem(outcome.status, outcome.problem, item, newer[item.seq]))
             elif outcome.fate is Fate.REFUSED:
                 assert outcome.problem is not None
                 refused[item.seq] = (BROKER_REFUSED, outcome.problem)
@@ -438,10 +448,23 @@ class BrokerWriter:
                 refused[item.seq] = (BROKER_REFUSED, outcome.problem)
             elif outcome.fate is Fate.UNKNOWN and final:
                 refused[item.seq] = (BROKER_UNCONFIRMED, _unconfirmed(answer.status, outcome))
+            elif outcome.fate is Fate.RETRY and final and self._persistent(item.seq):
+                refused[item.seq] = (BROKER_UNCONFIRMED, _unconfirmed(answer.status, outcome))
         done = [*delivered, *(i for i in items if i.seq in refused)]
         if self._receipts is not None:
             self._receipt(tenant, answer.sent_at, answer.status, done, {s: p for s, (_, p) in refused.items()})
         return self._finish(done, refused)
+
+    def _count_entity_failures(self, answer: _Answer, items: list[OutboxItem]) -> None:
+        """Count, per item, the answers in a row that failed it with a 5xx of its own."""
+        for item in items:
+            if answer.outcomes[item.seq].fate is Fate.RETRY:
+                self._entity_failures[item.seq] = self._entity_failures.get(item.seq, 0) + 1
+            else:
+                self._entity_failures.pop(item.seq, None)
+
+    def _persistent(self, seq: int) -> bool:
+        return self._entity_failures.get(seq, 0) >= MAX_ENTITY_FAILURES
 
     def _receipt(
         self, tenant: str, sent_at: float, status: int, items: list[OutboxItem], refused: dict[int, ProblemDetails]
@@ -463,6 +486,7 @@ class BrokerWriter:
     def _finish(self, items: list[OutboxItem], refused: dict[int, tuple[str, ProblemDetails]]) -> set[int]:
         """File the refused items as dead letters, then take every item of ``items`` out."""
         for item in items:
+            self._entity_failures.pop(item.seq, None)
             if item.seq in refused:
                 self._dead_letter(item, *refused[item.seq])
         self._outbox.complete(

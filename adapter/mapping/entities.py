@@ -11,7 +11,7 @@ profile's ``altitude`` option drops it or moves it to its own Property (``Altitu
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +25,7 @@ from adapter.uplink import DeviceStatus, Location, Uplink
 __all__ = [
     "DEVICE_CONTEXT",
     "CumulativeValue",
+    "DeviceDirectory",
     "DeviceRecord",
     "MappedEntities",
     "build_device_entity",
@@ -47,6 +48,42 @@ class DeviceRecord:
     location: Location | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
     tenant: str | None = None
+
+
+class DeviceDirectory(Mapping[str, DeviceRecord]):
+    """The device registry as the pipeline consults it: hand-typed ``[[device]]`` entries and
+    entries imported from the network servers (``adapter.registry``), which weigh differently.
+
+    A hand-typed entry binds its DevEUI to its collectivity: an event of that device coming
+    from another collectivity's connection is refused (``ForeignDevice``). An imported entry
+    speaks only for the events of its own collectivity: a DevEUI is public (every join request
+    carries it), so a network server listing another collectivity's device must not be able to
+    take it over. As a mapping (for counts and listings) it holds the hand-typed entries, then
+    the first import of each other DevEUI.
+    """
+
+    def __init__(
+        self, configured: Mapping[str, DeviceRecord], imported: Mapping[tuple[str, str], DeviceRecord]
+    ) -> None:
+        self.configured = dict(configured)
+        self.imported = {key: record for key, record in imported.items() if key[1] not in self.configured}
+        self._view = dict(self.configured)
+        for (_, eui), record in self.imported.items():
+            self._view.setdefault(eui, record)
+
+    def for_event(self, tenant: str, dev_eui: str) -> DeviceRecord | None:
+        """The entry an event of ``tenant``'s connection uses: the hand-typed one (whose
+        collectivity may refuse the event), else ``tenant``'s own import, if any."""
+        return self.configured.get(dev_eui) or self.imported.get((tenant, dev_eui))
+
+    def __getitem__(self, dev_eui: str) -> DeviceRecord:
+        return self._view[dev_eui]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._view)
+
+    def __len__(self) -> int:
+        return len(self._view)
 
 
 @dataclass(frozen=True, slots=True)

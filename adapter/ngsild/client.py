@@ -80,6 +80,8 @@ __all__ = [
 LD_JSON = "application/ld+json"
 JSON_LD_CONTEXT_REL = "http://www.w3.org/ns/json-ld#context"
 _API = "/ngsi-ld/v1"
+#: the longest answer read: a 207 naming 1,000 refused entities is well under 1 MiB
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 _RETRY_LATER = frozenset({408, 429})
 
 
@@ -336,20 +338,33 @@ class NgsiLdClient:
             headers["Link"] = f'<{context}>; rel="{JSON_LD_CONTEXT_REL}"; type="{LD_JSON}"'
         url = f"{root or self.base_url}{_API}{path}"
         try:
+            # Redirects are not followed: aiohttp would replay a POST as a GET without its body,
+            # and the answer to that GET would be read as the batch's.
             async with self._session.request(
-                method, url, params=params, data=body, headers=headers, timeout=self._timeout
+                method, url, params=params, data=body, headers=headers, timeout=self._timeout,
+                allow_redirects=False,
             ) as response:
-                raw = await response.read()
                 status = response.status
+                raw = await _bounded_body(response, MAX_ANSWER_BYTES)
         except TimeoutError as exc:
             raise BrokerUnavailable(f"{method} {url}: no answer within {self._timeout.total} s") from exc
         except aiohttp.ClientError as exc:
             raise BrokerUnavailable(f"{method} {url}: {type(exc).__name__}: {exc}") from exc
+        if 300 <= status < 400:
+            raise BrokerRejectedRequest(
+                f"{method} {url}: HTTP {status} redirect to {response.headers.get('Location', '?')!r}; redirects are "
+                "not followed: set [broker] url to the broker's own address", status=status,
+            )
+        if raw is None:
+            if text_if_not_json:  # a batch: its entities' outcomes are unknown (each is sent alone)
+                return status, f"an answer longer than {MAX_ANSWER_BYTES} bytes, not read"
+            raise BrokerProtocolError(f"{method} {url}: HTTP {status} with an answer longer than "
+                                      f"{MAX_ANSWER_BYTES} bytes", status=status)
         if not raw:
             return status, None
         try:
             return status, json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested beyond the parser's depth
             # A proxy's HTML error page: keep the status, the text is the detail. A batch answer
             # that is not JSON is read as such too (its entities' outcomes are then unknown).
             if status >= 400 or text_if_not_json:
@@ -367,6 +382,18 @@ class NgsiLdClient:
         if status >= 500 or status in _RETRY_LATER:
             raise BrokerUnavailable(message, status=status, problem=problem)
         raise BrokerRejectedRequest(message, status=status, problem=problem)
+
+
+async def _bounded_body(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, decompressed, or None past ``limit`` bytes (read no further: a broker's answer,
+    or a proxy in front of it, cannot make the adapter hold an unbounded body)."""
+    parts, size = [], 0
+    async for chunk in response.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _params(**values: str | int | None) -> dict[str, str]:

@@ -98,6 +98,11 @@ class ChirpStackRegistry:
                 raise RegistryAnswerError(
                     f"{where}: {answer.total_count} devices, more than max_devices = {settings.max_devices}"
                 )
+            if len(answer.result) > PAGE or offset + len(answer.result) > settings.max_devices:  # whatever total_count says
+                raise RegistryAnswerError(
+                    f"{where}: a page of {len(answer.result)} devices (asked for {PAGE}) at offset {offset}: more than "
+                    f"max_devices = {settings.max_devices} or than a page holds"
+                )
             for item in answer.result:
                 try:
                     device, dropped = _device(item, source, tenant)

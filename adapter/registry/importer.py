@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from adapter.config import AdapterConfig, RegistrySettings
-from adapter.mapping.entities import DeviceRecord
+from adapter.mapping.entities import DeviceDirectory, DeviceRecord
 from adapter.registry.base import RegistryClient
 from adapter.registry.exceptions import RegistryError
 from adapter.registry.merge import merge
@@ -118,7 +118,7 @@ class RegistryImporter:
             log.info("device registry: %d imported devices of registries or applications no longer configured dropped",
                      gone)
 
-    def devices(self) -> dict[str, DeviceRecord]:
+    def devices(self) -> DeviceDirectory:
         """The merged registry (``adapter.registry.merge``); each conflict is logged once."""
         devices, conflicts = merge(self.configured, self.store.devices(), self.registries)
         for conflict in conflicts:

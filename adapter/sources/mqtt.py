@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import ssl
 from collections.abc import Coroutine, Sequence
@@ -444,7 +445,15 @@ def _refused_for_good(exc: BaseException) -> bool:
 
 
 def _warn_about_port(connection: Connection) -> None:
-    """A port that contradicts ``tls`` is most likely a mistake; the connection would fail."""
+    """A port that contradicts ``tls`` is most likely a mistake; the connection would fail. A
+    password (a TTS API key, often) sent in clear beyond this host is worth saying aloud: it is
+    readable by anyone on the path (a private network between containers may be fine)."""
+    if connection.tls is None and connection.password_env and not _loopback(connection.host):
+        log.warning(
+            "MQTT %s: the password of %s goes in clear to %s:%d (no TLS): set tls = true unless this network "
+            "is private to the adapter and its broker", connection.name, connection.username, connection.host,
+            connection.port,
+        )
     if connection.tls is not None and connection.port == MQTT_PORT:
         log.warning(
             "MQTT %s: tls = true on port %d, MQTT's plaintext port (MQTT over TLS is usually %d)",
@@ -455,6 +464,13 @@ def _warn_about_port(connection: Connection) -> None:
             "MQTT %s: plaintext on port %d, MQTT's port for TLS: set tls = true if the broker expects TLS",
             connection.name, MQTT_TLS_PORT,
         )
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _log_lost(connection: Connection, exc: BaseException, delay: float, paho_error: str | None = None) -> None:

@@ -174,6 +174,7 @@ def test_non_ascii_strings_survive(load) -> None:
         (8, "data is null, not a JSON object"),
         (9, "data is an array, not a JSON object"),
         (11, "data.lone is a string with a lone surrogate"),
+        (15, "data has a member name with a lone surrogate"),
     ],
 )
 def test_non_json_results_are_rejected_with_path(load, first_byte: int, detail: str) -> None:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from adapter.deadletter import DeadLetterStore
 from adapter.delivery import BROKER_REFUSED, BROKER_UNCONFIRMED
+from adapter.delivery.writer import MAX_ENTITY_FAILURES
 from adapter.ngsild.outcomes import Fate, read_refusal, read_upsert_answer
 from adapter.outbox import Outbox, UplinkRef
 from tests.delivery.shaped_broker import ALTITUDE_REFUSAL, Answer, Batch, ShapedBroker, dialect_answer, problem
@@ -357,3 +358,29 @@ async def _any_answer(count: int, bad: set[int], script: list[tuple[str, int]], 
         finally:
             outbox.close()
             dead_letters.close()
+
+
+async def test_an_entity_the_broker_always_fails_with_its_own_5xx_ends_as_a_dead_letter(
+    shaped: ShapedBroker, shaped_url: str, outbox: Outbox, session: aiohttp.ClientSession,
+    dead_letters: DeadLetterStore,
+) -> None:
+    """A 500 tied to one entity's content (a database error) is not retried for ever, holding that
+    entity's newer observations behind it: after MAX_ENTITY_FAILURES answers in a row it is sent
+    alone, and a 5xx then makes it a dead letter that keeps the broker's answer."""
+    entities = [make_entity(n) for n in range(3)]
+    poison = entities[0]["id"]
+
+    def fails_the_poison(batch: Batch) -> Answer:
+        done = [i for i in batch.ids if i != poison]
+        errors = [{"entityId": poison, "error": {**BAD, "status": 500}}] if poison in batch.ids else []
+        return Answer(207, {"success": done, "errors": errors}, frozenset(done))
+
+    shaped.answers = [fails_the_poison] * 50
+    put_each(outbox, entities)
+    await deliver(outbox, shaped_url, session, dead_letters, Receipts())
+    letters = letters_by_id(dead_letters)
+    assert list(letters) == [poison] and letters[poison].reason == BROKER_UNCONFIRMED
+    assert json.loads(letters[poison].detail)["answer"]["status"] == 500
+    poisoned = [ids for ids in shaped.requests if poison in ids]
+    assert len(poisoned) == MAX_ENTITY_FAILURES and poisoned[-1] == (poison,)  # the others left after the first
+    assert set(shaped.stored) == {e["id"] for e in entities[1:]}

@@ -5,6 +5,7 @@ that cannot take it (Orion-LD answers 501) leaves it as a dead letter to replay,
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from adapter.ngsild.broker import create_broker_app
 from adapter.ngsild.client import Fate, NgsiLdClient, encode_entity
 from adapter.outbox import Outbox
 from tests.delivery.fake_broker import FakeBroker
-from tests.delivery.support import CONTEXT, HOST, eventually, make_entity, observation, queue, running, writer_for
+from tests.delivery.support import CONTEXT, HOST, T0, eventually, make_entity, observation, queue, running, writer_for
 
 
 @pytest.fixture
@@ -90,6 +91,37 @@ async def test_an_older_observation_after_a_newer_one_only_reaches_the_history(
         await eventually(lambda: outbox.depth() == 0, "the older observation")
     assert await values(client, entity["id"]) == (5.0, [2.0, 5.0])
     assert dead_letters.counts() == {} and outbox.metrics().delivered == 2
+
+
+async def test_lateness_is_decided_per_attribute_not_per_entity(
+    embedded_url: str, outbox: Outbox, session: aiohttp.ClientSession, dead_letters: DeadLetterStore,
+) -> None:
+    """A Device entity is written by status events and by uplinks, with other attributes: a status
+    report delivered at minute 5 does not make the uplink observed at minute 3 late (its readings
+    go to the current value), while a second status report of minute 4 is late."""
+    client = NgsiLdClient(embedded_url, session)
+    writer = writer_for(outbox, embedded_url, session, dead_letters)
+    base = make_entity(1)
+
+    def device(at_minute: int, **attributes: float) -> tuple[dict[str, Any], datetime]:
+        at = T0 + timedelta(minutes=at_minute)
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        entity = {"id": base["id"], "type": base["type"], "@context": base["@context"]}
+        entity.update({name: {"type": "Property", "value": v, "observedAt": stamp} for name, v in attributes.items()})
+        return entity, at
+
+    async with running(writer):
+        for entity, at in (device(5, batteryLevel=0.9), device(3, no2=7.0), device(4, batteryLevel=0.8)):
+            queue(outbox, [entity], at=at)
+            writer.wake()
+            await eventually(lambda: outbox.depth() == 0, f"the observation of {at}")
+    current = await client.get_entity("ville", base["id"], context=CONTEXT[0])
+    assert current is not None
+    assert (current["no2"]["value"], current["batteryLevel"]["value"]) == (7.0, 0.9)
+    temporal = await client.get_temporal("ville", base["id"], context=CONTEXT[0], attrs=["batteryLevel"])
+    assert temporal is not None
+    assert sorted(i["value"] for i in temporal["batteryLevel"]) == [0.8, 0.9]
+    assert dead_letters.counts() == {}
 
 
 async def test_the_latest_delivered_observation_survives_a_writer_restart(

@@ -42,6 +42,8 @@ class ChirpStackStandIn(device_pb2_grpc.DeviceServiceServicer):
     requests: list[tuple[str, int, int]] = field(default_factory=list)
     #: when set, every call fails with this status (an overloaded or broken ChirpStack)
     failing: grpc.StatusCode | None = None
+    #: when set, a hostile server: every device in one page, whatever the limit, under this total count
+    lying_total: int | None = None
 
     async def List(self, request: device_pb2.ListDevicesRequest,  # noqa: N802 (the generated name)
                    context: grpc.aio.ServicerContext) -> device_pb2.ListDevicesResponse:
@@ -54,6 +56,8 @@ class ChirpStackStandIn(device_pb2_grpc.DeviceServiceServicer):
         if request.application_id not in self.applications:
             await context.abort(grpc.StatusCode.NOT_FOUND, "Object does not exist")
         devices = sorted(self.applications[request.application_id], key=lambda d: (d.name, d.dev_eui))
+        if self.lying_total is not None:
+            return device_pb2.ListDevicesResponse(total_count=self.lying_total, result=devices)
         page = devices[request.offset:request.offset + request.limit]
         return device_pb2.ListDevicesResponse(total_count=len(devices), result=page)
 

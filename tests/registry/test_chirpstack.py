@@ -95,6 +95,20 @@ async def test_a_list_longer_than_max_devices_is_refused_whole(chirpstack: tuple
         await client.close()
 
 
+
+async def test_a_page_larger_than_asked_is_refused_whatever_its_total_count(
+    chirpstack: tuple[ChirpStackStandIn, str],
+) -> None:
+    standin, url = chirpstack
+    standin.applications[CS_APP] = [chirpstack_device(f"70b3d57ed000{i:04x}", f"d{i}") for i in range(150)]
+    standin.lying_total = 1
+    client = ChirpStackRegistry(chirpstack_settings(url, max_devices=120))
+    try:
+        with pytest.raises(RegistryAnswerError, match="a page of 150 devices"):
+            await client.list_devices(_source(), "metropole")
+    finally:
+        await client.close()
+
 async def test_location_tags_give_the_location_and_bad_devices_are_skipped_not_fatal(
     chirpstack: tuple[ChirpStackStandIn, str],
 ) -> None:

@@ -143,3 +143,60 @@ def test_an_import_never_moves_a_device_to_another_collectivity(
                 # it changed hands only because the first network server no longer lists it
                 assert previous.tenant in holder and eui not in listed[holder[previous.tenant]]
         before = after
+
+
+@settings(derandomize=True, database=None, max_examples=150, deadline=None)
+@given(typed=typed_devices, steps=st.lists(st.tuples(answers, answers), min_size=1, max_size=6))
+def test_a_network_server_decides_only_for_its_own_collectivitys_events(
+    typed: dict[str, str | None], steps: list[tuple[object, object]],
+) -> None:
+    """DevEUIs are public: a network server listing another collectivity's devices must not make
+    that collectivity's uplinks ForeignDevice, nor name its devices. For every event, only a
+    hand-typed entry or an import of the event's own collectivity applies."""
+    configured = {eui: DeviceRecord(eui, name="typed", tenant=tenant) for eui, tenant in typed.items()}
+    clients = {"metropole-cs": Scripted(), "eau-tts": Scripted()}
+    clock = [NOW]
+    importer = RegistryImporter(REGISTRIES, configured, RegistryStore(":memory:"), clients, clock=lambda: clock[0])
+    ever: dict[str, set[str]] = {"metropole": set(), "eau": set()}
+    for first, second in steps:
+        clock[0] += timedelta(hours=1)
+        for name, tenant, answer in (("metropole-cs", "metropole", first), ("eau-tts", "eau", second)):
+            clients[name].answer = answer  # type: ignore[assignment]
+            if answer is not None:
+                ever[tenant] |= {eui for eui, _ in answer}  # type: ignore[attr-defined]
+        asyncio.run(importer.refresh())
+        directory = importer.devices()
+        for tenant in ("metropole", "eau"):
+            for eui in EUIS:
+                record = directory.for_event(tenant, eui)
+                if eui in configured:
+                    assert record == configured[eui]
+                elif record is not None:
+                    assert record.tenant == tenant and eui in ever[tenant]
+
+
+def test_a_device_listed_by_another_collectivitys_network_server_stays_its_owners() -> None:
+    """The reviewer's attack: eau's network server lists metropole's device first; metropole's
+    events keep their own entry (once imported) and are never refused as foreign."""
+    from adapter.pipeline import Pipeline
+
+    clients = {"metropole-cs": Scripted(), "eau-tts": Scripted()}
+    importer = RegistryImporter(REGISTRIES, {}, RegistryStore(":memory:"), clients, clock=lambda: NOW)
+    clients["eau-tts"].answer, clients["metropole-cs"].answer = [(EUIS[0], "eau")], []
+    asyncio.run(importer.refresh())
+    directory = importer.devices()
+    assert directory.for_event("metropole", EUIS[0]) is None
+    pipeline = Pipeline.__new__(Pipeline)  # only the registry lookup is exercised
+    pipeline.devices = directory
+    from adapter.uplink import Origin
+
+    class Event:
+        dev_eui = EUIS[0]
+        origin = Origin(tenant="metropole", lns_id="metropole-cs")
+
+    assert pipeline._registered(Event()) is None  # type: ignore[arg-type]  # not ForeignDevice
+    clients["metropole-cs"].answer = [(EUIS[0], "metropole")]
+    asyncio.run(importer.refresh())
+    record = importer.devices().for_event("metropole", EUIS[0])
+    assert record is not None and record.tenant == "metropole"
+    assert importer.devices().for_event("eau", EUIS[0]).tenant == "eau"  # type: ignore[union-attr]

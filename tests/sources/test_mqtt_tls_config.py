@@ -257,3 +257,24 @@ def test_any_connection_table_loads_or_is_one_config_error(tmp_path: Path, table
     assert (connection.tls is not None) == (table.get("tls") is True)
     if connection.tls is not None:
         assert (connection.tls.cert_file is None) == (connection.tls.key_file is None)
+
+
+@pytest.mark.parametrize(
+    ("keys", "warned"),
+    [
+        ("", "the password of adapter-ville goes in clear to mqtt.ville.example:1883 (no TLS)"),
+        ('host = "127.0.0.1"\n', None),
+        ("tls = true\n", None),
+    ],
+)
+async def test_a_password_sent_in_clear_beyond_this_host_is_warned_about(
+    tmp_path: Path, keys: str, warned: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = 'username = "adapter-ville"\npassword_env = "VILLE_PW"\n' + keys
+    stop = asyncio.Event()
+    stop.set()
+    with caplog.at_level(logging.WARNING, logger="adapter.sources.mqtt"):
+        await consume_mqtt(load(tmp_path, keys, env={"VILLE_PW": "s3cret"}), _nothing, stop=stop)
+    found = [r.getMessage() for r in caplog.records if r.name == "adapter.sources.mqtt"]
+    assert found == ([] if warned is None else [m for m in found if warned in m]) and (warned is None or found)
+    assert all("s3cret" not in m for m in found)
