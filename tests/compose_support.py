@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import yaml  # type: ignore[import-untyped]  # no stubs installed
+import yaml
 from paho.mqtt.client import topic_matches_sub
 
 from adapter.config import load_config

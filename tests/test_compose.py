@@ -17,6 +17,7 @@ import re
 from urllib.parse import urlsplit
 
 from adapter.config import Connection, load_config
+from tests.compose.stack import parse_image
 from tests.compose_support import (
     ADAPTER_HTTP_PORT,
     ADAPTER_TOML,
@@ -167,8 +168,9 @@ def test_keycloak_has_a_database_and_no_dev_secret_is_left_to_its_default() -> N
     assert KEYCLOAK_ENV["KC_DB"] == "postgres" and "keycloak-db" in KEYCLOAK_ENV["KC_DB_URL"]
     assert mount_at("keycloak", "/opt/keycloak/data/import").read_only
     placeholders = set()
-    for realm in (COMPOSE / "keycloak").glob("*-realm.json"):
+    for realm in (COMPOSE / "keycloak" / "production").glob("*-realm.json"):  # what it imports
         placeholders |= set(re.findall(r"\$\{([A-Z_]+)[:}]", realm.read_text()))
+    assert placeholders >= {"KEYCLOAK_URL", "REGION_VILLE_BROKER_SECRET"}
     for variable in placeholders:  # every secret of the realm files is required in production
         assert ":?" in KEYCLOAK_ENV.get(variable, ""), variable
 
@@ -250,7 +252,7 @@ def test_mosquitto_refuses_anonymous_clients_and_mounts_its_password_file_and_ac
     assert acl.source == "./mosquitto/acl" and (COMPOSE / acl.source).is_file()
     assert MOSQUITTO_CONF["use_username_as_clientid"] == ["true"]  # no account takes over another's session
     # 2.0.16 to 2.0.21 disconnect a client after a refused publish when max_queued_messages is 0
-    image, _, version = SERVICES["mosquitto"]["image"].partition(":")
-    assert image == "eclipse-mosquitto" and tuple(int(n) for n in version.split(".")) >= (2, 0, 22)
+    image = parse_image(SERVICES["mosquitto"]["image"])
+    assert image.repository == "eclipse-mosquitto" and tuple(int(n) for n in (image.tag or "").split(".")) >= (2, 0, 22)
 
 
