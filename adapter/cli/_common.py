@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import re
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,26 @@ def _serve_until_interrupted(coroutine: Any) -> None:
         pass
     except AdapterError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # a busy port, a missing or unreadable file or folder: one line, no traceback
+        raise click.ClickException(_os_error(exc)) from exc
+    except sqlite3.Error as exc:  # a state file that cannot be opened (a folder, a read-only disk)
+        raise click.ClickException(f"a state database cannot be used: {exc}") from exc
+
+
+def _os_error(exc: OSError) -> str:
+    """One line saying what the system refused, and what to do about it."""
+    if exc.errno == errno.EADDRINUSE:
+        address = re.search(r"\(('[^']*'), (\d+)\)", str(exc))
+        where = f"{address[1].strip(chr(39))}:{address[2]}" if address else "the address"
+        return f"cannot listen on {where}: the port is already in use (stop the other process, or choose another port)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot listen: {exc.strerror or exc} (the host is not an address of this machine)"
+    if exc.filename is not None:
+        hint = {errno.ENOENT: "it does not exist", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                errno.ENOTDIR: "a part of the path is a file, not a folder",
+                errno.EISDIR: "it is a folder, not a file", errno.EEXIST: "a file is in the way of a folder"}.get(exc.errno or 0, exc.strerror or str(exc))
+        return f"cannot use {exc.filename}: {hint}"
+    return f"{exc.strerror or exc}"
 
 
 def _read_input(file: str) -> bytes:
