@@ -9,11 +9,16 @@
 - Secrets come from required variables (``${VARIABLE:?}``); none is in the repository.
 - Mosquitto: no anonymous access, the password file and the ACL mounted read-only
   (the ACL itself and a real broker: ``test_compose_mosquitto.py``).
+- The adapter's image: the wheel built in a stage of its own and installed alone in a slim
+  image pinned by version, run as a numeric non-root user who owns every volume of the
+  services built from it.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from urllib.parse import urlsplit
 
 from adapter.config import Connection, load_config
@@ -256,3 +261,110 @@ def test_mosquitto_refuses_anonymous_clients_and_mounts_its_password_file_and_ac
     assert image.repository == "eclipse-mosquitto" and tuple(int(n) for n in (image.tag or "").split(".")) >= (2, 0, 22)
 
 
+
+
+# --- the adapter's image (compose/adapter/Dockerfile, read as Docker would) -------------------
+
+DOCKERFILE = REPO / SERVICES["adapter"]["build"]["dockerfile"]
+#: the services built from it (the adapter, the provenance service, the gateway)
+BUILT = sorted(name for name, service in SERVICES.items() if "build" in service)
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) in order: continuation lines joined, comments dropped."""
+    found, pending = [], ""
+    for line in text.splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        instruction, _, arguments = (pending + line).strip().partition(" ")
+        found.append((instruction.upper(), arguments.strip()))
+        pending = ""
+    assert not pending, f"{DOCKERFILE}: ends inside a continued line"
+    return found
+
+
+def _stages() -> list[list[tuple[str, str]]]:
+    stages: list[list[tuple[str, str]]] = []
+    for instruction in _instructions(DOCKERFILE.read_text(encoding="utf-8")):
+        if instruction[0] == "FROM":
+            stages.append([])
+        assert stages, f"{DOCKERFILE}: {instruction[0]} before any FROM"
+        stages[-1].append(instruction)
+    return stages
+
+
+def _owned_folders(stage: list[tuple[str, str]], before: int) -> dict[str, str]:
+    """Folders the RUN lines before index ``before`` create or chown, with their uid:gid."""
+    owned = {}
+    for instruction, arguments in stage[:before]:
+        if instruction != "RUN":
+            continue
+        for command in (shlex.split(part) for part in arguments.split("&&")):
+            if command[:1] == ["install"] and "-d" in command:
+                # without -o/-g the folder belongs to the user of the build: root
+                owner = command[command.index("-o") + 1] if "-o" in command else "0"
+                group = command[command.index("-g") + 1] if "-g" in command else "0"
+                skip = {command.index(flag) + k for flag in ("-o", "-g", "-m") if flag in command for k in (0, 1)}
+                paths = [w for i, w in enumerate(command) if i and i not in skip and not w.startswith("-")]
+                owned.update({path: f"{owner}:{group}" for path in paths})
+            elif command[:1] == ["chown"]:
+                words = [w for w in command[1:] if not w.startswith("-")]
+                owned.update({path: words[0] for path in words[1:]})
+    return owned
+
+
+def test_every_built_service_uses_the_one_adapter_image() -> None:
+    assert BUILT == ["adapter", "gateway", "provenance"]
+    assert {SERVICES[name]["build"]["dockerfile"] for name in BUILT} == {"compose/adapter/Dockerfile"}
+    assert {SERVICES[name]["build"]["context"] for name in BUILT} == {".."}  # the repository root
+
+
+def test_the_image_installs_the_wheel_not_the_source_tree() -> None:
+    stages = _stages()
+    assert len(stages) >= 2, "build the wheel in a stage of its own, install it in the final one"
+    final, builders = stages[-1], stages[:-1]
+    names = {args.split()[-1] for (_, args), *_ in builders if " AS " in args.upper()}
+    # the wheel is built in an earlier stage...
+    assert any("pip wheel" in args or "-m build" in args for stage in builders for kind, args in stage if kind == "RUN")
+    # ...and the final stage takes only files of that stage, none from the build context
+    copies = [args for kind, args in final if kind in ("COPY", "ADD")]
+    assert copies and all(re.match(r"--from=(\S+) ", args) and re.match(r"--from=(\S+) ", args)[1] in names
+                          for args in copies), f"{DOCKERFILE}: the final stage copies from the sources: {copies}"
+    installs = [args for kind, args in final if kind == "RUN" and "pip install" in args]
+    assert installs and all(".whl" in args for args in installs)
+    assert not any(re.search(r"(^|\s)(-e|--editable)(\s|$)", args) for stage in stages for _, args in stage)
+
+
+def test_the_image_base_is_slim_and_pinned_by_exact_version() -> None:
+    for stage in _stages():
+        image = parse_image(stage[0][1].split()[0])
+        assert image.tag and re.fullmatch(r"\d+\.\d+\.\d+-slim(-[a-z]+)?", image.tag), (
+            f"{DOCKERFILE}: FROM {image}: an exact Python version of a slim image (no moving tag)")
+
+
+def test_the_image_runs_as_its_own_user_and_owns_every_volume_of_its_services() -> None:
+    final = _stages()[-1]
+    [user] = [args for kind, args in final if kind == "USER"][-1:]
+    assert re.fullmatch(r"\d+:\d+", user) and int(user.split(":")[0]) != 0, (
+        f"{DOCKERFILE}: end with a numeric non-root USER uid:gid (compose sets no user: for these services)")
+    [volume_at] = [i for i, (kind, _) in enumerate(final) if kind == "VOLUME"]
+    declared = set(json.loads(final[volume_at][1]))
+    # changes to a folder after its VOLUME line are thrown away: the owner must be set before
+    owned = _owned_folders(final, volume_at)
+    for name in BUILT:
+        assert "user" not in SERVICES[name], f"{name}: the image's USER is the one that owns its volumes"
+        for mount in mounts(name):
+            if mount.source.startswith((".", "/", "$")):
+                continue  # a file of the repository or the operator's, mounted read-only
+            assert mount.target in declared, f"{name}: {mount.target} is not a VOLUME of {DOCKERFILE}"
+            assert owned.get(mount.target) == user, f"{name}: {mount.target} is not created owned by {user}"
+
+
+def test_the_models_folder_of_the_compose_configuration_is_in_the_image_or_mounted() -> None:
+    folder = str(CONFIG.models_dir)
+    made = any(kind == "RUN" and f"'{folder}'" in args for kind, args in _stages()[-1])
+    assert made or all(any(m.target == folder for m in mounts(name)) for name in BUILT), (
+        f"[adapter] models = {folder}: neither made by {DOCKERFILE} nor mounted")

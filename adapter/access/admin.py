@@ -44,6 +44,7 @@ from typing import Any, Literal, Self
 from keycloak import KeycloakAdmin
 from keycloak.exceptions import KeycloakAuthenticationError, KeycloakConnectionError, KeycloakError
 
+from adapter import resources
 from adapter.access.odrl import Catalogue, PolicyError, parse_agreement
 from adapter.access.policies import check_file
 from adapter.exceptions import AdapterError
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 #: The shipped realm new collectivities are shaped like.
-REALM_TEMPLATE = Path(__file__).resolve().parents[2] / "compose" / "keycloak" / "ville-realm.json"
+REALM_TEMPLATE = resources.realm_template()
 #: The realm roles of every collectivity (those of ``REALM_TEMPLATE``).
 ROLES = ("building-manager", "elected-official", "researcher", "data-admin", "partner-platform")
 

@@ -39,6 +39,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from adapter import resources
 from adapter.demo.network import LOOPBACK, free_port
 from adapter.exceptions import AdapterError
 
@@ -55,7 +56,7 @@ __all__ = [
 #: Keep in step with VERSION in .ci/install-keycloak.
 KEYCLOAK_VERSION = "26.7.3"
 #: The realm files, shared with the production compose.
-REALMS_DIR = Path(__file__).resolve().parents[2] / "compose" / "keycloak"
+REALMS_DIR = resources.realms_dir()
 HOME_ENV = "NGSILD_ADAPTER_KEYCLOAK_HOME"
 JAVA_HOMES = (Path("/usr/lib/jvm/temurin-25-jdk-amd64"), Path("/usr/lib/jvm/java-17-openjdk-amd64"))
 # A start with the three realms takes ~15-20 s on 2 cores after `make setup` (its warm-up

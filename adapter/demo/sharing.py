@@ -25,6 +25,7 @@ from ipaddress import ip_network
 import aiohttp
 from aiohttp import web
 
+from adapter import resources
 from adapter.access.tokens import TokenValidator, TrustedIssuer
 from adapter.config import AdapterConfig
 from adapter.demo.fleet import FleetDevice, SimulatedEvent, uplinks
@@ -42,7 +43,7 @@ __all__ = ["SharingReport", "run_sharing"]
 
 HOST = "127.0.0.1"
 PURPOSE = "ventilation-control"
-POLICIES = Path(__file__).resolve().parents[2] / "compose" / "policies"
+POLICIES = resources.demo_agreements_dir()
 
 
 @dataclass

@@ -13,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from adapter import resources
 from adapter.exceptions import ConfigError
 
 __all__ = [
@@ -34,8 +35,8 @@ class ContextNotAvailable(ConfigError):
 
 
 def default_contexts_dir() -> Path:
-    # contexts/ sits beside the package in a checkout and in the sdist.
-    return Path(__file__).resolve().parents[2] / "contexts"
+    """The shipped copies (``contexts/`` of the repository, package data in the wheel)."""
+    return resources.contexts_dir()
 
 
 @cache

@@ -87,6 +87,7 @@ from pyoxigraph import (
     serialize,
 )
 
+from adapter import resources
 from adapter.exceptions import AdapterError
 
 __all__ = [
@@ -561,8 +562,8 @@ class _Worker:
 
     @classmethod
     async def start(cls) -> _Worker:
-        # The package's own folder first on the path, whether it is installed or not.
-        root = str(Path(__file__).resolve().parents[2])
+        # The folder holding this very package first on the path, whether installed or a checkout.
+        root = str(resources.package_root())
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-c", "from adapter.provenance.store import _serve_queries; _serve_queries()",

@@ -28,16 +28,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pyoxigraph
 
+from adapter import resources
 from adapter.exceptions import AdapterError
 
 __all__ = ["Parameter", "QUERY_NAMES", "QueryError", "QueryInfo", "load_query", "queries"]
 
-_FOLDER = Path(__file__).resolve().parent
+_FOLDER = resources.queries_dir()
 _PARAMETER_LINE = re.compile(r"#\s+\$([A-Za-z_][A-Za-z0-9_]*)\s+([a-z]+)\s+(.*)")
 _PARAMETER_USE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
