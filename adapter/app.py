@@ -22,10 +22,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from adapter import resources
 from adapter.codecs import CodecRegistry
-from adapter.config import AdapterConfig
+from adapter.config import AdapterConfig, validate_for_start
 from adapter.deadletter import DeadLetter, DeadLetterStore
 from adapter.delivery import ENTITY_REASONS, BrokerWriter
+from adapter.demo.samples import load_samples, sample_origin
 from adapter.exceptions import ConfigError
 from adapter.gateway.local import ServiceGuard
 from adapter.gateway.provenance import provenance_routes
@@ -47,7 +49,6 @@ from adapter.provenance.ledger import ProvenanceLedger
 from adapter.provenance.runtime import ProvenanceRuntime, entity_contexts, open_store
 from adapter.provenance.store import RdfStore, RdfStoreError
 from adapter.registry import RegistryImporter, RegistryStore, open_clients, registry_devices, store_path
-from adapter.sources.mqtt_tls import tls_context
 from adapter.state import PipelineState
 from adapter.uplink import Origin
 
@@ -66,7 +67,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEMO_EVENTS = Path(__file__).resolve().parent / "demo" / "events"
+DEMO_EVENTS = resources.demo_events_dir()
 
 
 def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
@@ -92,7 +93,7 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
         state=state,
         dead_letters=letters,
         devices=registry_devices(config, state_dir),  # [[device]] entries and the last good imports
-        schemas=SchemaRegistry(),
+        schemas=SchemaRegistry.for_models(config.models_dir),  # the user's schemas, then the shipped ones
         limits=config.limits,
         pseudonym_key=config.pseudonym_key,
         outbox=Outbox.sharing(state, max_depth=config.outbox_max_depth),
@@ -161,7 +162,7 @@ async def standalone_provenance(
 async def serve(config: AdapterConfig, *, host: str, port: int) -> None:
     """The HTTP surface alone (contexts, provenance, logs, keys, SPARQL, and ``/metrics`` with
     the index lag), indexing and signing in the background, until cancelled."""
-    ServiceGuard.from_settings(config.provenance)  # an unset secret variable stops the start, before anything runs
+    validate_for_start(config, "serve")  # an unset secret variable stops the start, before anything runs
     async with standalone_provenance(config) as runtime:
         tasks = [asyncio.create_task(runtime.run_checkpoints(config.provenance.checkpoint_interval_s))]
         if runtime.indexer is not None:
@@ -208,38 +209,26 @@ def provenance_http_routes(
     return [*transparency_routes(runtime.ledger), *guard.protect(data)]
 
 
-def _demo_events(folder: Path) -> Iterable[tuple[str, dict[str, Any]]]:
-    for path in sorted(folder.glob("*.json")):
-        yield path.name, json.loads(path.read_text(encoding="utf-8"))
-
-
-def _origin(config: AdapterConfig, spec: dict[str, Any]) -> Origin:
-    if "connection" in spec:
-        return config.connection(spec["connection"]).origin
-    return config.default_origin(spec["lns"])
-
-
 def run_samples(
     config: AdapterConfig, state_dir: Path, *, echo: Callable[[Any], None], events: Path = DEMO_EVENTS
 ) -> dict[str, Any]:
-    """Process every bundled sample event and return a summary.
+    """Process every bundled sample event, give each result to ``echo``, and return a summary.
 
-    Each sample file holds ``{"lns", "connection"?, "topic"?, "event"?, "body"}``; ``body`` is
-    the event as the network server sends it (an object, or a string for raw bytes).
+    The sample files' format is ``adapter.demo.samples``'s. Raises ``SampleError`` for a file
+    not in it, ``ConfigError`` for a sample whose connection the configuration does not have
+    (before anything is processed).
     """
+    samples = list(load_samples(events))
+    origins = [sample_origin(config, sample, name) for name, sample in samples]
     pipeline = build_pipeline(config, state_dir)
     outcomes: Counter[str] = Counter()
     try:
-        for name, spec in _demo_events(events):
-            body = spec["body"]
-            raw = body.encode("utf-8") if isinstance(body, str) else json.dumps(body).encode("utf-8")
-            result = pipeline.process(
-                raw, lns=spec["lns"], origin=_origin(config, spec), topic=spec.get("topic"), event=spec.get("event")
-            )
+        for (name, sample), origin in zip(samples, origins, strict=True):
+            result = pipeline.process(sample.body, lns=sample.lns, origin=origin, topic=sample.topic, event=sample.event)
             outcomes[result.status] += 1
             echo({"sample": name, **result.to_json()})
         return {
-            "samples": sum(outcomes.values()),
+            "samples": len(samples),
             "outcomes": dict(outcomes),
             "counters": dict(sorted(pipeline.counters.items())),
             "dead_letters": pipeline.dead_letters.counts(),
@@ -310,15 +299,9 @@ class AdapterService:
         http_port: int | None = None,
         emit: Callable[[PipelineResult], None] | None = None,
     ) -> None:
-        broker = config.broker
-        if broker.token_env and not broker.token:
-            raise ConfigError(f"the broker's bearer token variable {broker.token_env} is not set")
-        if http_port is not None:
-            ServiceGuard.from_settings(config.provenance)  # the internal routes' secret: checked before anything starts
-        for connection in config.connections:
-            if connection.transport == "mqtt":  # its password variable and TLS files: before anything opens
-                connection.required_password()
-                tls_context(connection)
+        # every variable its *_env settings name, the TLS and CA files: before anything opens,
+        # all problems at once (``ngsild-adapter check`` runs the same function)
+        validate_for_start(config, "listen", http=http_port is not None)
         self.config = config
         self.http_host, self.http_port = http_host, http_port
         self.emit = emit

@@ -97,7 +97,7 @@ def test_check_reports_profiles_and_connections() -> None:
 def test_samples_processes_every_sample() -> None:
     result = invoke("samples")
     assert result.exit_code == 0
-    summary = json.loads(result.output[result.output.rindex("\n{\n") :])
+    summary = json.loads(result.stderr.splitlines()[-1])  # JSON Lines on stdout, the summary last on stderr
     assert summary["samples"] == len(list(DEMO_EVENTS.glob("*.json")))
     assert summary["outcomes"] == {"mapped": 10, "duplicate": 1, "device_status": 1, "other": 1, "rejected": 3}
     assert summary["dead_letters"] == {"malformed_json": 1, "meter_index_decrease": 1, "unknown_device": 1}
@@ -106,8 +106,8 @@ def test_samples_processes_every_sample() -> None:
 def test_deadletter_list_show_and_replay(tmp_path: Path) -> None:
     config = tmp_path / "adapter.toml"
     demo = (REPO / "adapter" / "demo" / "config.toml").read_text()
-    config.write_text(demo.replace('models = "../../models"', f'models = "{REPO / "models"}"')
-                      .replace('state_dir = "../../var"', f'state_dir = "{tmp_path / "state"}"'))
+    config.write_text(demo.replace("[adapter]\n", f'[adapter]\nmodels = "{REPO / "models"}"\n'
+                                                 f'state_dir = "{tmp_path / "state"}"\n', 1))
     assert invoke("samples", "--config", str(config), "--state-dir", str(tmp_path / "state")).exit_code == 0
     listed = json.loads(invoke("deadletter", "list", "--config", str(config)).output)
     assert listed["counts"] == {"malformed_json": 1, "meter_index_decrease": 1, "unknown_device": 1}

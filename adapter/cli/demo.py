@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -11,33 +14,75 @@ import click
 
 from adapter.app import run_samples
 from adapter.exceptions import AdapterError
-from adapter.cli._common import _config_option, _load, _print
+from adapter.cli._common import _config_option, _load
 from adapter.cli._main import main
+
+
+def _default_workdir() -> Path:
+    """``$XDG_STATE_HOME/ngsild-adapter/demo``: outside any checkout, since the demo keeps its
+    signing keys with its state and keys are refused inside a repository."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ngsild-adapter" / "demo"
 
 
 @main.command()
 @_config_option
 @click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True,
               help="Uplinks per simulated device.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"),
-              show_default=True, help="Where Mosquitto, the broker and the adapter keep their files (emptied first).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where Mosquitto, the broker and the adapter keep their files and keys (emptied first; "
+                   "outside any repository). Default: $XDG_STATE_HOME/ngsild-adapter/demo.")
 @click.option("--no-sharing", is_flag=True, help="Leave out the sharing part (Keycloak and the gateway).")
-def demo(config_path: Path | None, rounds: int, workdir: Path, no_sharing: bool) -> None:
+def demo(config_path: Path | None, rounds: int, workdir: Path | None, no_sharing: bool) -> None:
     """Run the whole chain on this machine: Mosquitto, the embedded NGSI-LD broker, the
     adapter, and a simulated fleet of about a hundred devices of three collectivities
     (ChirpStack and The Things Stack uplinks, a few bad inputs); then print what the
-    broker holds."""
+    broker holds, and the commands that inspect what the run left."""
     import asyncio
 
     from adapter.demo.run import run_demo
 
     config = _load(config_path)
+    workdir = (workdir or _default_workdir()).resolve()
     try:
-        report = asyncio.run(run_demo(config, workdir.resolve(), rounds=rounds, sharing=not no_sharing,
+        report = asyncio.run(run_demo(config, workdir, rounds=rounds, sharing=not no_sharing,
                                       progress=lambda line: click.echo(f"  {line}", err=True)))
     except AdapterError as exc:
         raise click.ClickException(str(exc)) from exc
     _print_demo_report(report)
+    _print_inspect_commands(report, config_path)  # none given: the embedded configuration, as here
+
+
+def _program() -> str:
+    """How to call this program again from any folder: the script beside this Python (the
+    virtualenv's), else the name on the PATH."""
+    script = Path(sys.executable).parent / "ngsild-adapter"
+    return str(script) if script.is_file() else "ngsild-adapter"
+
+
+def inspect_commands(report: Any, config_path: Path | None) -> list[list[str]]:
+    """The commands (argument lists, program first) that read what a demo run left: its dead
+    letters, its logs, and the value it verified, from its state folder and with its keys."""
+    if report.state_dir is None:
+        return []
+    common = [*(["--config", str(config_path)] if config_path is not None else []), "--state-dir", str(report.state_dir)]
+    program = _program()
+    commands = [[program, "deadletter", "list", *common], [program, "provenance", "status", *common]]
+    value = report.verified
+    if value is not None:  # the broker is stopped by then: the value and its record are given
+        commands.append([program, "verify", *common, "--tenant", value.tenant, "--entity", value.entity_id,
+                         "--attr", value.attribute, "--observed-at", value.observed_at,
+                         "--value", json.dumps(value.value), "--record", str(value.record)])
+    return commands
+
+
+def _print_inspect_commands(report: Any, config_path: Path | None) -> None:
+    commands = inspect_commands(report, config_path)
+    if not commands:
+        return
+    click.echo(f"\nInspect what the demo left (its state and signing keys are in {report.state_dir}):")
+    for command in commands:
+        click.echo(f"  {shlex.join(command)}")
 
 
 def _print_demo_report(report: Any) -> None:
@@ -79,7 +124,7 @@ def _print_demo_report(report: Any) -> None:
             click.echo(f"  the same client asking for the water authority's meters: {sharing.refused}")
         click.echo(f"  accesses recorded as provenance: {sharing.accesses} (GET /gateway/access?tenant=region)")
     click.echo("\nExplore it yourself: start the broker on the demo's data, then query it:")
-    click.echo(f"  .venv/bin/ngsild-adapter broker --db {report.broker_db} &")
+    click.echo(f"  {shlex.join([_program(), 'broker', '--db', str(report.broker_db)])} &")
     click.echo(f"  curl -s -H 'NGSILD-Tenant: ville' -H 'Link: <{report.context}>; "
                'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"\' \\')
     click.echo("    'http://127.0.0.1:1026/ngsi-ld/v1/entities?type=AirQualityObserved&limit=2'")
@@ -91,9 +136,22 @@ def _print_demo_report(report: Any) -> None:
               help="Keep state and dead letters here (default: a fresh temporary folder).")
 def samples(config_path: Path | None, state_dir: Path | None) -> None:
     """Process the bundled sample events (both network servers, every device profile, a few
-    bad inputs) through the pipeline alone, and print the NGSI-LD entities and a summary."""
+    bad inputs) through the pipeline alone.
+
+    Prints JSON Lines on stdout, one result per sample ({"sample": FILE, "status": ...}); then
+    one JSON summary line on stderr: {"printed": lines printed, "samples", "outcomes",
+    "counters", "dead_letters"}."""
     config = _load(config_path)
-    with tempfile.TemporaryDirectory(prefix="ngsild-adapter-samples-") as tmp:
-        summary = run_samples(config, state_dir or Path(tmp), echo=_print)
-    click.echo("")
-    _print(summary)
+    printed = 0
+
+    def line(result: Any) -> None:
+        nonlocal printed
+        click.echo(json.dumps(result, ensure_ascii=False))
+        printed += 1
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="ngsild-adapter-samples-") as tmp:
+            summary = run_samples(config, state_dir or Path(tmp), echo=line)
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"printed": printed, **summary}, ensure_ascii=False), err=True)

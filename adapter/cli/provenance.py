@@ -12,6 +12,7 @@ import click
 from adapter.exceptions import AdapterError
 from adapter.cli._common import _config_option, _load, _print
 from adapter.cli._main import main
+from adapter.cli._state import state_dir_option, with_state_dir
 
 
 def _moment(text: str) -> datetime:
@@ -26,6 +27,7 @@ def _moment(text: str) -> datetime:
 
 @main.command()
 @_config_option
+@state_dir_option
 @click.option("--tenant", required=True, help="Collectivity (NGSI-LD tenant) whose log holds the value.")
 @click.option("--entity", "entity_id", required=True, help="Entity id, as read from the broker.")
 @click.option("--attr", "attribute", required=True, help="Attribute name, as read from the broker (e.g. no2).")
@@ -42,7 +44,7 @@ def _moment(text: str) -> datetime:
               help="With --from a sharing gateway: the bearer token to read records with "
                    "(rather in the environment than on the command line).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str, observed_at: str,
+def verify(config_path: Path | None, state_dir: Path | None, tenant: str, entity_id: str, attribute: str, observed_at: str,
            value: str | None, record: int | None, vkey: str | None, source: str | None, broker_url: str | None,
            token: str | None, as_json: bool) -> None:
     """Check one value against its provenance: the record it came from, the log's leaf, the
@@ -57,7 +59,7 @@ def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str
     from adapter.provenance.integrity.note import KeyFormatError, NoteVerifier
     from adapter.provenance.verify import LocalEvidence, verification_lines, verify_value
 
-    config = _load(config_path)
+    config = with_state_dir(_load(config_path), state_dir)
     moment = _moment(observed_at)
     try:
         pinned = NoteVerifier.from_vkey(vkey.strip()) if vkey else None
@@ -111,6 +113,17 @@ def verify(config_path: Path | None, tenant: str, entity_id: str, attribute: str
     sys.exit(0 if result.holds else 1)
 
 
+def _run(coroutine: Any) -> Any:
+    """Run a command's coroutine; the adapter's own errors (a key refused, a store that cannot
+    be opened) become one line, not a traceback."""
+    import asyncio
+
+    try:
+        return asyncio.run(coroutine)
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.group()
 def provenance() -> None:
     """Operate the provenance logs and their RDF index."""
@@ -118,14 +131,15 @@ def provenance() -> None:
 
 @provenance.command(name="status")
 @_config_option
-def provenance_status(config_path: Path | None) -> None:
+@state_dir_option
+def provenance_status(config_path: Path | None, state_dir: Path | None) -> None:
     """Records per collectivity, the last signed tree head, and the RDF index's position."""
-    import asyncio
-
     from adapter.app import standalone_provenance
 
+    config = with_state_dir(_load(config_path), state_dir)
+
     async def run() -> Any:
-        async with standalone_provenance(_load(config_path), with_broker=False) as runtime:
+        async with standalone_provenance(config, with_broker=False) as runtime:
             ledger, indexer = runtime.ledger, runtime.indexer
             return {
                 tenant: {
@@ -138,38 +152,40 @@ def provenance_status(config_path: Path | None) -> None:
                 for tenant in ledger.tenants()
             }
 
-    _print(asyncio.run(run()))
+    _print(_run(run()))
 
 
 @provenance.command(name="sign")
 @_config_option
-def provenance_sign(config_path: Path | None) -> None:
+@state_dir_option
+def provenance_sign(config_path: Path | None, state_dir: Path | None) -> None:
     """Sign a tree head now for every log that grew, and print them."""
-    import asyncio
-
     from adapter.app import standalone_provenance
 
+    config = with_state_dir(_load(config_path), state_dir)
+
     async def run() -> dict[str, str]:
-        async with standalone_provenance(_load(config_path), with_store=False, with_broker=False) as runtime:
+        async with standalone_provenance(config, with_store=False, with_broker=False) as runtime:
             return {tenant: note.decode() for tenant, note in runtime.ledger.sign_checkpoints().items()}
 
-    _print(asyncio.run(run()))
+    _print(_run(run()))
 
 
 @provenance.command(name="reindex")
 @_config_option
+@state_dir_option
 @click.option("--tenant", help="Rebuild this collectivity's graph from its first record.")
-def provenance_reindex(config_path: Path | None, tenant: str | None) -> None:
+def provenance_reindex(config_path: Path | None, state_dir: Path | None, tenant: str | None) -> None:
     """Bring the RDF index up to date with the logs (or rebuild one collectivity's graph).
     The adapter does this by itself; run it while the adapter is stopped."""
-    import asyncio
-
     from adapter.app import standalone_provenance
 
+    config = with_state_dir(_load(config_path), state_dir)
+
     async def run() -> int:
-        async with standalone_provenance(_load(config_path), with_broker=False) as runtime:
+        async with standalone_provenance(config, with_broker=False) as runtime:
             if runtime.indexer is None:
                 raise click.ClickException("the RDF store cannot be opened (is the adapter running?)")
             return await (runtime.indexer.rebuild(tenant) if tenant else runtime.indexer.catch_up())
 
-    click.echo(f"{asyncio.run(run())} records and receipts indexed")
+    click.echo(f"{_run(run())} records and receipts indexed")

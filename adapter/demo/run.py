@@ -14,19 +14,20 @@ Last, the sharing use case (``adapter.demo.sharing``): the real Keycloak and the
 city's school-ventilation service is notified of a region station's NO2 rise, filtered to the
 agreement.
 
-The broker's SQLite file is kept (``var/demo/broker.sqlite``) so that the entities can be
-explored afterwards with ``ngsild-adapter broker --db var/demo/broker.sqlite`` and curl. The
-log signing keys of a demo are throw-away ones in a temporary folder: each run starts new logs,
-which must not be signed with the same key as the previous run's.
+What a run leaves in its work folder can be inspected afterwards: the broker's SQLite file
+(``<workdir>/broker.sqlite``, for ``ngsild-adapter broker --db`` and curl) and the adapter's
+state (``<workdir>/adapter``: logs, dead letters, RDF index) with the logs' signing keys beside
+it (``<workdir>/adapter/keys``), so that ``verify``, ``provenance status`` and ``deadletter
+list`` given ``--state-dir <workdir>/adapter`` read it with the keys that signed it. The keys are
+the demo's own, never the configured ``key_dir``'s; each run empties the folder and starts new
+logs with new keys (a log must not be signed with the key of another log of the same name).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -44,20 +45,35 @@ from adapter.config import AdapterConfig
 from adapter.demo.fleet import build_fleet, fleet_registry, uplinks
 from adapter.demo.mosquitto import MosquittoBroker
 from adapter.demo.network import free_port
+from adapter.demo.samples import read_sample
 from adapter.demo.sharing import SharingReport, run_sharing
+from adapter.exceptions import ConfigError
 from adapter.mapping.profile import load_profiles
 from adapter.ngsild.broker import create_broker_app
 from adapter.ngsild.context_server import broker_context
 from adapter.pipeline import PipelineResult
+from adapter.provenance.integrity.keys import key_directory
 from adapter.provenance.runtime import ProvenanceRuntime
 from adapter.provenance.verify import verification_lines
 
-__all__ = ["DemoReport", "run_demo"]
+__all__ = ["DemoReport", "VerifiedValue", "run_demo"]
 
 HOST = "127.0.0.1"
 _LINK = '<{}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 #: Bundled bad inputs sent with the fleet, to show what the dead-letter store keeps.
 _BAD_SAMPLES = ("14-chirpstack-unknown-device.json", "15-chirpstack-malformed-json.json")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedValue:
+    """The value the demo verified, with what ``verify`` needs to check it again later."""
+
+    tenant: str
+    entity_id: str
+    attribute: str
+    observed_at: str
+    value: Any
+    record: int
 
 
 @dataclass
@@ -73,6 +89,8 @@ class DemoReport:
     context: str = ""
     logs: dict[str, str] = field(default_factory=dict)  # tenant -> signed tree head (first lines)
     verification: list[str] = field(default_factory=list)
+    verified: VerifiedValue | None = None
+    state_dir: Path | None = None  # the adapter's state, its signing keys in state_dir/keys
     uplinks_per_gateway: list[tuple[str, int, int]] = field(default_factory=list)  # graph, gateways, uplinks
     sharing: SharingReport | None = None
 
@@ -85,15 +103,23 @@ async def run_demo(
     progress: Callable[[str], None] = lambda line: None,
     sharing: bool = True,
 ) -> DemoReport:
-    """Run the demo in ``workdir`` (emptied first) and return what the broker holds."""
+    """Run the demo in ``workdir`` (emptied first) and return what the broker holds.
+
+    Raises ``ConfigError`` before anything starts when ``workdir`` lies inside a Git work
+    tree: the demo's signing keys are kept there, and keys are refused in a repository."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    report = DemoReport(broker_db=workdir / "broker.sqlite")
+    state_dir = workdir / "adapter"
+    report = DemoReport(broker_db=workdir / "broker.sqlite", state_dir=state_dir)
+    keys = state_dir / "keys"  # where `--state-dir` looks for a run's own keys (adapter.cli._state)
+    try:  # the first key now: a refused folder stops the demo before anything runs
+        key_directory(keys, config.provenance.log_origin)(next(iter(config.collectivities)))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; give the demo a --workdir outside any repository") from exc
     started = time.monotonic()
     mosquitto = MosquittoBroker(workdir)
     mosquitto.start()
     broker_port, http_port = free_port(), free_port()
-    keys = Path(tempfile.mkdtemp(prefix="ngsild-adapter-demo-keys-"))
     contexts_url = f"http://{HOST}:{http_port}/contexts"
     # Offline, like an Orion-LD inside a public body's network: it fetches only the adapter's
     # served contexts, so a request naming an upstream context fails here as it would there.
@@ -107,7 +133,7 @@ async def run_demo(
     used = {device.connection for device in fleet}
     demo_config = dataclasses.replace(
         config,
-        state_dir=workdir / "adapter",
+        state_dir=state_dir,
         devices={**config.devices, **fleet_registry(fleet)},
         connections=tuple(
             dataclasses.replace(c, host=HOST, port=mosquitto.port) if c.transport == "mqtt" else c
@@ -140,7 +166,6 @@ async def run_demo(
     finally:
         await broker.cleanup()
         mosquitto.stop()
-        shutil.rmtree(keys, ignore_errors=True)
     report.seconds = time.monotonic() - started
     return report
 
@@ -149,7 +174,7 @@ async def _publish(events: list[Any], config: AdapterConfig, mqtt_port: int, htt
                    progress: Callable[[str], None], report: DemoReport) -> int:
     from adapter.app import DEMO_EVENTS
 
-    bad = [json.loads((DEMO_EVENTS / name).read_text(encoding="utf-8")) for name in _BAD_SAMPLES]
+    bad = [read_sample((DEMO_EVENTS / name).read_bytes(), name) for name in _BAD_SAMPLES]
     published = 0
     async with aiomqtt.Client(HOST, mqtt_port, identifier="demo-fleet") as client, aiohttp.ClientSession() as http:
         for i, event in enumerate(events):
@@ -163,8 +188,8 @@ async def _publish(events: list[Any], config: AdapterConfig, mqtt_port: int, htt
             if i % 100 == 99:
                 progress(f"published {published} uplinks, processed {sum(report.outcomes.values())}")
         for sample in bad:
-            body = sample["body"] if isinstance(sample["body"], str) else json.dumps(sample["body"])
-            await client.publish(sample["topic"], body.encode(), qos=1)
+            assert sample is not None and sample.topic is not None  # bundled MQTT samples
+            await client.publish(sample.topic, sample.body, qos=1)
             published += 1
     return published
 
@@ -211,6 +236,9 @@ async def _provenance(runtime: ProvenanceRuntime, report: DemoReport, progress: 
         observed = datetime.fromisoformat(str(no2.get("observedAt", "")).replace("Z", "+00:00"))
         result = await runtime.verify("ville", report.sample["id"], "no2", observed)
         report.verification = list(verification_lines(result))
+        if result.holds and result.record is not None:
+            report.verified = VerifiedValue("ville", report.sample["id"], "no2", str(no2["observedAt"]),
+                                            no2.get("value"), result.record)
     if runtime.store is not None:
         rows = await runtime.store.select(_UPLINKS_PER_GATEWAY)
         report.uplinks_per_gateway = [(str(r["graph"]), int(str(r["gateways"])), int(str(r["uplinks"]))) for r in rows]
