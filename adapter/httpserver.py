@@ -161,7 +161,7 @@ async def serve_forever(
         await asyncio.Event().wait()
 
 
-class _ServerLog(logging.LoggerAdapter):
+class _ServerLog(logging.LoggerAdapter[logging.Logger]):
     """aiohttp's server log, with a malformed request (bad client input) as one INFO line.
 
     aiohttp logs every request it cannot parse (a header past the limits, a bad request line)

@@ -574,7 +574,7 @@ def _expand_term(context: Any, term: str) -> str:
     keys = [key for key in (expanded[0] if expanded else {}) if not key.startswith("@")]
     if len(keys) != 1 or _SCHEME.match(keys[0]) is None:
         raise ProvenanceRecordError(f"attribute {term!r} does not expand to an IRI with @context {context!r}")
-    return keys[0]
+    return str(keys[0])
 
 
 def _attribute_term(key: Any, context: Any, term: str) -> str:

@@ -199,9 +199,9 @@ def _order(target: Any, wanted: Any) -> int | None:
     if isinstance(wanted, (int, float)):
         if not isinstance(target, (int, float)):
             return None
-        return (target > wanted) - (target < wanted)
+        return int(target > wanted) - int(target < wanted)
     if isinstance(target, str):
-        return (target > wanted) - (target < wanted)
+        return int(target > wanted) - int(target < wanted)
     return None
 
 

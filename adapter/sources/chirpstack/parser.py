@@ -256,11 +256,17 @@ def message_to_dict(message: Message) -> dict[str, Any]:
     """``json_format.MessageToDict(message)`` with its default options, faster."""
     descriptor = message.DESCRIPTOR
     if descriptor.file.name.startswith(_WELL_KNOWN) or _ENUM_JSON_OPTIONS:
-        return json_format.MessageToDict(message)
+        return _as_object(json_format.MessageToDict(message))
     try:
-        return _regular(message)
+        return _as_object(_regular(message))
     except (_Unsupported, ValueError):  # ValueError: a nested Struct that JSON cannot carry (NaN)
-        return json_format.MessageToDict(message)  # converts it, or raises as it would have
+        return _as_object(json_format.MessageToDict(message))  # converts it, or raises as it would have
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    """A message's JSON form is always an object (protobuf's MessageToDict is typed Any)."""
+    assert isinstance(value, dict)
+    return value
 
 
 def _regular(message: Message) -> dict[str, Any]:
@@ -301,7 +307,8 @@ def _converter(fd: FieldDescriptor) -> Callable[[Any], Any]:
         if sub.full_name == "google.protobuf.Timestamp":
             return lambda value: value.ToJsonString()
         if sub.file.name.startswith(_WELL_KNOWN):  # Struct, Value, Duration, wrappers, Any...
-            return json_format.MessageToDict
+            well_known: Callable[[Any], Any] = json_format.MessageToDict
+            return well_known
         return _regular
     if cpp == FieldDescriptor.CPPTYPE_ENUM:
         if fd.enum_type.full_name == "google.protobuf.NullValue":
