@@ -43,29 +43,41 @@ NO_TENANT = "-"
 
 #: the longest value stored for each field (characters); longer ones are cut with ``_CUT``
 LIMITS: dict[str, int] = {
-    "action": 64, "entity_type": 256, "issuer": 512, "subject": 256, "username": 256, "organization": 128,
-    "client_id": 256, "agreement": 4096, "outcome": 32, "reason": 1024, "path": 2048, "entity": 1024,
+    "action": 64,
+    "entity_type": 256,
+    "issuer": 512,
+    "subject": 256,
+    "username": 256,
+    "organization": 128,
+    "client_id": 256,
+    "agreement": 4096,
+    "outcome": 32,
+    "reason": 1024,
+    "path": 2048,
+    "entity": 1024,
 }
 #: at most this many entity ids per access (a query answers 1,000 at most; notifications fewer)
 MAX_ENTITIES = 10_000
 _CUT = "…"
 #: the grammar of a configured tenant (adapter.config), when the log is not given the set
 _TENANT = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}")
-_REPLACED = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def _printable(ch: str) -> str:
-    return "\ufffd" if unicodedata.category(ch) in _REPLACED else ch
+    if ch.isprintable():
+        return ch
+    return " " if unicodedata.category(ch) == "Zs" else "\ufffd"  # a no-break or ideographic space: a space
 
 
 def plain_text(value: object, limit: int) -> str:
     """``value`` as plain text of at most ``limit`` characters: control, format, private-use
     and unassigned characters, line and paragraph separators and lone surrogates become
-    U+FFFD (storable as UTF-8, one line, no terminal or bidi tricks); a longer text is cut
-    and ends with "…"."""
+    U+FFFD, and spaces other than U+0020 (no-break, ideographic...) a plain space (storable
+    as UTF-8, one line, no terminal, bidi or look-alike tricks); a longer text is cut and
+    ends with "…"."""
     text = value if isinstance(value, str) else str(value)
     if len(text) > limit:
-        text = text[:limit - len(_CUT)] + _CUT
+        text = text[: limit - len(_CUT)] + _CUT
     return text if text.isprintable() else "".join(map(_printable, text))
 
 
@@ -117,15 +129,29 @@ class AccessRecord:
         return tuple(uid for uid in (self.agreement or "").split(", ") if uid)
 
 
-_COLUMNS = ("id, at, tenant, action, entity_type, issuer, subject, username, organization, client_id, agreement, "
-            "outcome, reason, path, entities")
+_COLUMNS = (
+    "id, at, tenant, action, entity_type, issuer, subject, username, organization, client_id, agreement, "
+    "outcome, reason, path, entities"
+)
 
 
 def _record(r: Sequence[Any]) -> AccessRecord:
     return AccessRecord(
-        id=r[0], at=datetime.fromtimestamp(r[1], UTC), tenant=r[2], action=r[3], entity_type=r[4], issuer=r[5],
-        subject=r[6], username=r[7], organization=r[8], client_id=r[9], agreement=r[10], outcome=r[11],
-        reason=r[12], path=r[13], entities=tuple(json.loads(r[14])),
+        id=r[0],
+        at=datetime.fromtimestamp(r[1], UTC),
+        tenant=r[2],
+        action=r[3],
+        entity_type=r[4],
+        issuer=r[5],
+        subject=r[6],
+        username=r[7],
+        organization=r[8],
+        client_id=r[9],
+        agreement=r[10],
+        outcome=r[11],
+        reason=r[12],
+        path=r[13],
+        entities=tuple(json.loads(r[14])),
     )
 
 
@@ -152,8 +178,9 @@ class AccessLog:
             # A WAL checkpoint syncs the file, which can take long on a busy disk: done by a thread
             # of its own, never by the request that happens to fill the WAL (the gateway's latency).
             self._db.execute("PRAGMA wal_autocheckpoint=0")
-            self._checkpoints = threading.Thread(target=self._checkpoint_every, args=(str(path),),
-                                                 name="access-log-checkpoints", daemon=True)
+            self._checkpoints = threading.Thread(
+                target=self._checkpoint_every, args=(str(path),), name="access-log-checkpoints", daemon=True
+            )
             self._checkpoints.start()
 
     def _checkpoint_every(self, path: str, interval_s: float = 2.0) -> None:
@@ -182,8 +209,15 @@ class AccessLog:
         self._db.close()
 
     def record(
-        self, principal: Principal, request: AccessRequest, *, outcome: str, reason: str, path: str,
-        agreement: str | None = None, entities: Sequence[str] = (),
+        self,
+        principal: Principal,
+        request: AccessRequest,
+        *,
+        outcome: str,
+        reason: str,
+        path: str,
+        agreement: str | None = None,
+        entities: Sequence[str] = (),
     ) -> int:
         """Store one access (before its answer leaves); returns its id. Never refuses a value:
         an unknown tenant is recorded as ``NO_TENANT``, other strings as bounded plain text."""
@@ -199,18 +233,29 @@ class AccessLog:
         cursor = self._db.execute(
             "INSERT INTO access (at, tenant, action, entity_type, issuer, subject, username, organization, client_id, "
             "agreement, outcome, reason, path, entities) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self._clock(), self.tenant_of(request.tenant), text("action", action),
-             text("entity_type", request.entity_type), text("issuer", principal.issuer),
-             text("subject", principal.subject), optional("username", principal.username),
-             text("organization", principal.organization), optional("client_id", principal.client_id),
-             optional("agreement", agreement), text("outcome", outcome), text("reason", reason), text("path", path),
-             json.dumps(ids)),
+            (
+                self._clock(),
+                self.tenant_of(request.tenant),
+                text("action", action),
+                text("entity_type", request.entity_type),
+                text("issuer", principal.issuer),
+                text("subject", principal.subject),
+                optional("username", principal.username),
+                text("organization", principal.organization),
+                optional("client_id", principal.client_id),
+                optional("agreement", agreement),
+                text("outcome", outcome),
+                text("reason", reason),
+                text("path", path),
+                json.dumps(ids),
+            ),
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    def records(self, tenant: str, *, since: datetime | None = None, until: datetime | None = None,
-                limit: int = 1000) -> list[AccessRecord]:
+    def records(
+        self, tenant: str, *, since: datetime | None = None, until: datetime | None = None, limit: int = 1000
+    ) -> list[AccessRecord]:
         """Accesses to ``tenant``'s data in ``[since, until)``, newest first (``limit`` of them:
         a reader pages back with ``until``)."""
         rows = self._db.execute(
