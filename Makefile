@@ -39,6 +39,7 @@ test: setup lint
 # the lint and type-check gates (part of `make test`, so CI runs them)
 lint: setup
 	$(BIN)/ruff check adapter tests benchmarks
+	$(BIN)/ruff format --check adapter tests benchmarks
 	$(BIN)/mypy
 
 check: setup

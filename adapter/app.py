@@ -85,7 +85,9 @@ def build_pipeline(config: AdapterConfig, state_dir: Path | None) -> Pipeline:
         letters = DeadLetterStore(state_dir / "deadletters.sqlite")
         signers = key_directory(settings.key_dir, settings.log_origin)
     retention = timedelta(days=settings.payload_retention_days) if settings.payload_retention_days else None
-    ledger = ProvenanceLedger(state.connection, signers, tenants=list(config.collectivities), payload_retention=retention)
+    ledger = ProvenanceLedger(
+        state.connection, signers, tenants=list(config.collectivities), payload_retention=retention
+    )
     state.on_rollback(ledger.forget_cached)
     return Pipeline(
         profiles=profiles,
@@ -108,8 +110,16 @@ def rdf_indexer(config: AdapterConfig, ledger: ProvenanceLedger, db: Any, store:
     access_log = settings.access_log or Path(config.state_dir) / "gateway" / "access.sqlite"
     tenants = list(config.collectivities)
     pseudonyms = PseudonymKeys(settings.key_dir / "pseudonyms", tenants, settings.pseudonym_rotations)
-    return RdfIndexer(ledger, db, store, batch=settings.index_batch, personal=settings.personal_attributes,
-                      access_log=access_log, tenants=tenants, pseudonyms=pseudonyms)
+    return RdfIndexer(
+        ledger,
+        db,
+        store,
+        batch=settings.index_batch,
+        personal=settings.personal_attributes,
+        access_log=access_log,
+        tenants=tenants,
+        pseudonyms=pseudonyms,
+    )
 
 
 async def open_provenance(
@@ -123,8 +133,13 @@ async def open_provenance(
     """The provenance runtime of a process: the configured RDF store and its indexer."""
     store = open_store(config, session)
     indexer = rdf_indexer(config, ledger, db, store)
-    return ProvenanceRuntime(ledger, store=store, indexer=indexer, broker=broker,
-                             contexts=broker_contexts(entity_contexts(profiles), config.contexts_url))
+    return ProvenanceRuntime(
+        ledger,
+        store=store,
+        indexer=indexer,
+        broker=broker,
+        contexts=broker_contexts(entity_contexts(profiles), config.contexts_url),
+    )
 
 
 @contextlib.asynccontextmanager
@@ -135,9 +150,7 @@ async def standalone_provenance(
     (``serve``, ``verify``, ``provenance ...``). It reads the same SQLite file; an embedded RDF
     store can only be opened while the adapter is not running (then ``store`` is None)."""
     state = PipelineState(config.state_dir / "state.sqlite")
-    ledger = ProvenanceLedger(
-        state.connection, key_directory(config.provenance.key_dir, config.provenance.log_origin)
-    )
+    ledger = ProvenanceLedger(state.connection, key_directory(config.provenance.key_dir, config.provenance.log_origin))
     async with aiohttp.ClientSession() as session:
         broker = None
         if with_broker and config.broker.url:
@@ -150,8 +163,13 @@ async def standalone_provenance(
             except RdfStoreError as exc:
                 log.warning("RDF index not available (%s): is the adapter running with the embedded store?", exc)
         profiles = load_profiles(config.models_dir)
-        runtime = ProvenanceRuntime(ledger, store=store, indexer=indexer, broker=broker,
-                                    contexts=broker_contexts(entity_contexts(profiles), config.contexts_url))
+        runtime = ProvenanceRuntime(
+            ledger,
+            store=store,
+            indexer=indexer,
+            broker=broker,
+            contexts=broker_contexts(entity_contexts(profiles), config.contexts_url),
+        )
         try:
             yield runtime
         finally:
@@ -167,10 +185,12 @@ async def serve(config: AdapterConfig, *, host: str, port: int) -> None:
         tasks = [asyncio.create_task(runtime.run_checkpoints(config.provenance.checkpoint_interval_s))]
         if runtime.indexer is not None:
             tasks.append(asyncio.create_task(runtime.indexer.run()))
+
         async def metrics(request: web.Request) -> web.Response:
             ledger, indexer = runtime.ledger, runtime.indexer
             body = render_provenance_metrics(
-                {t: ledger.size(t) for t in ledger.tenants()}, indexer.lag() if indexer is not None else None,
+                {t: ledger.size(t) for t in ledger.tenants()},
+                indexer.lag() if indexer is not None else None,
                 quarantined=indexer.quarantined() if indexer is not None else None,
             )
             return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
@@ -188,7 +208,9 @@ async def serve(config: AdapterConfig, *, host: str, port: int) -> None:
 
 
 def provenance_http_routes(
-    runtime: ProvenanceRuntime, config: AdapterConfig, *,
+    runtime: ProvenanceRuntime,
+    config: AdapterConfig,
+    *,
     metrics: Callable[[web.Request], Awaitable[web.StreamResponse]] | None = None,
 ) -> list[web.RouteDef]:
     """``/sparql``, the provenance API, the logs and the published keys (README: HTTP surface),
@@ -224,7 +246,9 @@ def run_samples(
     outcomes: Counter[str] = Counter()
     try:
         for (name, sample), origin in zip(samples, origins, strict=True):
-            result = pipeline.process(sample.body, lns=sample.lns, origin=origin, topic=sample.topic, event=sample.event)
+            result = pipeline.process(
+                sample.body, lns=sample.lns, origin=origin, topic=sample.topic, event=sample.event
+            )
             outcomes[result.status] += 1
             echo({"sample": name, **result.to_json()})
         return {
@@ -341,9 +365,7 @@ class AdapterService:
         from adapter.pipeline import RawEvent
 
         assert self.pipeline is not None
-        outcomes = self.pipeline.process_many(
-            [RawEvent(body, lns, origin, topic) for body, topic in messages]
-        )
+        outcomes = self.pipeline.process_many([RawEvent(body, lns, origin, topic) for body, topic in messages])
         woken = False
         for outcome in outcomes:
             if isinstance(outcome, PipelineResult):
@@ -385,17 +407,26 @@ class AdapterService:
             assert runtime.indexer is not None
             self._tasks.append(asyncio.create_task(runtime.indexer.run()))
         else:  # `ngsild-adapter serve` keeps the index, in its own process
-            runtime = ProvenanceRuntime(pipeline.ledger, store=None, indexer=None,
-                                        contexts=broker_contexts(entity_contexts(pipeline.profiles), config.contexts_url),
-                                        broker=client)
+            runtime = ProvenanceRuntime(
+                pipeline.ledger,
+                store=None,
+                indexer=None,
+                contexts=broker_contexts(entity_contexts(pipeline.profiles), config.contexts_url),
+                broker=client,
+            )
         self.provenance = runtime
         self._resources.push_async_callback(runtime.close)
         self._tasks.append(asyncio.create_task(runtime.run_checkpoints(config.provenance.checkpoint_interval_s)))
         if config.registries:  # network servers' device registries, imported every interval_s
             store = RegistryStore(store_path(config.state_dir))
             self._resources.callback(store.close)
-            self.registry = RegistryImporter(config.registries, config.devices, store,
-                                             open_clients(config.registries, session), on_change=self._devices_changed)
+            self.registry = RegistryImporter(
+                config.registries,
+                config.devices,
+                store,
+                open_clients(config.registries, session),
+                on_change=self._devices_changed,
+            )
             self._resources.push_async_callback(self.registry.close)
             self._tasks.append(asyncio.create_task(self.registry.run()))
         self._ready = {c.name: asyncio.Event() for c in mqtt}
@@ -405,8 +436,11 @@ class AdapterService:
         ]
         if self.http_port is not None:
             routes = [*context_routes(), *provenance_http_routes(runtime, config, metrics=self._metrics)]
-            self._tasks.append(asyncio.create_task(serve_webhooks(
-                config, self.handle, host=self.http_host, port=self.http_port, extra_routes=routes)))
+            self._tasks.append(
+                asyncio.create_task(
+                    serve_webhooks(config, self.handle, host=self.http_host, port=self.http_port, extra_routes=routes)
+                )
+            )
         return self
 
     def _devices_changed(self, devices: Mapping[str, DeviceRecord]) -> None:
@@ -420,7 +454,8 @@ class AdapterService:
         body = (
             render_outbox_metrics(self.pipeline.outbox.metrics())
             + render_provenance_metrics(
-                {t: ledger.size(t) for t in ledger.tenants()}, indexer.lag() if indexer is not None else None,
+                {t: ledger.size(t) for t in ledger.tenants()},
+                indexer.lag() if indexer is not None else None,
                 quarantined=indexer.quarantined() if indexer is not None else None,
             )
         ).encode()

@@ -60,8 +60,21 @@ class DeadLetter:
     def to_json(self, *, with_body: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             k: getattr(self, k)
-            for k in ("id", "stored_at", "connection", "lns", "tenant", "topic", "event", "reason", "detail",
-                      "dev_eui", "status", "attempts", "replayed_at")
+            for k in (
+                "id",
+                "stored_at",
+                "connection",
+                "lns",
+                "tenant",
+                "topic",
+                "event",
+                "reason",
+                "detail",
+                "dev_eui",
+                "status",
+                "attempts",
+                "replayed_at",
+            )
         }
         if with_body:
             try:

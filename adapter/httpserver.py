@@ -222,7 +222,8 @@ class _GuardedSite(web.BaseSite):
 _TIMEOUT_TEXT = b"the request head did not arrive in time\n"
 _TIMEOUT_408 = (
     b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
-    + b"Content-Length: %d\r\n\r\n" % len(_TIMEOUT_TEXT) + _TIMEOUT_TEXT
+    + b"Content-Length: %d\r\n\r\n" % len(_TIMEOUT_TEXT)
+    + _TIMEOUT_TEXT
 )
 
 
@@ -239,7 +240,10 @@ class _Guard(asyncio.Protocol):
     __slots__ = ("_deadline", "_guards", "_handler", "_heard", "_loop", "_timeout")
 
     def __init__(
-        self, handler: RequestHandler, timeout: float, loop: asyncio.AbstractEventLoop,
+        self,
+        handler: RequestHandler,
+        timeout: float,
+        loop: asyncio.AbstractEventLoop,
         guards: dict[RequestHandler, _Guard],
     ) -> None:
         self._handler, self._timeout, self._loop, self._guards = handler, timeout, loop, guards
@@ -292,7 +296,8 @@ class _Guard(asyncio.Protocol):
             transport.write(_TIMEOUT_408)
         log.info(
             "closing a connection from %s: no complete request head within %g s",
-            transport.get_extra_info("peername"), self._timeout,
+            transport.get_extra_info("peername"),
+            self._timeout,
         )
         handler.force_close()
 
@@ -308,7 +313,9 @@ _RequestFactory = Callable[..., web.BaseRequest]
 
 
 def _bounded_requests(
-    make: _RequestFactory, limits: ServerLimits, loop: asyncio.AbstractEventLoop,
+    make: _RequestFactory,
+    limits: ServerLimits,
+    loop: asyncio.AbstractEventLoop,
     guards: dict[RequestHandler, _Guard],
 ) -> _RequestFactory:
     """``make`` (aiohttp's request factory), which also lifts the head deadline and sets the body
@@ -350,7 +357,9 @@ def _body_overdue(payload: Any, protocol: RequestHandler, timeout: float) -> Non
         return
     log.info("request body from %s not received within %g s", transport.get_extra_info("peername"), timeout)
     if getattr(protocol, "_request_in_progress"):
-        _refuse_body(payload, protocol, web.HTTPRequestTimeout(text=f"the request body did not arrive within {timeout:g} s"))
+        _refuse_body(
+            payload, protocol, web.HTTPRequestTimeout(text=f"the request body did not arrive within {timeout:g} s")
+        )
     else:  # answered already; aiohttp is reading the rest to drop it: stop
         protocol.force_close()
 

@@ -43,7 +43,10 @@ def _quarantine_labels(kind: str, tenant: str) -> str:
 
 
 def render_provenance_metrics(
-    log_sizes: Mapping[str, int], index_lag: Mapping[str, int] | None, *, prefix: str = "ngsild_adapter",
+    log_sizes: Mapping[str, int],
+    index_lag: Mapping[str, int] | None,
+    *,
+    prefix: str = "ngsild_adapter",
     quarantined: Mapping[tuple[str, str], int] | None = None,
 ) -> str:
     """Per collectivity: records in the integrity log, and records not in the RDF index yet;
@@ -65,7 +68,9 @@ def render_provenance_metrics(
             f"# HELP {prefix}_provenance_index_quarantined_records Records, delivery receipts and access rows "
             "the RDF indexer could not index and set aside (its quarantine table).",
             f"# TYPE {prefix}_provenance_index_quarantined_records gauge",
-            *(f"{prefix}_provenance_index_quarantined_records{{{_quarantine_labels(kind, t)}}} {n}"
-              for (kind, t), n in sorted(quarantined.items())),
+            *(
+                f"{prefix}_provenance_index_quarantined_records{{{_quarantine_labels(kind, t)}}} {n}"
+                for (kind, t), n in sorted(quarantined.items())
+            ),
         ]
     return "\n".join(lines) + "\n"

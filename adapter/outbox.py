@@ -155,9 +155,12 @@ class UplinkRef:
         if prefix is None:
             if len(_REF_PREFIXES) >= _REF_PREFIXES_MAX:
                 _REF_PREFIXES.clear()
-            prefix = _REF_PREFIXES[head] = json.dumps(
-                {"connection": self.connection, "lns": self.lns, "event": self.event, "dev_eui": self.dev_eui}
-            )[:-1] + ', "f_cnt": '
+            prefix = _REF_PREFIXES[head] = (
+                json.dumps(
+                    {"connection": self.connection, "lns": self.lns, "event": self.event, "dev_eui": self.dev_eui}
+                )[:-1]
+                + ', "f_cnt": '
+            )
         f_cnt = json.dumps(self.f_cnt) if type(self.f_cnt) is not int else self.f_cnt
         if self.record is None:
             return f"{prefix}{f_cnt}}}"
@@ -353,7 +356,7 @@ class Outbox:
             with self.transaction():
                 removed = 0
                 for start in range(0, len(delivered), _DELETE_CHUNK):
-                    chunk = delivered[start:start + _DELETE_CHUNK]
+                    chunk = delivered[start : start + _DELETE_CHUNK]
                     # in the same transaction as their removal: a crash keeps both or neither
                     # per attribute that carries an observedAt: a Device entity is written by uplinks
                     # and by status events, with different attributes and interleaved times
@@ -367,7 +370,7 @@ class Outbox:
                         chunk,
                     )
                 for start in range(0, len(seqs), _DELETE_CHUNK):
-                    chunk = seqs[start:start + _DELETE_CHUNK]
+                    chunk = seqs[start : start + _DELETE_CHUNK]
                     removed += db.execute(
                         f"DELETE FROM outbox WHERE seq IN ({','.join('?' * len(chunk))})", chunk
                     ).rowcount
@@ -386,10 +389,11 @@ class Outbox:
         found: dict[str, dict[str, int]] = {}
         unique = list(dict.fromkeys(entity_ids))
         for start in range(0, len(unique), _DELETE_CHUNK):
-            chunk = unique[start:start + _DELETE_CHUNK]
+            chunk = unique[start : start + _DELETE_CHUNK]
             for entity_id, attribute, observed_us in self._db.execute(
                 f"SELECT entity_id, attribute, observed_us FROM outbox_latest_attribute WHERE tenant = ?"
-                f" AND entity_id IN ({','.join('?' * len(chunk))})", (tenant, *chunk),
+                f" AND entity_id IN ({','.join('?' * len(chunk))})",
+                (tenant, *chunk),
             ):
                 found.setdefault(entity_id, {})[attribute] = observed_us
         return found

@@ -95,8 +95,12 @@ class PipelineResult:
 
     def to_json(self) -> dict[str, Any]:
         if self.status == "rejected":
-            return {"status": self.status, "reason": self.reason, "detail": self.detail,
-                    "dead_letter_id": self.dead_letter_id}
+            return {
+                "status": self.status,
+                "reason": self.reason,
+                "detail": self.detail,
+                "dead_letter_id": self.dead_letter_id,
+            }
         out: dict[str, Any] = {"status": self.status, "entities": list(self.entities)}
         if self.decoded is not None:
             out["codec"] = self.decoded.codec.to_json()
@@ -157,8 +161,15 @@ class Pipeline:
         except RejectedInput as exc:
             dev_eui = getattr(parsed, "dev_eui", None)
             letter = self.dead_letters.add(
-                connection=origin.lns_id, lns=lns, tenant=origin.tenant, body=body, reason=exc.reason,
-                detail=exc.detail, topic=topic, event=event, dev_eui=dev_eui,
+                connection=origin.lns_id,
+                lns=lns,
+                tenant=origin.tenant,
+                body=body,
+                reason=exc.reason,
+                detail=exc.detail,
+                topic=topic,
+                event=event,
+                dev_eui=dev_eui,
             )
             self.counters[f"rejected:{exc.reason}"] += 1
             log.warning("rejected event from %s (dead letter %d): %s", origin.lns_id, letter, exc)
@@ -287,7 +298,12 @@ class Pipeline:
         record = None
         if self.ledger is not None:
             steps = (
-                Step("decode", decode_started, decode_ended, {"codec": decoded.codec.name, "codecSha256": decoded.codec.digest}),
+                Step(
+                    "decode",
+                    decode_started,
+                    decode_ended,
+                    {"codec": decoded.codec.name, "codecSha256": decoded.codec.digest},
+                ),
                 Step("privacy", decode_ended, privacy_ended, {"rules": list(applied)}),
                 Step("map", privacy_ended, clock(), {"profile": profile.name, "profileSha256": profile.digest}),
             )
@@ -321,7 +337,10 @@ class Pipeline:
         return PipelineResult("device_status", (entity,), status, profile, observed_at=status.received_at)
 
     def _record_and_queue(
-        self, event: Uplink | DeviceStatus, entities: tuple[dict[str, Any], ...], record: dict[str, Any] | None,
+        self,
+        event: Uplink | DeviceStatus,
+        entities: tuple[dict[str, Any], ...],
+        record: dict[str, Any] | None,
         observed_at: datetime,
     ) -> None:
         """Log the event's provenance record, link its entities to it, and queue them (inside
@@ -339,9 +358,7 @@ class Pipeline:
         # After the record: it names the contexts by their canonical URLs, whatever copy the broker reads.
         self._serve_contexts(entities)
         if self.outbox is not None:
-            self.outbox.put(
-                event.origin.tenant, entities, observed_at=observed_at, source=UplinkRef.of(event, index)
-            )
+            self.outbox.put(event.origin.tenant, entities, observed_at=observed_at, source=UplinkRef.of(event, index))
 
     def _serve_contexts(self, entities: tuple[dict[str, Any], ...]) -> None:
         if self.contexts_url is None:
@@ -349,9 +366,7 @@ class Pipeline:
         for entity in entities:
             entity["@context"] = served_context_urls(entity["@context"], self.contexts_url)
 
-    def _check_schemas(
-        self, entities: tuple[dict[str, Any], ...], out_of_range: tuple[tuple[str, str], ...]
-    ) -> None:
+    def _check_schemas(self, entities: tuple[dict[str, Any], ...], out_of_range: tuple[tuple[str, str], ...]) -> None:
         if self.schemas is None:
             return
         none: frozenset[str] = frozenset()
@@ -363,7 +378,10 @@ class Pipeline:
                 raise MappingError("schema_invalid", f"{entity['type']} {entity['id']}: {'; '.join(errors)}")
 
     def _meter_index_updates(
-        self, cumulative: tuple[CumulativeValue, ...], data: Mapping[str, Any], profile: DeviceProfile,
+        self,
+        cumulative: tuple[CumulativeValue, ...],
+        data: Mapping[str, Any],
+        profile: DeviceProfile,
         observed_at: datetime,
     ) -> list[CumulativeValue]:
         """The meter indexes to remember once the uplink is accepted; raises if one went down.
@@ -379,7 +397,9 @@ class Pipeline:
             last = self.state.last_index(c.entity_id, c.attribute)
             if last is not None and not meter_changed:
                 last_value, last_at = last
-                if (observed_at >= last_at and c.value < last_value) or (observed_at < last_at and c.value > last_value):
+                if (observed_at >= last_at and c.value < last_value) or (
+                    observed_at < last_at and c.value > last_value
+                ):
                     raise MappingError(
                         "meter_index_decrease",
                         f"{c.entity_id} {c.attribute}: {c.value:g} at {observed_at.isoformat()} against "

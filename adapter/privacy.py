@@ -23,7 +23,9 @@ from adapter.mapping.profile import PrivacySpec
 __all__ = ["apply_privacy"]
 
 
-def apply_privacy(data: Mapping[str, Any], rules: PrivacySpec, *, key: bytes | None) -> tuple[dict[str, Any], tuple[str, ...]]:
+def apply_privacy(
+    data: Mapping[str, Any], rules: PrivacySpec, *, key: bytes | None
+) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The data with the rules applied, and the list of rules that changed something.
 
     Paths are top-level field names of the decoded object; nested objects are copied.

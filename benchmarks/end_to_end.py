@@ -45,19 +45,45 @@ HOST = "127.0.0.1"
 
 def config_toml(devices: list[FleetDevice], *, mqtt_port: int, broker_url: str, state_dir: Path) -> str:
     lines = [
-        "[adapter]", f'models = "{REPO / "models"}"', f'state_dir = "{state_dir}"', "",
-        "[broker]", f'url = "{broker_url}"', "", "[outbox]", "max_depth = 500000", "",
+        "[adapter]",
+        f'models = "{REPO / "models"}"',
+        f'state_dir = "{state_dir}"',
+        "",
+        "[broker]",
+        f'url = "{broker_url}"',
+        "",
+        "[outbox]",
+        "max_depth = 500000",
+        "",
     ]
     for tenant in ("ville", "region", "eau"):
         lines += ["[[collectivity]]", f'tenant = "{tenant}"', f'name = "{tenant}"', ""]
     for name, tenant, lns in (("ville-chirpstack", "ville", "chirpstack"), ("region-tts", "region", "tts")):
-        lines += ["[[connection]]", f'name = "{name}"', f'collectivity = "{tenant}"', f'lns = "{lns}"',
-                  'transport = "mqtt"', f'host = "{HOST}"', f"port = {mqtt_port}", ""]
-    lines += ["[[connection]]", 'name = "eau-chirpstack"', 'collectivity = "eau"', 'lns = "chirpstack"',
-              'transport = "webhook"', "allow_unauthenticated = true  # benchmark on 127.0.0.1", ""]
+        lines += [
+            "[[connection]]",
+            f'name = "{name}"',
+            f'collectivity = "{tenant}"',
+            f'lns = "{lns}"',
+            'transport = "mqtt"',
+            f'host = "{HOST}"',
+            f"port = {mqtt_port}",
+            "",
+        ]
+    lines += [
+        "[[connection]]",
+        'name = "eau-chirpstack"',
+        'collectivity = "eau"',
+        'lns = "chirpstack"',
+        'transport = "webhook"',
+        "allow_unauthenticated = true  # benchmark on 127.0.0.1",
+        "",
+    ]
     for d in devices:
-        lines += ["[[device]]", f'dev_eui = "{d.dev_eui}"',
-                  f"location = {{ latitude = {d.location.latitude}, longitude = {d.location.longitude} }}"]
+        lines += [
+            "[[device]]",
+            f'dev_eui = "{d.dev_eui}"',
+            f"location = {{ latitude = {d.location.latitude}, longitude = {d.location.longitude} }}",
+        ]
         if d.kind == "parking":
             lines.append(f'attributes = {{ refParkingSite = "urn:ngsi-ld:OnStreetParking:{d.tenant}:zone-1" }}')
         lines.append("")
@@ -111,15 +137,28 @@ async def run(n: int, rate: float | None, broker: str) -> None:
         sink_port, http_port = free_port(), free_port()
         runner, sink = await start_sink(broker, sink_port, workdir)
         config = workdir / "adapter.toml"
-        config.write_text(config_toml(devices, mqtt_port=mosquitto.port, broker_url=f"http://{HOST}:{sink_port}",
-                                      state_dir=workdir / "state"))
+        config.write_text(
+            config_toml(
+                devices, mqtt_port=mosquitto.port, broker_url=f"http://{HOST}:{sink_port}", state_dir=workdir / "state"
+            )
+        )
         # E2E_PROFILE=FILE: run the adapter under cProfile (it then stops after the N events)
         profile = os.environ.get("E2E_PROFILE")
         profiler = [sys.executable, "-m", "cProfile", "-o", profile] if profile else []
         adapter = subprocess.Popen(
-            [*profiler, str(REPO / ".venv" / "bin" / "ngsild-adapter"), "--log-level", "warning", "listen", "--config",
-             str(config), "--quiet", "--http-port", str(http_port),
-             *(["--max-events", str(n)] if profile else [])],
+            [
+                *profiler,
+                str(REPO / ".venv" / "bin" / "ngsild-adapter"),
+                "--log-level",
+                "warning",
+                "listen",
+                "--config",
+                str(config),
+                "--quiet",
+                "--http-port",
+                str(http_port),
+                *(["--max-events", str(n)] if profile else []),
+            ],
         )
         try:
             await wait_port(http_port)
@@ -134,7 +173,7 @@ async def run(n: int, rate: float | None, broker: str) -> None:
                 await asyncio.sleep(0.05)
             if sink is None:
                 await wait_drained(workdir / "state" / "state.sqlite", deadline)
-            finished = (sink.last_at if sink and sink.last_at else time.time())
+            finished = sink.last_at if sink and sink.last_at else time.time()
             cpu = cpu_seconds(adapter.pid) - cpu_before
             rss = peak_rss_mb(adapter.pid)
         finally:
@@ -148,13 +187,17 @@ async def run(n: int, rate: float | None, broker: str) -> None:
         print(f"uplinks published: {published}" + (f" at {rate:g}/s" if rate else " as fast as possible"))
         if sink is not None:
             print(f"entities acknowledged: {sink.entities} of {expected} in {sink.batches} batches")
-        print(f"sustained: {published / elapsed:,.0f} uplinks/s (first publish to last acknowledgement, {elapsed:.1f} s)")
+        print(
+            f"sustained: {published / elapsed:,.0f} uplinks/s (first publish to last acknowledgement, {elapsed:.1f} s)"
+        )
         print(f"adapter CPU: {cpu / published * 1000:.2f} s per 1,000 uplinks; peak RSS {rss:.0f} MB")
         if sink is not None and sink.latencies_s:
             lat = sorted(sink.latencies_s)
             p50 = statistics.median(lat) * 1000
             p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
-            print(f"latency publish -> broker acknowledgement: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {lat[-1] * 1000:.0f} ms")
+            print(
+                f"latency publish -> broker acknowledgement: p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {lat[-1] * 1000:.0f} ms"
+            )
 
 
 async def wait_drained(state_db: Path, deadline: float) -> None:
@@ -170,7 +213,9 @@ async def wait_drained(state_db: Path, deadline: float) -> None:
             continue
 
 
-async def publish(devices: list[FleetDevice], n: int, rate: float | None, mqtt_port: int, http_port: int) -> tuple[int, float]:
+async def publish(
+    devices: list[FleetDevice], n: int, rate: float | None, mqtt_port: int, http_port: int
+) -> tuple[int, float]:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="e2e-publisher")
     client.max_inflight_messages_set(2000)
     client.max_queued_messages_set(0)
@@ -208,8 +253,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=50_000, help="uplinks to publish (default 50,000)")
     parser.add_argument("--rate", type=float, default=None, help="uplinks per second (default: as fast as possible)")
-    parser.add_argument("--broker", choices=("sink", "embedded"), default="sink",
-                        help="deliver to the counting sink (default) or to the embedded NGSI-LD broker")
+    parser.add_argument(
+        "--broker",
+        choices=("sink", "embedded"),
+        default="sink",
+        help="deliver to the counting sink (default) or to the embedded NGSI-LD broker",
+    )
     args = parser.parse_args()
     asyncio.run(run(args.n, args.rate, args.broker))
 

@@ -77,7 +77,11 @@ async def main_async(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="ngsild-gateway-bench-"))
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     numbers = key.public_key().public_numbers()
-    jwks = {"keys": [{"kty": "RSA", "kid": "bench", "use": "sig", "alg": "RS256", "n": _b64(numbers.n), "e": _b64(numbers.e)}]}
+    jwks = {
+        "keys": [
+            {"kty": "RSA", "kid": "bench", "use": "sig", "alg": "RS256", "n": _b64(numbers.n), "e": _b64(numbers.e)}
+        ]
+    }
     issuer_port, broker_port, gateway_port = free_port(), free_port(), free_port()
     issuer = f"http://127.0.0.1:{issuer_port}/realms/ville"
 
@@ -89,8 +93,8 @@ async def main_async(args: argparse.Namespace) -> None:
 
     (work / "adapter.toml").write_text(f"""
 [adapter]
-models = "{REPO / 'models'}"
-state_dir = "{work / 'state'}"
+models = "{REPO / "models"}"
+state_dir = "{work / "state"}"
 [[collectivity]]
 tenant = "ville"
 name = "Ville"
@@ -107,16 +111,20 @@ name = "Metropole"
 host = "127.0.0.1"
 port = {gateway_port}
 broker_url = "http://127.0.0.1:{broker_port}"
-policies = "{REPO / 'compose' / 'policies'}"
+policies = "{REPO / "compose" / "policies"}"
 [[gateway.issuer]]
 issuer = "{issuer}"
 organization = "ville"
 jwks_url = "{issuer}/protocol/openid-connect/certs"
 """)
-    broker = subprocess.Popen([str(BIN), "broker", "--port", str(broker_port), "--db", str(work / "broker.sqlite")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    gateway = subprocess.Popen([str(BIN), "gateway", "--config", str(work / "adapter.toml")],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    broker = subprocess.Popen(
+        [str(BIN), "broker", "--port", str(broker_port), "--db", str(work / "broker.sqlite")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    gateway = subprocess.Popen(
+        [str(BIN), "gateway", "--config", str(work / "adapter.toml")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         await _wait_port(broker_port)
         await _wait_port(gateway_port)
@@ -124,16 +132,29 @@ jwks_url = "{issuer}/protocol/openid-connect/certs"
             client = NgsiLdClient(f"http://127.0.0.1:{broker_port}", session)
             entities = _entities(args.sensors)
             for first in range(0, len(entities), 100):
-                await client.batch_upsert("region", entities[first:first + 100])
+                await client.batch_upsert("region", entities[first : first + 100])
             now = int(time.time())
-            token = jwt.encode({
-                "iss": issuer, "sub": "service-account-ecole-ventilation", "aud": ["ngsild-gateway"],
-                "azp": "ecole-ventilation", "organization": "ville", "roles": ["partner-platform"],
-                "exp": now + 3600, "iat": now,
-            }, key, algorithm="RS256", headers={"kid": "bench"})
+            token = jwt.encode(
+                {
+                    "iss": issuer,
+                    "sub": "service-account-ecole-ventilation",
+                    "aud": ["ngsild-gateway"],
+                    "azp": "ecole-ventilation",
+                    "organization": "ville",
+                    "roles": ["partner-platform"],
+                    "exp": now + 3600,
+                    "iat": now,
+                },
+                key,
+                algorithm="RS256",
+                headers={"kid": "bench"},
+            )
             url = f"http://127.0.0.1:{gateway_port}/ngsi-ld/v1/entities"
-            headers = {"Authorization": f"Bearer {token}", "NGSILD-Tenant": "region",
-                       "NGSILD-Purpose": "ventilation-control"}
+            headers = {
+                "Authorization": f"Bearer {token}",
+                "NGSILD-Tenant": "region",
+                "NGSILD-Purpose": "ventilation-control",
+            }
             params = {"type": "AirQualityObserved", "limit": str(args.limit)}
             async with session.get(url, params=params, headers=headers) as answer:
                 body = await answer.json()
@@ -164,19 +185,26 @@ jwks_url = "{issuer}/protocol/openid-connect/certs"
                     await asyncio.sleep(max(0.0, next_at - time.monotonic()))
                 await asyncio.gather(*tasks)
             else:
+
                 async def worker() -> None:
                     while time.monotonic() < deadline:
                         await one()
+
                 await asyncio.gather(*(worker() for _ in range(args.concurrency)))
             elapsed = time.monotonic() - started
             cpu_after = {name: _cpu_seconds(pid) for name, pid in processes.items()}
             latencies.sort()
             mode = f"at {args.rate:.0f} req/s offered" if args.rate else f"{args.concurrency} concurrent clients"
-            print(f"{len(latencies):,} authorised queries in {elapsed:.1f} s ({mode}): {len(latencies) / elapsed:,.0f} req/s, "
-                  f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms, "
-                  f"{errors} errors")
-            shares = [f"{name} {100 * (cpu_after[name] - before) / elapsed:.0f} %"
-                      for name, before in cpu_before.items() if before is not None and cpu_after[name] is not None]
+            print(
+                f"{len(latencies):,} authorised queries in {elapsed:.1f} s ({mode}): {len(latencies) / elapsed:,.0f} req/s, "
+                f"p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms, "
+                f"{errors} errors"
+            )
+            shares = [
+                f"{name} {100 * (cpu_after[name] - before) / elapsed:.0f} %"
+                for name, before in cpu_before.items()
+                if before is not None and cpu_after[name] is not None
+            ]
             if shares:
                 print(f"CPU during the measurement ({os.cpu_count()} cores): {', '.join(shares)}")
     finally:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=2000)
@@ -26,12 +27,27 @@ def main() -> int:
     args = parser.parse_args()
     failed = 0
     for seed in args.seeds:
-        env = {**os.environ, "NGSILD_ADAPTER_ORACLE_EXAMPLES": str(args.examples),
-               "NGSILD_ADAPTER_ORACLE_SEED": str(seed)}
+        env = {
+            **os.environ,
+            "NGSILD_ADAPTER_ORACLE_EXAMPLES": str(args.examples),
+            "NGSILD_ADAPTER_ORACLE_SEED": str(seed),
+        }
         started = time.perf_counter()
         code = subprocess.call(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.gateway_security.mix_report",
-             "tests/gateway_security/test_oracle.py"], cwd=REPO, env=env)
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "tests.gateway_security.mix_report",
+                "tests/gateway_security/test_oracle.py",
+            ],
+            cwd=REPO,
+            env=env,
+        )
         print(f"seed {seed}: {args.examples} examples, exit {code}, {time.perf_counter() - started:.0f} s")
         failed += code != 0
     return 1 if failed else 0

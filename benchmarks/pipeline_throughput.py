@@ -66,17 +66,21 @@ def measure(
         start = time.perf_counter()
         if burst == 1:
             for raw in raws[200:]:
-                result = pipeline.process(raw, lns="chirpstack", origin=origin, topic=spec.get("topic"), event=spec.get("event"))
+                result = pipeline.process(
+                    raw, lns="chirpstack", origin=origin, topic=spec.get("topic"), event=spec.get("event")
+                )
                 assert result.status == "mapped", result.detail
         else:
             events = [RawEvent(raw, "chirpstack", origin, spec.get("topic"), spec.get("event")) for raw in raws[200:]]
             for first in range(0, len(events), burst):
-                for outcome in pipeline.process_many(events[first:first + burst]):
+                for outcome in pipeline.process_many(events[first : first + burst]):
                     assert isinstance(outcome, PipelineResult) and outcome.status == "mapped", outcome
         elapsed = time.perf_counter() - start
         pipeline.close()
-    print(f"{label:<42} burst {burst:>3}  validation {'on ' if validate else 'off'} provenance {'on ' if provenance else 'off'}  "
-          f"{n / elapsed:8.0f} uplinks/s  {elapsed / n * 1e6:8.1f} µs/uplink")
+    print(
+        f"{label:<42} burst {burst:>3}  validation {'on ' if validate else 'off'} provenance {'on ' if provenance else 'off'}  "
+        f"{n / elapsed:8.0f} uplinks/s  {elapsed / n * 1e6:8.1f} µs/uplink"
+    )
     return n / elapsed
 
 

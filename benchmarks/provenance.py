@@ -71,7 +71,9 @@ def uplink_bodies(n: int) -> list[bytes]:
 async def burst_and_catch_up(n: int, workdir: Path) -> tuple[Path, int]:
     config = load_config(None)
     config = dataclasses.replace(
-        config, state_dir=workdir / "state", outbox_max_depth=4 * n,  # no broker here: the outbox keeps it all
+        config,
+        state_dir=workdir / "state",
+        outbox_max_depth=4 * n,  # no broker here: the outbox keeps it all
         provenance=dataclasses.replace(config.provenance, key_dir=workdir / "keys"),
     )
     pipeline = build_pipeline(config, config.state_dir)
@@ -79,7 +81,7 @@ async def burst_and_catch_up(n: int, workdir: Path) -> tuple[Path, int]:
     events = [RawEvent(body, "chirpstack", origin) for body in uplink_bodies(n)]
     started = time.perf_counter()
     for first in range(0, n, 100):
-        for outcome in pipeline.process_many(events[first:first + 100]):
+        for outcome in pipeline.process_many(events[first : first + 100]):
             assert isinstance(outcome, PipelineResult) and outcome.status == "mapped", outcome
     ingest_s = time.perf_counter() - started
     assert pipeline.ledger is not None
@@ -92,8 +94,10 @@ async def burst_and_catch_up(n: int, workdir: Path) -> tuple[Path, int]:
     indexed = await indexer.catch_up()
     catch_up_s = time.perf_counter() - started
     quads = await store.quad_count()
-    print(f"RDF index caught up with a burst of {indexed:,} records in {catch_up_s:.1f} s: "
-          f"{indexed / catch_up_s:,.0f} uplinks/s sustained on disk, {quads / n:.1f} quads per uplink")
+    print(
+        f"RDF index caught up with a burst of {indexed:,} records in {catch_up_s:.1f} s: "
+        f"{indexed / catch_up_s:,.0f} uplinks/s sustained on disk, {quads / n:.1f} quads per uplink"
+    )
 
     db = pipeline.state.connection
     (record_bytes,) = db.execute("SELECT avg(length(record)) FROM prov_record").fetchone()
@@ -106,11 +110,15 @@ async def burst_and_catch_up(n: int, workdir: Path) -> tuple[Path, int]:
     times = []
     for _ in range(50):
         started = time.perf_counter()
-        result = await runtime.verify("ville", entity["id"], "no2", observed, value=json.dumps(entity["attributes"]["no2"]["value"]), record=index)
+        result = await runtime.verify(
+            "ville", entity["id"], "no2", observed, value=json.dumps(entity["attributes"]["no2"]["value"]), record=index
+        )
         times.append(time.perf_counter() - started)
         assert result.holds, result.to_json()
-    print(f"verify one value (record, digest, signature, inclusion, chain, index): "
-          f"median {statistics.median(times) * 1000:.1f} ms")
+    print(
+        f"verify one value (record, digest, signature, inclusion, chain, index): "
+        f"median {statistics.median(times) * 1000:.1f} ms"
+    )
     await store.close()
     pipeline.close()
 
@@ -124,8 +132,10 @@ async def burst_and_catch_up(n: int, workdir: Path) -> tuple[Path, int]:
     vacuum.close()
     ledger_bytes = state_file.stat().st_size
     rdf_bytes = folder_size(workdir / "rdf")
-    print(f"size per uplink: record {record_bytes:,.0f} B canonical JSON; ledger (records, chain, Merkle log) "
-          f"{ledger_bytes / n:,.0f} B in SQLite; RDF index {rdf_bytes / n:,.0f} B on disk (RocksDB)")
+    print(
+        f"size per uplink: record {record_bytes:,.0f} B canonical JSON; ledger (records, chain, Merkle log) "
+        f"{ledger_bytes / n:,.0f} B in SQLite; RDF index {rdf_bytes / n:,.0f} B on disk (RocksDB)"
+    )
     return workdir, index
 
 
@@ -134,7 +144,8 @@ async def lineage_on_large_store(triples: int, workdir: Path) -> None:
     del spec
     config = load_config(None)
     config = dataclasses.replace(
-        config, state_dir=workdir / "state-large",
+        config,
+        state_dir=workdir / "state-large",
         provenance=dataclasses.replace(config.provenance, key_dir=workdir / "keys"),
     )
     pipeline = build_pipeline(config, None)
@@ -182,16 +193,19 @@ async def lineage_on_large_store(triples: int, workdir: Path) -> None:
         rows = await store.select(query)
         times.append(time.perf_counter() - started)
     assert rows, "the lineage query found nothing"
-    print(f"lineage query of one value with {quads:,} quads in the store: median {statistics.median(times) * 1000:.1f} ms, "
-          f"p90 {sorted(times)[17] * 1000:.1f} ms ({len(rows)} rows)")
+    print(
+        f"lineage query of one value with {quads:,} quads in the store: median {statistics.median(times) * 1000:.1f} ms, "
+        f"p90 {sorted(times)[17] * 1000:.1f} ms ({len(rows)} rows)"
+    )
     await store.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--burst", type=int, default=100_000, help="uplinks in the burst (default 100,000; 0: skip)")
-    parser.add_argument("--triples", type=int, default=10_000_000,
-                        help="quads for the lineage query (default 10M; 0: skip)")
+    parser.add_argument(
+        "--triples", type=int, default=10_000_000, help="quads for the lineage query (default 10M; 0: skip)"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="ngsild-adapter-bench-"))
     try:

@@ -65,6 +65,7 @@ REQUIRED_VARIABLE = re.compile(r"\$\{(?P<name>[A-Z][A-Z0-9_]*):\?[^}]+\}")
 
 # --- reading the compose file -----------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class Mount:
     """One short-syntax volume: ``source:target[:mode]`` (the source may be a ``${...}``)."""
@@ -133,6 +134,7 @@ KEYCLOAK_ENV: Mapping[str, str] = SERVICES["keycloak"]["environment"]
 
 # --- Mosquitto's files -----------------------------------------------------------------------
 
+
 def mosquitto_directives(text: str) -> dict[str, list[str]]:
     """Mosquitto's ``directive value`` lines, each directive with its values in order."""
     directives: dict[str, list[str]] = {}
@@ -172,8 +174,11 @@ class MosquittoAcl:
     patterns: tuple[AclRule, ...]
 
     def allows(self, user: str, access: Access, topic: str) -> bool:
-        rules = [*self.global_rules, *self.users.get(user, ()),
-                 *(AclRule(p.access, p.topic.replace("%u", user).replace("%c", user)) for p in self.patterns)]
+        rules = [
+            *self.global_rules,
+            *self.users.get(user, ()),
+            *(AclRule(p.access, p.topic.replace("%u", user).replace("%c", user)) for p in self.patterns),
+        ]
         matching = [r for r in rules if topic_matches_sub(r.topic, topic)]
         if any(r.access == "deny" for r in matching):
             return False
@@ -198,8 +203,11 @@ def parse_acl(text: str) -> MosquittoAcl:
         if keyword not in ("topic", "pattern") or not rest:
             raise AclSyntaxError(f"line {number}: {line!r}")
         access, _, topic = rest.partition(" ")
-        rule = AclRule(access, topic.strip()) if access in ("read", "write", "readwrite", "deny") and topic.strip() \
+        rule = (
+            AclRule(access, topic.strip())
+            if access in ("read", "write", "readwrite", "deny") and topic.strip()
             else AclRule("readwrite", rest)
+        )
         (patterns if keyword == "pattern" else current).append(rule)
     return MosquittoAcl(tuple(global_rules), {u: tuple(r) for u, r in users.items()}, tuple(patterns))
 

@@ -28,7 +28,10 @@ def test_decode_with_a_builtin_codec() -> None:
     result = invoke("decode", "--codec", "builtin:cayenne_lpp", "--fport", "2", "--hex", "016700e1026873")
     assert result.exit_code == 0
     assert json.loads(result.output) == {
-        "data": {"temperature_1": 22.5, "relative_humidity_2": 57.5}, "warnings": [], "errors": []}
+        "data": {"temperature_1": 22.5, "relative_humidity_2": 57.5},
+        "warnings": [],
+        "errors": [],
+    }
 
 
 def test_decode_with_a_javascript_codec_file_in_base64() -> None:
@@ -51,9 +54,14 @@ def test_decode_refuses_bad_hex() -> None:
 
 
 def test_parse_prints_the_normalised_record() -> None:
-    result = invoke("parse", "--lns", "chirpstack", "--topic",
-                    "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/70b3d57ed0001a01/event/up",
-                    str(FIXTURES / "chirpstack" / "up_two_gateways.json"))
+    result = invoke(
+        "parse",
+        "--lns",
+        "chirpstack",
+        "--topic",
+        "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/70b3d57ed0001a01/event/up",
+        str(FIXTURES / "chirpstack" / "up_two_gateways.json"),
+    )
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
     assert record["lns"] == "chirpstack" and record["event"] == "up"
@@ -61,7 +69,9 @@ def test_parse_prints_the_normalised_record() -> None:
     assert record["payload_hex"] == "016700e1026873"
     assert record["received_at"].startswith("2026-11-20T08:15:30.123456")
     assert [(g["id"], g["rssi"], g["snr"]) for g in record["gateways"]] == [
-        ("0016c001f153a14c", -87, 9.5), ("7076ff0056081234", -112, -6.25)]
+        ("0016c001f153a14c", -87, 9.5),
+        ("7076ff0056081234", -112, -6.25),
+    ]
     assert record["decoded"] is None
 
 
@@ -106,8 +116,9 @@ def test_samples_processes_every_sample() -> None:
 def test_deadletter_list_show_and_replay(tmp_path: Path) -> None:
     config = tmp_path / "adapter.toml"
     demo = (REPO / "adapter" / "demo" / "config.toml").read_text()
-    config.write_text(demo.replace("[adapter]\n", f'[adapter]\nmodels = "{REPO / "models"}"\n'
-                                                 f'state_dir = "{tmp_path / "state"}"\n', 1))
+    config.write_text(
+        demo.replace("[adapter]\n", f'[adapter]\nmodels = "{REPO / "models"}"\nstate_dir = "{tmp_path / "state"}"\n', 1)
+    )
     assert invoke("samples", "--config", str(config), "--state-dir", str(tmp_path / "state")).exit_code == 0
     listed = json.loads(invoke("deadletter", "list", "--config", str(config)).output)
     assert listed["counts"] == {"malformed_json": 1, "meter_index_decrease": 1, "unknown_device": 1}

@@ -49,6 +49,7 @@ from tests.support import REPO
 
 # --- exposure ---------------------------------------------------------------------------------
 
+
 def test_only_the_gateway_the_webhook_port_and_keycloaks_https_are_published() -> None:
     exposed = {name: published(name) for name in SERVICES if SERVICES[name].get("ports")}
     assert exposed == {
@@ -72,6 +73,7 @@ def test_every_other_service_is_on_internal_networks_only() -> None:
 
 
 # --- the adapter's configuration and the compose services --------------------------------------
+
 
 def test_compose_file_declares_the_production_services() -> None:
     assert {"mongo", "orion-ld", "timescale", "mintaka", "mosquitto", "oxigraph", "adapter"} <= set(SERVICES)
@@ -167,6 +169,7 @@ def test_the_gateway_and_the_adapter_share_one_required_secret() -> None:
 
 # --- Keycloak ---------------------------------------------------------------------------------
 
+
 def test_keycloak_has_a_database_and_no_dev_secret_is_left_to_its_default() -> None:
     keycloak = SERVICES["keycloak"]
     assert "start" in keycloak["command"] and "--import-realm" in keycloak["command"]  # not start-dev
@@ -246,6 +249,7 @@ def test_no_secret_is_in_the_repository() -> None:
 
 # --- Mosquitto: configuration -----------------------------------------------------------------
 
+
 def test_mosquitto_refuses_anonymous_clients_and_mounts_its_password_file_and_acl() -> None:
     assert MOSQUITTO_CONF["allow_anonymous"] == ["false"]
     assert "per_listener_settings" not in MOSQUITTO_CONF  # the settings above hold for every listener
@@ -259,8 +263,6 @@ def test_mosquitto_refuses_anonymous_clients_and_mounts_its_password_file_and_ac
     # 2.0.16 to 2.0.21 disconnect a client after a refused publish when max_queued_messages is 0
     image = parse_image(SERVICES["mosquitto"]["image"])
     assert image.repository == "eclipse-mosquitto" and tuple(int(n) for n in (image.tag or "").split(".")) >= (2, 0, 22)
-
-
 
 
 # --- the adapter's image (compose/adapter/Dockerfile, read as Docker would) -------------------
@@ -331,8 +333,9 @@ def test_the_image_installs_the_wheel_not_the_source_tree() -> None:
     assert any("pip wheel" in args or "-m build" in args for stage in builders for kind, args in stage if kind == "RUN")
     # ...and the final stage takes only files of that stage, none from the build context
     copies = [args for kind, args in final if kind in ("COPY", "ADD")]
-    assert copies and all(re.match(r"--from=(\S+) ", args) and re.match(r"--from=(\S+) ", args)[1] in names
-                          for args in copies), f"{DOCKERFILE}: the final stage copies from the sources: {copies}"
+    assert copies and all(
+        re.match(r"--from=(\S+) ", args) and re.match(r"--from=(\S+) ", args)[1] in names for args in copies
+    ), f"{DOCKERFILE}: the final stage copies from the sources: {copies}"
     installs = [args for kind, args in final if kind == "RUN" and "pip install" in args]
     assert installs and all(".whl" in args for args in installs)
     assert not any(re.search(r"(^|\s)(-e|--editable)(\s|$)", args) for stage in stages for _, args in stage)
@@ -342,14 +345,16 @@ def test_the_image_base_is_slim_and_pinned_by_exact_version() -> None:
     for stage in _stages():
         image = parse_image(stage[0][1].split()[0])
         assert image.tag and re.fullmatch(r"\d+\.\d+\.\d+-slim(-[a-z]+)?", image.tag), (
-            f"{DOCKERFILE}: FROM {image}: an exact Python version of a slim image (no moving tag)")
+            f"{DOCKERFILE}: FROM {image}: an exact Python version of a slim image (no moving tag)"
+        )
 
 
 def test_the_image_runs_as_its_own_user_and_owns_every_volume_of_its_services() -> None:
     final = _stages()[-1]
     [user] = [args for kind, args in final if kind == "USER"][-1:]
     assert re.fullmatch(r"\d+:\d+", user) and int(user.split(":")[0]) != 0, (
-        f"{DOCKERFILE}: end with a numeric non-root USER uid:gid (compose sets no user: for these services)")
+        f"{DOCKERFILE}: end with a numeric non-root USER uid:gid (compose sets no user: for these services)"
+    )
     [volume_at] = [i for i, (kind, _) in enumerate(final) if kind == "VOLUME"]
     declared = set(json.loads(final[volume_at][1]))
     # changes to a folder after its VOLUME line are thrown away: the owner must be set before
@@ -367,4 +372,5 @@ def test_the_models_folder_of_the_compose_configuration_is_in_the_image_or_mount
     folder = str(CONFIG.models_dir)
     made = any(kind == "RUN" and f"'{folder}'" in args for kind, args in _stages()[-1])
     assert made or all(any(m.target == folder for m in mounts(name)) for name in BUILT), (
-        f"[adapter] models = {folder}: neither made by {DOCKERFILE} nor mounted")
+        f"[adapter] models = {folder}: neither made by {DOCKERFILE} nor mounted"
+    )

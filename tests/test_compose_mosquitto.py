@@ -80,8 +80,9 @@ def test_the_acl_names_one_lns_and_one_adapter_account_per_collectivity_and_noth
 
 
 #: concrete topics (no wildcard: what a client publishes or is delivered), near and far from the ACL's
-_LEVELS = st.sampled_from(["application", "device", "event", "command", "up", "down", "join", "v3", "devices", "",
-                           *APPLICATIONS]) | st.text(alphabet="abc019-@", min_size=1, max_size=8)
+_LEVELS = st.sampled_from(
+    ["application", "device", "event", "command", "up", "down", "join", "v3", "devices", "", *APPLICATIONS]
+) | st.text(alphabet="abc019-@", min_size=1, max_size=8)
 _TOPICS = st.lists(_LEVELS, min_size=1, max_size=7).map("/".join) | st.builds(
     "application/{}/device/{}/{}/{}".format,
     st.sampled_from(APPLICATIONS) | st.uuids().map(str),
@@ -205,8 +206,9 @@ class _Client:
 
 
 @contextmanager
-def _connected(broker: MosquittoBroker, user: str | None, password: str | None = None,
-               client_id: str = "") -> Iterator[_Client]:
+def _connected(
+    broker: MosquittoBroker, user: str | None, password: str | None = None, client_id: str = ""
+) -> Iterator[_Client]:
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     if user is not None:

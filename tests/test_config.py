@@ -42,11 +42,16 @@ def test_embedded_demo_configuration_has_four_collectivities() -> None:
 
 def test_environment_overrides_the_file_and_secrets_come_only_from_it(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
-    config = load_config(path, env={
-        "NGSILD_ADAPTER_VILLE_LNS_HOST": "127.0.0.1", "NGSILD_ADAPTER_VILLE_LNS_PORT": "1884",
-        "VILLE_MQTT_PASSWORD": "s3cret", "NGSILD_ADAPTER_MODELS": "/srv/models",
-        "NGSILD_ADAPTER_MAX_PAYLOAD_BYTES": "64",
-    })
+    config = load_config(
+        path,
+        env={
+            "NGSILD_ADAPTER_VILLE_LNS_HOST": "127.0.0.1",
+            "NGSILD_ADAPTER_VILLE_LNS_PORT": "1884",
+            "VILLE_MQTT_PASSWORD": "s3cret",
+            "NGSILD_ADAPTER_MODELS": "/srv/models",
+            "NGSILD_ADAPTER_MAX_PAYLOAD_BYTES": "64",
+        },
+    )
     connection = config.connection("ville-lns")
     assert (connection.host, connection.port, connection.password) == ("127.0.0.1", 1884, "s3cret")
     assert "s3cret" not in repr(connection)

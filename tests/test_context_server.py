@@ -32,8 +32,10 @@ async def test_every_indexed_context_is_served_as_json_ld() -> None:
 
 
 def test_entity_contexts_are_rewritten_to_the_served_copies_except_core_and_unknown_ones() -> None:
-    rewritten = served_context_urls([SDM_ENVIRONMENT, ADAPTER_CONTEXT, CORE_CONTEXT, "https://example.org/c.jsonld"],
-                                    "http://adapter:8080/contexts/")
+    rewritten = served_context_urls(
+        [SDM_ENVIRONMENT, ADAPTER_CONTEXT, CORE_CONTEXT, "https://example.org/c.jsonld"],
+        "http://adapter:8080/contexts/",
+    )
     assert rewritten == [
         "http://adapter:8080/contexts/sdm-environment.jsonld",
         "http://adapter:8080/contexts/ngsild-adapter.jsonld",
@@ -53,31 +55,48 @@ def _round_trip(entity: dict[str, Any]) -> dict[str, Any]:
 def test_a_flagged_measure_round_trips_through_a_json_ld_processor_unchanged() -> None:
     # the shape mapping/entities.py writes for a reading outside its sensor's range
     temperature = {
-        "type": "Property", "value": 81.5, "observedAt": "2026-11-20T08:15:30.123Z", "unitCode": "CEL",
+        "type": "Property",
+        "value": 81.5,
+        "observedAt": "2026-11-20T08:15:30.123Z",
+        "unitCode": "CEL",
         "qualityFlag": {"type": "Property", "value": "outOfRange"},
         "validRange": {"type": "Property", "value": [-40.0, 60.0]},
     }
-    entity = {"@context": [SDM_ENVIRONMENT, ADAPTER_CONTEXT, CORE_CONTEXT],
-              "id": "urn:ngsi-ld:AirQualityObserved:ville:0001", "type": "AirQualityObserved",
-              "temperature": temperature}
+    entity = {
+        "@context": [SDM_ENVIRONMENT, ADAPTER_CONTEXT, CORE_CONTEXT],
+        "id": "urn:ngsi-ld:AirQualityObserved:ville:0001",
+        "type": "AirQualityObserved",
+        "temperature": temperature,
+    }
 
     assert _round_trip(entity) == entity
 
 
 @settings(max_examples=40, derandomize=True, deadline=None)
-@given(term=st.sampled_from(sorted(t for t in load_context(ADAPTER_CONTEXT)["@context"]
-                                   if t not in ("ngsild-adapter", "prov"))),
-       value=st.one_of(st.integers(-10**6, 10**6), st.text(max_size=5),
-                       st.lists(st.integers(-100, 100), min_size=2, max_size=4)),
-       nested=st.booleans())
+@given(
+    term=st.sampled_from(
+        sorted(t for t in load_context(ADAPTER_CONTEXT)["@context"] if t not in ("ngsild-adapter", "prov"))
+    ),
+    value=st.one_of(
+        st.integers(-(10**6), 10**6), st.text(max_size=5), st.lists(st.integers(-100, 100), min_size=2, max_size=4)
+    ),
+    nested=st.booleans(),
+)
 def test_every_term_of_the_project_context_round_trips(term: str, value: Any, nested: bool) -> None:
     # a term that carries a container or a type coercion would come back changed (the
     # validRange bug: "@container": "@list" wrapped the whole attribute in a list)
-    attribute: dict[str, Any] = ({"type": "Relationship", "object": "urn:ngsi-ld:Device:1"}
-                                 if term == "wasDerivedFrom" else {"type": "Property", "value": value})
+    attribute: dict[str, Any] = (
+        {"type": "Relationship", "object": "urn:ngsi-ld:Device:1"}
+        if term == "wasDerivedFrom"
+        else {"type": "Property", "value": value}
+    )
     body = {"temperature": {"type": "Property", "value": 1, term: attribute}} if nested else {term: attribute}
-    entity = {"@context": [SDM_ENVIRONMENT, ADAPTER_CONTEXT, CORE_CONTEXT],
-              "id": "urn:ngsi-ld:AirQualityObserved:ville:0001", "type": "AirQualityObserved", **body}
+    entity = {
+        "@context": [SDM_ENVIRONMENT, ADAPTER_CONTEXT, CORE_CONTEXT],
+        "id": "urn:ngsi-ld:AirQualityObserved:ville:0001",
+        "type": "AirQualityObserved",
+        **body,
+    }
 
     assert _round_trip(entity) == entity
 
@@ -88,6 +107,8 @@ def test_broker_context_is_the_official_url_unless_served_copies_are_configured(
     assert broker_context(entity_context, None) == entity_context
     assert broker_context(SDM_ENVIRONMENT, None) == SDM_ENVIRONMENT
     assert broker_context(entity_context, "http://adapter:8080/contexts") == served_context_urls(
-        entity_context, "http://adapter:8080/contexts")
+        entity_context, "http://adapter:8080/contexts"
+    )
     assert broker_contexts({"AirQualityObserved": SDM_ENVIRONMENT}, "http://adapter:8080/contexts") == {
-        "AirQualityObserved": "http://adapter:8080/contexts/sdm-environment.jsonld"}
+        "AirQualityObserved": "http://adapter:8080/contexts/sdm-environment.jsonld"
+    }

@@ -48,7 +48,9 @@ key_dir = "keys"
 """
 
 
-def config(tmp_path: Path, *, provenance: str = "", gateway: str = "", env: dict[str, str] | None = None) -> AdapterConfig:
+def config(
+    tmp_path: Path, *, provenance: str = "", gateway: str = "", env: dict[str, str] | None = None
+) -> AdapterConfig:
     path = tmp_path / "adapter.toml"
     path.write_text(CONFIG.format(provenance=provenance, gateway=gateway))
     return load_config(path, env=env or {})
@@ -60,7 +62,9 @@ async def _values(request: web.Request) -> web.Response:
 
 def _request(address: str, authorization: str | None = None) -> web.Request:
     transport = mock.Mock()
-    transport.get_extra_info.side_effect = lambda name, default=None: (address, 40000) if name == "peername" else default
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        (address, 40000) if name == "peername" else default
+    )
     headers = {"Authorization": authorization} if authorization is not None else {}
     return make_mocked_request("GET", "/sparql", headers=headers, transport=transport)
 
@@ -73,6 +77,7 @@ async def _answer(guard: ServiceGuard, address: str, authorization: str | None =
 
 
 # -- without a secret: this machine only, as before ------------------------------------------
+
 
 async def test_without_a_secret_another_machine_is_refused_with_the_setting_to_use() -> None:
     answer = await _answer(ServiceGuard(), "10.1.2.3")
@@ -106,15 +111,18 @@ async def test_another_machine_without_the_token_gets_401_with_a_bearer_challeng
     assert b"no2" not in answer.body  # type: ignore[operator]
 
 
-@pytest.mark.parametrize("authorization", [
-    f"Bearer {TOKEN[:-1]}",            # a prefix of the secret
-    f"Bearer {TOKEN}x",                # the secret and more
-    f"Basic {TOKEN}",                  # another scheme
-    TOKEN,                             # no scheme
-    "Bearer ",
-    "Bearer \u00e9\u00e9\u00e9",       # not ASCII: refused, not an error
-    f"Bearer {TOKEN.upper()}",
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        f"Bearer {TOKEN[:-1]}",  # a prefix of the secret
+        f"Bearer {TOKEN}x",  # the secret and more
+        f"Basic {TOKEN}",  # another scheme
+        TOKEN,  # no scheme
+        "Bearer ",
+        "Bearer \u00e9\u00e9\u00e9",  # not ASCII: refused, not an error
+        f"Bearer {TOKEN.upper()}",
+    ],
+)
 async def test_a_wrong_token_gets_401(authorization: str) -> None:
     assert (await _answer(OPEN, "10.1.2.3", authorization)).status == 401
 
@@ -140,9 +148,14 @@ async def test_the_token_is_compared_in_constant_time() -> None:
 
 # -- the settings -------------------------------------------------------------------------------
 
+
 def test_the_secret_is_read_from_the_named_variable_and_kept_out_of_repr(tmp_path: Path) -> None:
-    settings = config(tmp_path, provenance=f'service_token_env = "{VARIABLE}"\nopen_to_network = true',
-                      gateway=f'adapter_token_env = "{VARIABLE}"', env={VARIABLE: TOKEN})
+    settings = config(
+        tmp_path,
+        provenance=f'service_token_env = "{VARIABLE}"\nopen_to_network = true',
+        gateway=f'adapter_token_env = "{VARIABLE}"',
+        env={VARIABLE: TOKEN},
+    )
     assert settings.provenance.service_token == TOKEN and settings.provenance.open_to_network
     assert settings.gateway.adapter_token == TOKEN and settings.gateway.required_adapter_token() == TOKEN
     assert TOKEN not in repr(settings)
@@ -151,8 +164,12 @@ def test_the_secret_is_read_from_the_named_variable_and_kept_out_of_repr(tmp_pat
 
 def test_a_weak_secret_stops_the_start_of_the_processes_that_use_it(tmp_path: Path) -> None:
     for weak in ("short", "x" * 31, "has spaces in it " * 3, "tab\t" * 10):
-        settings = config(tmp_path, provenance=f'service_token_env = "{VARIABLE}"',
-                          gateway=f'adapter_token_env = "{VARIABLE}"', env={VARIABLE: weak})
+        settings = config(
+            tmp_path,
+            provenance=f'service_token_env = "{VARIABLE}"',
+            gateway=f'adapter_token_env = "{VARIABLE}"',
+            env={VARIABLE: weak},
+        )
         with pytest.raises(ConfigError, match="at least 32 characters"):
             ServiceGuard.from_settings(settings.provenance)
         with pytest.raises(ConfigError, match="at least 32 characters"):
@@ -160,7 +177,9 @@ def test_a_weak_secret_stops_the_start_of_the_processes_that_use_it(tmp_path: Pa
 
 
 def test_a_named_but_unset_variable_stops_the_start_with_one_line(tmp_path: Path) -> None:
-    settings = config(tmp_path, provenance=f'service_token_env = "{VARIABLE}"', gateway='adapter_token_env = "GW_SECRET"')
+    settings = config(
+        tmp_path, provenance=f'service_token_env = "{VARIABLE}"', gateway='adapter_token_env = "GW_SECRET"'
+    )
     # read by every process (verify, the gateway...): only those that need it refuse
     with pytest.raises(ConfigError, match=f"{VARIABLE} is not set") as caught:
         ServiceGuard.from_settings(settings.provenance)
@@ -180,6 +199,7 @@ async def test_serve_refuses_to_start_before_opening_anything(tmp_path: Path) ->
 
 
 # -- the real HTTP surface ------------------------------------------------------------------------
+
 
 async def _metrics(request: web.Request) -> web.Response:
     return web.Response(text="ngsild_adapter_index_lag 0\n")
@@ -218,8 +238,10 @@ async def test_sparql_and_metrics_need_the_token_on_this_machine_and_the_logs_do
             assert (await client.get(path, params=params, headers={"Authorization": "Bearer nope"})).status == 401
             served = await client.get(path, params=params, headers={"Authorization": f"Bearer {TOKEN}"})
             assert served.status == 200, path
-        assert "ngsild_adapter_index_lag" in await (await client.get(
-            "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})).text()
+        assert (
+            "ngsild_adapter_index_lag"
+            in await (await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})).text()
+        )
         for path in PUBLIC:
             assert (await client.get(path)).status == 200, path
         assert (await client.get("/provenance/ville/uplinks/0")).status == 401
@@ -243,8 +265,9 @@ async def test_from_another_address_over_a_real_socket(tmp_path: Path, runtime: 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     unsecured = config(tmp_path / "a")
-    secured = config(tmp_path / "b", provenance=f'service_token_env = "{VARIABLE}"\nopen_to_network = true',
-                     env={VARIABLE: TOKEN})
+    secured = config(
+        tmp_path / "b", provenance=f'service_token_env = "{VARIABLE}"\nopen_to_network = true', env={VARIABLE: TOKEN}
+    )
     for settings, without, with_token in ((unsecured, 403, 403), (secured, 401, 200)):
         server = await _served(runtime, settings, address)
         try:

@@ -53,11 +53,18 @@ def test_air_quality_uplink_becomes_air_quality_and_device_entities(pipeline: Pi
     assert result.status == "mapped"
     aq = entity(result, "AirQualityObserved")
     assert aq["id"] == "urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01"
-    assert aq["temperature"] == {"type": "Property", "value": 11.2, "unitCode": "CEL",
-                                 "observedAt": "2026-11-20T08:15:30.123Z"}
+    assert aq["temperature"] == {
+        "type": "Property",
+        "value": 11.2,
+        "unitCode": "CEL",
+        "observedAt": "2026-11-20T08:15:30.123Z",
+    }
     # the values link to the raw uplink of their provenance record (docs/provenance.md)
-    assert aq["wasDerivedFrom"] == {"type": "Relationship", "object": "urn:ngsild-adapter:ville:uplink:0",
-                                    "observedAt": "2026-11-20T08:15:30.123Z"}
+    assert aq["wasDerivedFrom"] == {
+        "type": "Relationship",
+        "object": "urn:ngsild-adapter:ville:uplink:0",
+        "observedAt": "2026-11-20T08:15:30.123Z",
+    }
     assert aq["relativeHumidity"]["value"] == 0.74 and aq["relativeHumidity"]["unitCode"] == "C62"
     assert (aq["no2"]["value"], aq["o3"]["value"], aq["pm10"]["value"], aq["pm25"]["value"]) == (38.5, 54.2, 22.1, 13.7)
     assert aq["pm25"]["unitCode"] == "GQ"
@@ -118,7 +125,12 @@ def test_noise_period_comes_from_the_decoded_object(pipeline: Pipeline) -> None:
     noise = entity(run(pipeline, "07-tts-noise-decoded-by-lns"), "NoiseLevelObserved")
     assert noise["dateObservedFrom"]["value"]["@value"] == "2026-11-20T08:30:00.500Z"
     assert noise["dateObservedTo"]["value"]["@value"] == "2026-11-20T08:45:00.500Z"
-    assert noise["LAeq"] == {"type": "Property", "value": 62.4, "unitCode": "2N", "observedAt": "2026-11-20T08:45:00.500Z"}
+    assert noise["LAeq"] == {
+        "type": "Property",
+        "value": 62.4,
+        "unitCode": "2N",
+        "observedAt": "2026-11-20T08:45:00.500Z",
+    }
     assert noise["wasDerivedFrom"]["object"] == "urn:ngsild-adapter:metropole:uplink:0"
 
 
@@ -137,7 +149,11 @@ def test_duplicate_uplink_is_processed_once_even_after_a_restart(tmp_path: Path)
 
 def test_same_frame_counter_with_another_payload_is_not_a_duplicate(pipeline: Pipeline) -> None:
     run(pipeline, "01-chirpstack-air-quality")
-    other = run(pipeline, "01-chirpstack-air-quality", lambda b: b.update(data=base64.b64encode(bytes.fromhex("016700e2")).decode()))
+    other = run(
+        pipeline,
+        "01-chirpstack-air-quality",
+        lambda b: b.update(data=base64.b64encode(bytes.fromhex("016700e2")).decode()),
+    )
     assert other.status == "mapped"
 
 
@@ -172,8 +188,16 @@ def test_out_of_range_value_is_kept_and_flagged(pipeline: Pipeline) -> None:
 # --- bad input: one dead letter each, with its specific reason -----------------------------
 
 
-def _reject(pipeline: Pipeline, body: bytes, reason: str, *, lns: str = "chirpstack", origin: Origin = VILLE,
-            topic: str | None = None, event: str | None = "up") -> Any:
+def _reject(
+    pipeline: Pipeline,
+    body: bytes,
+    reason: str,
+    *,
+    lns: str = "chirpstack",
+    origin: Origin = VILLE,
+    topic: str | None = None,
+    event: str | None = "up",
+) -> Any:
     before = pipeline.counters[f"rejected:{reason}"]
     result = pipeline.process(body, lns=lns, origin=origin, topic=topic, event=event)
     assert (result.status, result.reason) == ("rejected", reason), result.detail
@@ -225,7 +249,9 @@ def test_mac_only_uplink_on_fport_0_is_counted_not_dead_lettered(pipeline: Pipel
 
 
 def test_oversize_payload(pipeline: Pipeline) -> None:
-    _reject(pipeline, json.dumps(_air_quality(data=base64.b64encode(bytes(300)).decode())).encode(), "payload_too_large")
+    _reject(
+        pipeline, json.dumps(_air_quality(data=base64.b64encode(bytes(300)).decode())).encode(), "payload_too_large"
+    )
 
 
 def test_unknown_device(pipeline: Pipeline) -> None:
@@ -331,7 +357,9 @@ def test_unknown_device_replayed_once_a_profile_matches(tmp_path: Path) -> None:
     models = tmp_path / "models"
     shutil.copytree(REPO / "models", models)
     text = (models / "air-quality-outdoor.yaml").read_text()
-    (models / "air-quality-outdoor.yaml").write_text(text.replace("[aq-sensor-lpp,", "[unknown-vendor-profile, aq-sensor-lpp,"))
+    (models / "air-quality-outdoor.yaml").write_text(
+        text.replace("[aq-sensor-lpp,", "[unknown-vendor-profile, aq-sensor-lpp,")
+    )
     pipeline.profiles = load_profiles(models)
     letter = pipeline.dead_letters.get(rejected.dead_letter_id)
     replayed = pipeline.replay(letter)
@@ -340,8 +368,10 @@ def test_unknown_device_replayed_once_a_profile_matches(tmp_path: Path) -> None:
     assert (replayed.status, replayed.reason) == ("rejected", "schema_invalid")
     assert 'location" is a required property' in replayed.detail
     assert pipeline.dead_letters.get(rejected.dead_letter_id).attempts == 2
-    pipeline.devices = {**pipeline.devices, "a84041000181c9f2": DeviceRecord(
-        "a84041000181c9f2", location=Location(48.11, -1.68))}
+    pipeline.devices = {
+        **pipeline.devices,
+        "a84041000181c9f2": DeviceRecord("a84041000181c9f2", location=Location(48.11, -1.68)),
+    }
     replayed = pipeline.replay(letter)
     assert replayed.status == "mapped"
     assert entity(replayed, "AirQualityObserved")["temperature"]["value"] == -4.1
@@ -388,8 +418,9 @@ def test_uplink_of_a_device_registered_elsewhere_is_a_dead_letter(pipeline: Pipe
     assert entity(accepted, "AirQualityObserved")["location"]["value"]["coordinates"] == [5.0, 45.0]
 
 
-@pytest.mark.parametrize("spelling", ["70B3D57ED0001A01", "70-b3-d5-7e-d0-00-1a-01", "70:B3:D5:7E:D0:00:1A:01",
-                                      " 70b3d57ed0001a01 "])
+@pytest.mark.parametrize(
+    "spelling", ["70B3D57ED0001A01", "70-b3-d5-7e-d0-00-1a-01", "70:B3:D5:7E:D0:00:1A:01", " 70b3d57ed0001a01 "]
+)
 def test_no_spelling_of_the_eui_escapes_the_registry_binding(pipeline: Pipeline, spelling: str) -> None:
     _bind(pipeline, AIR_QUALITY_EUI, "ville")
     body = _air_quality()
@@ -401,16 +432,26 @@ def test_no_spelling_of_the_eui_escapes_the_registry_binding(pipeline: Pipeline,
 def test_the_binding_holds_under_another_application_and_device_name(pipeline: Pipeline) -> None:
     _bind(pipeline, AIR_QUALITY_EUI, "ville")
     body = _air_quality()
-    body["deviceInfo"].update(applicationId="00000000-0000-0000-0000-000000000000", deviceName="not-the-registered-one",
-                              tenantId="11111111-1111-1111-1111-111111111111")
+    body["deviceInfo"].update(
+        applicationId="00000000-0000-0000-0000-000000000000",
+        deviceName="not-the-registered-one",
+        tenantId="11111111-1111-1111-1111-111111111111",
+    )
     _reject(pipeline, json.dumps(body).encode(), "device_collectivity_mismatch", origin=EAU)
 
 
 def test_tts_uplink_of_a_device_registered_elsewhere_is_a_dead_letter(pipeline: Pipeline) -> None:
     _bind(pipeline, NOISE_EUI, "region")
     spec = demo_event("07-tts-noise-decoded-by-lns")
-    _reject(pipeline, body_bytes(spec), "device_collectivity_mismatch", lns="tts", origin=METROPOLE,
-            topic=spec["topic"], event=None)
+    _reject(
+        pipeline,
+        body_bytes(spec),
+        "device_collectivity_mismatch",
+        lns="tts",
+        origin=METROPOLE,
+        topic=spec["topic"],
+        event=None,
+    )
     _nothing_stored(pipeline, "metropole")
 
 
@@ -423,8 +464,10 @@ def test_status_event_of_a_device_registered_elsewhere_is_a_dead_letter(pipeline
 
 
 def test_registry_entry_without_a_collectivity_applies_on_every_connection(pipeline: Pipeline) -> None:
-    pipeline.devices = {**pipeline.devices, AIR_QUALITY_EUI: DeviceRecord(AIR_QUALITY_EUI, name="shared",
-                                                                          location=Location(45.0, 5.0))}
+    pipeline.devices = {
+        **pipeline.devices,
+        AIR_QUALITY_EUI: DeviceRecord(AIR_QUALITY_EUI, name="shared", location=Location(45.0, 5.0)),
+    }
     body = body_bytes(demo_event("01-chirpstack-air-quality"))
     result = pipeline.process(body, lns="chirpstack", origin=EAU, event="up")
     assert result.status == "mapped"
@@ -433,8 +476,9 @@ def test_registry_entry_without_a_collectivity_applies_on_every_connection(pipel
 
 def test_refused_foreign_device_stays_refused_on_replay_until_the_registry_says_otherwise(pipeline: Pipeline) -> None:
     _bind(pipeline, AIR_QUALITY_EUI, "ville")
-    refused = _reject(pipeline, body_bytes(demo_event("01-chirpstack-air-quality")), "device_collectivity_mismatch",
-                      origin=EAU)
+    refused = _reject(
+        pipeline, body_bytes(demo_event("01-chirpstack-air-quality")), "device_collectivity_mismatch", origin=EAU
+    )
     letter = pipeline.dead_letters.get(refused.dead_letter_id)
     assert letter is not None
     again = pipeline.replay(letter)
@@ -461,14 +505,20 @@ def test_mutated_demo_events_become_results_or_dead_letters_never_exceptions(tmp
     from tests.sources.mutations import mutated
 
     specs = [demo_event(name) for name in DEMO_NAMES]
-    by_lns = {lns: [s["body"] for s in specs if s["lns"] == lns and isinstance(s["body"], dict)] for lns in ("chirpstack", "tts")}
+    by_lns = {
+        lns: [s["body"] for s in specs if s["lns"] == lns and isinstance(s["body"], dict)]
+        for lns in ("chirpstack", "tts")
+    }
     pipeline = demo_pipeline(tmp_path)
-    pipeline.devices = {**pipeline.devices, AIR_QUALITY_EUI: DeviceRecord(AIR_QUALITY_EUI, location=Location(45.0, 5.0),
-                                                                          tenant="ville")}
+    pipeline.devices = {
+        **pipeline.devices,
+        AIR_QUALITY_EUI: DeviceRecord(AIR_QUALITY_EUI, location=Location(45.0, 5.0), tenant="ville"),
+    }
     seen: set[str] = set()
 
-    @settings(derandomize=True, database=None, max_examples=200, deadline=None,
-              suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        derandomize=True, database=None, max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(lns=st.sampled_from(["chirpstack", "tts"]), data=st.data(), origin=st.sampled_from([VILLE, EAU, METROPOLE]))
     def one(lns: str, data: st.DataObject, origin: Origin) -> None:
         body = data.draw(mutated(by_lns[lns]))

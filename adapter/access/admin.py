@@ -75,9 +75,20 @@ _CAPITAL_PLACEHOLDER = re.compile(r"\$\{[A-Z][A-Z0-9_]*(?::[^}]*)?\}")
 # The top-level keys of the template a new realm takes; the rest (users, identity providers,
 # their mappers, authentication flows) belongs to the city alone.
 _REALM_KEYS = (
-    "sslRequired", "registrationAllowed", "loginWithEmailAllowed", "duplicateEmailsAllowed",
-    "resetPasswordAllowed", "editUsernameAllowed", "bruteForceProtected", "accessTokenLifespan",
-    "roles", "groups", "clientScopes", "defaultDefaultClientScopes", "defaultOptionalClientScopes", "clients",
+    "sslRequired",
+    "registrationAllowed",
+    "loginWithEmailAllowed",
+    "duplicateEmailsAllowed",
+    "resetPasswordAllowed",
+    "editUsernameAllowed",
+    "bruteForceProtected",
+    "accessTokenLifespan",
+    "roles",
+    "groups",
+    "clientScopes",
+    "defaultDefaultClientScopes",
+    "defaultOptionalClientScopes",
+    "clients",
 )
 
 
@@ -117,8 +128,11 @@ class AdminResult:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (with the secret, when there is one: print it once, log it never)."""
         data: dict[str, Any] = {
-            "action": self.action, "subject": self.subject, "message": self.message,
-            "created": list(self.created), "existing": list(self.existing),
+            "action": self.action,
+            "subject": self.subject,
+            "message": self.message,
+            "created": list(self.created),
+            "existing": list(self.existing),
         }
         if self.secret is not None:
             data["secret"] = self.secret
@@ -246,7 +260,9 @@ class IdentityAdmin:
             if not self._realm_exists(tenant):
                 self._keycloak.create_realm(wanted)
                 return AdminResult(
-                    "created", subject, f"realm {tenant} ({wanted['displayName']}) created",
+                    "created",
+                    subject,
+                    f"realm {tenant} ({wanted['displayName']}) created",
                     created=tuple(_parts(wanted)),
                 )
             self._keycloak.change_current_realm(tenant)
@@ -259,8 +275,11 @@ class IdentityAdmin:
                 "unchanged", subject, f"realm {tenant} already provisioned: nothing changed", existing=tuple(existing)
             )
         return AdminResult(
-            "updated", subject, f"realm {tenant} existed: added {', '.join(created)}",
-            created=tuple(created), existing=tuple(existing),
+            "updated",
+            subject,
+            f"realm {tenant} existed: added {', '.join(created)}",
+            created=tuple(created),
+            existing=tuple(existing),
         )
 
     def _complete_roles(self, wanted: dict[str, Any], created: list[str], existing: list[str]) -> None:
@@ -400,18 +419,29 @@ class IdentityAdmin:
             if not secret:
                 raise AdminError(f"realm {tenant}: Keycloak generated no secret for the client {client_id}")
             return AdminResult(
-                "created", subject, f"partner {client_id} registered in realm {tenant} "
+                "created",
+                subject,
+                f"partner {client_id} registered in realm {tenant} "
                 f"(roles {', '.join(r['name'] for r in role_reps)}): give it its secret now, it is not shown again",
-                created=tuple(created), existing=tuple(existing), secret=secret,
+                created=tuple(created),
+                existing=tuple(existing),
+                secret=secret,
             )
         if created:
             return AdminResult(
-                "updated", subject, f"partner {client_id} already registered in realm {tenant}: added "
-                f"{', '.join(created)} (secret unchanged)", created=tuple(created), existing=tuple(existing),
+                "updated",
+                subject,
+                f"partner {client_id} already registered in realm {tenant}: added "
+                f"{', '.join(created)} (secret unchanged)",
+                created=tuple(created),
+                existing=tuple(existing),
             )
         return AdminResult(
-            "unchanged", subject, f"partner {client_id} already registered in realm {tenant}: nothing changed "
-            "(secret unchanged; a lost secret is regenerated in Keycloak's console)", existing=tuple(existing),
+            "unchanged",
+            subject,
+            f"partner {client_id} already registered in realm {tenant}: nothing changed "
+            "(secret unchanged; a lost secret is regenerated in Keycloak's console)",
+            existing=tuple(existing),
         )
 
     def add_user(
@@ -455,7 +485,9 @@ class IdentityAdmin:
                 self._keycloak.assign_realm_roles(user_id, [role_rep])
                 password = " with a temporary password (to change at first login)" if temporary_password else ""
                 return AdminResult(
-                    "created", subject, f"user {username} created in realm {tenant} with role {role}{password}",
+                    "created",
+                    subject,
+                    f"user {username} created in realm {tenant} with role {role}{password}",
                     created=(f"user {username}", f"role {role}"),
                 )
             user = self._keycloak.get_user(user_id)
@@ -466,14 +498,18 @@ class IdentityAdmin:
             suffix = f" ({'; '.join(notes)})" if notes else ""
             if role in held:
                 return AdminResult(
-                    "unchanged", subject,
+                    "unchanged",
+                    subject,
                     f"user {username} already exists in realm {tenant} with role {role}: nothing changed{suffix}",
                     existing=(f"user {username}", f"role {role}"),
                 )
             self._keycloak.assign_realm_roles(user_id, [role_rep])
             return AdminResult(
-                "updated", subject, f"user {username} already exists in realm {tenant}: role {role} added{suffix}",
-                created=(f"role {role}",), existing=(f"user {username}",),
+                "updated",
+                subject,
+                f"user {username} already exists in realm {tenant}: role {role} added{suffix}",
+                created=(f"role {role}",),
+                existing=(f"user {username}",),
             )
 
     # -- sharing agreements --------------------------------------------------------------------
@@ -516,20 +552,32 @@ class IdentityAdmin:
         subject = f"agreement {agreement.uid}"
         if target.is_file() and target.read_bytes() == content:
             return AdminResult(
-                "unchanged", subject, f"agreement {agreement.uid} already granted as {target}: nothing changed",
-                existing=(str(target),), description=tuple(description), path=target,
+                "unchanged",
+                subject,
+                f"agreement {agreement.uid} already granted as {target}: nothing changed",
+                existing=(str(target),),
+                description=tuple(description),
+                path=target,
             )
         replaced = target.exists()
         _write_atomically(target, content)
         restart = "the gateway applies it within seconds (it re-reads its folder)"
         if replaced:
             return AdminResult(
-                "updated", subject, f"agreement {agreement.uid} replaced in {target}: {restart}",
-                created=(str(target),), description=tuple(description), path=target,
+                "updated",
+                subject,
+                f"agreement {agreement.uid} replaced in {target}: {restart}",
+                created=(str(target),),
+                description=tuple(description),
+                path=target,
             )
         return AdminResult(
-            "created", subject, f"agreement {agreement.uid} granted as {target}: {restart}",
-            created=(str(target),), description=tuple(description), path=target,
+            "created",
+            subject,
+            f"agreement {agreement.uid} granted as {target}: {restart}",
+            created=(str(target),),
+            description=tuple(description),
+            path=target,
         )
 
     def revoke_agreement(self, uid_or_file_name: str, policies_dir: Path) -> AdminResult:
@@ -616,9 +664,7 @@ class IdentityAdmin:
         have = {role["name"]: role for role in self._keycloak.get_realm_roles()}
         unknown = [name for name in names if name not in have]
         if unknown:
-            raise AdminError(
-                f"realm {tenant} has no role {', '.join(unknown)} (roles: {', '.join(sorted(have))})"
-            )
+            raise AdminError(f"realm {tenant} has no role {', '.join(unknown)} (roles: {', '.join(sorted(have))})")
         return [have[name] for name in dict.fromkeys(names)]
 
     def _scope_id(self, name: str) -> str:
@@ -752,7 +798,8 @@ def revoke_agreement_file(uid_or_file_name: str, policies_dir: Path) -> AdminRes
     subject = f"agreement {uid_or_file_name}"
     if found is None:
         return AdminResult(
-            "unchanged", subject,
+            "unchanged",
+            subject,
             f"no agreement {uid_or_file_name} in {policies_dir} (already revoked?): nothing changed",
         )
     uid = _uid_of(found) or uid_or_file_name
@@ -761,6 +808,8 @@ def revoke_agreement_file(uid_or_file_name: str, policies_dir: Path) -> AdminRes
     except OSError as exc:
         raise AdminError(f"cannot remove {found}: {exc.strerror or exc}") from exc
     return AdminResult(
-        "removed", f"agreement {uid}",
-        f"agreement {uid} revoked ({found} removed): the gateway applies it within seconds", path=found,
+        "removed",
+        f"agreement {uid}",
+        f"agreement {uid} revoked ({found} removed): the gateway applies it within seconds",
+        path=found,
     )

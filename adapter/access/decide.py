@@ -138,8 +138,10 @@ class AnswerRules:
         return frozenset({LOCATION}) if self.area is not None else frozenset()
 
     def observed_inside(self, moment: datetime) -> bool:
-        return not ((self.not_before is not None and moment < self.not_before)
-                    or (self.not_after is not None and moment >= self.not_after))
+        return not (
+            (self.not_before is not None and moment < self.not_before)
+            or (self.not_after is not None and moment >= self.not_after)
+        )
 
     @property
     def windowed(self) -> bool:
@@ -222,8 +224,14 @@ class AccessLogDecision:
 
 
 Narrowed = (
-    NarrowedEntityQuery | NarrowedTemporalQuery | CellQuery | NarrowedSubscription | ValueProvenanceDecision
-    | RecordDecision | SparqlDecision | AccessLogDecision
+    NarrowedEntityQuery
+    | NarrowedTemporalQuery
+    | CellQuery
+    | NarrowedSubscription
+    | ValueProvenanceDecision
+    | RecordDecision
+    | SparqlDecision
+    | AccessLogDecision
 )
 
 
@@ -238,14 +246,17 @@ def decide(principal: Principal, request: PartnerRequest, policies: Policies, *,
         access = AccessRequest(Action.READ, request.selection.tenant, request.selection.entity_type, request.purpose)
         return _under_grants(principal, access, policies, now, lambda g: _entity_query(request, g, access, policies))
     if isinstance(request, TemporalQuery):
-        access = AccessRequest(Action.QUERY_HISTORY, request.selection.tenant, request.selection.entity_type,
-                               request.purpose)
+        access = AccessRequest(
+            Action.QUERY_HISTORY, request.selection.tenant, request.selection.entity_type, request.purpose
+        )
         return _under_grants(principal, access, policies, now, lambda g: _temporal_query(request, g, access, policies))
     if isinstance(request, SubscriptionRequest):
-        access = AccessRequest(Action.SUBSCRIBE, request.selection.tenant, request.selection.entity_type,
-                               request.purpose)
-        return _under_grants(principal, access, policies, now,
-                             lambda g: _subscription(request, g, access, policies, now))
+        access = AccessRequest(
+            Action.SUBSCRIBE, request.selection.tenant, request.selection.entity_type, request.purpose
+        )
+        return _under_grants(
+            principal, access, policies, now, lambda g: _subscription(request, g, access, policies, now)
+        )
     if isinstance(request, ValueProvenanceRequest):
         return _value_provenance(principal, request, policies, now)
     if isinstance(request, RecordRequest):
@@ -263,8 +274,9 @@ def decide(principal: Principal, request: PartnerRequest, policies: Policies, *,
     raise TypeError(f"no decision for {type(request).__name__}: logs are public and need none")
 
 
-def _under_grants(principal: Principal, access: AccessRequest, policies: Policies, now: datetime,
-                  narrow: _Narrowing) -> Narrowed | Refusal:
+def _under_grants(
+    principal: Principal, access: AccessRequest, policies: Policies, now: datetime, narrow: _Narrowing
+) -> Narrowed | Refusal:
     decision = policies.decide(principal, access, now=now)
     if not decision.permitted or not decision.grants:
         return Refusal(decision.reason or "no agreement grants this", access)
@@ -283,6 +295,7 @@ class _Narrowing(Protocol):
 
 
 # -- the rules, once ---------------------------------------------------------------------------
+
 
 def _visible(grant: Grant, policies: Policies, entity_type: str) -> frozenset[str]:
     return visible_attributes(grant, policies.attributes(entity_type))
@@ -303,8 +316,10 @@ def _names(names: Set[str]) -> str:
 def _require(names: Set[str], allowed: frozenset[str], grant: Grant, what: str) -> None:
     outside = set(names) - allowed
     if outside:
-        raise _Refused(f"{what} {_names(outside)}: agreement {grant.agreement} does not grant "
-                       f"{'it' if len(outside) == 1 else 'them'}")
+        raise _Refused(
+            f"{what} {_names(outside)}: agreement {grant.agreement} does not grant "
+            f"{'it' if len(outside) == 1 else 'them'}"
+        )
 
 
 def _rules(grant: Grant, attributes: frozenset[str]) -> AnswerRules:
@@ -320,23 +335,30 @@ def _selection(selection: Selection, grant: Grant, raw: frozenset[str]) -> Selec
     """The selection under ``grant``: q and geo checked, the grant's area as the geo-query."""
     if selection.q is not None:
         if _windowed(grant):
-            raise _Refused(f"agreement {grant.agreement} covers observations "
-                           f"{observation_window(grant.not_before, grant.not_after)} only: a q would test values "
-                           "observed outside it, so q is not offered under it")
+            raise _Refused(
+                f"agreement {grant.agreement} covers observations "
+                f"{observation_window(grant.not_before, grant.not_after)} only: a q would test values "
+                "observed outside it, so q is not offered under it"
+            )
         _require(selection.q_attributes, raw, grant, "q filters on")
     geo = selection.geo
     if geo is not None:
         if _windowed(grant):
-            raise _Refused(f"agreement {grant.agreement} covers observations "
-                           f"{observation_window(grant.not_before, grant.not_after)} only: a geo-query would place "
-                           "entities by where they are now")
+            raise _Refused(
+                f"agreement {grant.agreement} covers observations "
+                f"{observation_window(grant.not_before, grant.not_after)} only: a geo-query would place "
+                "entities by where they are now"
+            )
         if LOCATION not in raw:
-            raise _Refused(f"agreement {grant.agreement} removes or coarsens location: no geo-query is answered "
-                           "under it")
+            raise _Refused(
+                f"agreement {grant.agreement} removes or coarsens location: no geo-query is answered under it"
+            )
         _require({geo.geoproperty}, raw, grant, "the geo-query is about")
         if grant.area is not None:
-            raise _Refused(f"agreement {grant.agreement} restricts the data to an area; a geo-query of your own "
-                           "cannot be combined with it")
+            raise _Refused(
+                f"agreement {grant.agreement} restricts the data to an area; a geo-query of your own "
+                "cannot be combined with it"
+            )
     if grant.area is not None:
         geo = _area_query(grant.area)
     return replace(selection, geo=geo)
@@ -345,8 +367,10 @@ def _selection(selection: Selection, grant: Grant, raw: frozenset[str]) -> Selec
 def _projection(projection: Projection, grant: Grant, visible: frozenset[str]) -> Projection:
     _require(projection.named, visible, grant, "the request names")
     if _windowed(grant) and projection.sys_attrs:
-        raise _Refused(f"agreement {grant.agreement} limits the data to a time window: system attributes "
-                       "(createdAt, modifiedAt) would tell about changes outside it")
+        raise _Refused(
+            f"agreement {grant.agreement} limits the data to a time window: system attributes "
+            "(createdAt, modifiedAt) would tell about changes outside it"
+        )
     attributes = (projection.attrs if projection.attrs is not None else visible) - projection.omit
     if not attributes:
         raise _Refused("the request leaves no attribute to return")
@@ -356,18 +380,23 @@ def _projection(projection: Projection, grant: Grant, visible: frozenset[str]) -
 def _no_count_under_window(count: bool, grant: Grant) -> None:
     """A count is the broker's: offered only where it counts exactly what may be seen."""
     if count and _windowed(grant):
-        raise _Refused(f"agreement {grant.agreement} limits the data to a time window: a count would include "
-                       "entities observed only outside it")
+        raise _Refused(
+            f"agreement {grant.agreement} limits the data to a time window: a count would include "
+            "entities observed only outside it"
+        )
     if count and grant.area is not None:
-        raise _Refused(f"agreement {grant.agreement} restricts the data to an area: a count would include "
-                       "entities whose location cannot be checked")
+        raise _Refused(
+            f"agreement {grant.agreement} restricts the data to an area: a count would include "
+            "entities whose location cannot be checked"
+        )
 
 
-def _entity_query(request: EntityQuery, grant: Grant, access: AccessRequest, policies: Policies
-                  ) -> NarrowedEntityQuery:
+def _entity_query(request: EntityQuery, grant: Grant, access: AccessRequest, policies: Policies) -> NarrowedEntityQuery:
     if grant.aggregation is not None:
-        raise _Refused(f"agreement {grant.agreement} grants aggregated indicators only: "
-                       "GET /ngsi-ld/v1/temporal/entities?type=... answers its published cells")
+        raise _Refused(
+            f"agreement {grant.agreement} grants aggregated indicators only: "
+            "GET /ngsi-ld/v1/temporal/entities?type=... answers its published cells"
+        )
     visible = _visible(grant, policies, access.entity_type)
     selection = _selection(request.selection, grant, _raw(grant, visible))
     projection = _projection(request.projection, grant, visible)
@@ -389,8 +418,10 @@ def clamp_window(grant: Grant, start: datetime | None, end: datetime | None) -> 
 
 def _time(time: TimeQuery | None, grant: Grant) -> TimeQuery | None:
     if time is not None and time.timeproperty != "observedAt":
-        raise _Refused(f"the agreements speak of observation times: timeproperty={time.timeproperty} is not "
-                       "offered (ask by observedAt)")
+        raise _Refused(
+            f"the agreements speak of observation times: timeproperty={time.timeproperty} is not "
+            "offered (ask by observedAt)"
+        )
     start, end = clamp_window(grant, time.start if time else None, time.end if time else None)
     if start is not None and end is not None:
         return TimeQuery("between", start, end)
@@ -401,8 +432,9 @@ def _time(time: TimeQuery | None, grant: Grant) -> TimeQuery | None:
     return None
 
 
-def _temporal_query(request: TemporalQuery, grant: Grant, access: AccessRequest, policies: Policies
-                    ) -> NarrowedTemporalQuery | CellQuery:
+def _temporal_query(
+    request: TemporalQuery, grant: Grant, access: AccessRequest, policies: Policies
+) -> NarrowedTemporalQuery | CellQuery:
     visible = _visible(grant, policies, access.entity_type)
     if grant.aggregation is not None:
         return _cells(request, grant, access, visible)
@@ -411,8 +443,10 @@ def _temporal_query(request: TemporalQuery, grant: Grant, access: AccessRequest,
     projection = _projection(request.projection, grant, visible)
     if request.aggregation is not None:
         if _windowed(grant):
-            raise _Refused(f"agreement {grant.agreement} limits the data to a time window: the broker's periods "
-                           "could not be checked against it; ask for the instances")
+            raise _Refused(
+                f"agreement {grant.agreement} limits the data to a time window: the broker's periods "
+                "could not be checked against it; ask for the instances"
+            )
         _require(projection.attrs or frozenset(), raw, grant, "the broker's aggregation would be over exact values of")
     _no_count_under_window(request.page.count, grant)
     narrowed = replace(request, selection=selection, projection=projection, time=_time(request.time, grant))
@@ -423,18 +457,30 @@ def _cells(request: TemporalQuery, grant: Grant, access: AccessRequest, visible:
     assert grant.aggregation is not None
     who = f"agreement {grant.agreement} grants aggregated indicators only"
     if request.single:
-        raise _Refused(f"{who}, never one sensor's history: GET /ngsi-ld/v1/temporal/entities?type=... answers "
-                       "its published cells")
+        raise _Refused(
+            f"{who}, never one sensor's history: GET /ngsi-ld/v1/temporal/entities?type=... answers its published cells"
+        )
     selection, page = request.selection, request.page
-    choosers = [name for name, used in (
-        ("q", selection.q is not None), ("id", bool(selection.ids)), ("idPattern", selection.id_pattern is not None),
-        ("a geo-query", selection.geo is not None), ("lastN", request.last_n is not None),
-        ("aggrMethods", request.aggregation is not None), ("limit/offset", page.offset != 0 or page.limit != 20),
-        ("count", page.count), ("options=sysAttrs", request.projection.sys_attrs),
-    ) if used]
+    choosers = [
+        name
+        for name, used in (
+            ("q", selection.q is not None),
+            ("id", bool(selection.ids)),
+            ("idPattern", selection.id_pattern is not None),
+            ("a geo-query", selection.geo is not None),
+            ("lastN", request.last_n is not None),
+            ("aggrMethods", request.aggregation is not None),
+            ("limit/offset", page.offset != 0 or page.limit != 20),
+            ("count", page.count),
+            ("options=sysAttrs", request.projection.sys_attrs),
+        )
+        if used
+    ]
     if choosers:
-        raise _Refused(f"{who}: its cells (the groups of sensors and periods the agreement defines) are answered "
-                       f"whole, so {', '.join(choosers)} cannot choose among them")
+        raise _Refused(
+            f"{who}: its cells (the groups of sensors and periods the agreement defines) are answered "
+            f"whole, so {', '.join(choosers)} cannot choose among them"
+        )
     if request.projection.format not in (EntityFormat.NORMALIZED, EntityFormat.TEMPORAL_VALUES):
         raise _Refused(f"{who}: cells are answered in the aggregated temporal representation only")
     projection = _projection(request.projection, grant, visible)
@@ -442,8 +488,17 @@ def _cells(request: TemporalQuery, grant: Grant, access: AccessRequest, visible:
     if time is not None and time.timeproperty != "observedAt":
         raise _Refused(f"{who}: cells are periods of observation time (timeproperty=observedAt)")
     start, end = clamp_window(grant, time.start if time else None, time.end if time else None)
-    return CellQuery(access.tenant, access.entity_type, projection.attrs or frozenset(), start, end,
-                     grant.aggregation, grant.area, access, grant)
+    return CellQuery(
+        access.tenant,
+        access.entity_type,
+        projection.attrs or frozenset(),
+        start,
+        end,
+        grant.aggregation,
+        grant.area,
+        access,
+        grant,
+    )
 
 
 #: the longest a subscription lasts: renewed with a fresh token, so that a principal whose
@@ -451,11 +506,13 @@ def _cells(request: TemporalQuery, grant: Grant, access: AccessRequest, visible:
 SUBSCRIPTION_LIFETIME = timedelta(days=30)
 
 
-def _subscription(request: SubscriptionRequest, grant: Grant, access: AccessRequest, policies: Policies,
-                  now: datetime) -> NarrowedSubscription:
+def _subscription(
+    request: SubscriptionRequest, grant: Grant, access: AccessRequest, policies: Policies, now: datetime
+) -> NarrowedSubscription:
     if grant.aggregation is not None:
-        raise _Refused(f"agreement {grant.agreement} grants aggregated indicators only: no notifications of "
-                       "single sensors")
+        raise _Refused(
+            f"agreement {grant.agreement} grants aggregated indicators only: no notifications of single sensors"
+        )
     visible = _visible(grant, policies, access.entity_type)
     raw = _raw(grant, visible)
     selection = _selection(request.selection, grant, raw)
@@ -466,35 +523,42 @@ def _subscription(request: SubscriptionRequest, grant: Grant, access: AccessRequ
     else:  # NGSI-LD's default, every attribute, would notify changes of withheld ones
         watched = (projection.attrs or frozenset()) & raw
         if not watched:
-            raise _Refused(f"agreement {grant.agreement} lets no notified attribute through uncoarsened: name the "
-                           "watchedAttributes (raw ones)")
+            raise _Refused(
+                f"agreement {grant.agreement} lets no notified attribute through uncoarsened: name the "
+                "watchedAttributes (raw ones)"
+            )
     if request.expires_at is not None and request.expires_at <= now:
         raise _Refused("the subscription has expired (expiresAt)")
     latest = now + SUBSCRIPTION_LIFETIME
     expires = latest if request.expires_at is None or request.expires_at > latest else request.expires_at
-    narrowed = replace(request, selection=selection, attributes=projection.attrs, watched=frozenset(watched),
-                       expires_at=expires)
+    narrowed = replace(
+        request, selection=selection, attributes=projection.attrs, watched=frozenset(watched), expires_at=expires
+    )
     return NarrowedSubscription(narrowed, _rules(grant, projection.attrs or frozenset()), access, grant)
 
 
 def value_refusal(grant: Grant, attribute: str, observed_at: datetime, visible: frozenset[str]) -> str | None:
     """Why ``grant`` does not let its holder see the provenance of one value (None: it does)."""
     if grant.aggregation is not None:
-        return (f"agreement {grant.agreement} grants aggregated indicators only: the provenance of one value "
-                "shows that sensor's value")
+        return (
+            f"agreement {grant.agreement} grants aggregated indicators only: the provenance of one value "
+            "shows that sensor's value"
+        )
     if attribute not in visible:
         return f"agreement {grant.agreement} does not grant attribute {attribute}"
     if attribute in dict(grant.coarsened):
         return f"agreement {grant.agreement} coarsens {attribute}: its provenance would show the exact value"
     if (grant.not_before is not None and observed_at < grant.not_before) or (
-            grant.not_after is not None and observed_at >= grant.not_after):
+        grant.not_after is not None and observed_at >= grant.not_after
+    ):
         window = observation_window(grant.not_before, grant.not_after)
         return f"agreement {grant.agreement} covers observations {window} only"
     return None
 
 
-def _value_provenance(principal: Principal, request: ValueProvenanceRequest, policies: Policies, now: datetime
-                      ) -> ValueProvenanceDecision | Refusal:
+def _value_provenance(
+    principal: Principal, request: ValueProvenanceRequest, policies: Policies, now: datetime
+) -> ValueProvenanceDecision | Refusal:
     """A raw ``read`` grant, else a raw ``queryHistory`` one, that lets this value through; else
     the refusal of the best grant that applies (or why none does)."""
     by_grant: Refusal | None = None
@@ -513,13 +577,17 @@ def _value_provenance(principal: Principal, request: ValueProvenanceRequest, pol
                 continue
             check = None
             if grant.area is not None:  # outside the area is "not found", as for the entity itself
-                query = EntityQuery(Selection(request.tenant, request.entity_type, ids=(request.entity_id,)),
-                                    Projection(attrs=frozenset({request.attribute})), single=True,
-                                    purpose=request.purpose)
+                query = EntityQuery(
+                    Selection(request.tenant, request.entity_type, ids=(request.entity_id,)),
+                    Projection(attrs=frozenset({request.attribute})),
+                    single=True,
+                    purpose=request.purpose,
+                )
                 check = _entity_query(query, grant, access, policies)
             dataset = policies.sparql_dataset(principal, purpose=request.purpose)
-            return ValueProvenanceDecision(request, check, personal_graph_of(request.tenant) in dataset.graphs,
-                                           access, grant)
+            return ValueProvenanceDecision(
+                request, check, personal_graph_of(request.tenant) in dataset.graphs, access, grant
+            )
     refusal = by_grant or no_grant
     assert refusal is not None
     return refusal

@@ -44,8 +44,10 @@ _RDF_TYPE = "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"
 _PROV = "http://www.w3.org/ns/prov#"
 _NGA = "https://w3id.org/ngsild-adapter/ns#"
 _XSD_DATETIME = "^^<http://www.w3.org/2001/XMLSchema#dateTime>"
-_COLUMNS = ("id, at, tenant, action, entity_type, issuer, subject, username, organization, client_id, agreement, "
-            "outcome, reason, path, entities")
+_COLUMNS = (
+    "id, at, tenant, action, entity_type, issuer, subject, username, organization, client_id, agreement, "
+    "outcome, reason, path, entities"
+)
 
 
 class AccessRowError(AdapterError):
@@ -155,12 +157,21 @@ def _record(row: tuple[Any, ...]) -> AccessRecord:
     if not isinstance(entities, list) or not all(isinstance(e, str) for e in entities):
         raise AccessRowError("entities is not a JSON list of entity ids")
     return AccessRecord(
-        id=row[0], at=moment, tenant=_required(row, 2, "tenant"), action=_required(row, 3, "action"),
-        entity_type=_required(row, 4, "entity_type"), issuer=_required(row, 5, "issuer"),
-        subject=_required(row, 6, "subject"), username=_text(row, 7, "username", optional=True),
-        organization=_required(row, 8, "organization"), client_id=_text(row, 9, "client_id", optional=True),
-        agreement=_text(row, 10, "agreement", optional=True), outcome=_required(row, 11, "outcome"),
-        reason=_required(row, 12, "reason"), path=_required(row, 13, "path"), entities=tuple(entities),
+        id=row[0],
+        at=moment,
+        tenant=_required(row, 2, "tenant"),
+        action=_required(row, 3, "action"),
+        entity_type=_required(row, 4, "entity_type"),
+        issuer=_required(row, 5, "issuer"),
+        subject=_required(row, 6, "subject"),
+        username=_text(row, 7, "username", optional=True),
+        organization=_required(row, 8, "organization"),
+        client_id=_text(row, 9, "client_id", optional=True),
+        agreement=_text(row, 10, "agreement", optional=True),
+        outcome=_required(row, 11, "outcome"),
+        reason=_required(row, 12, "reason"),
+        path=_required(row, 13, "path"),
+        entities=tuple(entities),
     )
 
 

@@ -37,10 +37,10 @@ __all__ = [
 class Action(str, Enum):
     """What a principal may do with data (ODRL actions of the agreements)."""
 
-    READ = "read"                  # current entities: retrieval and query
+    READ = "read"  # current entities: retrieval and query
     QUERY_HISTORY = "queryHistory"  # temporal retrieval (including aggregation)
-    SUBSCRIBE = "subscribe"        # notifications through the gateway
-    SPARQL_QUERY = "sparqlQuery"   # the provenance / observation graphs over SPARQL
+    SUBSCRIBE = "subscribe"  # notifications through the gateway
+    SPARQL_QUERY = "sparqlQuery"  # the provenance / observation graphs over SPARQL
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +114,14 @@ class Aggregation:
         uid), so that agreements with the same definition share the same stored cells."""
         definition: Any = {
             "version": "cells/1",  # bumped when the rules change, so no old cell is reused
-            "method": self.method, "period": self.period, "minGroupSize": self.min_group_size,
+            "method": self.method,
+            "period": self.period,
+            "minGroupSize": self.min_group_size,
             "districts": [[d.name, [list(p) for p in d.polygon]] for d in self.districts],
-            "timeZone": self.time_zone, "dominance": [self.dominance_top, self.dominance_share],
-            "total": self.total, "area": None if self.area is None else [list(p) for p in self.area.polygon],
+            "timeZone": self.time_zone,
+            "dominance": [self.dominance_top, self.dominance_share],
+            "total": self.total,
+            "area": None if self.area is None else [list(p) for p in self.area.polygon],
             "noise": None if self.noise_epsilon is None else [self.noise_epsilon, list(self.contribution_bounds or ())],
         }
         return hashlib.sha256(rfc8785.dumps(definition)).hexdigest()
@@ -132,7 +136,7 @@ class Grant:
     """
 
     agreement: str  # the agreement's uid (an IRI)
-    assigner: str   # the collectivity that owns the data
+    assigner: str  # the collectivity that owns the data
     attributes: frozenset[str] | None = None
     removed: frozenset[str] = frozenset()
     coarsened: tuple[tuple[str, int], ...] = ()
@@ -173,4 +177,3 @@ class SparqlDataset:
     def tenants(self) -> tuple[str, ...]:
         """The collectivities whose graphs are open (``urn:ngsild-adapter:graph:{tenant}[:personal]``)."""
         return tuple(sorted({g.split(":")[3] for g in self.graphs}))
-

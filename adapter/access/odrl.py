@@ -170,10 +170,20 @@ class Catalogue:
                 # What build_device_entity writes (batteryLevel and linkMargin also come from
                 # device-status events, whatever the profile says).
                 device = types.setdefault("Device", set())
-                device.update((
-                    "batteryLevel", "category", "controlledProperty", "dateLastValueReported", "deviceState",
-                    "linkMargin", "location", "name", "rssi", "supportedProtocol",
-                ))
+                device.update(
+                    (
+                        "batteryLevel",
+                        "category",
+                        "controlledProperty",
+                        "dateLastValueReported",
+                        "deviceState",
+                        "linkMargin",
+                        "location",
+                        "name",
+                        "rssi",
+                        "supportedProtocol",
+                    )
+                )
                 if profile.device.device_model:
                     device.add("refDeviceModel")
         return cls(types)
@@ -260,7 +270,7 @@ def short(iri: str) -> str:
     """An IRI as the agreements usually spell it (``odrl:read``, ``nga:subscribe``)."""
     for prefix, name in ((ODRL, "odrl:"), (NGA, "nga:"), (_DCT, "dct:"), (_XSD, "xsd:"), (_UNDEFINED, "")):
         if iri.startswith(prefix):
-            return name + iri[len(prefix):]
+            return name + iri[len(prefix) :]
     return iri
 
 
@@ -379,15 +389,24 @@ class _Parser:
         if len(expanded) != 1:
             self.fail(f"must hold exactly one agreement, not {len(expanded)} JSON-LD nodes")
         node = _Node(self.fail, expanded[0], "")
-        node.only({
-            ODRL + "assigner", ODRL + "assignee", ODRL + "permission", ODRL + "profile", _DCT + "title",
-            _DCT + "description",
-        })
+        node.only(
+            {
+                ODRL + "assigner",
+                ODRL + "assignee",
+                ODRL + "permission",
+                ODRL + "profile",
+                _DCT + "title",
+                _DCT + "description",
+            }
+        )
         types = node.types()
         if ODRL + "Agreement" not in types:
             named = ", ".join(short(t) for t in types)
-            self.fail(f"has type {named}: a sharing agreement must be an odrl:Agreement" if types
-                      else "has no type: a sharing agreement must be an odrl:Agreement")
+            self.fail(
+                f"has type {named}: a sharing agreement must be an odrl:Agreement"
+                if types
+                else "has no type: a sharing agreement must be an odrl:Agreement"
+            )
         uid = node.node.get("@id")
         if not isinstance(uid, str) or not _ABSOLUTE_IRI.fullmatch(uid):
             self.fail(f"uid must be an absolute IRI (e.g. urn:ngsild-adapter:agreement:name), not {uid!r}")
@@ -438,19 +457,32 @@ class _Parser:
         constraints = self.constraints(node)
         removed, coarsened = self.duties(node, types)
         if Action.SPARQL_QUERY in actions:
-            narrowing = [what for what, present in (
-                ("entity types", not every_type), ("attributes", attributes is not None),
-                ("an area", constraints.get("area") is not None),
-                ("a time window", constraints.get("not_before") or constraints.get("not_after")),
-                ("aggregated detail", constraints.get("aggregation") is not None),
-            ) if present]
+            narrowing = [
+                what
+                for what, present in (
+                    ("entity types", not every_type),
+                    ("attributes", attributes is not None),
+                    ("an area", constraints.get("area") is not None),
+                    ("a time window", constraints.get("not_before") or constraints.get("not_after")),
+                    ("aggregated detail", constraints.get("aggregation") is not None),
+                )
+                if present
+            ]
             if narrowing:
-                node.fail(f"nga:sparqlQuery opens a collectivity's whole graph, which cannot be narrowed by "
-                          f"{' or '.join(narrowing)}: give SPARQL a permission of its own (only removed and coarsened "
-                          "attributes and purposes apply to it)")
+                node.fail(
+                    f"nga:sparqlQuery opens a collectivity's whole graph, which cannot be narrowed by "
+                    f"{' or '.join(narrowing)}: give SPARQL a permission of its own (only removed and coarsened "
+                    "attributes and purposes apply to it)"
+                )
         return Permission(
-            tenant=tenant, entity_types=types, every_type=every_type, attributes=attributes, actions=actions,
-            removed=removed, coarsened=coarsened, **constraints,
+            tenant=tenant,
+            entity_types=types,
+            every_type=every_type,
+            attributes=attributes,
+            actions=actions,
+            removed=removed,
+            coarsened=coarsened,
+            **constraints,
         )
 
     def target(self, node: _Node, assigner: str) -> tuple[str, frozenset[str], bool, frozenset[str] | None]:
@@ -465,9 +497,7 @@ class _Parser:
             node.fail("names more than one nga:tenant: write one permission per collectivity")
         tenant = self.tenant(tenants[0], node, "nga:tenant") if tenants else assigner
         if tenant != assigner:
-            node.fail(
-                f"nga:tenant {tenant} is not the assigner ({assigner}): a collectivity shares only its own data"
-            )
+            node.fail(f"nga:tenant {tenant} is not the assigner ({assigner}): a collectivity shares only its own data")
         named = node.strings(NGA + "entityType")
         for entity_type in named:
             if entity_type not in self.catalogue:
@@ -491,12 +521,15 @@ class _Parser:
         actions = set()
         for value in node.values(ODRL + "action"):
             if not isinstance(value, dict) or set(value) != {"@id"}:
-                node.fail("action refinements are not supported: name the actions (read, nga:queryHistory, "
-                          "nga:subscribe, nga:sparqlQuery)")
+                node.fail(
+                    "action refinements are not supported: name the actions (read, nga:queryHistory, "
+                    "nga:subscribe, nga:sparqlQuery)"
+                )
             iri = value["@id"]
             if iri == ODRL + "use":
-                node.fail("odrl:use is too broad: name the actions (read, nga:queryHistory, nga:subscribe, "
-                          "nga:sparqlQuery)")
+                node.fail(
+                    "odrl:use is too broad: name the actions (read, nga:queryHistory, nga:subscribe, nga:sparqlQuery)"
+                )
             if iri not in _ACTIONS:
                 node.fail(f"unknown action {short(iri)!r} (known: {_listing(short(a) for a in _ACTIONS)})")
             actions.add(_ACTIONS[iri])
@@ -521,7 +554,7 @@ class _Parser:
                     f"unknown leftOperand {short(left[0])!r} (known: {_listing(short(k) for k in _OPERATORS)})"
                 )
             allowed = _OPERATORS[left[0]]
-            if not operator[0].startswith(ODRL) or operator[0][len(ODRL):] not in allowed:
+            if not operator[0].startswith(ODRL) or operator[0][len(ODRL) :] not in allowed:
                 constraint.fail(
                     f"operator {short(operator[0])!r} is not allowed with {short(left[0])} "
                     f"(allowed: {', '.join(allowed)})"
@@ -530,7 +563,7 @@ class _Parser:
             if key in seen:
                 constraint.fail(f"{short(left[0])} {short(operator[0])} is given twice")
             seen.add(key)
-            _CONSTRAINTS[left[0]](constraint, operator[0][len(ODRL):], right, values)
+            _CONSTRAINTS[left[0]](constraint, operator[0][len(ODRL) :], right, values)
         return _level_of_detail(node, values)
 
     def duties(self, node: _Node, types: frozenset[str]) -> tuple[frozenset[str], tuple[tuple[str, int], ...]]:
@@ -582,9 +615,10 @@ def _uses_undeclared_nga(value: Any) -> bool:
     if not isinstance(value, dict) or value.get("@type") == "@json":
         return False
     for key, item in value.items():
-        if key.startswith("nga:") or (key in ("@id", "@type") and any(
-            isinstance(i, str) and i.startswith("nga:") for i in (item if isinstance(item, list) else [item])
-        )):
+        if key.startswith("nga:") or (
+            key in ("@id", "@type")
+            and any(isinstance(i, str) and i.startswith("nga:") for i in (item if isinstance(item, list) else [item]))
+        ):
             return True
         if _uses_undeclared_nga(item):
             return True
@@ -655,9 +689,11 @@ def _ring(constraint: _Node, ring: Any, what: str) -> tuple[tuple[float, float],
 def _position(p: Any) -> bool:
     """A [longitude, latitude] pair in range."""
     return (
-        isinstance(p, list) and len(p) == 2
+        isinstance(p, list)
+        and len(p) == 2
         and all(isinstance(c, int | float) and not isinstance(c, bool) for c in p)
-        and -180 <= p[0] <= 180 and -90 <= p[1] <= 90
+        and -180 <= p[0] <= 180
+        and -90 <= p[1] <= 90
     )
 
 
@@ -671,9 +707,11 @@ def _level(constraint: _Node, operator: str, right: list[Any], out: dict[str, An
 def _method(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
     method = _one(constraint, right, "avg or sum")
     if method in ("min", "max"):
-        constraint.fail(f"nga:aggregationMethod {method} is refused: the {method} of a cell is one sensor's exact "
-                        "reading, which no threshold or dominance rule protects (use avg or sum, or a raw grant if "
-                        "exact readings may be shared)")
+        constraint.fail(
+            f"nga:aggregationMethod {method} is refused: the {method} of a cell is one sensor's exact "
+            "reading, which no threshold or dominance rule protects (use avg or sum, or a raw grant if "
+            "exact readings may be shared)"
+        )
     if method not in AGGREGATION_METHODS:
         constraint.fail(f"nga:aggregationMethod is avg or sum, not {method!r}")
     out["method"] = method
@@ -685,8 +723,10 @@ _PERIOD_LIST = ", ".join(f"{name} ({what})" for name, what in PERIODS.items())
 def _period(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
     period = _one(constraint, right, f"one of {', '.join(PERIODS)}")
     if period not in PERIODS:
-        constraint.fail(f"nga:aggregationPeriod is one of {_PERIOD_LIST}, not {period!r}: cells are calendar "
-                        "periods, aligned and never overlapping")
+        constraint.fail(
+            f"nga:aggregationPeriod is one of {_PERIOD_LIST}, not {period!r}: cells are calendar "
+            "periods, aligned and never overlapping"
+        )
     out["period"] = period
 
 
@@ -697,21 +737,29 @@ def _time_zone(constraint: _Node, operator: str, right: list[Any], out: dict[str
     try:
         time_zone(name)
     except PeriodsError:
-        constraint.fail(f"nga:aggregationTimeZone: unknown time zone {name!r} (an IANA name such as Europe/Paris "
-                        "or UTC, known to this machine's zone database)")
+        constraint.fail(
+            f"nga:aggregationTimeZone: unknown time zone {name!r} (an IANA name such as Europe/Paris "
+            "or UTC, known to this machine's zone database)"
+        )
     out["time_zone"] = name
 
 
 def _districts(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
-    how = ('a GeoJSON FeatureCollection as a JSON literal: {"@type": "@json", "@value": {"type": '
-           '"FeatureCollection", "features": [{"type": "Feature", "properties": {"name": ...}, "geometry": '
-           '{"type": "Polygon", ...}}, ...]}}')
+    how = (
+        'a GeoJSON FeatureCollection as a JSON literal: {"@type": "@json", "@value": {"type": '
+        '"FeatureCollection", "features": [{"type": "Feature", "properties": {"name": ...}, "geometry": '
+        '{"type": "Polygon", ...}}, ...]}}'
+    )
     if len(right) != 1 or not isinstance(right[0], dict) or right[0].get("@type") != "@json":
         constraint.fail(f"nga:aggregationDistricts needs {how}")
     collection = right[0]["@value"]
     features = collection.get("features") if isinstance(collection, dict) else None
-    if not isinstance(collection, dict) or collection.get("type") != "FeatureCollection" or not isinstance(
-            features, list) or not features:
+    if (
+        not isinstance(collection, dict)
+        or collection.get("type") != "FeatureCollection"
+        or not isinstance(features, list)
+        or not features
+    ):
         constraint.fail(f"nga:aggregationDistricts needs {how}, with at least one feature")
     if len(features) > MAX_DISTRICTS:
         constraint.fail(f"nga:aggregationDistricts names {len(features)} districts: at most {MAX_DISTRICTS}")
@@ -720,23 +768,30 @@ def _districts(constraint: _Node, operator: str, right: list[Any], out: dict[str
         where = f"nga:aggregationDistricts: feature {number}"
         properties = feature.get("properties") if isinstance(feature, dict) else None
         name = properties.get("name") if isinstance(properties, dict) else None
-        if not isinstance(feature, dict) or feature.get("type") != "Feature" or not isinstance(name, str) or not (
-                name.strip()):
+        if (
+            not isinstance(feature, dict)
+            or feature.get("type") != "Feature"
+            or not isinstance(name, str)
+            or not (name.strip())
+        ):
             constraint.fail(f"{where} must be a GeoJSON Feature with a non-empty properties.name")
         if len(name) > 100 or not name.isprintable():
             constraint.fail(f"{where}: a district name is at most 100 printable characters")
         if name in RESERVED_GROUPS:
             reserved = ", ".join(sorted(RESERVED_GROUPS))
-            constraint.fail(f"{where}: {name!r} is the name of a group of its own ({reserved})"
-                            ": name the district otherwise")
+            constraint.fail(
+                f"{where}: {name!r} is the name of a group of its own ({reserved}): name the district otherwise"
+            )
         if name in {d.name for d in districts}:
             constraint.fail(f"{where}: the district name {name!r} is given twice")
         geometry = feature.get("geometry")
         polygon = isinstance(geometry, dict) and geometry.get("type") == "Polygon"
         rings = geometry.get("coordinates") if polygon and isinstance(geometry, dict) else None
         if not isinstance(rings, list) or len(rings) != 1:
-            constraint.fail(f"{where} ({name}): the geometry must be a GeoJSON Polygon with one ring (holes and "
-                            "MultiPolygons are not supported)")
+            constraint.fail(
+                f"{where} ({name}): the geometry must be a GeoJSON Polygon with one ring (holes and "
+                "MultiPolygons are not supported)"
+            )
         districts.append(District(name, _ring(constraint, rings[0], f"{where} ({name}): the ring")))
     out["districts"] = tuple(districts)
 
@@ -759,15 +814,18 @@ def _dominance_sensors(constraint: _Node, operator: str, right: list[Any], out: 
     count = _integer(_one(constraint, right, "a whole number of sensors"))
     if count is None or not 1 <= count <= 10:
         constraint.fail(
-            "nga:dominanceSensors is the number n of the (n, k) dominance rule: a whole number from 1 to 10")
+            "nga:dominanceSensors is the number n of the (n, k) dominance rule: a whole number from 1 to 10"
+        )
     out["dominance_top"] = count
 
 
 def _dominance_share(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
     share = _number(constraint, right, "a share above 0 and at most 1 (e.g. 0.8)", "nga:dominanceShare")
     if not 0 < share <= 1:
-        constraint.fail(f"nga:dominanceShare is the share k of the (n, k) dominance rule: above 0 and at most 1 "
-                        f"(1 turns the rule off), not {share:g}")
+        constraint.fail(
+            f"nga:dominanceShare is the share k of the (n, k) dominance rule: above 0 and at most 1 "
+            f"(1 turns the rule off), not {share:g}"
+        )
     out["dominance_share"] = share
 
 
@@ -779,8 +837,9 @@ def _epsilon(constraint: _Node, operator: str, right: list[Any], out: dict[str, 
 
 
 def _contribution(constraint: _Node, operator: str, right: list[Any], out: dict[str, Any]) -> None:
-    bound = _number(constraint, right, "a number (a bound on one sensor's contribution to a cell)",
-                    "nga:sensorContribution")
+    bound = _number(
+        constraint, right, "a number (a bound on one sensor's contribution to a cell)", "nga:sensorContribution"
+    )
     out["contribution_lower" if operator == "gteq" else "contribution_upper"] = bound
 
 
@@ -797,31 +856,43 @@ def _cells(node: _Node, parts: dict[str, Any], area: Area | None) -> Aggregation
     if missing:
         node.fail(f"nga:levelOfDetail aggregated needs {', '.join(missing)}")
     if parts.get("total") and "districts" not in parts:
-        node.fail("nga:aggregationTotal needs nga:aggregationDistricts: without districts the one cell of all "
-                  "sensors is already the total")
+        node.fail(
+            "nga:aggregationTotal needs nga:aggregationDistricts: without districts the one cell of all "
+            "sensors is already the total"
+        )
     noise = [k for k in ("noise_epsilon", "contribution_lower", "contribution_upper") if k in parts]
     bounds = None
     if noise or "privacy_budget" in parts:
-        absent = [_CELL_TERMS[k] for k in ("noise_epsilon", "contribution_lower", "contribution_upper")
-                  if k not in parts]
+        absent = [
+            _CELL_TERMS[k] for k in ("noise_epsilon", "contribution_lower", "contribution_upper") if k not in parts
+        ]
         if absent:
-            node.fail(f"noise needs nga:noiseEpsilon and both bounds of nga:sensorContribution (gteq and lteq); "
-                      f"missing: {', '.join(absent)}")
+            node.fail(
+                f"noise needs nga:noiseEpsilon and both bounds of nga:sensorContribution (gteq and lteq); "
+                f"missing: {', '.join(absent)}"
+            )
         bounds = (parts.pop("contribution_lower"), parts.pop("contribution_upper"))
         if bounds[0] >= bounds[1]:
-            node.fail(f"nga:sensorContribution: the lower bound ({bounds[0]:g}) must be below the upper one "
-                      f"({bounds[1]:g})")
+            node.fail(
+                f"nga:sensorContribution: the lower bound ({bounds[0]:g}) must be below the upper one ({bounds[1]:g})"
+            )
         if not noise_available():
             node.fail("nga:noiseEpsilon needs OpenDP, which is not installed here (pip install opendp==0.16.0)")
     aggregation = Aggregation(
-        parts.pop("method"), parts.pop("period"), parts.pop("min_group_size"), area=area,
-        contribution_bounds=bounds, **parts,
+        parts.pop("method"),
+        parts.pop("period"),
+        parts.pop("min_group_size"),
+        area=area,
+        contribution_bounds=bounds,
+        **parts,
     )
     if aggregation.privacy_budget is not None and aggregation.noise_epsilon is not None:
         cost = budget_cost(aggregation)
         if aggregation.privacy_budget < cost:
-            node.fail(f"nga:privacyBudget {aggregation.privacy_budget:g} is less than what one period of one "
-                      f"attribute costs (epsilon {cost:g}): nothing could ever be read")
+            node.fail(
+                f"nga:privacyBudget {aggregation.privacy_budget:g} is less than what one period of one "
+                f"attribute costs (epsilon {cost:g}): nothing could ever be read"
+            )
     return aggregation
 
 
@@ -852,11 +923,18 @@ _CONSTRAINTS: dict[str, Callable[[_Node, str, list[Any], dict[str, Any]], None]]
 
 #: Permission values of the cell definition -> the term that sets them (for messages).
 _CELL_TERMS = {
-    "method": "nga:aggregationMethod", "period": "nga:aggregationPeriod", "min_group_size": "nga:minGroupSize",
-    "time_zone": "nga:aggregationTimeZone", "districts": "nga:aggregationDistricts", "total": "nga:aggregationTotal",
-    "dominance_top": "nga:dominanceSensors", "dominance_share": "nga:dominanceShare",
-    "noise_epsilon": "nga:noiseEpsilon", "contribution_lower": "nga:sensorContribution gteq",
-    "contribution_upper": "nga:sensorContribution lteq", "privacy_budget": "nga:privacyBudget",
+    "method": "nga:aggregationMethod",
+    "period": "nga:aggregationPeriod",
+    "min_group_size": "nga:minGroupSize",
+    "time_zone": "nga:aggregationTimeZone",
+    "districts": "nga:aggregationDistricts",
+    "total": "nga:aggregationTotal",
+    "dominance_top": "nga:dominanceSensors",
+    "dominance_share": "nga:dominanceShare",
+    "noise_epsilon": "nga:noiseEpsilon",
+    "contribution_lower": "nga:sensorContribution gteq",
+    "contribution_upper": "nga:sensorContribution lteq",
+    "privacy_budget": "nga:privacyBudget",
 }
 
 

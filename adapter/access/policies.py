@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 from adapter.access.model import AccessRequest, Action, Aggregation, Decision, Grant, Principal, SparqlDataset
 from adapter.access.odrl import Agreement, Catalogue, Permission, PolicyError, parse_agreement
+
 # the graphs are named where the index writes them
 from adapter.provenance.rdf import graph_iri as graph_of
 from adapter.provenance.rdf import personal_graph_iri as personal_graph_of
@@ -88,7 +89,11 @@ class PolicySet:
     """
 
     def __init__(
-        self, agreements: Sequence[Agreement], *, tenants: Set[str], catalogue: Catalogue,
+        self,
+        agreements: Sequence[Agreement],
+        *,
+        tenants: Set[str],
+        catalogue: Catalogue,
         personal_attributes: Set[str] = frozenset(),
     ) -> None:
         by_uid: dict[str, Agreement] = {}
@@ -117,7 +122,12 @@ class PolicySet:
 
     @classmethod
     def load(
-        cls, folder: Path, *, tenants: Set[str], catalogue: Catalogue, contexts_dir: Path | None = None,
+        cls,
+        folder: Path,
+        *,
+        tenants: Set[str],
+        catalogue: Catalogue,
+        contexts_dir: Path | None = None,
         personal_attributes: Set[str] = frozenset(),
     ) -> PolicySet:
         """Every ``*.jsonld`` agreement of ``folder`` (sorted by name), or a ``PolicyError``."""
@@ -193,8 +203,10 @@ class PolicySet:
                 if Action.SPARQL_QUERY not in permission.actions:
                     continue
                 if permission.purposes is not None and purpose not in permission.purposes:
-                    refusals.append(f"agreement {agreement.uid} requires purpose "
-                                    f"{_and(sorted(permission.purposes), 'or')} (NGSILD-Purpose)")
+                    refusals.append(
+                        f"agreement {agreement.uid} requires purpose "
+                        f"{_and(sorted(permission.purposes), 'or')} (NGSILD-Purpose)"
+                    )
                     continue
                 hidden = permission.removed | {name for name, _ in permission.coarsened}
                 held = sorted(hidden - self.personal_attributes)
@@ -202,7 +214,8 @@ class PolicySet:
                     refusals.append(
                         f"agreement {agreement.uid} keeps {_and(held)} out of SPARQL answers, but the shared graph "
                         f"of {permission.tenant} holds {'it' if len(held) == 1 else 'them'}: the operator lists "
-                        f"{'it' if len(held) == 1 else 'them'} in [provenance] personal_attributes")
+                        f"{'it' if len(held) == 1 else 'them'} in [provenance] personal_attributes"
+                    )
                     continue
                 graphs.add(graph_of(permission.tenant))
                 if not hidden:
@@ -287,7 +300,8 @@ def _rank(grant: Grant, attributes: frozenset[str]) -> tuple[bool, int, int, boo
 def _unmet(agreement: Agreement, permission: Permission, request: AccessRequest, now: datetime) -> str | None:
     if permission.purposes is not None and request.purpose not in permission.purposes:
         wanted = (
-            f"purpose {next(iter(permission.purposes))}" if len(permission.purposes) == 1
+            f"purpose {next(iter(permission.purposes))}"
+            if len(permission.purposes) == 1
             else f"one of the purposes {_and(sorted(permission.purposes), 'or')}"
         )
         declared = "declares none" if request.purpose is None else "declares another"
@@ -336,15 +350,22 @@ def _data(permission: Permission) -> str:
 
 def _cell_conditions(a: Aggregation) -> list[str]:
     """An aggregated grant's cell definition in plain words (``adapter.access.cells``)."""
-    period = {"PT1H": "clock hour", "P1D": "calendar day", "P1W": "ISO week (from Monday)",
-              "P1M": "calendar month"}.get(a.period, a.period)
+    period = {
+        "PT1H": "clock hour",
+        "P1D": "calendar day",
+        "P1W": "ISO week (from Monday)",
+        "P1M": "calendar month",
+    }.get(a.period, a.period)
     if a.districts:
         names = _and([d.name for d in a.districts])
         groups = f"each district ({names}){' and their total' if a.total else ''}"
     else:
         groups = "all the sensors together"
-    largest = "the largest contribution makes" if a.dominance_top == 1 else \
-        f"the {a.dominance_top} largest contributions make"
+    largest = (
+        "the largest contribution makes"
+        if a.dominance_top == 1
+        else f"the {a.dominance_top} largest contributions make"
+    )
     lines = [
         f"Only aggregates, as published cells: the {a.method} of {groups}, per {period} ({a.period}, {a.time_zone}).",
         f"A cell is published only once its period is over, when at least {a.min_group_size} sensors contributed "
@@ -356,8 +377,10 @@ def _cell_conditions(a: Aggregation) -> list[str]:
     if a.noise_epsilon is not None and a.contribution_bounds is not None:
         lower, upper = a.contribution_bounds
         budget = f"; a reader may spend at most epsilon {a.privacy_budget:g}" if a.privacy_budget is not None else ""
-        lines.append(f"Published values carry Laplace noise (epsilon {a.noise_epsilon:g} per cell, each sensor's "
-                     f"contribution clamped to [{lower:g}, {upper:g}]){budget}.")
+        lines.append(
+            f"Published values carry Laplace noise (epsilon {a.noise_epsilon:g} per cell, each sensor's "
+            f"contribution clamped to [{lower:g}, {upper:g}]){budget}."
+        )
     return lines
 
 
@@ -366,7 +389,8 @@ def _conditions(permission: Permission) -> list[str]:
     if permission.purposes is not None:
         purposes = sorted(permission.purposes)
         lines.append(
-            f"Only for the purpose {purposes[0]}." if len(purposes) == 1
+            f"Only for the purpose {purposes[0]}."
+            if len(purposes) == 1
             else f"Only for one of the purposes {_and(purposes, 'or')}."
         )
     if permission.aggregation is None:
@@ -380,7 +404,9 @@ def _conditions(permission: Permission) -> list[str]:
         lines.append(f"Only observations located inside the agreement's polygon ({corners} corners).")
     if permission.removed:
         names = sorted(permission.removed)
-        lines.append(f"Attributes {_and(names)} are removed." if len(names) > 1 else f"Attribute {names[0]} is removed.")
+        lines.append(
+            f"Attributes {_and(names)} are removed." if len(names) > 1 else f"Attribute {names[0]} is removed."
+        )
     for name, decimals in permission.coarsened:
         lines.append(f"Attribute {name} is coarsened to {decimals} decimal{'s' if decimals != 1 else ''}.")
     return lines

@@ -47,7 +47,7 @@ class EntityFormat(str, Enum):
     """How entities are rendered to the partner (the gateway always reads normalized ones)."""
 
     NORMALIZED = "normalized"
-    KEY_VALUES = "keyValues"        # also ``simplified``
+    KEY_VALUES = "keyValues"  # also ``simplified``
     CONCISE = "concise"
     TEMPORAL_VALUES = "temporalValues"  # temporal entities only (``simplified`` there)
 
@@ -246,6 +246,12 @@ class AccessLogRequest:
 
 
 PartnerRequest = (
-    EntityQuery | TemporalQuery | SubscriptionRequest | ValueProvenanceRequest | RecordRequest | SparqlRequest
-    | AccessLogRequest | LogRequest
+    EntityQuery
+    | TemporalQuery
+    | SubscriptionRequest
+    | ValueProvenanceRequest
+    | RecordRequest
+    | SparqlRequest
+    | AccessLogRequest
+    | LogRequest
 )

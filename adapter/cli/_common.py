@@ -20,8 +20,11 @@ _CONFIG_HELP = "Configuration file (TOML). Default: the embedded demo configurat
 
 def _config_option(f: Any) -> Any:
     return click.option(
-        "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-        envvar="NGSILD_ADAPTER_CONFIG", help=_CONFIG_HELP,
+        "--config",
+        "config_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        envvar="NGSILD_ADAPTER_CONFIG",
+        help=_CONFIG_HELP,
     )(f)
 
 
@@ -61,9 +64,14 @@ def _os_error(exc: OSError) -> str:
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"cannot listen: {exc.strerror or exc} (the host is not an address of this machine)"
     if exc.filename is not None:
-        hint = {errno.ENOENT: "it does not exist", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-                errno.ENOTDIR: "a part of the path is a file, not a folder",
-                errno.EISDIR: "it is a folder, not a file", errno.EEXIST: "a file is in the way of a folder"}.get(exc.errno or 0, exc.strerror or str(exc))
+        hint = {
+            errno.ENOENT: "it does not exist",
+            errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied",
+            errno.ENOTDIR: "a part of the path is a file, not a folder",
+            errno.EISDIR: "it is a folder, not a file",
+            errno.EEXIST: "a file is in the way of a folder",
+        }.get(exc.errno or 0, exc.strerror or str(exc))
         return f"cannot use {exc.filename}: {hint}"
     return f"{exc.strerror or exc}"
 

@@ -41,8 +41,14 @@ class EventInput:
 
 
 def event_input(
-    config: AdapterConfig, raw: bytes, *, name: str, lns: str | None, connection: str | None,
-    topic: str | None, event: str | None,
+    config: AdapterConfig,
+    raw: bytes,
+    *,
+    name: str,
+    lns: str | None,
+    connection: str | None,
+    topic: str | None,
+    event: str | None,
 ) -> EventInput:
     """The event in ``raw`` (``name`` for messages) with the command line's options applied.
 

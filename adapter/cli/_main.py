@@ -8,10 +8,17 @@ import click
 
 from adapter import __version__
 
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ngsild-adapter")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="warning",
-              show_default=True, envvar="NGSILD_ADAPTER_LOG_LEVEL", help="Log messages on stderr from this level.")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    envvar="NGSILD_ADAPTER_LOG_LEVEL",
+    help="Log messages on stderr from this level.",
+)
 def main(log_level: str) -> None:
     """LoRaWAN to NGSI-LD adapter for public bodies sharing territorial IoT data.
 

@@ -26,14 +26,15 @@ __all__ = ["KEYS_FOLDER", "state_dir_option", "with_state_dir"]
 #: The folder of a state directory where a self-contained run (the demo) keeps its keys.
 KEYS_FOLDER = "keys"
 
-_HELP = ("Read this state folder instead of [adapter] state_dir (as samples --state-dir and the demo "
-         f"leave it); its own signing keys, in DIR/{KEYS_FOLDER}, are used when it has them.")
+_HELP = (
+    "Read this state folder instead of [adapter] state_dir (as samples --state-dir and the demo "
+    f"leave it); its own signing keys, in DIR/{KEYS_FOLDER}, are used when it has them."
+)
 
 
 def state_dir_option(f: Any) -> Any:
     """The ``--state-dir DIR`` option (``state_dir``, a path or None)."""
-    return click.option("--state-dir", "state_dir", type=click.Path(file_okay=False, path_type=Path),
-                        help=_HELP)(f)
+    return click.option("--state-dir", "state_dir", type=click.Path(file_okay=False, path_type=Path), help=_HELP)(f)
 
 
 def with_state_dir(config: AdapterConfig, state_dir: Path | None) -> AdapterConfig:

@@ -13,10 +13,20 @@ from adapter.cli._main import main
 
 
 def _admin_options(f: Any) -> Any:
-    f = click.option("--keycloak", "server_url", required=True, envvar="NGSILD_ADAPTER_KEYCLOAK_URL",
-                     help="Keycloak's URL (NGSILD_ADAPTER_KEYCLOAK_URL).")(f)
-    f = click.option("--admin-user", default="admin", show_default=True, envvar="NGSILD_ADAPTER_KEYCLOAK_ADMIN",
-                     help="Keycloak administrator (master realm).")(f)
+    f = click.option(
+        "--keycloak",
+        "server_url",
+        required=True,
+        envvar="NGSILD_ADAPTER_KEYCLOAK_URL",
+        help="Keycloak's URL (NGSILD_ADAPTER_KEYCLOAK_URL).",
+    )(f)
+    f = click.option(
+        "--admin-user",
+        default="admin",
+        show_default=True,
+        envvar="NGSILD_ADAPTER_KEYCLOAK_ADMIN",
+        help="Keycloak administrator (master realm).",
+    )(f)
     return f
 
 
@@ -27,7 +37,8 @@ def _admin(server_url: str, admin_user: str) -> Any:
     from adapter.access.admin import IdentityAdmin
 
     password = os.environ.get("NGSILD_ADAPTER_KEYCLOAK_ADMIN_PASSWORD") or click.prompt(
-        f"Keycloak password of {admin_user}", hide_input=True)
+        f"Keycloak password of {admin_user}", hide_input=True
+    )
     return IdentityAdmin(server_url, admin_user, password)
 
 
@@ -70,11 +81,13 @@ def admin_provision(server_url: str, admin_user: str, tenant: str, name: str) ->
 @click.argument("client_id")
 @click.option("--role", "roles", multiple=True, default=("partner-platform",), show_default=True)
 @click.option("--description", default="")
-def admin_partner(server_url: str, admin_user: str, tenant: str, client_id: str, roles: tuple[str, ...],
-                  description: str) -> None:
+def admin_partner(
+    server_url: str, admin_user: str, tenant: str, client_id: str, roles: tuple[str, ...], description: str
+) -> None:
     """Register a partner platform: a confidential client (client credentials) of TENANT's realm."""
-    _admin_run(server_url, admin_user,
-               lambda a: a.register_partner(tenant, client_id, roles=roles, description=description))
+    _admin_run(
+        server_url, admin_user, lambda a: a.register_partner(tenant, client_id, roles=roles, description=description)
+    )
 
 
 @admin.command(name="user")
@@ -84,11 +97,21 @@ def admin_partner(server_url: str, admin_user: str, tenant: str, client_id: str,
 @click.option("--role", required=True, help="building-manager, elected-official, researcher, data-admin...")
 @click.option("--email")
 @click.option("--temporary-password", help="To be changed at first login.")
-def admin_user(server_url: str, admin_user: str, tenant: str, username: str, role: str, email: str | None,
-               temporary_password: str | None) -> None:
+def admin_user(
+    server_url: str,
+    admin_user: str,
+    tenant: str,
+    username: str,
+    role: str,
+    email: str | None,
+    temporary_password: str | None,
+) -> None:
     """Add a user to TENANT's realm with a role."""
-    _admin_run(server_url, admin_user, lambda a: a.add_user(
-        tenant, username, role=role, email=email, temporary_password=temporary_password))
+    _admin_run(
+        server_url,
+        admin_user,
+        lambda a: a.add_user(tenant, username, role=role, email=email, temporary_password=temporary_password),
+    )
 
 
 @admin.command(name="grant")
@@ -105,8 +128,13 @@ def admin_grant(server_url: str, admin_user: str, config_path: Path | None, agre
     if config.gateway.policies_dir is None:
         raise click.ClickException("no agreements folder: set [gateway] policies")
     catalogue = Catalogue.from_profiles(load_profiles(config.models_dir))
-    _admin_run(server_url, admin_user, lambda a: a.grant_agreement(
-        agreement, config.gateway.policies_dir, tenants=set(config.collectivities), catalogue=catalogue))
+    _admin_run(
+        server_url,
+        admin_user,
+        lambda a: a.grant_agreement(
+            agreement, config.gateway.policies_dir, tenants=set(config.collectivities), catalogue=catalogue
+        ),
+    )
 
 
 @admin.command(name="revoke")

@@ -34,14 +34,19 @@ def _store(config: AdapterConfig) -> DeadLetterStore:
 @click.option("--reason", type=click.Choice(sorted(REASONS)), help="Only this reason.")
 @click.option("--all", "show_all", is_flag=True, help="Include the ones already replayed.")
 @click.option("--limit", type=int, default=100, show_default=True)
-def deadletter_list(config_path: Path | None, state_dir: Path | None, reason: str | None, show_all: bool,
-                    limit: int) -> None:
+def deadletter_list(
+    config_path: Path | None, state_dir: Path | None, reason: str | None, show_all: bool, limit: int
+) -> None:
     """List dead letters and the count per reason."""
     store = _store(_config(config_path, state_dir))
-    _print({
-        "counts": store.counts(status=None if show_all else "open"),
-        "dead_letters": [d.to_json() for d in store.list(status=None if show_all else "open", reason=reason, limit=limit)],
-    })
+    _print(
+        {
+            "counts": store.counts(status=None if show_all else "open"),
+            "dead_letters": [
+                d.to_json() for d in store.list(status=None if show_all else "open", reason=reason, limit=limit)
+            ],
+        }
+    )
 
 
 @deadletter.command(name="show")
@@ -61,8 +66,9 @@ def deadletter_show(config_path: Path | None, state_dir: Path | None, letter_id:
 @state_dir_option
 @click.option("--id", "letter_ids", type=int, multiple=True, help="Replay this dead letter (repeatable).")
 @click.option("--reason", type=click.Choice(sorted(REASONS)), help="Replay every open dead letter with this reason.")
-def deadletter_replay(config_path: Path | None, state_dir: Path | None, letter_ids: tuple[int, ...],
-                      reason: str | None) -> None:
+def deadletter_replay(
+    config_path: Path | None, state_dir: Path | None, letter_ids: tuple[int, ...], reason: str | None
+) -> None:
     """Run dead letters through the pipeline again, once their cause is fixed.
 
     Every --id must name an open dead letter; otherwise nothing is replayed and the exit

@@ -27,11 +27,16 @@ def _default_workdir() -> Path:
 
 @main.command()
 @_config_option
-@click.option("--rounds", type=click.IntRange(1, 100), default=5, show_default=True,
-              help="Uplinks per simulated device.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where Mosquitto, the broker and the adapter keep their files and keys (emptied first; "
-                   "outside any repository). Default: $XDG_STATE_HOME/ngsild-adapter/demo.")
+@click.option(
+    "--rounds", type=click.IntRange(1, 100), default=5, show_default=True, help="Uplinks per simulated device."
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where Mosquitto, the broker and the adapter keep their files and keys (emptied first; "
+    "outside any repository). Default: $XDG_STATE_HOME/ngsild-adapter/demo.",
+)
 @click.option("--no-sharing", is_flag=True, help="Leave out the sharing part (Keycloak and the gateway).")
 def demo(config_path: Path | None, rounds: int, workdir: Path | None, no_sharing: bool) -> None:
     """Run the whole chain on this machine: Mosquitto, the embedded NGSI-LD broker, the
@@ -45,8 +50,15 @@ def demo(config_path: Path | None, rounds: int, workdir: Path | None, no_sharing
     config = _load(config_path)
     workdir = (workdir or _default_workdir()).resolve()
     try:
-        report = asyncio.run(run_demo(config, workdir, rounds=rounds, sharing=not no_sharing,
-                                      progress=lambda line: click.echo(f"  {line}", err=True)))
+        report = asyncio.run(
+            run_demo(
+                config,
+                workdir,
+                rounds=rounds,
+                sharing=not no_sharing,
+                progress=lambda line: click.echo(f"  {line}", err=True),
+            )
+        )
     except AdapterError as exc:
         raise click.ClickException(str(exc)) from exc
     _print_demo_report(report)
@@ -65,14 +77,34 @@ def inspect_commands(report: Any, config_path: Path | None) -> list[list[str]]:
     letters, its logs, and the value it verified, from its state folder and with its keys."""
     if report.state_dir is None:
         return []
-    common = [*(["--config", str(config_path)] if config_path is not None else []), "--state-dir", str(report.state_dir)]
+    common = [
+        *(["--config", str(config_path)] if config_path is not None else []),
+        "--state-dir",
+        str(report.state_dir),
+    ]
     program = _program()
     commands = [[program, "deadletter", "list", *common], [program, "provenance", "status", *common]]
     value = report.verified
     if value is not None:  # the broker is stopped by then: the value and its record are given
-        commands.append([program, "verify", *common, "--tenant", value.tenant, "--entity", value.entity_id,
-                         "--attr", value.attribute, "--observed-at", value.observed_at,
-                         "--value", json.dumps(value.value), "--record", str(value.record)])
+        commands.append(
+            [
+                program,
+                "verify",
+                *common,
+                "--tenant",
+                value.tenant,
+                "--entity",
+                value.entity_id,
+                "--attr",
+                value.attribute,
+                "--observed-at",
+                value.observed_at,
+                "--value",
+                json.dumps(value.value),
+                "--record",
+                str(value.record),
+            ]
+        )
     return commands
 
 
@@ -88,15 +120,20 @@ def _print_inspect_commands(report: Any, config_path: Path | None) -> None:
 def _print_demo_report(report: Any) -> None:
     click.echo("")
     click.echo(f"Demo finished in {report.seconds:.1f} s.")
-    click.echo(f"Uplinks and events received: {report.published}  "
-               f"({', '.join(f'{n} {s}' for s, n in sorted(report.outcomes.items()))})")
+    click.echo(
+        f"Uplinks and events received: {report.published}  "
+        f"({', '.join(f'{n} {s}' for s, n in sorted(report.outcomes.items()))})"
+    )
     click.echo("Entities in the broker, per collectivity (NGSI-LD tenant) and type:")
     for tenant, counts in report.entities.items():
         click.echo(f"  {tenant}: " + ", ".join(f"{n} {t}" for t, n in sorted(counts.items())))
-    click.echo("Dead letters by reason: " + (", ".join(f"{n} {r}" for r, n in sorted(report.dead_letters.items()))
-                                            or "none"))
+    click.echo(
+        "Dead letters by reason: " + (", ".join(f"{n} {r}" for r, n in sorted(report.dead_letters.items())) or "none")
+    )
     if report.sample is not None:
-        click.echo(f"\nOne entity as stored in the broker ({report.sample_history} observations of no2 in its history):")
+        click.echo(
+            f"\nOne entity as stored in the broker ({report.sample_history} observations of no2 in its history):"
+        )
         click.echo(json.dumps(report.sample, indent=2, ensure_ascii=False))
     if report.logs:
         click.echo("\nProvenance: one record per uplink, chained per device, in each collectivity's signed Merkle log:")
@@ -115,25 +152,36 @@ def _print_demo_report(report: Any) -> None:
         if sharing.skipped:
             click.echo(f"  not shown: {sharing.skipped}")
         if sharing.notification:
-            click.echo(f"  Keycloak started in {sharing.keycloak_seconds:.0f} s; client ecole-ventilation (realm ville) "
-                       "subscribed through the gateway, purpose ventilation-control")
+            click.echo(
+                f"  Keycloak started in {sharing.keycloak_seconds:.0f} s; client ecole-ventilation (realm ville) "
+                "subscribed through the gateway, purpose ventilation-control"
+            )
             click.echo("  notification received by the ventilation service, filtered to the agreement:")
-            click.echo("\n".join(f"    {line}" for line in json.dumps(sharing.notification["data"], indent=2,
-                                                                     ensure_ascii=False).splitlines()))
+            click.echo(
+                "\n".join(
+                    f"    {line}"
+                    for line in json.dumps(sharing.notification["data"], indent=2, ensure_ascii=False).splitlines()
+                )
+            )
         if sharing.refused:
             click.echo(f"  the same client asking for the water authority's meters: {sharing.refused}")
         click.echo(f"  accesses recorded as provenance: {sharing.accesses} (GET /gateway/access?tenant=region)")
     click.echo("\nExplore it yourself: start the broker on the demo's data, then query it:")
     click.echo(f"  {shlex.join([_program(), 'broker', '--db', str(report.broker_db)])} &")
-    click.echo(f"  curl -s -H 'NGSILD-Tenant: ville' -H 'Link: <{report.context}>; "
-               'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"\' \\')
+    click.echo(
+        f"  curl -s -H 'NGSILD-Tenant: ville' -H 'Link: <{report.context}>; "
+        'rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"\' \\'
+    )
     click.echo("    'http://127.0.0.1:1026/ngsi-ld/v1/entities?type=AirQualityObserved&limit=2'")
 
 
 @main.command()
 @_config_option
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep state and dead letters here (default: a fresh temporary folder).")
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep state and dead letters here (default: a fresh temporary folder).",
+)
 def samples(config_path: Path | None, state_dir: Path | None) -> None:
     """Process the bundled sample events (both network servers, every device profile, a few
     bad inputs) through the pipeline alone.

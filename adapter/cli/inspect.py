@@ -29,8 +29,9 @@ from adapter.cli._main import main
 
 
 @main.command()
-@click.option("--codec", "codec_name", required=True,
-              help="A codec file (.js) or a built-in codec: builtin:cayenne_lpp.")
+@click.option(
+    "--codec", "codec_name", required=True, help="A codec file (.js) or a built-in codec: builtin:cayenne_lpp."
+)
 @click.option("--fport", type=click.IntRange(0, 255), required=True, help="LoRaWAN fPort of the uplink.")
 @click.option("--hex", "hex_payload", help="Payload in hexadecimal.")
 @click.option("--base64", "b64_payload", help="Payload in base64.")
@@ -39,7 +40,11 @@ def decode(codec_name: str, fport: int, hex_payload: str | None, b64_payload: st
     if (hex_payload is None) == (b64_payload is None):
         raise click.UsageError("give exactly one of --hex and --base64")
     try:
-        payload = bytes.fromhex(hex_payload) if hex_payload is not None else base64.b64decode(b64_payload or "", validate=True)
+        payload = (
+            bytes.fromhex(hex_payload)
+            if hex_payload is not None
+            else base64.b64decode(b64_payload or "", validate=True)
+        )
     except (ValueError, binascii.Error) as exc:
         raise click.UsageError(f"payload is not valid {'hex' if hex_payload is not None else 'base64'}: {exc}") from exc
     registry = CodecRegistry()
@@ -50,7 +55,9 @@ def decode(codec_name: str, fport: int, hex_payload: str | None, b64_payload: st
             codec = load_codec_file(Path(codec_name))
         result = codec.decode(CodecInput(payload=payload, f_port=fport, received_at=datetime.now(UTC)))
     except KeyError as exc:
-        raise click.ClickException(f"unknown built-in codec {codec_name!r} (builtin:cayenne_lpp, builtin:lns_decoded)") from exc
+        raise click.ClickException(
+            f"unknown built-in codec {codec_name!r} (builtin:cayenne_lpp, builtin:lns_decoded)"
+        ) from exc
     except RejectedInput as exc:
         _print({"data": None, "warnings": [], "errors": [f"{exc.reason}: {exc.detail}"]})
         sys.exit(1)
@@ -62,28 +69,47 @@ def decode(codec_name: str, fport: int, hex_payload: str | None, b64_payload: st
 
 
 def _lns_options(f: Any) -> Any:
-    f = click.option("--event", help="Event type given out of band: ChirpStack HTTP ?event= value, TTS webhook "
-                                     "message type (default: the sample's).")(f)
+    f = click.option(
+        "--event",
+        help="Event type given out of band: ChirpStack HTTP ?event= value, TTS webhook "
+        "message type (default: the sample's).",
+    )(f)
     f = click.option("--topic", help="MQTT topic the event arrived on (default: the sample's).")(f)
-    f = click.option("--connection", "connection", metavar="NAME",
-                     help="The [[connection]] the event arrives on: it decides the collectivity (tenant). "
-                          "Default: the sample's, else the first connection of that network server.")(f)
-    f = click.option("--lns", type=click.Choice(sorted(PARSERS)),
-                     help="Network server format (default: the sample's, else the connection's).")(f)
+    f = click.option(
+        "--connection",
+        "connection",
+        metavar="NAME",
+        help="The [[connection]] the event arrives on: it decides the collectivity (tenant). "
+        "Default: the sample's, else the first connection of that network server.",
+    )(f)
+    f = click.option(
+        "--lns",
+        type=click.Choice(sorted(PARSERS)),
+        help="Network server format (default: the sample's, else the connection's).",
+    )(f)
     return click.argument("file", default="-")(f)
 
 
-def _event(config: Any, file: str, lns: str | None, connection: str | None, topic: str | None,
-           event: str | None) -> EventInput:
-    return event_input(config, _read_input(file), name="stdin" if file == "-" else file, lns=lns,
-                       connection=connection, topic=topic, event=event)
+def _event(
+    config: Any, file: str, lns: str | None, connection: str | None, topic: str | None, event: str | None
+) -> EventInput:
+    return event_input(
+        config,
+        _read_input(file),
+        name="stdin" if file == "-" else file,
+        lns=lns,
+        connection=connection,
+        topic=topic,
+        event=event,
+    )
 
 
 @main.command()
 @_lns_options
 @_config_option
-def parse(lns: str | None, connection: str | None, topic: str | None, event: str | None, file: str,
-          config_path: Path | None) -> None:
+def parse(
+    lns: str | None, connection: str | None, topic: str | None, event: str | None, file: str, config_path: Path | None
+) -> None:
     """Parse one network-server event (FILE, or - for stdin) and print the normalised record.
 
     FILE is the event as the network server sends it, or a bundled sample file
@@ -91,8 +117,9 @@ def parse(lns: str | None, connection: str | None, topic: str | None, event: str
     config = _load(config_path)
     given = _event(config, file, lns, connection, topic, event)
     try:
-        record = get_parser(given.lns).parse(given.body, origin=given.origin, topic=given.topic, event=given.event,
-                                             limits=config.limits)
+        record = get_parser(given.lns).parse(
+            given.body, origin=given.origin, topic=given.topic, event=given.event, limits=config.limits
+        )
     except RejectedInput as exc:
         click.echo(f"Error: {exc.reason}: {exc.detail}", err=True)
         sys.exit(1)
@@ -102,8 +129,9 @@ def parse(lns: str | None, connection: str | None, topic: str | None, event: str
 @main.command(name="map")
 @_lns_options
 @_config_option
-def map_command(lns: str | None, connection: str | None, topic: str | None, event: str | None, file: str,
-                config_path: Path | None) -> None:
+def map_command(
+    lns: str | None, connection: str | None, topic: str | None, event: str | None, file: str, config_path: Path | None
+) -> None:
     """Run the whole ingest pipeline on one event and print the NGSI-LD entities it produces.
 
     FILE is the event as the network server sends it, or a bundled sample file
@@ -113,25 +141,32 @@ def map_command(lns: str | None, connection: str | None, topic: str | None, even
     given = _event(config, file, lns, connection, topic, event)
     with tempfile.TemporaryDirectory(prefix="ngsild-adapter-map-") as tmp:
         # A trial's log is thrown away: signed, if at all, with a throw-away key, never the collectivity's.
-        trial = dataclasses.replace(config, provenance=dataclasses.replace(config.provenance, key_dir=Path(tmp) / "keys"))
+        trial = dataclasses.replace(
+            config, provenance=dataclasses.replace(config.provenance, key_dir=Path(tmp) / "keys")
+        )
         pipeline = build_pipeline(trial, Path(tmp))
         try:
-            result = pipeline.process(given.body, lns=given.lns, origin=given.origin, topic=given.topic,
-                                      event=given.event)
+            result = pipeline.process(
+                given.body, lns=given.lns, origin=given.origin, topic=given.topic, event=given.event
+            )
         finally:
             pipeline.close()
     if result.status == "rejected":
         click.echo(f"Error: {result.reason}: {result.detail}", err=True)
         sys.exit(1)
     # where the entities would be delivered: the collectivity of the connection chosen
-    _print({"status": result.status, "tenant": given.origin.tenant, "connection": given.connection,
-            **result.to_json()})
+    _print({"status": result.status, "tenant": given.origin.tenant, "connection": given.connection, **result.to_json()})
 
 
 @main.command()
 @_config_option
-@click.option("--for", "processes", type=click.Choice(PROCESSES), multiple=True,
-              help="Check what this process needs at its start (repeatable). Default: listen.")
+@click.option(
+    "--for",
+    "processes",
+    type=click.Choice(PROCESSES),
+    multiple=True,
+    help="Check what this process needs at its start (repeatable). Default: listen.",
+)
 def check(config_path: Path | None, processes: tuple[Process, ...]) -> None:
     """Load the configuration, every device profile and codec; report what is wrong.
 
@@ -140,8 +175,11 @@ def check(config_path: Path | None, processes: tuple[Process, ...]) -> None:
     the profile checks (contexts, entity ids, overlapping matches, schemas, codec fields).
     Prints a JSON report; exits 1 when there is an error (warnings alone exit 0)."""
     config = _load(config_path)
-    errors = [{"level": "error", "process": p, "message": m}
-              for p in (processes or ("listen",)) for m in start_problems(config, p)]
+    errors = [
+        {"level": "error", "process": p, "message": m}
+        for p in (processes or ("listen",))
+        for m in start_problems(config, p)
+    ]
     try:
         pipeline = build_pipeline(config, None)
     except AdapterError as exc:
@@ -158,21 +196,25 @@ def check(config_path: Path | None, processes: tuple[Process, ...]) -> None:
     finally:
         pipeline.close()
     errors += [f.to_json() for f in findings if f.level == "error"]
-    _print({
-        "config": str(config.path),
-        "collectivities": sorted(config.collectivities),
-        "connections": [f"{c.name} ({c.lns} over {c.transport}, {c.collectivity})" for c in config.connections],
-        "profiles": {p.name: str(p.path.name) for p in pipeline.profiles},
-        "devices_in_registry": len(config.devices),
-        "errors": errors,
-        "warnings": [f.to_json() for f in findings if f.level == "warning"],
-        # their codecs declare no outputs: their field paths are checked by the first uplinks only
-        "fields_not_checked": unchecked_codecs(pipeline.profiles),
-        "status": "failed" if errors else "ok",
-    })
+    _print(
+        {
+            "config": str(config.path),
+            "collectivities": sorted(config.collectivities),
+            "connections": [f"{c.name} ({c.lns} over {c.transport}, {c.collectivity})" for c in config.connections],
+            "profiles": {p.name: str(p.path.name) for p in pipeline.profiles},
+            "devices_in_registry": len(config.devices),
+            "errors": errors,
+            "warnings": [f.to_json() for f in findings if f.level == "warning"],
+            # their codecs declare no outputs: their field paths are checked by the first uplinks only
+            "fields_not_checked": unchecked_codecs(pipeline.profiles),
+            "status": "failed" if errors else "ok",
+        }
+    )
     if errors:
         for error in errors:
-            click.echo(f"Error: {error.get('file', error.get('process'))}: "
-                       + (f"{error['key']}: {error['message']}; fix: {error['fix']}" if "key" in error else error["message"]),
-                       err=True)
+            click.echo(
+                f"Error: {error.get('file', error.get('process'))}: "
+                + (f"{error['key']}: {error['message']}; fix: {error['fix']}" if "key" in error else error["message"]),
+                err=True,
+            )
         sys.exit(1)

@@ -34,19 +34,47 @@ def _moment(text: str) -> datetime:
 @click.option("--observed-at", "observed_at", required=True, help="The value's observedAt (ISO 8601).")
 @click.option("--value", help="The value as read (JSON or text); without it the broker is asked.")
 @click.option("--record", type=int, help="The record number, when known (else the entity's wasDerivedFrom link tells).")
-@click.option("--key", "vkey", help="Pin the collectivity's verifier key (note vkey, as /logs/TENANT/key serves it); "
-                                    "default: the key in the key directory (or, with --from, the server's).")
-@click.option("--from", "source", metavar="URL",
-              help="Verify from the adapter's published resources at URL (a partner's view), not its files.")
-@click.option("--broker", "broker_url", metavar="URL", help="The NGSI-LD broker to read the value from "
-                                                             "(default: the configuration's).")
-@click.option("--token", envvar="NGSILD_ADAPTER_TOKEN", show_envvar=True,
-              help="With --from a sharing gateway: the bearer token to read records with "
-                   "(rather in the environment than on the command line).")
+@click.option(
+    "--key",
+    "vkey",
+    help="Pin the collectivity's verifier key (note vkey, as /logs/TENANT/key serves it); "
+    "default: the key in the key directory (or, with --from, the server's).",
+)
+@click.option(
+    "--from",
+    "source",
+    metavar="URL",
+    help="Verify from the adapter's published resources at URL (a partner's view), not its files.",
+)
+@click.option(
+    "--broker",
+    "broker_url",
+    metavar="URL",
+    help="The NGSI-LD broker to read the value from (default: the configuration's).",
+)
+@click.option(
+    "--token",
+    envvar="NGSILD_ADAPTER_TOKEN",
+    show_envvar=True,
+    help="With --from a sharing gateway: the bearer token to read records with "
+    "(rather in the environment than on the command line).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(config_path: Path | None, state_dir: Path | None, tenant: str, entity_id: str, attribute: str, observed_at: str,
-           value: str | None, record: int | None, vkey: str | None, source: str | None, broker_url: str | None,
-           token: str | None, as_json: bool) -> None:
+def verify(
+    config_path: Path | None,
+    state_dir: Path | None,
+    tenant: str,
+    entity_id: str,
+    attribute: str,
+    observed_at: str,
+    value: str | None,
+    record: int | None,
+    vkey: str | None,
+    source: str | None,
+    broker_url: str | None,
+    token: str | None,
+    as_json: bool,
+) -> None:
     """Check one value against its provenance: the record it came from, the log's leaf, the
     signed tree head and its key, the inclusion proof, the device's hash chain and the RDF index.
 
@@ -94,7 +122,8 @@ def verify(config_path: Path | None, state_dir: Path | None, tenant: str, entity
             return await remote()
         async with standalone_provenance(config) as runtime:
             evidence = LocalEvidence(
-                runtime.ledger, (lambda t: pinned) if pinned else runtime.public_key,
+                runtime.ledger,
+                (lambda t: pinned) if pinned else runtime.public_key,
                 broker=runtime.read_broker if runtime.broker is not None else None,
                 index=runtime.check_index if runtime.store is not None else None,
             )

@@ -21,8 +21,9 @@ def registry() -> None:
 
 @registry.command(name="import")
 @_config_option
-@click.option("--once", is_flag=True,
-              help="Import every registry once, print the report and exit (1 if an application failed).")
+@click.option(
+    "--once", is_flag=True, help="Import every registry once, print the report and exit (1 if an application failed)."
+)
 def registry_import(config_path: Path | None, once: bool) -> None:
     """Import the configured registries into <state_dir>/registry.sqlite, once or every
     interval_s until Ctrl-C; a running `listen` picks the result up at its next refresh. A
@@ -43,8 +44,13 @@ def registry_import(config_path: Path | None, once: bool) -> None:
     async def run() -> Any:
         async with aiohttp.ClientSession() as session:
             store = RegistryStore(store_path(config.state_dir))
-            importer = RegistryImporter(config.registries, config.devices, store,
-                                        open_clients(config.registries, session), on_change=None if once else changed)
+            importer = RegistryImporter(
+                config.registries,
+                config.devices,
+                store,
+                open_clients(config.registries, session),
+                on_change=None if once else changed,
+            )
             try:
                 if not once:
                     await importer.run()
@@ -83,8 +89,10 @@ def registry_list(config_path: Path | None) -> None:
     finally:
         store.close()
     _, conflicts = merge(config.devices, stored, config.registries)
-    _print({
-        "devices": [s.device.to_json() | {"first_imported_at": s.first_imported_at.isoformat()} for s in stored],
-        "imports": [s.to_json() for s in statuses],
-        "conflicts": [c.message() for c in conflicts],
-    })
+    _print(
+        {
+            "devices": [s.device.to_json() | {"first_imported_at": s.first_imported_at.isoformat()} for s in stored],
+            "imports": [s.to_json() for s in statuses],
+            "conflicts": [c.message() for c in conflicts],
+        }
+    )

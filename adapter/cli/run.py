@@ -14,14 +14,22 @@ from adapter.cli._main import main
 
 @main.command()
 @_config_option
-@click.option("--http-port", "--webhook-port", "http_port", type=int, default=None,
-              help="Serve webhooks, the JSON-LD contexts (/contexts/), /healthz and /metrics on this port.")
-@click.option("--http-host", default="127.0.0.1", show_default=True,
-              help="Address of the HTTP listener (0.0.0.0 in a container).")
+@click.option(
+    "--http-port",
+    "--webhook-port",
+    "http_port",
+    type=int,
+    default=None,
+    help="Serve webhooks, the JSON-LD contexts (/contexts/), /healthz and /metrics on this port.",
+)
+@click.option(
+    "--http-host", default="127.0.0.1", show_default=True, help="Address of the HTTP listener (0.0.0.0 in a container)."
+)
 @click.option("--max-events", type=int, default=None, help="Stop after this many events (for tests and trials).")
 @click.option("--quiet", is_flag=True, help="Do not print each result (for production and benchmarks).")
-def listen(config_path: Path | None, http_port: int | None, http_host: str, max_events: int | None,
-           quiet: bool) -> None:
+def listen(
+    config_path: Path | None, http_port: int | None, http_host: str, max_events: int | None, quiet: bool
+) -> None:
     """Ingest from every configured connection (MQTT QoS 1, persistent sessions; webhooks),
     deliver the entities to the configured NGSI-LD broker through the durable outbox, and
     print each result as one JSON line. Stop with Ctrl-C."""
@@ -34,14 +42,20 @@ def listen(config_path: Path | None, http_port: int | None, http_host: str, max_
         if not quiet:
             click.echo(json.dumps(result.to_json(), ensure_ascii=False))
 
-    _serve_until_interrupted(run_listen(config, http_port=http_port, http_host=http_host, max_events=max_events, emit=emit))
+    _serve_until_interrupted(
+        run_listen(config, http_port=http_port, http_host=http_host, max_events=max_events, emit=emit)
+    )
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=1026, show_default=True, help="Port (Orion-LD's usual one).")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="SQLite file to keep entities, history and subscriptions in (in memory otherwise).")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file to keep entities, history and subscriptions in (in memory otherwise).",
+)
 def broker(host: str, port: int, db_path: Path | None) -> None:
     """Run the embedded NGSI-LD broker alone, for development and tests.
 

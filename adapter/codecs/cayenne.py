@@ -107,9 +107,7 @@ def _scaled(value: int, resolution: float) -> int | float:
 class CayenneLPPCodec:
     """The built-in Cayenne LPP codec (fPort is not used: LPP is self-describing)."""
 
-    identity = CodecIdentity(
-        name="builtin:cayenne_lpp", digest=hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    )
+    identity = CodecIdentity(name="builtin:cayenne_lpp", digest=hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
 
     def decode(self, codec_input: CodecInput) -> DecodeResult:
         if not codec_input.payload:

@@ -242,7 +242,9 @@ class JavaScriptCodec:
             # representation the binding cannot read, the uplink still becomes a dead
             # letter naming the cause instead of stopping the pipeline.
             self._discard()
-            raise CodecError("codec_error", f"{name}: the JavaScript bridge failed: {type(exc).__name__}: {exc}") from exc
+            raise CodecError(
+                "codec_error", f"{name}: the JavaScript bridge failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _discard(self) -> None:
         self._context = None

@@ -17,9 +17,7 @@ __all__ = ["LnsDecodedCodec"]
 
 
 class LnsDecodedCodec:
-    identity = CodecIdentity(
-        name="builtin:lns_decoded", digest=hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
-    )
+    identity = CodecIdentity(name="builtin:lns_decoded", digest=hashlib.sha256(Path(__file__).read_bytes()).hexdigest())
 
     def decode(self, codec_input: CodecInput) -> DecodeResult:
         decoded = codec_input.lns_decoded

@@ -54,8 +54,8 @@ def _required_secret(name: str | None, value: str | None, what: str) -> str | No
     if not value:
         raise ConfigError(f"{what}: the variable {name} is not set")
     if not _SECRET.fullmatch(value):
-        raise ConfigError(f"{what}: the variable {name} must hold at least 32 characters of "
-                          "A-Z a-z 0-9 . _ ~ + / - (a bearer token; e.g. `openssl rand -hex 32`)")
+        raise ConfigError(
+            f"{what}: the variable {name} must hold at least 32 characters of "
+            "A-Z a-z 0-9 . _ ~ + / - (a bearer token; e.g. `openssl rand -hex 32`)"
+        )
     return value
-
-

@@ -20,8 +20,13 @@ __all__: list[str] = []
 def _http(t: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> ServerLimits:
     """The ``[http]`` table: ``ServerLimits`` of the adapter's HTTP servers."""
     kinds: dict[str, type[int | float]] = {
-        "header_timeout_s": float, "body_timeout_s": float, "keepalive_timeout_s": float,
-        "max_line_bytes": int, "max_field_bytes": int, "max_headers": int, "max_body_bytes": int,
+        "header_timeout_s": float,
+        "body_timeout_s": float,
+        "keepalive_timeout_s": float,
+        "max_line_bytes": int,
+        "max_field_bytes": int,
+        "max_headers": int,
+        "max_body_bytes": int,
     }
     refuse_unknown(t, "http", path)
     found = {k: env.get(f"{_ENV}HTTP_{k.upper()}") or t.get(k) for k in kinds}
@@ -34,8 +39,13 @@ def _http(t: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> ServerLim
 
 def _broker(t: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> BrokerSettings:
     kinds: dict[str, type[int | float]] = {
-        "batch_max_entities": int, "batch_max_bytes": int, "batch_delay_s": float, "max_in_flight": int,
-        "retry_initial_s": float, "retry_max_s": float, "request_timeout_s": float,
+        "batch_max_entities": int,
+        "batch_max_bytes": int,
+        "batch_delay_s": float,
+        "max_in_flight": int,
+        "retry_initial_s": float,
+        "retry_max_s": float,
+        "request_timeout_s": float,
     }
     refuse_unknown(t, "broker", path)
 
@@ -51,7 +61,11 @@ def _broker(t: Mapping[str, Any], path: Path, env: Mapping[str, str]) -> BrokerS
     if token_env is not None and (not isinstance(token_env, str) or not token_env):
         raise ConfigError(f"{path}: broker token_env must be the name of an environment variable")
     settings = BrokerSettings(
-        url=url, temporal_url=temporal_url, token_env=token_env, token=env.get(token_env) if token_env else None, **numbers
+        url=url,
+        temporal_url=temporal_url,
+        token_env=token_env,
+        token=env.get(token_env) if token_env else None,
+        **numbers,
     )
     if not 1 <= settings.batch_max_entities <= MAX_BATCH_ENTITIES:
         raise ConfigError(f"{path}: broker batch_max_entities must be 1 to {MAX_BATCH_ENTITIES}")

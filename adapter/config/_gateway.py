@@ -43,13 +43,19 @@ def _gateway(
         if jwks_url is not None and (not isinstance(jwks_url, str) or not re.match(r"^https?://[^/\s]+/", jwks_url)):
             raise ConfigError(f"{path}: gateway issuer {entry['issuer']}: jwks_url must be an http(s) URL")
         if organization is not None and (not isinstance(organization, str) or organization not in collectivities):
-            raise ConfigError(f"{path}: gateway issuer {entry['issuer']}: organization {organization!r} is not declared")
+            raise ConfigError(
+                f"{path}: gateway issuer {entry['issuer']}: organization {organization!r} is not declared"
+            )
         issuers.append(IssuerSettings(entry["issuer"], organization, jwks_url))
     allowed = value("allowed_notification_urls") or []
     if isinstance(allowed, str):
         allowed = [u for u in allowed.split(",") if u]
-    if not isinstance(allowed, list) or not all(isinstance(u, str) and re.match(r"^https?://[^/\s]+/", u) for u in allowed):
-        raise ConfigError(f"{path}: gateway allowed_notification_urls must be http(s) URL prefixes ending a host with /")
+    if not isinstance(allowed, list) or not all(
+        isinstance(u, str) and re.match(r"^https?://[^/\s]+/", u) for u in allowed
+    ):
+        raise ConfigError(
+            f"{path}: gateway allowed_notification_urls must be http(s) URL prefixes ending a host with /"
+        )
     from adapter.gateway.endpoints import EndpointRefused, parse_prefix  # here: the gateway package imports this module
 
     for prefix in allowed:
@@ -83,6 +89,7 @@ def _gateway(
         adapter_token_env=token_env,
         adapter_token=(env.get(token_env) or None) if token_env else None,
         allow_private_notification_addresses=networks,
-        cell_publication_delay_s=_number(value("cell_publication_delay_s") or 3600, float,
-                                         "gateway cell_publication_delay_s", path),
+        cell_publication_delay_s=_number(
+            value("cell_publication_delay_s") or 3600, float, "gateway cell_publication_delay_s", path
+        ),
     )

@@ -54,10 +54,20 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Adap
         if given is not None and (not isinstance(given, str) or not given):
             raise ConfigError(f"{path}: adapter {setting} must be a non-empty string, not {given!r}")
     limits = ParseLimits(
-        max_payload_bytes=_number(env.get(_ENV + "MAX_PAYLOAD_BYTES") or adapter.get("max_payload_bytes", 256), int,
-                                  "adapter max_payload_bytes", path),
-        max_future_skew=timedelta(seconds=_number(env.get(_ENV + "MAX_FUTURE_SKEW_S") or adapter.get("max_future_skew_s", 600),
-                                                  float, "adapter max_future_skew_s", path)),
+        max_payload_bytes=_number(
+            env.get(_ENV + "MAX_PAYLOAD_BYTES") or adapter.get("max_payload_bytes", 256),
+            int,
+            "adapter max_payload_bytes",
+            path,
+        ),
+        max_future_skew=timedelta(
+            seconds=_number(
+                env.get(_ENV + "MAX_FUTURE_SKEW_S") or adapter.get("max_future_skew_s", 600),
+                float,
+                "adapter max_future_skew_s",
+                path,
+            )
+        ),
     )
     collectivities = {c.tenant: c for c in (_collectivity(t, path) for t in _entries(doc, "collectivity", path))}
     if not collectivities:

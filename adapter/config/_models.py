@@ -18,9 +18,20 @@ from adapter.uplink import Origin
 from ._common import _required_secret
 
 __all__ = [
-    "AdapterConfig", "BrokerSettings", "Collectivity", "Connection", "DEFAULT_PERSONAL_ATTRIBUTES", "GatewaySettings",
-    "IssuerSettings", "MAX_BATCH_BYTES", "MAX_BATCH_ENTITIES", "MQTT_PORT", "MQTT_TLS_PORT", "ProvenanceSettings",
-    "RegistrySettings", "TlsSettings",
+    "AdapterConfig",
+    "BrokerSettings",
+    "Collectivity",
+    "Connection",
+    "DEFAULT_PERSONAL_ATTRIBUTES",
+    "GatewaySettings",
+    "IssuerSettings",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_ENTITIES",
+    "MQTT_PORT",
+    "MQTT_TLS_PORT",
+    "ProvenanceSettings",
+    "RegistrySettings",
+    "TlsSettings",
 ]
 
 #: Orion-LD's limits for one batch: 1,000 entities (I#1951), a body under 1 MiB
@@ -228,5 +239,3 @@ class AdapterConfig:
                 return c.origin
         tenant = next(iter(self.collectivities), "default")
         return Origin(tenant=tenant, lns_id=f"{lns}-cli")
-
-

@@ -23,23 +23,23 @@ _TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 def _collectivity(t: Mapping[str, Any], path: Path) -> Collectivity:
     tenant = t.get("tenant")
     if not isinstance(tenant, str) or not _TENANT.match(tenant):
-        raise ConfigError(
-            f"{path}: collectivity tenant {tenant!r} must be 1-50 characters of a-z, 0-9, '_' or '-'"
-        )
+        raise ConfigError(f"{path}: collectivity tenant {tenant!r} must be 1-50 characters of a-z, 0-9, '_' or '-'")
     name = t.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{path}: collectivity {tenant} needs a name")
     refuse_unknown(t, "collectivity", path, f"collectivity {tenant}")
     identifiers = t.get("identifiers", {})
     if not isinstance(identifiers, Mapping):
-        raise ConfigError(f"{path}: collectivity {tenant} identifiers must be a table, e.g. {{ siren = \"200046977\" }}")
+        raise ConfigError(f'{path}: collectivity {tenant} identifiers must be a table, e.g. {{ siren = "200046977" }}')
     return Collectivity(tenant=tenant, name=name, identifiers={str(k): str(v) for k, v in identifiers.items()})
 
 
 _TLS_KEYS = ("ca_file", "cert_file", "key_file", "tls_server_name")
 #: a DNS name (RFC 1123 labels), what a server certificate's subjectAltName carries
-_HOSTNAME = re.compile(r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-                       r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
+)
 
 
 def _connection(
@@ -69,8 +69,12 @@ def _connection(
         raise ConfigError(f"{where}: password_env must be the name of an environment variable")
     host = env.get(prefix + "HOST") or t.get("host", "127.0.0.1")
     username = env.get(prefix + "USERNAME") or t.get("username")
-    for key, text in (("host", host), ("username", username), ("client_id", t.get("client_id")),
-                      ("application", t.get("application"))):
+    for key, text in (
+        ("host", host),
+        ("username", username),
+        ("client_id", t.get("client_id")),
+        ("application", t.get("application")),
+    ):
         if text is not None and (not isinstance(text, str) or not text):
             raise ConfigError(f"{where}: {key} must be a non-empty string, not {text!r}")
     if password_env and not username:

@@ -38,11 +38,23 @@ def _pseudonym_rotations(from_env: str | None, listed: Any, path: Path) -> tuple
 
 def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, str]) -> ProvenanceSettings:
     kinds: dict[str, type[int | float]] = {
-        "payload_retention_days": float, "checkpoint_interval_s": float, "index_batch": int,
-        "query_timeout_s": float, "query_max_results": int,
+        "payload_retention_days": float,
+        "checkpoint_interval_s": float,
+        "index_batch": int,
+        "query_timeout_s": float,
+        "query_max_results": int,
     }
-    texts = ("key_dir", "log_origin", "store", "sparql_query_url", "sparql_update_url", "sparql_store_url", "index_in",
-             "access_log", "service_token_env")
+    texts = (
+        "key_dir",
+        "log_origin",
+        "store",
+        "sparql_query_url",
+        "sparql_update_url",
+        "sparql_store_url",
+        "index_in",
+        "access_log",
+        "service_token_env",
+    )
     refuse_unknown(t, "provenance", path)
     open_to_network = t.get("open_to_network", False)
     from_env = env.get(f"{_ENV}PROVENANCE_OPEN_TO_NETWORK")
@@ -51,11 +63,13 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
     if not isinstance(open_to_network, bool):
         raise ConfigError(f"{path}: provenance open_to_network must be true or false")
     personal = t.get("personal_attributes", sorted(DEFAULT_PERSONAL_ATTRIBUTES))
-    if not isinstance(personal, list) or not all(isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n)
-                                                  for n in personal):
+    if not isinstance(personal, list) or not all(
+        isinstance(n, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", n) for n in personal
+    ):
         raise ConfigError(f"{path}: provenance personal_attributes must be a list of attribute names")
-    rotations = _pseudonym_rotations(env.get(f"{_ENV}PROVENANCE_PSEUDONYM_ROTATIONS"),
-                                     t.get("pseudonym_rotations", []), path)
+    rotations = _pseudonym_rotations(
+        env.get(f"{_ENV}PROVENANCE_PSEUDONYM_ROTATIONS"), t.get("pseudonym_rotations", []), path
+    )
 
     def value(key: str) -> Any:
         return env.get(f"{_ENV}PROVENANCE_{key.upper()}") or t.get(key)
@@ -72,11 +86,18 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
     token_env = strings.get("service_token_env")
     token = env.get(token_env) if token_env else None
     if open_to_network and not token_env:
-        raise ConfigError(f"{path}: provenance open_to_network = true needs service_token_env (the secret every "
-                          "caller of /sparql, /provenance and /metrics must send)")
-    settings = ProvenanceSettings(**numbers, **strings, open_to_network=open_to_network,
-                                  personal_attributes=frozenset(personal), service_token=token or None,
-                                  pseudonym_rotations=rotations)
+        raise ConfigError(
+            f"{path}: provenance open_to_network = true needs service_token_env (the secret every "
+            "caller of /sparql, /provenance and /metrics must send)"
+        )
+    settings = ProvenanceSettings(
+        **numbers,
+        **strings,
+        open_to_network=open_to_network,
+        personal_attributes=frozenset(personal),
+        service_token=token or None,
+        pseudonym_rotations=rotations,
+    )
     if key_dir is not None:
         settings = replace(settings, key_dir=(base / key_dir).resolve())
     if settings.index_in not in ("listen", "serve"):
@@ -88,7 +109,9 @@ def _provenance(t: Mapping[str, Any], base: Path, path: Path, env: Mapping[str, 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.:/_-]*", settings.log_origin):
         raise ConfigError(f"{path}: provenance log_origin {settings.log_origin!r} must be a host name and path")
     if settings.payload_retention_days < 0 or settings.checkpoint_interval_s <= 0 or settings.index_batch < 1:
-        raise ConfigError(f"{path}: provenance payload_retention_days must be >= 0, checkpoint_interval_s > 0, index_batch >= 1")
+        raise ConfigError(
+            f"{path}: provenance payload_retention_days must be >= 0, checkpoint_interval_s > 0, index_batch >= 1"
+        )
     if settings.query_timeout_s <= 0 or settings.query_max_results < 1:
         raise ConfigError(f"{path}: provenance query_timeout_s must be > 0 and query_max_results >= 1")
     return settings

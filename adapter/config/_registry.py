@@ -48,8 +48,11 @@ def _registries(
             raise ConfigError(f"{where}: url must be http(s)://host[:port], not {url!r}")
         applications = t.get("applications", [connection.application] if connection.application else None)
         pattern = _APPLICATION_ID[connection.lns]
-        if (not isinstance(applications, list) or not applications
-                or not all(isinstance(a, str) and pattern.fullmatch(a) for a in applications)):
+        if (
+            not isinstance(applications, list)
+            or not applications
+            or not all(isinstance(a, str) and pattern.fullmatch(a) for a in applications)
+        ):
             kind = "UUIDs" if connection.lns == "chirpstack" else "ids (3-36 of a-z, 0-9, -)"
             raise ConfigError(f"{where}: applications must be a non-empty list of {connection.lns} application {kind}")
         if len(set(applications)) != len(applications):
@@ -61,8 +64,13 @@ def _registries(
         if ca_file is not None and (not isinstance(ca_file, str) or not ca_file):
             raise ConfigError(f"{where}: ca_file must be a file name")
         settings = RegistrySettings(
-            connection=name, lns=connection.lns, collectivity=connection.collectivity, url=url.rstrip("/"),
-            applications=tuple(applications), token_env=token_env, token=env.get(token_env) or None,
+            connection=name,
+            lns=connection.lns,
+            collectivity=connection.collectivity,
+            url=url.rstrip("/"),
+            applications=tuple(applications),
+            token_env=token_env,
+            token=env.get(token_env) or None,
             ca_file=(base / ca_file).resolve() if ca_file else None,
             interval_s=_number(t.get("interval_s", 3600), float, "registry interval_s", path),
             timeout_s=_number(t.get("timeout_s", 30), float, "registry timeout_s", path),

@@ -57,8 +57,9 @@ def _listen(config: AdapterConfig, http: bool) -> Iterator[str]:
     if broker.token_env and not broker.token:
         yield _unset("[broker]", "token_env", broker.token_env)
     if http:  # the internal routes' secret (``ServiceGuard``) and the webhooks' tokens
-        yield from _secret(config.provenance.service_token_env, config.provenance.service_token,
-                           "[provenance] service_token_env")
+        yield from _secret(
+            config.provenance.service_token_env, config.provenance.service_token, "[provenance] service_token_env"
+        )
     for connection in config.connections:
         where = f"connection {connection.name}"
         if connection.transport == "mqtt":
@@ -115,8 +116,9 @@ def start_problems(config: AdapterConfig, process: Process, *, http: bool = True
     if process == "listen":
         found += _listen(config, http)
     elif process == "serve":
-        found += _secret(config.provenance.service_token_env, config.provenance.service_token,
-                         "[provenance] service_token_env")
+        found += _secret(
+            config.provenance.service_token_env, config.provenance.service_token, "[provenance] service_token_env"
+        )
     elif process == "gateway":
         settings = config.gateway
         if settings.policies_dir is None:

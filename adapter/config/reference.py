@@ -35,20 +35,33 @@ def _cell(text: str) -> str:
 
 
 def _table(t: Table) -> str:
-    rows = [f"## `{t.header}`", "", t.summary, "", "| key | type | default | environment | meaning |",
-            "| --- | --- | --- | --- | --- |"]
+    rows = [
+        f"## `{t.header}`",
+        "",
+        t.summary,
+        "",
+        "| key | type | default | environment | meaning |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for key in t.keys:
         env = t.env_name(key)
-        rows.append(f"| `{key.name}` | {_cell(key.kind)} | {_cell(key.default)} | "
-                    f"{f'`{env}`' if env else '-'} | {_cell(key.meaning)} |")
+        rows.append(
+            f"| `{key.name}` | {_cell(key.kind)} | {_cell(key.default)} | "
+            f"{f'`{env}`' if env else '-'} | {_cell(key.meaning)} |"
+        )
     return "\n".join(rows) + "\n"
 
 
 def render() -> str:
     """The whole page."""
     parts = [_INTRO, *(_table(t) for t in TABLES)]
-    env_rows = ["## Environment only", "", "| variable | meaning |", "| --- | --- |",
-                *(f"| `{name}` | {meaning} |" for name, meaning in ENVIRONMENT_ONLY)]
+    env_rows = [
+        "## Environment only",
+        "",
+        "| variable | meaning |",
+        "| --- | --- |",
+        *(f"| `{name}` | {meaning} |" for name, meaning in ENVIRONMENT_ONLY),
+    ]
     parts.append("\n".join(env_rows) + "\n")
     return "\n".join(parts)
 

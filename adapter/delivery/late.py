@@ -24,8 +24,11 @@ def newer_delivered(item: OutboxItem, latest: dict[str, int]) -> int | None:
     does not make an earlier uplink's readings late."""
     if not latest or item.observed_us >= max(latest.values()):
         return None  # the common case, decided without reading the entity
-    newer = [latest[name] for name, value in item.entity.items()
-             if name in latest and isinstance(value, dict) and "observedAt" in value and latest[name] > item.observed_us]
+    newer = [
+        latest[name]
+        for name, value in item.entity.items()
+        if name in latest and isinstance(value, dict) and "observedAt" in value and latest[name] > item.observed_us
+    ]
     return max(newer) if newer else None
 
 
@@ -46,11 +49,13 @@ def history_fragment(entity: dict[str, Any]) -> dict[str, Any]:
 def late_problem(status: int, answer: ProblemDetails | None, item: OutboxItem, newer_us: int) -> ProblemDetails:
     newer = _EPOCH + timedelta(microseconds=newer_us)
     return ProblemDetails(
-        type="about:blank", status=status,
+        type="about:blank",
+        status=status,
         title="the broker does not add instances to an entity's history, and an upsert would move "
         "its current value back in time",
         detail=f"{item.entity_id}: observed at {_iso(item.observed_at)}, the value delivered last was observed at "
-        f"{_iso(newer)}", extra={"answer": answer.to_json()} if answer is not None else {},
+        f"{_iso(newer)}",
+        extra={"answer": answer.to_json()} if answer is not None else {},
     )
 
 

@@ -119,8 +119,16 @@ class DeliveryReceipts(Protocol):
     """Where the writer reports each batch the broker answered (``ProvenanceLedger``)."""
 
     def record_delivery(
-        self, tenant: str, *, started_at: str, ended_at: str, broker: str, status: int, software: str,
-        records: Sequence[int], refused: Sequence[dict[str, Any]] = (),
+        self,
+        tenant: str,
+        *,
+        started_at: str,
+        ended_at: str,
+        broker: str,
+        status: int,
+        software: str,
+        records: Sequence[int],
+        refused: Sequence[dict[str, Any]] = (),
     ) -> int: ...
 
 
@@ -326,7 +334,11 @@ class BrokerWriter:
         if unknown and not alone:
             log.warning(
                 "the broker's HTTP %d to a batch of %d %s entities does not say what became of %d (%s); "
-                "sending each of them again alone", answer.status, len(items), tenant, len(unknown),
+                "sending each of them again alone",
+                answer.status,
+                len(items),
+                tenant,
+                len(unknown),
                 answer.outcomes[unknown[0].seq].why,
             )
         gone = self._conclude(tenant, answer, items, final=alone)
@@ -366,7 +378,11 @@ class BrokerWriter:
         if outcome.strays:
             log.warning(
                 "the broker's HTTP %d to a batch of %d %s entities holds %d entries naming none of them: %s",
-                outcome.status, len(items), tenant, len(outcome.strays), "; ".join(outcome.strays[:3]),
+                outcome.status,
+                len(items),
+                tenant,
+                len(outcome.strays),
+                "; ".join(outcome.strays[:3]),
             )
         by_id = {o.entity_id: o for o in outcome.outcomes}
         return _Answer(outcome.status, sent_at, {i.seq: by_id[i.entity_id] for i in items})
@@ -419,7 +435,10 @@ class BrokerWriter:
                 return
             refused: dict[int, tuple[str, ProblemDetails]] = {}
             if not outcome.supported:
-                refused[item.seq] = (LATE_NOT_WRITTEN, late_problem(outcome.status, outcome.problem, item, newer[item.seq]))
+                refused[item.seq] = (
+                    LATE_NOT_WRITTEN,
+                    late_problem(outcome.status, outcome.problem, item, newer[item.seq]),
+                )
             elif outcome.fate is Fate.REFUSED:
                 assert outcome.problem is not None
                 refused[item.seq] = (BROKER_REFUSED, outcome.problem)
@@ -427,8 +446,9 @@ class BrokerWriter:
                 self._receipt(tenant, sent_at, outcome.status, [item], {s: p for s, (_, p) in refused.items()})
             gone.update(self._finish([item], refused))
 
-        log.info("%d late %s observations (older than their entity's current value) go to the history",
-                 len(items), tenant)
+        log.info(
+            "%d late %s observations (older than their entity's current value) go to the history", len(items), tenant
+        )
         await asyncio.gather(*(one(item) for item in items))
         if transient:
             self._retry_later(len(transient), tenant, transient[-1], self._clock())
@@ -475,12 +495,19 @@ class BrokerWriter:
         records = [i.source.record for i in items if i.seq not in refused and i.source.record is not None]
         rejected = [
             {"record": i.source.record, "entity": i.entity_id, "detail": refused[i.seq].title}
-            for i in items if i.seq in refused and i.source.record is not None
+            for i in items
+            if i.seq in refused and i.source.record is not None
         ]
         if records or rejected:
             self._receipts.record_delivery(
-                tenant, started_at=_instant(sent_at), ended_at=_instant(self._clock()), broker=self._client.base_url,
-                status=status, software=__version__, records=records, refused=rejected,
+                tenant,
+                started_at=_instant(sent_at),
+                ended_at=_instant(self._clock()),
+                broker=self._client.base_url,
+                status=status,
+                software=__version__,
+                records=records,
+                refused=rejected,
             )
 
     def _finish(self, items: list[OutboxItem], refused: dict[int, tuple[str, ProblemDetails]]) -> set[int]:
@@ -496,23 +523,38 @@ class BrokerWriter:
 
     def _dead_letter(self, item: OutboxItem, reason: str, problem: ProblemDetails) -> None:
         letter = self._dead_letters.add(
-            connection=item.source.connection, lns=item.source.lns, tenant=item.tenant,
-            body=item.entity_json.encode("utf-8"), reason=reason,
-            detail=json.dumps(problem.to_json(), ensure_ascii=False), event=item.source.event,
+            connection=item.source.connection,
+            lns=item.source.lns,
+            tenant=item.tenant,
+            body=item.entity_json.encode("utf-8"),
+            reason=reason,
+            detail=json.dumps(problem.to_json(), ensure_ascii=False),
+            event=item.source.event,
             dev_eui=item.source.dev_eui,
         )
         log.warning(
-            "%s %s (tenant %s): %s %s; dead letter %d", "broker refused" if reason == BROKER_REFUSED else reason,
-            item.entity_id, item.tenant, problem.status, problem.title, letter,
+            "%s %s (tenant %s): %s %s; dead letter %d",
+            "broker refused" if reason == BROKER_REFUSED else reason,
+            item.entity_id,
+            item.tenant,
+            problem.status,
+            problem.title,
+            letter,
         )
 
     def _refuse_oversize(self, pending: PendingItem) -> None:
         for item in self._outbox.load([pending.seq]):
-            self._dead_letter(item, BROKER_REFUSED, ProblemDetails(
-                type="https://uri.etsi.org/ngsi-ld/errors/BadRequestData", title="Entity too large for a batch",
-                status=413, detail=f"{item.entity_id}: {pending.size} bytes, while a batch must stay under "
-                f"{self._settings.batch_max_bytes} bytes",
-            ))
+            self._dead_letter(
+                item,
+                BROKER_REFUSED,
+                ProblemDetails(
+                    type="https://uri.etsi.org/ngsi-ld/errors/BadRequestData",
+                    title="Entity too large for a batch",
+                    status=413,
+                    detail=f"{item.entity_id}: {pending.size} bytes, while a batch must stay under "
+                    f"{self._settings.batch_max_bytes} bytes",
+                ),
+            )
         self._outbox.complete(refused=[pending.seq])
 
     def _retry_later(self, count: int, tenant: str, why: NgsiLdError | str, sent_at: float) -> None:
@@ -526,7 +568,10 @@ class BrokerWriter:
         self._resume_at = max(self._resume_at, self._clock() + delay)
         log.warning(
             "broker write failed (%s); %d %s entities stay in the outbox, next attempt in %.2f s",
-            why, count, tenant, self._resume_at - self._clock(),
+            why,
+            count,
+            tenant,
+            self._resume_at - self._clock(),
         )
 
 
@@ -534,6 +579,9 @@ def _unconfirmed(status: int, outcome: EntityOutcome) -> ProblemDetails:
     """The dead-letter detail of an entity no answer confirmed: what the broker last said."""
     extra = {"answer": outcome.problem.to_json()} if outcome.problem is not None else {}
     return ProblemDetails(
-        type="about:blank", title="the broker's answer does not confirm this entity", status=status,
-        detail=outcome.why, extra=extra,
+        type="about:blank",
+        title="the broker's answer does not confirm this entity",
+        status=status,
+        detail=outcome.why,
+        extra=extra,
     )

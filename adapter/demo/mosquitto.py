@@ -104,10 +104,8 @@ class MosquittoBroker:
         # write the persistence file in this root-owned temporary folder.
         self.config_file.write_text(
             # per listener: the TLS listener authenticates, the plaintext one stays anonymous
-            ("per_listener_settings true\n" if self.tls is not None else "")
-            + f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
-            + self._tls_config() +
+            ("per_listener_settings true\n" if self.tls is not None else "") + f"listener {self.port} {self.host}\n"
+            "allow_anonymous true\n" + self._tls_config() +
             # Mosquitto's default (1000) drops QoS 1 messages once a slow subscriber's queue
             # is full; an LNS broker feeding the adapter must keep them all.
             "max_queued_messages 0\n"

@@ -123,8 +123,9 @@ async def run_demo(
     contexts_url = f"http://{HOST}:{http_port}/contexts"
     # Offline, like an Orion-LD inside a public body's network: it fetches only the adapter's
     # served contexts, so a request naming an upstream context fails here as it would there.
-    broker = web.AppRunner(create_broker_app(db_path=report.broker_db, reachable_contexts=[contexts_url + "/"]),
-                           access_log=None)
+    broker = web.AppRunner(
+        create_broker_app(db_path=report.broker_db, reachable_contexts=[contexts_url + "/"]), access_log=None
+    )
     await broker.setup()
     await web.TCPSite(broker, HOST, broker_port).start()
     fleet = build_fleet()
@@ -145,6 +146,7 @@ async def run_demo(
         provenance=dataclasses.replace(config.provenance, key_dir=keys),
     )
     try:
+
         def count(result: PipelineResult) -> None:
             report.outcomes[result.status] += 1
 
@@ -159,10 +161,13 @@ async def run_demo(
             assert service.provenance is not None
             await _provenance(service.provenance, report, progress)
             if sharing:
+
                 async def publish(event: Any) -> None:
                     await _publish_one(event, mosquitto.port, http_port)
 
-                report.sharing = await run_sharing(demo_config, f"http://{HOST}:{broker_port}", fleet, publish, progress)
+                report.sharing = await run_sharing(
+                    demo_config, f"http://{HOST}:{broker_port}", fleet, publish, progress
+                )
     finally:
         await broker.cleanup()
         mosquitto.stop()
@@ -170,8 +175,14 @@ async def run_demo(
     return report
 
 
-async def _publish(events: list[Any], config: AdapterConfig, mqtt_port: int, http_port: int,
-                   progress: Callable[[str], None], report: DemoReport) -> int:
+async def _publish(
+    events: list[Any],
+    config: AdapterConfig,
+    mqtt_port: int,
+    http_port: int,
+    progress: Callable[[str], None],
+    report: DemoReport,
+) -> int:
     from adapter.app import DEMO_EVENTS
 
     bad = [read_sample((DEMO_EVENTS / name).read_bytes(), name) for name in _BAD_SAMPLES]
@@ -237,8 +248,9 @@ async def _provenance(runtime: ProvenanceRuntime, report: DemoReport, progress: 
         result = await runtime.verify("ville", report.sample["id"], "no2", observed)
         report.verification = list(verification_lines(result))
         if result.holds and result.record is not None:
-            report.verified = VerifiedValue("ville", report.sample["id"], "no2", str(no2["observedAt"]),
-                                            no2.get("value"), result.record)
+            report.verified = VerifiedValue(
+                "ville", report.sample["id"], "no2", str(no2["observedAt"]), no2.get("value"), result.record
+            )
     if runtime.store is not None:
         rows = await runtime.store.select(_UPLINKS_PER_GATEWAY)
         report.uplinks_per_gateway = [(str(r["graph"]), int(str(r["gateways"])), int(str(r["uplinks"]))) for r in rows]
@@ -247,14 +259,20 @@ async def _provenance(runtime: ProvenanceRuntime, report: DemoReport, progress: 
 async def _read_back(report: DemoReport, broker_url: str, config: AdapterConfig) -> None:
     """Count what the broker holds per tenant and type, and fetch one entity with its history."""
     types = sorted({(e.type, e.context) for p in load_profiles(config.models_dir) for e in p.entities})
-    types.append(("Device", "https://raw.githubusercontent.com/smart-data-models/dataModel.Device/master/context.jsonld"))
+    types.append(
+        ("Device", "https://raw.githubusercontent.com/smart-data-models/dataModel.Device/master/context.jsonld")
+    )
     async with aiohttp.ClientSession() as http:
         for tenant in sorted(config.collectivities):
             counts = {}
             for entity_type, context in types:
                 async with http.get(
-                    f"{broker_url}/ngsi-ld/v1/entities", params={"type": entity_type, "count": "true", "limit": "1"},
-                    headers={"NGSILD-Tenant": tenant, "Link": _LINK.format(broker_context(context, config.contexts_url))},
+                    f"{broker_url}/ngsi-ld/v1/entities",
+                    params={"type": entity_type, "count": "true", "limit": "1"},
+                    headers={
+                        "NGSILD-Tenant": tenant,
+                        "Link": _LINK.format(broker_context(context, config.contexts_url)),
+                    },
                 ) as answer:
                     if answer.status == 200 and int(answer.headers.get("NGSILD-Results-Count", "0")):
                         counts[entity_type] = int(answer.headers["NGSILD-Results-Count"])
@@ -263,13 +281,15 @@ async def _read_back(report: DemoReport, broker_url: str, config: AdapterConfig)
         context = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
         report.context = context
         headers = {"NGSILD-Tenant": "ville", "Link": _LINK.format(broker_context(context, config.contexts_url))}
-        async with http.get(f"{broker_url}/ngsi-ld/v1/entities", params={"type": "AirQualityObserved", "limit": "1"},
-                            headers=headers) as answer:
+        async with http.get(
+            f"{broker_url}/ngsi-ld/v1/entities", params={"type": "AirQualityObserved", "limit": "1"}, headers=headers
+        ) as answer:
             found = await answer.json() if answer.status == 200 else []
         if found:
             report.sample = found[0]
-            async with http.get(f"{broker_url}/ngsi-ld/v1/temporal/entities/{found[0]['id']}",
-                                params={"attrs": "no2"}, headers=headers) as answer:
+            async with http.get(
+                f"{broker_url}/ngsi-ld/v1/temporal/entities/{found[0]['id']}", params={"attrs": "no2"}, headers=headers
+            ) as answer:
                 history = await answer.json() if answer.status == 200 else {}
             no2 = history.get("no2", [])
             report.sample_history = len(no2) if isinstance(no2, list) else 1

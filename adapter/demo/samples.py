@@ -60,8 +60,9 @@ def _text(doc: dict[str, Any], key: str, name: str) -> str | None:
 def _sample(doc: dict[str, Any], name: str) -> Sample:
     unknown = sorted(set(doc) - _KEYS)
     if unknown:
-        raise SampleError(f"{name}: unknown key(s) {', '.join(unknown)} in a sample file "
-                          f"(it holds {', '.join(sorted(_KEYS))})")
+        raise SampleError(
+            f"{name}: unknown key(s) {', '.join(unknown)} in a sample file (it holds {', '.join(sorted(_KEYS))})"
+        )
     lns = doc["lns"]
     if lns not in PARSERS:
         raise SampleError(f"{name}: 'lns' must be one of {', '.join(sorted(PARSERS))}, not {lns!r}")

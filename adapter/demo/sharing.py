@@ -66,8 +66,11 @@ def _dev_secret(realm: str, client_id: str) -> str:
 
 
 async def run_sharing(
-    config: AdapterConfig, broker_url: str, fleet: list[FleetDevice],
-    publish: Callable[[SimulatedEvent], Awaitable[None]], progress: Callable[[str], None],
+    config: AdapterConfig,
+    broker_url: str,
+    fleet: list[FleetDevice],
+    publish: Callable[[SimulatedEvent], Awaitable[None]],
+    progress: Callable[[str], None],
 ) -> SharingReport:
     """The use case on the running demo (``publish`` sends one uplink as its network server)."""
     report = SharingReport()
@@ -105,24 +108,37 @@ async def run_sharing(
         async with aiohttp.ClientSession() as session:
             validator = TokenValidator([TrustedIssuer(keycloak.issuer("ville"), organization="ville")], session)
             context = GatewayContext(
-                validator.validate, load_policies(config, POLICIES), broker_url, session,
-                entity_contexts(load_profiles(config.models_dir)), log, subscriptions=store,
-                public_url=f"http://{HOST}:{gateway_port}", contexts_url=config.contexts_url,
-                endpoints=EndpointPolicy((parse_prefix(f"http://{HOST}:{endpoint_port}/"),),
-                                         (ip_network(f"{HOST}/32"),)),
+                validator.validate,
+                load_policies(config, POLICIES),
+                broker_url,
+                session,
+                entity_contexts(load_profiles(config.models_dir)),
+                log,
+                subscriptions=store,
+                public_url=f"http://{HOST}:{gateway_port}",
+                contexts_url=config.contexts_url,
+                endpoints=EndpointPolicy(
+                    (parse_prefix(f"http://{HOST}:{endpoint_port}/"),), (ip_network(f"{HOST}/32"),)
+                ),
             )
             gateway = web.AppRunner(create_gateway_app(context), access_log=None)
             await gateway.setup()
             await web.TCPSite(gateway, HOST, gateway_port).start()
             base = f"http://{HOST}:{gateway_port}/ngsi-ld/v1"
-            form = {"grant_type": "client_credentials", "client_id": "ecole-ventilation",
-                    "client_secret": _dev_secret("ville", "ecole-ventilation")}
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": "ecole-ventilation",
+                "client_secret": _dev_secret("ville", "ecole-ventilation"),
+            }
             async with session.post(keycloak.token_url("ville"), data=form) as answer:
                 token = (await answer.json())["access_token"]
             headers = {"Authorization": f"Bearer {token}", "NGSILD-Tenant": "region", "NGSILD-Purpose": PURPOSE}
             subscription = {
-                "type": "Subscription", "entities": [{"type": "AirQualityObserved"}], "watchedAttributes": ["no2"],
-                "q": "no2>100", "notification": {"endpoint": {"uri": f"http://{HOST}:{endpoint_port}/notify"}},
+                "type": "Subscription",
+                "entities": [{"type": "AirQualityObserved"}],
+                "watchedAttributes": ["no2"],
+                "q": "no2>100",
+                "notification": {"endpoint": {"uri": f"http://{HOST}:{endpoint_port}/notify"}},
             }
             async with session.post(f"{base}/subscriptions", json=subscription, headers=headers) as answer:
                 report.subscribed = answer.status == 201
@@ -138,8 +154,9 @@ async def run_sharing(
             except TimeoutError:
                 report.skipped = "no notification within 30 s"
             water = {**headers, "NGSILD-Tenant": "eau"}
-            async with session.get(f"{base}/entities", params={"type": "WaterConsumptionObserved"},
-                                   headers=water) as answer:
+            async with session.get(
+                f"{base}/entities", params={"type": "WaterConsumptionObserved"}, headers=water
+            ) as answer:
                 report.refused = f"{answer.status}: {(await answer.json()).get('detail', '')}"
             report.accesses = len(log.records("region")) + len(log.records("eau"))
     finally:

@@ -44,8 +44,11 @@ def acceptable(accept: str, offers: Sequence[str]) -> list[str]:
     ranked = []
     for position, offer in enumerate(offers):
         wildcard = offer.split("/")[0] + "/*"
-        matches = [(2 if media == offer else 1 if media == wildcard else 0, q)
-                   for media, q in ranges if media in (offer, wildcard, "*/*")]
+        matches = [
+            (2 if media == offer else 1 if media == wildcard else 0, q)
+            for media, q in ranges
+            if media in (offer, wildcard, "*/*")
+        ]
         quality = max(matches)[1] if matches else 0.0
         if quality > 0:
             ranked.append((-quality, position, offer))

@@ -94,10 +94,10 @@ def _problem(status: int, kind: str, title: str, detail: str) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
-def _json(value: Any, *, status: int = 200, headers: Mapping[str, str] | None = None,
-          content_type: str = "application/json") -> web.Response:
+def _json(
+    value: Any, *, status: int = 200, headers: Mapping[str, str] | None = None, content_type: str = "application/json"
+) -> web.Response:
     return web.Response(body=orjson.dumps(value), status=status, headers=headers, content_type=content_type)
-
 
 
 class _Steps:
@@ -105,8 +105,9 @@ class _Steps:
 
     def __init__(self, context: GatewayContext) -> None:
         self.c = context
-        self.vocabulary = Vocabulary(context.contexts, dict(context.adapter_terms or _default_adapter_terms()),
-                                     contexts_url=context.contexts_url)
+        self.vocabulary = Vocabulary(
+            context.contexts, dict(context.adapter_terms or _default_adapter_terms()), contexts_url=context.contexts_url
+        )
         self.short_names = self.vocabulary.short_names()
         self._own_notifier = context.notifier is None
         self.notifier = context.notifier
@@ -128,8 +129,14 @@ class _Steps:
         values = request.headers.getall("Authorization", [])
         scheme, _, token = (values[0] if len(values) == 1 else "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise _Answer(_problem(401, "NoBearerToken", "Unauthorized",
-                                   "an access token is required (Authorization: Bearer ...), once"))
+            raise _Answer(
+                _problem(
+                    401,
+                    "NoBearerToken",
+                    "Unauthorized",
+                    "an access token is required (Authorization: Bearer ...), once",
+                )
+            )
         try:
             return await self.c.validate(token.strip())
         except Exception as exc:  # InvalidToken: its reason code, never the token
@@ -137,8 +144,14 @@ class _Steps:
             if not isinstance(reason, str):
                 raise
             if reason == "issuer_unavailable":
-                raise _Answer(_problem(503, "IssuerUnavailable", "Service Unavailable",
-                                       "the token's issuer cannot be reached to check its keys; retry later")) from exc
+                raise _Answer(
+                    _problem(
+                        503,
+                        "IssuerUnavailable",
+                        "Service Unavailable",
+                        "the token's issuer cannot be reached to check its keys; retry later",
+                    )
+                ) from exc
             response = _problem(401, "InvalidToken", "Unauthorized", f"the access token is refused: {reason}")
             response.headers["WWW-Authenticate"] = f'Bearer error="invalid_token", error_description="{reason}"'
             raise _Answer(response) from exc
@@ -151,19 +164,37 @@ class _Steps:
             raise _Answer(_problem(403, "Forbidden", "Forbidden", outcome.reason))
         return outcome
 
-    def _record(self, principal: Principal, access: AccessRequest, answer: UpstreamAnswer, *, reason: str = "",
-                agreement: str | None = None, entities: Sequence[str] = ()) -> None:
+    def _record(
+        self,
+        principal: Principal,
+        access: AccessRequest,
+        answer: UpstreamAnswer,
+        *,
+        reason: str = "",
+        agreement: str | None = None,
+        entities: Sequence[str] = (),
+    ) -> None:
         """A permitted access, with what the gateway asked (built from the decision, never the client's path)."""
-        self.c.access_log.record(principal, access, outcome="permitted", reason=reason, path=answer.target,
-                                 agreement=agreement, entities=entities)
+        self.c.access_log.record(
+            principal,
+            access,
+            outcome="permitted",
+            reason=reason,
+            path=answer.target,
+            agreement=agreement,
+            entities=entities,
+        )
 
     async def _broker(self, built: upstream.Upstream) -> UpstreamAnswer:
         return await upstream.send(self.c.session, self.c.broker_url, built, temporal_base=self.c.temporal_url)
 
     def _adapter(self) -> str:
         if self.c.adapter_url is None:
-            raise _Answer(_problem(501, "OperationNotSupported", "Not Implemented",
-                                   "this gateway offers no provenance, logs or SPARQL"))
+            raise _Answer(
+                _problem(
+                    501, "OperationNotSupported", "Not Implemented", "this gateway offers no provenance, logs or SPARQL"
+                )
+            )
         return self.c.adapter_url
 
 
@@ -187,5 +218,3 @@ def _default_adapter_terms() -> dict[str, str]:
     from adapter.ngsild.contexts import ADAPTER_CONTEXT, load_context
 
     return upstream.adapter_terms(load_context(ADAPTER_CONTEXT)["@context"])
-
-

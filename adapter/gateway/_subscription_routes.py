@@ -37,8 +37,9 @@ class _SubscriptionRoutes(_Steps):
 
     def _store(self) -> SubscriptionStore:
         if self.c.subscriptions is None or not self.c.public_url:
-            raise _Answer(_problem(501, "OperationNotSupported", "Not Implemented",
-                                   "this gateway takes no subscriptions"))
+            raise _Answer(
+                _problem(501, "OperationNotSupported", "Not Implemented", "this gateway takes no subscriptions")
+            )
         return self.c.subscriptions
 
     async def subscribe(self, request: web.Request) -> web.Response:
@@ -65,9 +66,14 @@ class _SubscriptionRoutes(_Steps):
         assert expires is not None  # the decision caps every subscription's lifetime
         body["expiresAt"] = upstream.iso(expires)  # kept, so that each notification is decided with it
         subscription = store.add(
-            tenant=narrowed.access.tenant, entity_type=narrowed.access.entity_type, purpose=narrowed.access.purpose,
-            principal=principal, endpoint=str(endpoint), accept=typed.accept,
-            attributes=sorted(narrowed.request.attributes or ()), request=body,
+            tenant=narrowed.access.tenant,
+            entity_type=narrowed.access.entity_type,
+            purpose=narrowed.access.purpose,
+            principal=principal,
+            endpoint=str(endpoint),
+            accept=typed.accept,
+            attributes=sorted(narrowed.request.attributes or ()),
+            request=body,
         )
         answer = await self._subscribe_at_broker(subscription, narrowed)
         if answer is None:
@@ -76,14 +82,16 @@ class _SubscriptionRoutes(_Steps):
         self._record(principal, narrowed.access, answer, reason="subscribed", agreement=narrowed.grant.agreement)
         return web.Response(status=201, headers={"Location": f"{_API}/subscriptions/{subscription.id}"})
 
-    def _broker_subscription(self, subscription: GatewaySubscription, narrowed: NarrowedSubscription
-                             ) -> upstream.Upstream:
+    def _broker_subscription(
+        self, subscription: GatewaySubscription, narrowed: NarrowedSubscription
+    ) -> upstream.Upstream:
         assert self.c.public_url is not None
         notify = f"{self.c.public_url.rstrip('/')}/gateway/notifications/{subscription.id}/{subscription.secret}"
         return upstream.broker_subscription(narrowed, notify, self.vocabulary)
 
-    async def _subscribe_at_broker(self, subscription: GatewaySubscription, narrowed: NarrowedSubscription
-                                   ) -> UpstreamAnswer | None:
+    async def _subscribe_at_broker(
+        self, subscription: GatewaySubscription, narrowed: NarrowedSubscription
+    ) -> UpstreamAnswer | None:
         """The broker subscription built from ``narrowed``; the store keeps its id and digest."""
         built = self._broker_subscription(subscription, narrowed)
         answer = await self._broker(built)
@@ -91,8 +99,11 @@ class _SubscriptionRoutes(_Steps):
             log.warning("subscription %s: the broker answered %d", subscription.id, answer.status)
             return None
         assert self.c.subscriptions is not None and built.body is not None
-        self.c.subscriptions.set_broker_id(subscription.id, answer.headers.get("Location", "").rsplit("/", 1)[-1],
-                                           hashlib.sha256(built.body).hexdigest())
+        self.c.subscriptions.set_broker_id(
+            subscription.id,
+            answer.headers.get("Location", "").rsplit("/", 1)[-1],
+            hashlib.sha256(built.body).hexdigest(),
+        )
         return answer
 
     async def list_subscriptions(self, request: web.Request) -> web.Response:
@@ -139,14 +150,19 @@ class _SubscriptionRoutes(_Steps):
             notification = parse.json_body(await request.read())
         except BadRequest:
             return web.Response(status=400)
-        typed = parse.subscription_from(subscription.request, subscription.tenant, subscription.purpose,
-                                        self.c.contexts)
+        typed = parse.subscription_from(
+            subscription.request, subscription.tenant, subscription.purpose, self.c.contexts
+        )
         outcome = decide(subscription.principal, typed, self.c.policies, now=self.c.clock())
         if isinstance(outcome, Refusal):
             access = outcome.access or AccessRequest(Action.SUBSCRIBE, subscription.tenant, subscription.entity_type)
-            self.c.access_log.record(subscription.principal, access, outcome="refused",
-                                     reason=f"agreement no longer grants it: {outcome.reason}; subscription removed",
-                                     path=f"/gateway/notifications/{subscription.id}")
+            self.c.access_log.record(
+                subscription.principal,
+                access,
+                outcome="refused",
+                reason=f"agreement no longer grants it: {outcome.reason}; subscription removed",
+                path=f"/gateway/notifications/{subscription.id}",
+            )
             await self._drop(subscription)
             return web.Response(status=204)
         assert isinstance(outcome, NarrowedSubscription)
@@ -164,21 +180,34 @@ class _SubscriptionRoutes(_Steps):
                 await self._broker(upstream.delete_broker_subscription(subscription.tenant, old_broker_id))
             return web.Response(status=204)
         data = notification.get("data", []) if isinstance(notification, dict) else []
-        kept = [e for e in (filter_entity(x, outcome.rules, self.short_names) for x in data if isinstance(x, dict)
-                            and x.get("type") == subscription.entity_type) if e]
+        kept = [
+            e
+            for e in (
+                filter_entity(x, outcome.rules, self.short_names)
+                for x in data
+                if isinstance(x, dict) and x.get("type") == subscription.entity_type
+            )
+            if e
+        ]
         if kept:
             notified_at = notification.get("notifiedAt") if isinstance(notification, dict) else None
             forwarded = {
-                "id": f"urn:ngsi-ld:Notification:{secrets.token_hex(8)}", "type": "Notification",
+                "id": f"urn:ngsi-ld:Notification:{secrets.token_hex(8)}",
+                "type": "Notification",
                 "subscriptionId": subscription.id,
                 "notifiedAt": notified_at if isinstance(notified_at, str) and len(notified_at) < 40 else None,
                 "data": [render(e, typed.format) for e in kept],
             }
             # Recorded before the data leaves (and without the URL's secret).
-            self.c.access_log.record(subscription.principal, outcome.access, outcome="permitted",
-                                     reason=f"notification to {subscription.endpoint}",
-                                     path=f"/gateway/notifications/{subscription.id}",
-                                     agreement=outcome.grant.agreement, entities=[str(e["id"]) for e in kept])
+            self.c.access_log.record(
+                subscription.principal,
+                outcome.access,
+                outcome="permitted",
+                reason=f"notification to {subscription.endpoint}",
+                path=f"/gateway/notifications/{subscription.id}",
+                agreement=outcome.grant.agreement,
+                entities=[str(e["id"]) for e in kept],
+            )
             await self._deliver(subscription, forwarded)
         return web.Response(status=204)
 
@@ -190,4 +219,3 @@ class _SubscriptionRoutes(_Steps):
             return
         assert self.notifier is not None
         await deliver(self.notifier, endpoint, orjson.dumps(notification), timeout_s=10.0)
-

@@ -25,8 +25,18 @@ __all__ = ["ALWAYS_KEPT", "filter_entity", "partner_lineage", "partner_verificat
 
 #: entity members every answer keeps
 ALWAYS_KEPT = frozenset(("id", "type"))
-_ATTRIBUTE_TYPES = frozenset({"Property", "Relationship", "GeoProperty", "LanguageProperty", "VocabProperty",
-                              "ListProperty", "ListRelationship", "JsonProperty"})
+_ATTRIBUTE_TYPES = frozenset(
+    {
+        "Property",
+        "Relationship",
+        "GeoProperty",
+        "LanguageProperty",
+        "VocabProperty",
+        "ListProperty",
+        "ListRelationship",
+        "JsonProperty",
+    }
+)
 
 
 def _round(value: Any, decimals: int) -> Any:
@@ -84,8 +94,11 @@ def _inside(entity: Mapping[str, Any], rules: AnswerRules) -> bool:
         return False
     for instance in instances:
         value: Any = instance.get("value") if isinstance(instance, dict) else None
-        if not (is_geometry(value) and value["type"] == "Point"
-                and point_in_polygon(value["coordinates"], [rules.area.polygon])):
+        if not (
+            is_geometry(value)
+            and value["type"] == "Point"
+            and point_in_polygon(value["coordinates"], [rules.area.polygon])
+        ):
             return False
     return True
 
@@ -132,8 +145,13 @@ def partner_lineage(lineage: dict[str, Any]) -> dict[str, Any]:
     return {
         **_pick(lineage, ("graph", "tenant", "record", "value", "processing", "steps", "software")),
         "uplink": _pick(uplink, ("iri", "recordType", "receivedAt")),
-        "deliveries": [_pick(d, ("iri", "id", "status", "startedAt", "endedAt", "software", "accepted"))
-                       for d in deliveries if isinstance(d, dict)] if isinstance(deliveries, list) else [],
+        "deliveries": [
+            _pick(d, ("iri", "id", "status", "startedAt", "endedAt", "software", "accepted"))
+            for d in deliveries
+            if isinstance(d, dict)
+        ]
+        if isinstance(deliveries, list)
+        else [],
     }
 
 
@@ -144,11 +162,13 @@ def partner_verification(report: dict[str, Any]) -> dict[str, Any]:
     return {
         **_pick(report, ("holds", "tenant", "entity", "attribute", "observedAt", "record")),
         "checks": [_pick(c, ("check", "status")) for c in checks if isinstance(c, dict)]
-        if isinstance(checks, list) else [],
+        if isinstance(checks, list)
+        else [],
     }
 
 
 # -- rendering ---------------------------------------------------------------------------------
+
 
 def _simple(instance: Mapping[str, Any]) -> Any:
     kind = instance.get("type")

@@ -61,18 +61,24 @@ __all__ = ["GatewayContext", "create_gateway_app"]
 
 
 @web.middleware
-async def _path_guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                      ) -> web.StreamResponse:
+async def _path_guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Refuse a raw path that could name another resource once decoded or normalised."""
     if _HOSTILE_PATH.search(request.raw_path.split("?", 1)[0]):
-        return _problem(400, "BadRequestData", "Bad Request",
-                        "the path has an encoded slash, backslash or dot, or a dot or empty segment: refused")
+        return _problem(
+            400,
+            "BadRequestData",
+            "Bad Request",
+            "the path has an encoded slash, backslash or dot, or a dot or empty segment: refused",
+        )
     return await handler(request)
 
 
 @web.middleware
-async def _errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                  ) -> web.StreamResponse:
+async def _errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except _Answer as answer:
@@ -100,35 +106,37 @@ def create_gateway_app(context: GatewayContext) -> web.Application:
     app = web.Application(middlewares=[_path_guard, _errors], client_max_size=parse.MAX_BODY_BYTES)
     app.on_startup.append(gateway.start)
     app.on_cleanup.append(gateway.stop)
-    app.add_routes([
-        web.get(f"{_API}/entities", gateway.query_entities),
-        web.get(f"{_API}/entities/{{entity_id}}", gateway.retrieve_entity),
-        web.post(f"{_API}/entityOperations/query", gateway.post_query),
-        web.get(f"{_API}/temporal/entities", gateway.query_temporal),
-        web.get(f"{_API}/temporal/entities/{{entity_id}}", gateway.retrieve_temporal),
-        web.post(f"{_API}/temporal/entityOperations/query", gateway.post_temporal_query),
-        web.post(f"{_API}/subscriptions", gateway.subscribe),
-        web.get(f"{_API}/subscriptions", gateway.list_subscriptions),
-        web.get(f"{_API}/subscriptions/{{subscription_id}}", gateway.get_subscription),
-        web.delete(f"{_API}/subscriptions/{{subscription_id}}", gateway.unsubscribe),
-        web.post("/gateway/notifications/{subscription_id}/{secret}", gateway.notified),
-        web.get("/gateway/access", gateway.access),
-        web.get("/sparql", gateway.sparql),
-        web.post("/sparql", gateway.sparql),
-        web.get("/provenance/{tenant}/lineage", gateway.lineage),
-        web.get("/provenance/{tenant}/verify", gateway.verify),
-        web.get("/provenance/{tenant}/uplinks/{n}", gateway.uplink_record),
-        web.get("/provenance/{tenant}/uplinks/{n}/record", gateway.uplink_canonical_record),
-        web.get("/provenance/{tenant}/devices/{dev_eui}", gateway.device_chain),
-        web.get("/provenance/{tenant}/devices/{dev_eui}/records/{seq}", gateway.device_record),
-        web.get("/logs/{tenant}/checkpoint", gateway.log_checkpoint),
-        web.get("/logs/{tenant}/key", gateway.log_key),
-        web.get("/logs/{tenant}/tile/{rest:.+}", gateway.log_tile),
-        web.get("/logs/{tenant}/proof/inclusion", gateway.log_inclusion),
-        web.get("/logs/{tenant}/proof/consistency", gateway.log_consistency),
-        web.get("/.well-known/jwks.json", gateway.jwks),
-        web.route("*", f"{_API}/{{rest:.*}}", gateway.refuse_write),
-    ])
+    app.add_routes(
+        [
+            web.get(f"{_API}/entities", gateway.query_entities),
+            web.get(f"{_API}/entities/{{entity_id}}", gateway.retrieve_entity),
+            web.post(f"{_API}/entityOperations/query", gateway.post_query),
+            web.get(f"{_API}/temporal/entities", gateway.query_temporal),
+            web.get(f"{_API}/temporal/entities/{{entity_id}}", gateway.retrieve_temporal),
+            web.post(f"{_API}/temporal/entityOperations/query", gateway.post_temporal_query),
+            web.post(f"{_API}/subscriptions", gateway.subscribe),
+            web.get(f"{_API}/subscriptions", gateway.list_subscriptions),
+            web.get(f"{_API}/subscriptions/{{subscription_id}}", gateway.get_subscription),
+            web.delete(f"{_API}/subscriptions/{{subscription_id}}", gateway.unsubscribe),
+            web.post("/gateway/notifications/{subscription_id}/{secret}", gateway.notified),
+            web.get("/gateway/access", gateway.access),
+            web.get("/sparql", gateway.sparql),
+            web.post("/sparql", gateway.sparql),
+            web.get("/provenance/{tenant}/lineage", gateway.lineage),
+            web.get("/provenance/{tenant}/verify", gateway.verify),
+            web.get("/provenance/{tenant}/uplinks/{n}", gateway.uplink_record),
+            web.get("/provenance/{tenant}/uplinks/{n}/record", gateway.uplink_canonical_record),
+            web.get("/provenance/{tenant}/devices/{dev_eui}", gateway.device_chain),
+            web.get("/provenance/{tenant}/devices/{dev_eui}/records/{seq}", gateway.device_record),
+            web.get("/logs/{tenant}/checkpoint", gateway.log_checkpoint),
+            web.get("/logs/{tenant}/key", gateway.log_key),
+            web.get("/logs/{tenant}/tile/{rest:.+}", gateway.log_tile),
+            web.get("/logs/{tenant}/proof/inclusion", gateway.log_inclusion),
+            web.get("/logs/{tenant}/proof/consistency", gateway.log_consistency),
+            web.get("/.well-known/jwks.json", gateway.jwks),
+            web.route("*", f"{_API}/{{rest:.*}}", gateway.refuse_write),
+        ]
+    )
     return app
 
 
@@ -174,27 +182,41 @@ class _Gateway(_SubscriptionRoutes, _ProvenanceRoutes):
         typed = parse.entity_query_body(await request.read(), request.query, headers, self.c.contexts, temporal=True)
         return await self._entities(principal, typed, headers, request)
 
-    async def _entities(self, principal: Principal, typed: PartnerRequest, headers: Headers,
-                        request: web.Request) -> web.Response:
+    async def _entities(
+        self, principal: Principal, typed: PartnerRequest, headers: Headers, request: web.Request
+    ) -> web.Response:
         accept = headers.json_accept()
         narrowed = self._decide(principal, typed, _route(request))
         if isinstance(narrowed, CellQuery):
             return await self._cells(principal, narrowed, accept)
         assert isinstance(narrowed, NarrowedEntityQuery | NarrowedTemporalQuery)
-        built = (upstream.entity_query(narrowed, self.vocabulary) if isinstance(narrowed, NarrowedEntityQuery)
-                 else upstream.temporal_query(narrowed, self.vocabulary))
+        built = (
+            upstream.entity_query(narrowed, self.vocabulary)
+            if isinstance(narrowed, NarrowedEntityQuery)
+            else upstream.temporal_query(narrowed, self.vocabulary)
+        )
         answer = await self._broker(built)
         request_model = narrowed.request
         if answer.status != 200 or not isinstance(answer.json(), list):
-            self._record(principal, narrowed.access, answer, reason=f"broker answered {answer.status}",
-                         agreement=narrowed.grant.agreement)
+            self._record(
+                principal,
+                narrowed.access,
+                answer,
+                reason=f"broker answered {answer.status}",
+                agreement=narrowed.grant.agreement,
+            )
             return _problem(502, "BadGateway", "Bad Gateway", f"the broker answered {answer.status}")
         found = answer.json()
         if isinstance(narrowed, NarrowedTemporalQuery) and narrowed.rules.area is not None:
             found = await self._with_location_history(narrowed, found)
         kept = [e for e in (filter_entity(x, narrowed.rules, self.short_names) for x in found) if e]
-        self._record(principal, narrowed.access, answer, agreement=narrowed.grant.agreement,
-                     entities=[str(e["id"]) for e in kept])
+        self._record(
+            principal,
+            narrowed.access,
+            answer,
+            agreement=narrowed.grant.agreement,
+            entities=[str(e["id"]) for e in kept],
+        )
         entity_type = request_model.selection.entity_type
         rendered = [self._with_context(render(e, request_model.projection.format), entity_type, accept) for e in kept]
         extra = {}
@@ -215,7 +237,9 @@ class _Gateway(_SubscriptionRoutes, _ProvenanceRoutes):
         answer = await self._broker(upstream.location_history(narrowed, ids, self.vocabulary))
         histories = answer.json() if answer.status == 200 else None
         located = {h.get("id"): h.get("location") for h in histories or () if isinstance(h, dict)}
-        return [{**e, "location": located.get(e["id"])} for e in found if isinstance(e, dict) and e.get("id") in located]
+        return [
+            {**e, "location": located.get(e["id"])} for e in found if isinstance(e, dict) and e.get("id") in located
+        ]
 
     def _with_context(self, entity: dict[str, Any], entity_type: str, accept: str) -> dict[str, Any]:
         if accept == "application/ld+json":
@@ -230,32 +254,57 @@ class _Gateway(_SubscriptionRoutes, _ProvenanceRoutes):
 
     async def _cells(self, principal: Principal, query: CellQuery, accept: str) -> web.Response:
         if self.c.cells is None:
-            raise _Answer(_problem(501, "OperationNotSupported", "Not Implemented",
-                                   "this gateway keeps no published cells for aggregated agreements"))
+            raise _Answer(
+                _problem(
+                    501,
+                    "OperationNotSupported",
+                    "Not Implemented",
+                    "this gateway keeps no published cells for aggregated agreements",
+                )
+            )
         try:
-            entities, reads = await answer_cells(query, self.c.cells, self.c.session, self.c.broker_url,
-                                                 self.c.temporal_url, self.vocabulary, principal=principal,
-                                                 now=self.c.clock(),
-                                                 publication_delay=self.c.cell_publication_delay)
+            entities, reads = await answer_cells(
+                query,
+                self.c.cells,
+                self.c.session,
+                self.c.broker_url,
+                self.c.temporal_url,
+                self.vocabulary,
+                principal=principal,
+                now=self.c.clock(),
+                publication_delay=self.c.cell_publication_delay,
+            )
         except CellsRefused as refused:
             if refused.status == 403:
-                self.c.access_log.record(principal, query.access, outcome="refused", reason=refused.reason,
-                                         path=f"cells {query.entity_type}")
-            return _problem(refused.status, {400: "BadRequestData", 403: "Forbidden"}.get(refused.status, "BadGateway"),
-                            {400: "Bad Request", 403: "Forbidden"}.get(refused.status, "Bad Gateway"), refused.reason)
+                self.c.access_log.record(
+                    principal, query.access, outcome="refused", reason=refused.reason, path=f"cells {query.entity_type}"
+                )
+            return _problem(
+                refused.status,
+                {400: "BadRequestData", 403: "Forbidden"}.get(refused.status, "BadGateway"),
+                {400: "Bad Request", 403: "Forbidden"}.get(refused.status, "Bad Gateway"),
+                refused.reason,
+            )
         aggregation = query.aggregation
         self.c.access_log.record(
-            principal, query.access, outcome="permitted",
+            principal,
+            query.access,
+            outcome="permitted",
             reason=f"published cells ({aggregation.method} per {aggregation.period}, groups of "
-                   f"{aggregation.min_group_size}+ sensors); {reads} broker reads",
-            path=f"cells {query.entity_type} {', '.join(sorted(query.attributes))}", agreement=query.grant.agreement,
-            entities=[str(e["id"]) for e in entities])
-        return self._respond([self._with_context(e, query.entity_type, accept) for e in entities], query.entity_type,
-                             accept, {})
+            f"{aggregation.min_group_size}+ sensors); {reads} broker reads",
+            path=f"cells {query.entity_type} {', '.join(sorted(query.attributes))}",
+            agreement=query.grant.agreement,
+            entities=[str(e["id"]) for e in entities],
+        )
+        return self._respond(
+            [self._with_context(e, query.entity_type, accept) for e in entities], query.entity_type, accept, {}
+        )
 
     async def refuse_write(self, request: web.Request) -> web.Response:
         await self._principal(request)
-        return _problem(405 if request.method not in ("GET", "POST") else 403, "OperationNotSupported",
-                        "Forbidden", f"{request.method} of this path is not offered: partners read through the gateway")
-
-
+        return _problem(
+            405 if request.method not in ("GET", "POST") else 403,
+            "OperationNotSupported",
+            "Forbidden",
+            f"{request.method} of this path is not offered: partners read through the gateway",
+        )

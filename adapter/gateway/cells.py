@@ -63,9 +63,16 @@ class CellsRefused(Exception):
 
 
 async def answer_cells(
-    query: CellQuery, store: CellStore, session: aiohttp.ClientSession, broker_url: str, temporal_url: str | None,
-    vocabulary: Vocabulary, *,
-    principal: Principal, now: datetime, publication_delay: timedelta,
+    query: CellQuery,
+    store: CellStore,
+    session: aiohttp.ClientSession,
+    broker_url: str,
+    temporal_url: str | None,
+    vocabulary: Vocabulary,
+    *,
+    principal: Principal,
+    now: datetime,
+    publication_delay: timedelta,
 ) -> tuple[list[dict[str, Any]], int]:
     """The cells of ``query`` as NGSI-LD entities (one per group), and how many broker reads it took."""
     try:
@@ -100,8 +107,9 @@ async def answer_cells(
 
     async def fetch(period: Period) -> Mapping[str, SensorSeries]:
         nonlocal located
-        history = await pages(lambda offset: upstream.cells_read(query, period.start, period.end, offset, vocabulary,
-                                                                 page_size=_PAGE))
+        history = await pages(
+            lambda offset: upstream.cells_read(query, period.start, period.end, offset, vocabulary, page_size=_PAGE)
+        )
         if query.aggregation.districts and located is None:  # read once per answer
             located = await pages(lambda offset: upstream.cells_locations(query, offset, vocabulary, page_size=_PAGE))
         return series_from_temporal([*(located or ()), *history], query.attributes)
@@ -109,14 +117,26 @@ async def answer_cells(
     cells: list[Cell] = []
     for period in chosen:  # period by period: past the computing budget, the rest waits as pending
         try:
-            cells.extend(await published_cells(
-                query.aggregation, store, tenant=query.tenant, entity_type=query.entity_type,
-                attributes=query.attributes, periods=[period], fetch=budgeted, now=now,
-                publication_delay=publication_delay, principal=f"{principal.issuer} {principal.subject}",
-            ))
+            cells.extend(
+                await published_cells(
+                    query.aggregation,
+                    store,
+                    tenant=query.tenant,
+                    entity_type=query.entity_type,
+                    attributes=query.attributes,
+                    periods=[period],
+                    fetch=budgeted,
+                    now=now,
+                    publication_delay=publication_delay,
+                    principal=f"{principal.issuer} {principal.subject}",
+                )
+            )
         except _Deferred:
-            cells.extend(Cell(group, period, name, "pending") for name in sorted(query.attributes)
-                         for group in group_names(query.aggregation))
+            cells.extend(
+                Cell(group, period, name, "pending")
+                for name in sorted(query.attributes)
+                for group in group_names(query.aggregation)
+            )
         except BudgetExhausted as exc:
             raise CellsRefused(403, str(exc)) from None
     return _entities(query, tuple(cells)), reads
@@ -125,8 +145,7 @@ async def answer_cells(
 def _entities(query: CellQuery, cells: tuple[Cell, ...]) -> list[dict[str, Any]]:
     method = query.aggregation.method
     groups: dict[str, dict[str, Any]] = {
-        group: {"id": f"urn:ngsild-adapter:cells:{query.tenant}:{query.entity_type}:{group}",
-                "type": query.entity_type}
+        group: {"id": f"urn:ngsild-adapter:cells:{query.tenant}:{query.entity_type}:{group}", "type": query.entity_type}
         for group in group_names(query.aggregation)
     }
     for cell in cells:

@@ -85,8 +85,11 @@ IPNetwork = IPv4Network | IPv6Network
 MAX_URL_LENGTH = 2048
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 #: RFC 3986: scheme "://" authority path-abempty [ "?" query ] [ "#" fragment ]
-_URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<path>[^?#]*)"
-                  r"(?:\?(?P<query>[^#]*))?(?P<fragment>#.*)?", re.DOTALL)
+_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<path>[^?#]*)"
+    r"(?:\?(?P<query>[^#]*))?(?P<fragment>#.*)?",
+    re.DOTALL,
+)
 _PATH = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/%-]*")
 _QUERY = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/?%-]*")
 _PERCENT = re.compile(r"%(?P<hex>[0-9A-Fa-f]{2})")
@@ -94,8 +97,10 @@ _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 #: the last label decides whether a URL parser (WHATWG) reads the host as an IPv4 address
 _NUMERIC_LABEL = re.compile(r"0[xX][0-9A-Fa-f]*|[0-9]+")
-_DOTTED_QUAD = re.compile(r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
-                          r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+_DOTTED_QUAD = re.compile(
+    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
+    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+)
 _NAT64 = ip_network("64:ff9b::/96")
 _UNIQUE_LOCAL = ip_network("fc00::/7")
 
@@ -176,8 +181,9 @@ class EndpointPrefix:
 
     def covers(self, url: EndpointUrl) -> bool:
         """Same scheme, host and port, and the path starts with these whole segments."""
-        return ((url.scheme, url.host, url.port) == (self.scheme, self.host, self.port)
-                and url.segments[:len(self.segments)] == self.segments)
+        return (url.scheme, url.host, url.port) == (self.scheme, self.host, self.port) and url.segments[
+            : len(self.segments)
+        ] == self.segments
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
@@ -232,8 +238,11 @@ def _name_host(text: str) -> str:
     if _NUMERIC_LABEL.fullmatch(labels[-1]):
         # a URL parser reads this host as an IPv4 address: accept only the one unambiguous form
         if not _DOTTED_QUAD.fullmatch(mapped):
-            raise _refuse("ambiguous_ip", f"host {text!r} is a numeric address other than a dotted quad "
-                                          "(octal, hexadecimal, decimal or shortened forms are refused)")
+            raise _refuse(
+                "ambiguous_ip",
+                f"host {text!r} is a numeric address other than a dotted quad "
+                "(octal, hexadecimal, decimal or shortened forms are refused)",
+            )
         return str(IPv4Address(mapped))
     try:
         encoded = idna.encode(mapped, uts46=False, std3_rules=True).decode("ascii").lower()
@@ -251,12 +260,12 @@ def _host_and_port(authority: str, scheme: str) -> tuple[str, int]:
         end = authority.find("]")
         if end < 0:
             raise _refuse("bad_host", "an IPv6 address opened with [ is not closed")
-        rest = authority[end + 1:]
+        rest = authority[end + 1 :]
         if rest and not rest.startswith(":"):
             raise _refuse("bad_host", f"unexpected {rest!r} after the IPv6 address")
         if rest == ":":
             raise _refuse("bad_port", "the port after ':' is empty")
-        return _ipv6_host(authority[:end + 1]), _port(rest[1:], scheme)
+        return _ipv6_host(authority[: end + 1]), _port(rest[1:], scheme)
     if authority.count(":") > 1:
         raise _refuse("bad_host", "an IPv6 address must be written in brackets")
     host, colon, port = authority.partition(":")
@@ -272,8 +281,10 @@ def _normalise_escapes(text: str, where: str, *, forbidden: frozenset[int]) -> s
     def one(match: re.Match[str]) -> str:
         byte = int(match["hex"], 16)
         if byte in forbidden:
-            raise _refuse("encoded_separator" if byte in (0x2F, 0x5C) else f"bad_{where}",
-                          f"the escape %{byte:02X} is not allowed in the {where} of a notification URL")
+            raise _refuse(
+                "encoded_separator" if byte in (0x2F, 0x5C) else f"bad_{where}",
+                f"the escape %{byte:02X} is not allowed in the {where} of a notification URL",
+            )
         ch = chr(byte)
         return ch if ch in _UNRESERVED else f"%{byte:02X}"
 
@@ -323,7 +334,9 @@ def parse_endpoint(uri: object) -> EndpointUrl:
         if not (match[part] or "").isascii():
             raise _refuse(f"bad_{part}", f"the {part} holds non-ASCII characters: percent-encode them")
     host, port = _host_and_port(match["authority"], scheme)
-    return EndpointUrl("https" if scheme == "https" else "http", host, port, _path(match["path"]), _query(match["query"]))
+    return EndpointUrl(
+        "https" if scheme == "https" else "http", host, port, _path(match["path"]), _query(match["query"])
+    )
 
 
 def parse_prefix(text: str) -> EndpointPrefix:
@@ -365,10 +378,15 @@ def address_refusal(ip: IPAddress, allowed_private: Sequence[IPNetwork] = ()) ->
         return f"{ip} is a multicast address"
     if any(ip.version == net.version and ip in net for net in allowed_private):
         return None
-    for kind, hit in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
-                      ("unique-local", isinstance(ip, IPv6Address) and ip in _UNIQUE_LOCAL),
-                      ("site-local", isinstance(ip, IPv6Address) and ip.is_site_local),
-                      ("reserved", ip.is_reserved), ("private", ip.is_private), ("not global", not ip.is_global)):
+    for kind, hit in (
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("unique-local", isinstance(ip, IPv6Address) and ip in _UNIQUE_LOCAL),
+        ("site-local", isinstance(ip, IPv6Address) and ip.is_site_local),
+        ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
+        ("not global", not ip.is_global),
+    ):
         if hit:
             return f"{ip} is a {kind} address"
     return None
@@ -507,19 +525,20 @@ def guarded_connector(policy: EndpointPolicy, *, resolver: AbstractResolver | No
 def notification_session(policy: EndpointPolicy, *, resolver: AbstractResolver | None = None) -> aiohttp.ClientSession:
     """The client session ``deliver`` needs: guarded connector, no proxy from the environment,
     no cookies kept between partners."""
-    return aiohttp.ClientSession(connector=guarded_connector(policy, resolver=resolver), trust_env=False,
-                                 cookie_jar=aiohttp.DummyCookieJar())
+    return aiohttp.ClientSession(
+        connector=guarded_connector(policy, resolver=resolver), trust_env=False, cookie_jar=aiohttp.DummyCookieJar()
+    )
 
 
 class DeliveryOutcome(str, Enum):
     """What became of one notification."""
 
-    DELIVERED = "delivered"      # the partner answered 2xx
-    REDIRECTED = "redirected"    # 3xx: not followed, a failure
-    REJECTED = "rejected"        # the partner answered 1xx, 4xx or 5xx
-    REFUSED = "refused"          # the address policy refused the connection
+    DELIVERED = "delivered"  # the partner answered 2xx
+    REDIRECTED = "redirected"  # 3xx: not followed, a failure
+    REJECTED = "rejected"  # the partner answered 1xx, 4xx or 5xx
+    REFUSED = "refused"  # the address policy refused the connection
     UNREACHABLE = "unreachable"  # DNS or connection failure, TLS error, broken answer
-    TIMEOUT = "timeout"          # no complete answer within the time limit
+    TIMEOUT = "timeout"  # no complete answer within the time limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,8 +567,13 @@ def _refused_in(exc: BaseException) -> bool:
 
 
 async def deliver(
-    session: aiohttp.ClientSession, url: EndpointUrl, body: bytes, *, timeout_s: float,
-    headers: Mapping[str, str] | None = None, content_type: str = "application/json",
+    session: aiohttp.ClientSession,
+    url: EndpointUrl,
+    body: bytes,
+    *,
+    timeout_s: float,
+    headers: Mapping[str, str] | None = None,
+    content_type: str = "application/json",
 ) -> Delivery:
     """POST ``body`` to ``url`` once: no redirect followed, ``timeout_s`` for the whole
     exchange. ``session`` must come from ``notification_session`` (its connector enforces the
@@ -559,8 +583,11 @@ async def deliver(
         raise TypeError("deliver needs a session from notification_session (a guarded connector)")
     try:
         async with session.post(
-            url.to_yarl(), data=body, headers={**(headers or {}), "Content-Type": content_type},
-            allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s),
+            url.to_yarl(),
+            data=body,
+            headers={**(headers or {}), "Content-Type": content_type},
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
         ) as response:
             status = response.status
             location = response.headers.get("Location", "")
@@ -575,8 +602,9 @@ async def deliver(
         if 200 <= status < 300:
             return Delivery(DeliveryOutcome.DELIVERED, status)
         if 300 <= status < 400:
-            delivery = Delivery(DeliveryOutcome.REDIRECTED, status,
-                                f"redirect not followed (Location: {location[:200]!r})")
+            delivery = Delivery(
+                DeliveryOutcome.REDIRECTED, status, f"redirect not followed (Location: {location[:200]!r})"
+            )
         else:
             delivery = Delivery(DeliveryOutcome.REJECTED, status, f"the endpoint answered {status}")
     log.warning("notification to %s failed: %s (%s)", url, delivery.outcome.value, delivery.detail)

@@ -48,9 +48,9 @@ def _is_loopback(request: web.Request) -> bool:
 
 def _bearer(request: web.Request) -> bytes | None:
     header = request.headers.get("Authorization", "")
-    if header[:len(_BEARER)].lower() != _BEARER:
+    if header[: len(_BEARER)].lower() != _BEARER:
         return None
-    return header[len(_BEARER):].strip().encode("utf-8", "surrogateescape")
+    return header[len(_BEARER) :].strip().encode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +85,9 @@ class ServiceGuard:
             given = _bearer(request)
             # constant time: the comparison must not tell how much of a guess was right
             if given is None or not hmac.compare_digest(given, self.token.encode("utf-8")):
-                answer = problem(401, "Unauthorized", "this path needs the adapter's service token "
-                                                      "(Authorization: Bearer ...)")
+                answer = problem(
+                    401, "Unauthorized", "this path needs the adapter's service token (Authorization: Bearer ...)"
+                )
                 answer.headers["WWW-Authenticate"] = 'Bearer realm="ngsild-adapter"'
                 return answer
         return None

@@ -112,7 +112,9 @@ def provenance_routes(runtime: ProvenanceRuntime) -> list[web.RouteDef]:
         found = ledger.chain_neighbour(tenant, dev_eui, seq)
         if found is None:
             return problem(404, "No such record", f"no record {seq} in the chain of device {dev_eui}")
-        return web.Response(text=found.text, content_type="application/json", headers={"Record-Index": str(found.index)})
+        return web.Response(
+            text=found.text, content_type="application/json", headers={"Record-Index": str(found.index)}
+        )
 
     async def lineage_view(request: web.Request) -> web.Response:
         tenant = request.match_info["tenant"]
@@ -122,7 +124,9 @@ def provenance_routes(runtime: ProvenanceRuntime) -> list[web.RouteDef]:
         observed_at = _time(request.query.get("observedAt"))
         index = await _record_of(runtime, tenant, entity, attribute, observed_at, request.query.get("record"))
         if index is None:
-            return problem(404, "No provenance record", f"no record of {entity} {attribute} observed at {observed_at.isoformat()}")
+            return problem(
+                404, "No provenance record", f"no record of {entity} {attribute} observed at {observed_at.isoformat()}"
+            )
         found = ledger.get(tenant, index)
         if found is None:
             return problem(404, "No provenance record", f"record {index} of {tenant} is missing")
@@ -141,8 +145,12 @@ def provenance_routes(runtime: ProvenanceRuntime) -> list[web.RouteDef]:
         if record is not None and not record.isdigit():
             return problem(400, "Bad Request", "record must be a record number")
         result = await runtime.verify(
-            tenant, entity, attribute, _time(request.query.get("observedAt")),
-            value=request.query.get("value"), record=int(record) if record is not None else None,
+            tenant,
+            entity,
+            attribute,
+            _time(request.query.get("observedAt")),
+            value=request.query.get("value"),
+            record=int(record) if record is not None else None,
         )
         return web.json_response(result.to_json())
 

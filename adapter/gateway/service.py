@@ -44,8 +44,12 @@ def load_policies(config: AdapterConfig, folder: Path | None = None) -> PolicySe
     if folder is None:
         raise ConfigError("no agreements folder: set [gateway] policies")
     catalogue = Catalogue.from_profiles(load_profiles(config.models_dir))
-    return PolicySet.load(folder, tenants=set(config.collectivities), catalogue=catalogue,
-                          personal_attributes=config.provenance.personal_attributes)
+    return PolicySet.load(
+        folder,
+        tenants=set(config.collectivities),
+        catalogue=catalogue,
+        personal_attributes=config.provenance.personal_attributes,
+    )
 
 
 class ReloadingPolicies:
@@ -57,8 +61,14 @@ class ReloadingPolicies:
     not open anything, nor close everything.
     """
 
-    def __init__(self, config: AdapterConfig, folder: Path, *, check_every_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        config: AdapterConfig,
+        folder: Path,
+        *,
+        check_every_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._config = config
         self._folder = folder
         self._check_every_s = check_every_s
@@ -122,16 +132,30 @@ async def open_gateway(config: AdapterConfig, *, state_dir: Path | None = None) 
     try:
         async with aiohttp.ClientSession() as session:
             validator = TokenValidator(
-                [TrustedIssuer(i.issuer, jwks_url=i.jwks_url, organization=i.organization, audience=settings.audience)
-                 for i in settings.issuers],
+                [
+                    TrustedIssuer(
+                        i.issuer, jwks_url=i.jwks_url, organization=i.organization, audience=settings.audience
+                    )
+                    for i in settings.issuers
+                ],
                 session,
             )
             context = GatewayContext(
-                validator.validate, policies, broker_url, session, entity_contexts(load_profiles(config.models_dir)),
-                access_log, subscriptions=subscriptions, public_url=settings.public_url, endpoints=endpoints,
-                adapter_url=settings.adapter_url, adapter_token=adapter_token, cells=cells,
+                validator.validate,
+                policies,
+                broker_url,
+                session,
+                entity_contexts(load_profiles(config.models_dir)),
+                access_log,
+                subscriptions=subscriptions,
+                public_url=settings.public_url,
+                endpoints=endpoints,
+                adapter_url=settings.adapter_url,
+                adapter_token=adapter_token,
+                cells=cells,
                 cell_publication_delay=timedelta(seconds=settings.cell_publication_delay_s),
-                contexts_url=config.contexts_url, temporal_url=temporal_url,
+                contexts_url=config.contexts_url,
+                temporal_url=temporal_url,
             )
             yield create_gateway_app(context)
     finally:
@@ -144,5 +168,10 @@ async def serve_gateway(config: AdapterConfig) -> None:
     """Serve the gateway on ``[gateway] host:port`` until cancelled, with the ``[http]`` limits
     (header, body and idle timeouts, sizes: no slow or huge client holds it)."""
     async with open_gateway(config) as app:
-        await serve_forever(app, host=config.gateway.host, port=config.gateway.port, limits=config.http,
-                            started=lambda server: log.info("sharing gateway on %s", server.url))
+        await serve_forever(
+            app,
+            host=config.gateway.host,
+            port=config.gateway.port,
+            limits=config.http,
+            started=lambda server: log.info("sharing gateway on %s", server.url),
+        )

@@ -59,11 +59,18 @@ MAX_PER_PRINCIPAL = 100
 
 
 def _principal_json(principal: Principal) -> str:
-    return json.dumps({
-        "issuer": principal.issuer, "subject": principal.subject, "organization": principal.organization,
-        "roles": sorted(principal.roles), "groups": sorted(principal.groups), "client_id": principal.client_id,
-        "username": principal.username, "identity_provider": principal.identity_provider,
-    })
+    return json.dumps(
+        {
+            "issuer": principal.issuer,
+            "subject": principal.subject,
+            "organization": principal.organization,
+            "roles": sorted(principal.roles),
+            "groups": sorted(principal.groups),
+            "client_id": principal.client_id,
+            "username": principal.username,
+            "identity_provider": principal.identity_provider,
+        }
+    )
 
 
 def _owner(text: str) -> tuple[str, str]:
@@ -74,8 +81,14 @@ def _owner(text: str) -> tuple[str, str]:
 def _principal(text: str) -> Principal:
     data = json.loads(text)
     return Principal(
-        data["issuer"], data["subject"], data["organization"], frozenset(data["roles"]), frozenset(data["groups"]),
-        data["client_id"], data["username"], data.get("identity_provider"),
+        data["issuer"],
+        data["subject"],
+        data["organization"],
+        frozenset(data["roles"]),
+        frozenset(data["groups"]),
+        data["client_id"],
+        data["username"],
+        data.get("identity_provider"),
     )
 
 
@@ -118,24 +131,53 @@ class SubscriptionStore:
         self._db.close()
 
     def add(
-        self, *, tenant: str, entity_type: str, purpose: str | None, principal: Principal, endpoint: str, accept: str,
-        attributes: Sequence[str] | None, request: dict[str, Any],
+        self,
+        *,
+        tenant: str,
+        entity_type: str,
+        purpose: str | None,
+        principal: Principal,
+        endpoint: str,
+        accept: str,
+        attributes: Sequence[str] | None,
+        request: dict[str, Any],
     ) -> GatewaySubscription:
         subscription = GatewaySubscription(
-            f"urn:ngsi-ld:Subscription:gateway:{secrets.token_hex(12)}", secrets.token_urlsafe(24), tenant, entity_type,
-            purpose, principal, endpoint, accept, tuple(attributes) if attributes is not None else None, None, request,
+            f"urn:ngsi-ld:Subscription:gateway:{secrets.token_hex(12)}",
+            secrets.token_urlsafe(24),
+            tenant,
+            entity_type,
+            purpose,
+            principal,
+            endpoint,
+            accept,
+            tuple(attributes) if attributes is not None else None,
+            None,
+            request,
         )
         self._db.execute(
             "INSERT INTO gateway_subscription VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-            (subscription.id, subscription.secret, tenant, entity_type, purpose, _principal_json(principal), endpoint,
-             accept, None if attributes is None else json.dumps(list(attributes)), None, json.dumps(request)),
+            (
+                subscription.id,
+                subscription.secret,
+                tenant,
+                entity_type,
+                purpose,
+                _principal_json(principal),
+                endpoint,
+                accept,
+                None if attributes is None else json.dumps(list(attributes)),
+                None,
+                json.dumps(request),
+            ),
         )
         return subscription
 
     def set_broker_id(self, subscription_id: str, broker_id: str, built: str | None = None) -> None:
         """The broker's subscription, and the digest of the body it was made with (``built``)."""
-        self._db.execute("UPDATE gateway_subscription SET broker_id = ?, built = ? WHERE id = ?",
-                         (broker_id, built, subscription_id))
+        self._db.execute(
+            "UPDATE gateway_subscription SET broker_id = ?, built = ? WHERE id = ?", (broker_id, built, subscription_id)
+        )
 
     def built(self, subscription_id: str) -> str | None:
         row = self._db.execute("SELECT built FROM gateway_subscription WHERE id = ?", (subscription_id,)).fetchone()
@@ -143,19 +185,32 @@ class SubscriptionStore:
 
     def count_owned(self, principal: Principal) -> int:
         """How many subscriptions ``principal`` has (issuer and subject)."""
-        return sum(1 for (text,) in self._db.execute("SELECT principal FROM gateway_subscription")
-                   if _owner(text) == (principal.issuer, principal.subject))
+        return sum(
+            1
+            for (text,) in self._db.execute("SELECT principal FROM gateway_subscription")
+            if _owner(text) == (principal.issuer, principal.subject)
+        )
 
     def get(self, subscription_id: str) -> GatewaySubscription | None:
         row = self._db.execute(
             "SELECT id, secret, tenant, entity_type, purpose, principal, endpoint, accept, attributes, broker_id, request "
-            "FROM gateway_subscription WHERE id = ?", (subscription_id,),
+            "FROM gateway_subscription WHERE id = ?",
+            (subscription_id,),
         ).fetchone()
         if row is None:
             return None
         return GatewaySubscription(
-            row[0], row[1], row[2], row[3], row[4], _principal(row[5]), row[6], row[7],
-            None if row[8] is None else tuple(json.loads(row[8])), row[9], json.loads(row[10]),
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            _principal(row[5]),
+            row[6],
+            row[7],
+            None if row[8] is None else tuple(json.loads(row[8])),
+            row[9],
+            json.loads(row[10]),
         )
 
     def owned_by(self, principal: Principal) -> list[GatewaySubscription]:

@@ -59,12 +59,18 @@ def jwks(ledger: ProvenanceLedger) -> dict[str, Any]:
     keys = []
     for tenant in ledger.tenants():
         verifier = ledger.log(tenant).verifier
-        keys.append({
-            "kty": "OKP", "crv": "Ed25519", "use": "sig", "alg": "EdDSA",
-            "kid": verifier.key_id.hex(),
-            "x": base64.urlsafe_b64encode(verifier.public_key).rstrip(b"=").decode("ascii"),
-            "ngsild-adapter:log": verifier.name, "ngsild-adapter:tenant": tenant,
-        })
+        keys.append(
+            {
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "use": "sig",
+                "alg": "EdDSA",
+                "kid": verifier.key_id.hex(),
+                "x": base64.urlsafe_b64encode(verifier.public_key).rstrip(b"=").decode("ascii"),
+                "ngsild-adapter:log": verifier.name,
+                "ngsild-adapter:tenant": tenant,
+            }
+        )
     return {"keys": keys}
 
 

@@ -116,8 +116,14 @@ class Upstream:
         """The full URL under ``base`` (a root such as ``http://orion:1026``), already encoded."""
         root = URL(base)
         path, _, query = (target or self.target()).partition("?")
-        return URL.build(scheme=root.scheme, host=root.raw_host or "", port=root.explicit_port,
-                         path=root.raw_path.rstrip("/") + path, query_string=query, encoded=True)
+        return URL.build(
+            scheme=root.scheme,
+            host=root.raw_host or "",
+            port=root.explicit_port,
+            path=root.raw_path.rstrip("/") + path,
+            query_string=query,
+            encoded=True,
+        )
 
 
 _UNDECODED = object()
@@ -146,16 +152,26 @@ class UpstreamAnswer:
 _TIMEOUT = aiohttp.ClientTimeout(total=30.0)
 
 
-async def send(session: aiohttp.ClientSession, base: str, upstream: Upstream, *,
-               timeout: aiohttp.ClientTimeout = _TIMEOUT, temporal_base: str | None = None) -> UpstreamAnswer:
+async def send(
+    session: aiohttp.ClientSession,
+    base: str,
+    upstream: Upstream,
+    *,
+    timeout: aiohttp.ClientTimeout = _TIMEOUT,
+    temporal_base: str | None = None,
+) -> UpstreamAnswer:
     """Send ``upstream`` under ``base`` (temporal reads under ``temporal_base`` when given: Mintaka
     beside Orion-LD); redirects are never followed (a 3xx is the answer)."""
     if upstream.temporal and temporal_base is not None:
         base = temporal_base
     target = upstream.target()
     async with session.request(
-        upstream.method, upstream.url(base, target), headers=list(upstream.headers), data=upstream.body,
-        allow_redirects=False, timeout=timeout,
+        upstream.method,
+        upstream.url(base, target),
+        headers=list(upstream.headers),
+        data=upstream.body,
+        allow_redirects=False,
+        timeout=timeout,
     ) as answer:
         return UpstreamAnswer(answer.status, dict(answer.headers), await answer.read(), target)
 
@@ -179,14 +195,22 @@ def _geo_params(geo: GeoQuery) -> list[tuple[str, str]]:
         georel += f";maxDistance=={geo.max_distance:g}"
     if geo.min_distance is not None:
         georel += f";minDistance=={geo.min_distance:g}"
-    return [("georel", georel), ("geometry", geo.geometry),
-            ("coordinates", orjson.dumps(_coordinates(geo.coordinates)).decode()), ("geoproperty", geo.geoproperty)]
+    return [
+        ("georel", georel),
+        ("geometry", geo.geometry),
+        ("coordinates", orjson.dumps(_coordinates(geo.coordinates)).decode()),
+        ("geoproperty", geo.geoproperty),
+    ]
 
 
 def _geo_member(geo: GeoQuery) -> dict[str, Any]:
     params = dict(_geo_params(geo))
-    return {"georel": params["georel"], "geometry": geo.geometry, "coordinates": _coordinates(geo.coordinates),
-            "geoproperty": geo.geoproperty}
+    return {
+        "georel": params["georel"],
+        "geometry": geo.geometry,
+        "coordinates": _coordinates(geo.coordinates),
+        "geoproperty": geo.geoproperty,
+    }
 
 
 def _selection_params(selection: Selection) -> list[tuple[str, str]]:
@@ -219,8 +243,12 @@ def entity_query(narrowed: NarrowedEntityQuery, vocabulary: Vocabulary) -> Upstr
         params.append(("count", "true"))
     if request.projection.sys_attrs:
         params.append(("options", "sysAttrs"))
-    return Upstream("GET", (*_API, "entities"), tuple(params),
-                    _broker_headers(request.selection.tenant, vocabulary.broker_context(request.selection.entity_type)))
+    return Upstream(
+        "GET",
+        (*_API, "entities"),
+        tuple(params),
+        _broker_headers(request.selection.tenant, vocabulary.broker_context(request.selection.entity_type)),
+    )
 
 
 def temporal_query(narrowed: NarrowedTemporalQuery, vocabulary: Vocabulary) -> Upstream:
@@ -237,8 +265,10 @@ def temporal_query(narrowed: NarrowedTemporalQuery, vocabulary: Vocabulary) -> U
         params.append(("lastN", str(request.last_n)))
     options = []
     if request.aggregation is not None:
-        params += [("aggrMethods", ",".join(request.aggregation.methods)),
-                   ("aggrPeriodDuration", request.aggregation.period)]
+        params += [
+            ("aggrMethods", ",".join(request.aggregation.methods)),
+            ("aggrPeriodDuration", request.aggregation.period),
+        ]
         options.append("aggregatedValues")
     if request.projection.sys_attrs:
         options.append("sysAttrs")
@@ -247,46 +277,79 @@ def temporal_query(narrowed: NarrowedTemporalQuery, vocabulary: Vocabulary) -> U
     params += [("limit", str(request.page.limit)), ("offset", str(request.page.offset))]
     if request.page.count:
         params.append(("count", "true"))
-    return Upstream("GET", (*_API, "temporal", "entities"), tuple(params),
-                    _broker_headers(request.selection.tenant, vocabulary.broker_context(request.selection.entity_type)))
+    return Upstream(
+        "GET",
+        (*_API, "temporal", "entities"),
+        tuple(params),
+        _broker_headers(request.selection.tenant, vocabulary.broker_context(request.selection.entity_type)),
+    )
 
 
 def location_history(narrowed: NarrowedTemporalQuery, ids: Sequence[str], vocabulary: Vocabulary) -> Upstream:
     """Every location these entities have had (no time constraint: a location carries no
     observation time), so that an answer under an area holds no entity that was ever outside."""
     selection = narrowed.request.selection
-    params = (("type", selection.entity_type), ("id", ",".join(ids)), ("attrs", "location"),
-              ("limit", str(len(ids))))
-    return Upstream("GET", (*_API, "temporal", "entities"), params,
-                    _broker_headers(selection.tenant, vocabulary.broker_context(selection.entity_type)))
+    params = (("type", selection.entity_type), ("id", ",".join(ids)), ("attrs", "location"), ("limit", str(len(ids))))
+    return Upstream(
+        "GET",
+        (*_API, "temporal", "entities"),
+        params,
+        _broker_headers(selection.tenant, vocabulary.broker_context(selection.entity_type)),
+    )
 
 
 def _area_params(query: CellQuery) -> list[tuple[str, str]]:
     if query.area is None:
         return []
     ring = [list(point) for point in query.area.polygon]
-    return [("georel", "within"), ("geometry", "Polygon"), ("coordinates", orjson.dumps([ring]).decode()),
-            ("geoproperty", "location")]
+    return [
+        ("georel", "within"),
+        ("geometry", "Polygon"),
+        ("coordinates", orjson.dumps([ring]).decode()),
+        ("geoproperty", "location"),
+    ]
 
 
-def cells_read(query: CellQuery, start: datetime, end: datetime, offset: int, vocabulary: Vocabulary,
-               *, page_size: int = 100) -> Upstream:
+def cells_read(
+    query: CellQuery, start: datetime, end: datetime, offset: int, vocabulary: Vocabulary, *, page_size: int = 100
+) -> Upstream:
     """One page of every sensor's history over one period, for computing its cells."""
-    params = [("type", query.entity_type), *_area_params(query),
-              ("attrs", ",".join(sorted(vocabulary.broker_name(n) for n in query.attributes))),
-              ("timerel", "between"), ("timeAt", iso(start)), ("endTimeAt", iso(end)), ("timeproperty", "observedAt"),
-              ("options", "temporalValues"), ("limit", str(page_size)), ("offset", str(offset))]
-    return Upstream("GET", (*_API, "temporal", "entities"), tuple(params),
-                    _broker_headers(query.tenant, vocabulary.broker_context(query.entity_type)))
+    params = [
+        ("type", query.entity_type),
+        *_area_params(query),
+        ("attrs", ",".join(sorted(vocabulary.broker_name(n) for n in query.attributes))),
+        ("timerel", "between"),
+        ("timeAt", iso(start)),
+        ("endTimeAt", iso(end)),
+        ("timeproperty", "observedAt"),
+        ("options", "temporalValues"),
+        ("limit", str(page_size)),
+        ("offset", str(offset)),
+    ]
+    return Upstream(
+        "GET",
+        (*_API, "temporal", "entities"),
+        tuple(params),
+        _broker_headers(query.tenant, vocabulary.broker_context(query.entity_type)),
+    )
 
 
 def cells_locations(query: CellQuery, offset: int, vocabulary: Vocabulary, *, page_size: int = 100) -> Upstream:
     """One page of the sensors' current locations, which place them in the agreement's districts
     (a location carries no observation time: the history of one period does not hold it)."""
-    params = [("type", query.entity_type), *_area_params(query), ("attrs", "location"),
-              ("limit", str(page_size)), ("offset", str(offset))]
-    return Upstream("GET", (*_API, "entities"), tuple(params),
-                    _broker_headers(query.tenant, vocabulary.broker_context(query.entity_type)))
+    params = [
+        ("type", query.entity_type),
+        *_area_params(query),
+        ("attrs", "location"),
+        ("limit", str(page_size)),
+        ("offset", str(offset)),
+    ]
+    return Upstream(
+        "GET",
+        (*_API, "entities"),
+        tuple(params),
+        _broker_headers(query.tenant, vocabulary.broker_context(query.entity_type)),
+    )
 
 
 def broker_subscription(narrowed: NarrowedSubscription, notify_url: str, vocabulary: Vocabulary) -> Upstream:
@@ -317,9 +380,13 @@ def broker_subscription(narrowed: NarrowedSubscription, notify_url: str, vocabul
         body["throttling"] = request.throttling
     if request.expires_at is not None:
         body["expiresAt"] = iso(request.expires_at)
-    return Upstream("POST", (*_API, "subscriptions"), (),
-                    (("NGSILD-Tenant", selection.tenant), ("Content-Type", "application/ld+json")),
-                    orjson.dumps(body))
+    return Upstream(
+        "POST",
+        (*_API, "subscriptions"),
+        (),
+        (("NGSILD-Tenant", selection.tenant), ("Content-Type", "application/ld+json")),
+        orjson.dumps(body),
+    )
 
 
 def delete_broker_subscription(tenant: str, broker_id: str) -> Upstream:
@@ -332,7 +399,9 @@ def _bearer(token: str | None) -> tuple[tuple[str, str], ...]:
 
 def sparql(decision: SparqlDecision, token: str | None) -> Upstream:
     """The query to the adapter's endpoint, over the decided graphs only."""
-    params = tuple([("default-graph-uri", g) for g in decision.graphs] + [("named-graph-uri", g) for g in decision.graphs])
+    params = tuple(
+        [("default-graph-uri", g) for g in decision.graphs] + [("named-graph-uri", g) for g in decision.graphs]
+    )
     headers = (("Content-Type", "application/sparql-query"), ("Accept", decision.request.accept), *_bearer(token))
     return Upstream("POST", ("sparql",), params, headers, decision.request.query.encode("utf-8"))
 
@@ -353,8 +422,9 @@ def record(decision: RecordDecision, accept: str, token: str | None) -> Upstream
         "device": ("devices", str(request.dev_eui)),
         "device-record": ("devices", str(request.dev_eui), "records", str(request.seq)),
     }
-    return Upstream("GET", ("provenance", request.tenant, *paths[request.kind]), (),
-                    (("Accept", accept), *_bearer(token)))
+    return Upstream(
+        "GET", ("provenance", request.tenant, *paths[request.kind]), (), (("Accept", accept), *_bearer(token))
+    )
 
 
 def log_resource(request: LogRequest) -> Upstream:
@@ -366,11 +436,17 @@ def log_resource(request: LogRequest) -> Upstream:
         assert request.tile is not None
         return Upstream("GET", ("logs", request.tenant, *request.tile.split("/")))
     if request.kind == "inclusion":
-        return Upstream("GET", ("logs", request.tenant, "proof", "inclusion"),
-                        (("index", str(request.index)), ("size", str(request.size))))
+        return Upstream(
+            "GET",
+            ("logs", request.tenant, "proof", "inclusion"),
+            (("index", str(request.index)), ("size", str(request.size))),
+        )
     if request.kind == "consistency":
-        return Upstream("GET", ("logs", request.tenant, "proof", "consistency"),
-                        (("old", str(request.old)), ("size", str(request.size))))
+        return Upstream(
+            "GET",
+            ("logs", request.tenant, "proof", "consistency"),
+            (("old", str(request.old)), ("size", str(request.size))),
+        )
     return Upstream("GET", ("logs", request.tenant, {"checkpoint": "checkpoint", "key": "key"}[request.kind]))
 
 
@@ -385,5 +461,3 @@ def adapter_terms(context: Mapping[str, Any]) -> dict[str, str]:
         prefix, _, local = iri.partition(":")
         terms[term] = prefixes[prefix] + local if prefix in prefixes else iri
     return terms
-
-

@@ -45,9 +45,7 @@ class Finding:
         return {"level": self.level, "file": str(self.file), "key": self.key, "message": self.message, "fix": self.fix}
 
 
-def check_profiles(
-    profiles: ProfileSet, schemas: SchemaRegistry, *, contexts_dir: Path | None = None
-) -> list[Finding]:
+def check_profiles(profiles: ProfileSet, schemas: SchemaRegistry, *, contexts_dir: Path | None = None) -> list[Finding]:
     """Every finding over ``profiles``, errors first, in file order."""
     found = [
         *_contexts(profiles, contexts_dir),
@@ -61,17 +59,23 @@ def check_profiles(
 
 # -- contexts ------------------------------------------------------------------------------------
 
+
 def _contexts(profiles: ProfileSet, contexts_dir: Path | None) -> Iterator[Finding]:
     known = context_files(contexts_dir)
     for profile in profiles:
         for i, entity in enumerate(profile.entities):
             if entity.context not in known:
-                yield Finding("error", profile.path, f"entities[{i}].context",
-                              f"no local copy of the @context {entity.context} (nothing is fetched at run time)",
-                              "add the file to contexts/ and its URL to contexts/index.json, or name a listed URL")
+                yield Finding(
+                    "error",
+                    profile.path,
+                    f"entities[{i}].context",
+                    f"no local copy of the @context {entity.context} (nothing is fetched at run time)",
+                    "add the file to contexts/ and its URL to contexts/index.json, or name a listed URL",
+                )
 
 
 # -- entity ids ----------------------------------------------------------------------------------
+
 
 def _entity_ids(profiles: ProfileSet) -> Iterator[Finding]:
     seen: dict[str, tuple[DeviceProfile, int, EntitySpec]] = {}
@@ -84,19 +88,28 @@ def _entity_ids(profiles: ProfileSet) -> Iterator[Finding]:
                 continue
             other, j, spec = first
             if other is profile:
-                yield Finding("error", profile.path, key,
-                              f"{entity.id_template} is also the id of entities[{j}]: one entity would overwrite the other",
-                              "give each entity its own id pattern (e.g. with its type in the URN)")
+                yield Finding(
+                    "error",
+                    profile.path,
+                    key,
+                    f"{entity.id_template} is also the id of entities[{j}]: one entity would overwrite the other",
+                    "give each entity its own id pattern (e.g. with its type in the URN)",
+                )
             elif spec.type != entity.type:
                 # one device matches one profile, but the broker holds one entity per id: two types
                 # under one pattern collide as soon as a device moves from one profile to the other
-                yield Finding("error", profile.path, key,
-                              f"{entity.id_template} is also the id pattern of {spec.type} in {other.path.name} "
-                              f"(entities[{j}]), for another type ({entity.type})",
-                              f"put the type in the URN: urn:ngsi-ld:{entity.type}:{{tenant}}:{{dev_eui}}")
+                yield Finding(
+                    "error",
+                    profile.path,
+                    key,
+                    f"{entity.id_template} is also the id pattern of {spec.type} in {other.path.name} "
+                    f"(entities[{j}]), for another type ({entity.type})",
+                    f"put the type in the URN: urn:ngsi-ld:{entity.type}:{{tenant}}:{{dev_eui}}",
+                )
 
 
 # -- overlapping matches -------------------------------------------------------------------------
+
 
 def _overlap(a: Match, b: Match) -> bool:
     """Whether one device could satisfy both matches: every criterion both give must intersect."""
@@ -112,28 +125,37 @@ _BY = {3: "its dev_euis", 2: "its device_profiles", 1: "its applications or tags
 def _overlaps(profiles: ProfileSet) -> Iterator[Finding]:
     ordered = list(profiles)
     for i, first in enumerate(ordered):
-        for second in ordered[i + 1:]:
+        for second in ordered[i + 1 :]:
             if not _overlap(first.match, second.match):
                 continue
             s1, s2 = first.match.specificity, second.match.specificity
             if s1 == s2:
                 # ProfileSet.find keeps the first of equally specific matches: the file order decides
-                yield Finding("error", second.path, "match",
-                              f"matches devices that {first.path.name} ({first.name}) also matches, as specifically "
-                              f"({_BY[s1]}): {first.name} wins, being first by file name, and {second.name} "
-                              "never applies to them",
-                              "make the two matches disjoint (other device_profiles, applications or tags), "
-                              "or list the devices meant for one of them by dev_euis")
+                yield Finding(
+                    "error",
+                    second.path,
+                    "match",
+                    f"matches devices that {first.path.name} ({first.name}) also matches, as specifically "
+                    f"({_BY[s1]}): {first.name} wins, being first by file name, and {second.name} "
+                    "never applies to them",
+                    "make the two matches disjoint (other device_profiles, applications or tags), "
+                    "or list the devices meant for one of them by dev_euis",
+                )
             else:
                 winner, loser = (first, second) if s1 > s2 else (second, first)
-                yield Finding("warning", loser.path, "match",
-                              f"matches devices that {winner.path.name} ({winner.name}) also matches: "
-                              f"{winner.name} wins for them, matching by {_BY[winner.match.specificity]} "
-                              f"(more specific than {_BY[loser.match.specificity]})",
-                              "nothing if that override is meant; otherwise make the matches disjoint")
+                yield Finding(
+                    "warning",
+                    loser.path,
+                    "match",
+                    f"matches devices that {winner.path.name} ({winner.name}) also matches: "
+                    f"{winner.name} wins for them, matching by {_BY[winner.match.specificity]} "
+                    f"(more specific than {_BY[loser.match.specificity]})",
+                    "nothing if that override is meant; otherwise make the matches disjoint",
+                )
 
 
 # -- schemas -------------------------------------------------------------------------------------
+
 
 def _required(schema: Mapping[str, Any]) -> set[str]:
     found = set(schema.get("required", ()))
@@ -151,14 +173,25 @@ def _schema_checks(profiles: ProfileSet, schemas: SchemaRegistry) -> Iterator[Fi
                 schema = schemas.schema(entity.type)
                 validator = schemas.validator(entity.type)
             except ConfigError as exc:
-                yield Finding("error", profile.path, f"{where}.type", str(exc),
-                              "copy the type's schema.json into models/sdm/<type>/, or use a type that has one")
+                yield Finding(
+                    "error",
+                    profile.path,
+                    f"{where}.type",
+                    str(exc),
+                    "copy the type's schema.json into models/sdm/<type>/, or use a type that has one",
+                )
                 continue
-            has_location = entity.location is not None or "location" in entity.static or "location" in entity.from_registry
+            has_location = (
+                entity.location is not None or "location" in entity.static or "location" in entity.from_registry
+            )
             if "location" in _required(schema) and not has_location:
-                yield Finding("error", profile.path, f"{where}.location",
-                              f"the {entity.type} schema requires a location and this entity has no location source",
-                              "add location: device (the device's registered location) or location: field:<path>")
+                yield Finding(
+                    "error",
+                    profile.path,
+                    f"{where}.location",
+                    f"the {entity.type} schema requires a location and this entity has no location source",
+                    "add location: device (the device's registered location) or location: field:<path>",
+                )
             if entity.static:
                 yield from _static_values(profile, where, entity, validator)
 
@@ -173,12 +206,17 @@ def _static_values(profile: DeviceProfile, where: str, entity: EntitySpec, valid
         if path and path[0] in entity.static:
             by_key.setdefault(path[0], []).append(f"{'/'.join(path)}: {error.message}")
     for key, messages in by_key.items():
-        yield Finding("error", profile.path, f"{where}.static.{key}",
-                      f"{'; '.join(sorted(messages))} (the {entity.type} schema)",
-                      "give a value of the type and form the schema declares for this attribute")
+        yield Finding(
+            "error",
+            profile.path,
+            f"{where}.static.{key}",
+            f"{'; '.join(sorted(messages))} (the {entity.type} schema)",
+            "give a value of the type and form the schema declares for this attribute",
+        )
 
 
 # -- codec outputs -------------------------------------------------------------------------------
+
 
 def profile_fields(profile: DeviceProfile) -> Iterator[tuple[str, str]]:
     """``(key, field path)`` for every decoded-data path the profile reads."""
@@ -222,7 +260,11 @@ def _codec_fields(profiles: ProfileSet) -> Iterator[Finding]:
             continue  # no declared outputs to compare with (``unchecked_codecs``)
         for key, path in profile_fields(profile):
             if not _cayenne_outputs(path):
-                yield Finding("warning", profile.path, key,
-                              f"the Cayenne LPP codec never outputs {path!r} (its fields are <type>_<channel>, "
-                              f"e.g. temperature_1, or gps_3.latitude for multi-value types)",
-                              "use the field name of the type and channel the device sends")
+                yield Finding(
+                    "warning",
+                    profile.path,
+                    key,
+                    f"the Cayenne LPP codec never outputs {path!r} (its fields are <type>_<channel>, "
+                    f"e.g. temperature_1, or gps_3.latitude for multi-value types)",
+                    "use the field name of the type and channel the device sends",
+                )

@@ -224,8 +224,10 @@ def _build_one(
         prop: dict[str, Any] = {"type": "Property", "value": value, "observedAt": observed}
         if attr.unit:
             prop["unitCode"] = attr.unit
-        if attr.valid_range and isinstance(value, int | float) and not (
-            attr.valid_range[0] <= value <= attr.valid_range[1]
+        if (
+            attr.valid_range
+            and isinstance(value, int | float)
+            and not (attr.valid_range[0] <= value <= attr.valid_range[1])
         ):
             # Kept, not dropped: a sensor reading outside the physical range is evidence too.
             prop["qualityFlag"] = {"type": "Property", "value": "outOfRange"}
@@ -258,7 +260,8 @@ def _build_one(
         value = (record.attributes if record else {}).get(name)
         if value is None:
             raise MappingError(
-                "missing_value", f"{spec.type}.{name} comes from the device registry, which has none for {uplink.dev_eui}"
+                "missing_value",
+                f"{spec.type}.{name} comes from the device registry, which has none for {uplink.dev_eui}",
             )
         entity[name] = _relationship(value) if name.startswith("ref") else {"type": "Property", "value": value}
     device_id = device_entity_id(uplink.origin.tenant, uplink.dev_eui)
@@ -331,14 +334,21 @@ def _set_location(entity: dict[str, Any], location: Location, altitude: Altitude
     entity["location"] = {"type": "GeoProperty", "value": {"type": "Point", "coordinates": coordinates}}
 
 
-def _location(uplink: Uplink, data: Mapping[str, Any], spec: EntitySpec, record: DeviceRecord | None) -> Location | None:
+def _location(
+    uplink: Uplink, data: Mapping[str, Any], spec: EntitySpec, record: DeviceRecord | None
+) -> Location | None:
     if spec.location is None:
         return None
     if spec.location.startswith("field:"):
         found = get_path(data, spec.location.removeprefix("field:"))
         if isinstance(found, Mapping):
             lat, lon = found.get("latitude"), found.get("longitude")
-            if isinstance(lat, int | float) and isinstance(lon, int | float) and -90 <= lat <= 90 and -180 <= lon <= 180:
+            if (
+                isinstance(lat, int | float)
+                and isinstance(lon, int | float)
+                and -90 <= lat <= 90
+                and -180 <= lon <= 180
+            ):
                 alt = found.get("altitude")
                 # a boolean is not an altitude, nor is an infinite one (which no broker stores)
                 if isinstance(alt, bool) or not isinstance(alt, int | float) or not math.isfinite(alt):
@@ -384,7 +394,9 @@ def build_device_entity(
     else:
         if event.battery_level is not None:
             entity["batteryLevel"] = {
-                "type": "Property", "value": round(event.battery_level / 100, 4), "observedAt": observed,
+                "type": "Property",
+                "value": round(event.battery_level / 100, 4),
+                "observedAt": observed,
             }
         if event.margin is not None:
             entity["linkMargin"] = {"type": "Property", "value": event.margin, "unitCode": "2N", "observedAt": observed}

@@ -40,10 +40,21 @@ _TEMPLATE_FIELDS = {"tenant", "dev_eui", "device_id", "application_id"}
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 # What the Device entity carries (``adapter.mapping.entities.build_device_entity``): an altitude
 # property may not take one of these names.
-_DEVICE_ATTRIBUTES = frozenset({
-    "category", "controlledProperty", "supportedProtocol", "name", "deviceState", "dateLastValueReported",
-    "rssi", "batteryLevel", "linkMargin", "location", "refDeviceModel",
-})
+_DEVICE_ATTRIBUTES = frozenset(
+    {
+        "category",
+        "controlledProperty",
+        "supportedProtocol",
+        "name",
+        "deviceState",
+        "dateLastValueReported",
+        "rssi",
+        "batteryLevel",
+        "linkMargin",
+        "location",
+        "refDeviceModel",
+    }
+)
 # Names every entity has, or that provenance adds (``wasDerivedFrom``).
 _RESERVED_ATTRIBUTES = frozenset({"id", "type", "location", "wasDerivedFrom"})
 
@@ -229,8 +240,19 @@ def load_profile(path: Path) -> DeviceProfile:
         altitude=_altitude(reader),
     )
     reader.no_unknown_keys(
-        {"profile", "description", "match", "codec", "entities", "device", "privacy", "observed_at",
-         "max_device_time_age_s", "meter_change_field", "altitude"}
+        {
+            "profile",
+            "description",
+            "match",
+            "codec",
+            "entities",
+            "device",
+            "privacy",
+            "observed_at",
+            "max_device_time_age_s",
+            "meter_change_field",
+            "altitude",
+        }
     )
     if not profile.entities:
         raise ConfigError(f"{path}: 'entities' must list at least one entity")
@@ -296,9 +318,7 @@ class _Reader:
     def no_unknown_keys(self, known: set[str]) -> None:
         unknown = set(self.doc) - known
         if unknown:
-            raise self._fail(
-                sorted(unknown)[0], f"unknown key (expected one of: {', '.join(sorted(known))})"
-            )
+            raise self._fail(sorted(unknown)[0], f"unknown key (expected one of: {', '.join(sorted(known))})")
 
 
 def _match(r: _Reader) -> Match:
@@ -417,15 +437,26 @@ def _attribute(name: str, spec: Any, r: _Reader) -> AttributeSpec:
 
 def _entity(r: _Reader) -> EntitySpec:
     r.no_unknown_keys(
-        {"type", "id", "context", "attributes", "times", "period", "location", "static", "relationships",
-         "from_registry"}
+        {
+            "type",
+            "id",
+            "context",
+            "attributes",
+            "times",
+            "period",
+            "location",
+            "static",
+            "relationships",
+            "from_registry",
+        }
     )
     id_template = r.text("id")
     used = set(re.findall(r"{(\w+)}", id_template))
     if not id_template.startswith("urn:ngsi-ld:") or not {"tenant", "dev_eui"} <= used or used - _TEMPLATE_FIELDS:
         raise r._fail(
-            "id", "must be a urn:ngsi-ld: URN using {tenant} and {dev_eui} (and only "
-            f"{', '.join(sorted(_TEMPLATE_FIELDS))}), so it is stable per device and tenant"
+            "id",
+            "must be a urn:ngsi-ld: URN using {tenant} and {dev_eui} (and only "
+            f"{', '.join(sorted(_TEMPLATE_FIELDS))}), so it is stable per device and tenant",
         )
     attributes = tuple(_attribute(str(n), s, r.sub("attributes")) for n, s in r.mapping("attributes").items())
     for a in attributes:

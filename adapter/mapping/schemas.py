@@ -79,7 +79,7 @@ def schema_aliases(schemas_dir: Path) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"shared schema {path} cannot be read: {exc}") from exc
         schema_id = contents.get("$id") if isinstance(contents, dict) else None
         if not isinstance(schema_id, str):
-            raise ConfigError(f"shared schema {path} has no \"$id\" (entity schemas $ref it by that URI)")
+            raise ConfigError(f'shared schema {path} has no "$id" (entity schemas $ref it by that URI)')
         found[schema_id] = contents
         if schema_id.startswith(_GITHUB_PAGES):
             repo, _, file = schema_id.removeprefix(_GITHUB_PAGES).partition("/")
@@ -130,8 +130,10 @@ class SchemaRegistry:
                 break
         else:
             searched = ", ".join(str(folder) for folder in self.folders)
-            raise ConfigError(f"no Smart Data Models schema for type {entity_type!r}: searched {searched} "
-                              f"(add {entity_type}/schema.json to the first)")
+            raise ConfigError(
+                f"no Smart Data Models schema for type {entity_type!r}: searched {searched} "
+                f"(add {entity_type}/schema.json to the first)"
+            )
         try:
             schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:

@@ -107,9 +107,7 @@ class BrokerRejectedBatch(BrokerRejectedRequest):
 
     Which entities are at fault is unknown when the batch held more than one."""
 
-    def __init__(
-        self, message: str, *, status: int, problem: ProblemDetails, entity_ids: tuple[str, ...]
-    ) -> None:
+    def __init__(self, message: str, *, status: int, problem: ProblemDetails, entity_ids: tuple[str, ...]) -> None:
         super().__init__(message, status=status, problem=problem)
         self.entity_ids = entity_ids
 
@@ -151,7 +149,12 @@ class NgsiLdClient:
     """
 
     def __init__(
-        self, base_url: str, session: aiohttp.ClientSession, *, token: str | None = None, timeout_s: float = 30.0,
+        self,
+        base_url: str,
+        session: aiohttp.ClientSession,
+        *,
+        token: str | None = None,
+        timeout_s: float = 30.0,
         temporal_url: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -170,8 +173,13 @@ class NgsiLdClient:
         base = url or settings.url
         if base is None:
             raise ValueError("no broker url: set [broker] url")
-        return cls(base, session, token=settings.token, timeout_s=settings.request_timeout_s,
-                   temporal_url=settings.temporal_url if url is None else None)
+        return cls(
+            base,
+            session,
+            token=settings.token,
+            timeout_s=settings.request_timeout_s,
+            temporal_url=settings.temporal_url if url is None else None,
+        )
 
     async def batch_upsert(
         self, tenant: str | None, entities: Sequence[Mapping[str, Any]], *, options: str = "update"
@@ -207,8 +215,13 @@ class NgsiLdClient:
         body = ("[" + ",".join(encoded) + "]").encode("utf-8")
         ids = tuple(ids)
         status, payload = await self._request(
-            "POST", "/entityOperations/upsert", tenant, params={"options": options}, body=body,
-            content_type=LD_JSON, text_if_not_json=True,
+            "POST",
+            "/entityOperations/upsert",
+            tenant,
+            params={"options": options},
+            body=body,
+            content_type=LD_JSON,
+            text_if_not_json=True,
         )
         return self._read_upsert(status, payload, ids)
 
@@ -222,7 +235,9 @@ class NgsiLdClient:
             problem = ProblemDetails.from_json(payload, status=status, fallback="batch refused")
             raise BrokerRejectedBatch(
                 f"the broker refused the whole batch of {len(ids)} entities: HTTP {status} {problem.title}",
-                status=status, problem=problem, entity_ids=ids,
+                status=status,
+                problem=problem,
+                entity_ids=ids,
             )
         self._raise_for(status, payload, "batch upsert")
         raise BrokerProtocolError(f"unexpected HTTP {status} to a batch upsert", status=status)
@@ -236,8 +251,12 @@ class NgsiLdClient:
         (401, 403...) as the other calls do.
         """
         status, payload = await self._request(
-            "POST", f"/temporal/entities/{quote(entity_id, safe='')}/attrs", tenant, body=fragment.encode("utf-8"),
-            content_type=LD_JSON, text_if_not_json=True,
+            "POST",
+            f"/temporal/entities/{quote(entity_id, safe='')}/attrs",
+            tenant,
+            body=fragment.encode("utf-8"),
+            content_type=LD_JSON,
+            text_if_not_json=True,
         )
         if status in (200, 201, 204):
             return TemporalOutcome(status, Fate.DELIVERED)
@@ -250,7 +269,12 @@ class NgsiLdClient:
         raise BrokerProtocolError(f"unexpected HTTP {status} to a temporal attribute addition", status=status)
 
     async def get_entity(
-        self, tenant: str | None, entity_id: str, *, context: str | None = None, attrs: Sequence[str] = (),
+        self,
+        tenant: str | None,
+        entity_id: str,
+        *,
+        context: str | None = None,
+        attrs: Sequence[str] = (),
         options: str | None = None,
     ) -> dict[str, Any] | None:
         """``GET /entities/{id}``, compacted with ``context`` (a URL); None when there is no such entity."""
@@ -278,7 +302,12 @@ class NgsiLdClient:
     ) -> list[dict[str, Any]]:
         """``GET /entities`` (one page: ``limit`` defaults to the broker's, 20 for Orion-LD)."""
         params = _params(
-            type=type, q=q, id=",".join(ids) or None, attrs=",".join(attrs) or None, limit=limit, offset=offset,
+            type=type,
+            q=q,
+            id=",".join(ids) or None,
+            attrs=",".join(attrs) or None,
+            limit=limit,
+            offset=offset,
             options=options,
         )
         status, payload = await self._request("GET", "/entities", tenant, params=params, context=context)
@@ -302,11 +331,19 @@ class NgsiLdClient:
     ) -> dict[str, Any] | None:
         """``GET /temporal/entities/{id}``; None when unknown. Orion-LD itself answers 501 (use Mintaka)."""
         params = _params(
-            attrs=",".join(attrs) or None, timerel=timerel, timeAt=time_at, endTimeAt=end_time_at, lastN=last_n,
+            attrs=",".join(attrs) or None,
+            timerel=timerel,
+            timeAt=time_at,
+            endTimeAt=end_time_at,
+            lastN=last_n,
             options=options,
         )
         status, payload = await self._request(
-            "GET", f"/temporal/entities/{quote(entity_id, safe='')}", tenant, params=params, context=context,
+            "GET",
+            f"/temporal/entities/{quote(entity_id, safe='')}",
+            tenant,
+            params=params,
+            context=context,
             root=self.temporal_url,
         )
         if status == 404:
@@ -341,7 +378,12 @@ class NgsiLdClient:
             # Redirects are not followed: aiohttp would replay a POST as a GET without its body,
             # and the answer to that GET would be read as the batch's.
             async with self._session.request(
-                method, url, params=params, data=body, headers=headers, timeout=self._timeout,
+                method,
+                url,
+                params=params,
+                data=body,
+                headers=headers,
+                timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
                 status = response.status
@@ -353,13 +395,15 @@ class NgsiLdClient:
         if 300 <= status < 400:
             raise BrokerRejectedRequest(
                 f"{method} {url}: HTTP {status} redirect to {response.headers.get('Location', '?')!r}; redirects are "
-                "not followed: set [broker] url to the broker's own address", status=status,
+                "not followed: set [broker] url to the broker's own address",
+                status=status,
             )
         if raw is None:
             if text_if_not_json:  # a batch: its entities' outcomes are unknown (each is sent alone)
                 return status, f"an answer longer than {MAX_ANSWER_BYTES} bytes, not read"
-            raise BrokerProtocolError(f"{method} {url}: HTTP {status} with an answer longer than "
-                                      f"{MAX_ANSWER_BYTES} bytes", status=status)
+            raise BrokerProtocolError(
+                f"{method} {url}: HTTP {status} with an answer longer than {MAX_ANSWER_BYTES} bytes", status=status
+            )
         if not raw:
             return status, None
         try:

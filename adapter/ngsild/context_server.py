@@ -39,7 +39,8 @@ def context_routes(contexts_dir: Path | None = None) -> list[web.RouteDef]:
         if path is None:
             raise web.HTTPNotFound(text=f"no context named {request.match_info['name']!r}")
         return web.Response(
-            body=path.read_bytes(), content_type=_LD_JSON,
+            body=path.read_bytes(),
+            content_type=_LD_JSON,
             headers={"Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*"},
         )
 

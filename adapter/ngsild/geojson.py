@@ -120,6 +120,7 @@ def _coordinates_problem(kind: str, coordinates: list[Any]) -> str:
 
 # --- geometry decomposition -------------------------------------------------------------
 
+
 def positions_of(geometry: dict[str, Any]) -> list[Position]:
     kind, coordinates = geometry["type"], geometry["coordinates"]
     if kind == "Point":
@@ -156,8 +157,10 @@ def on_segment(p: Position, a: Position, b: Position) -> bool:
     cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
     if abs(cross) > 1e-12:
         return False
-    return min(a[0], b[0]) - 1e-12 <= p[0] <= max(a[0], b[0]) + 1e-12 and \
-        min(a[1], b[1]) - 1e-12 <= p[1] <= max(a[1], b[1]) + 1e-12
+    return (
+        min(a[0], b[0]) - 1e-12 <= p[0] <= max(a[0], b[0]) + 1e-12
+        and min(a[1], b[1]) - 1e-12 <= p[1] <= max(a[1], b[1]) + 1e-12
+    )
 
 
 def _in_ring(p: Position, ring: list[Position]) -> bool:

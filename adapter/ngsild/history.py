@@ -32,8 +32,15 @@ from typing import Any
 
 from adapter.ngsild.instants import aware_instant
 
-__all__ = ["TemporalAnswerError", "TemporalAttribute", "TemporalEntity", "TemporalInstance", "parse_attribute",
-           "parse_temporal_entities", "parse_temporal_entity"]
+__all__ = [
+    "TemporalAnswerError",
+    "TemporalAttribute",
+    "TemporalEntity",
+    "TemporalInstance",
+    "parse_attribute",
+    "parse_temporal_entities",
+    "parse_temporal_entity",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ENTITY_MEMBERS = frozenset(("id", "type", "@context", "scope", "createdAt", "modifiedAt", "deletedAt"))
@@ -121,8 +128,11 @@ def parse_attribute(value: Any) -> TemporalAttribute | None:
         series = value.get(member)
         if isinstance(series, list) and not any(k in value for k in ("value", "object", "languageMap")):
             kind = str(value.get("type") or kind)
-            return TemporalAttribute(_sorted(
-                _instance({"type": kind, normalized: pair[0], "observedAt": pair[1]}) for pair in _pairs(series)))
+            return TemporalAttribute(
+                _sorted(
+                    _instance({"type": kind, normalized: pair[0], "observedAt": pair[1]}) for pair in _pairs(series)
+                )
+            )
     if any(k in value for k in ("value", "object", "languageMap", "objectList", "valueList", "vocab", "json")):
         return TemporalAttribute((_instance(value),))
     return TemporalAttribute(())  # aggregated values, or a shape that says nothing per instance

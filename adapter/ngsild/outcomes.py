@@ -163,8 +163,10 @@ def read_upsert_answer(status: int, payload: Any, ids: Sequence[str]) -> BatchOu
         return _all_unknown(status, ids, "a 201 whose body is not a list of ids")
     if status != 207 and status not in REFUSAL_STATUSES:
         return _all_unknown(status, ids, f"HTTP {status} is not an answer to a batch upsert")
-    if not isinstance(payload, Mapping) or not isinstance(payload.get("errors", []), list) or (
-        "errors" not in payload and "success" not in payload
+    if (
+        not isinstance(payload, Mapping)
+        or not isinstance(payload.get("errors", []), list)
+        or ("errors" not in payload and "success" not in payload)
     ):
         return _all_unknown(status, ids, f"a {status} whose body is not a batch operation result")
     in_batch = set(ids)
@@ -201,8 +203,11 @@ def read_upsert_answer(status: int, payload: Any, ids: Sequence[str]) -> BatchOu
             outcomes.append(EntityOutcome(entity_id, Fate.UNKNOWN, why=f"the {status} answer names it in {where}"))
     listed = payload.get("success")
     return BatchOutcome(
-        status, tuple(outcomes), succeeded=tuple(i for i in listed if isinstance(i, str)) if isinstance(listed, list)
-        and status == 207 else (), errors=tuple(errors), strays=tuple(strays),
+        status,
+        tuple(outcomes),
+        succeeded=tuple(i for i in listed if isinstance(i, str)) if isinstance(listed, list) and status == 207 else (),
+        errors=tuple(errors),
+        strays=tuple(strays),
     )
 
 
@@ -243,7 +248,8 @@ def _error_entry(entry: Any, status: int) -> tuple[str | None, ProblemDetails | 
     fallback = status if status != 207 else None  # a 4xx whole answer: its status is each entity's
     return (
         entity_id if isinstance(entity_id, str) else None,
-        ProblemDetails.from_json(problem, status=fallback, fallback="entity refused") if isinstance(problem, Mapping)
+        ProblemDetails.from_json(problem, status=fallback, fallback="entity refused")
+        if isinstance(problem, Mapping)
         else None,
     )
 

@@ -107,7 +107,7 @@ def _reason(exc: BaseException) -> str:
     the frames that raised, and a ledger read's frame holds an open SQLite statement (a read
     transaction kept open would block writers, or the WAL's checkpoints)."""
     text = f"{type(exc).__name__}: {exc}"
-    return text if len(text) <= _REASON_LIMIT else text[:_REASON_LIMIT - 1] + "…"
+    return text if len(text) <= _REASON_LIMIT else text[: _REASON_LIMIT - 1] + "…"
 
 
 def _received_day(record: Mapping[str, Any]) -> str:
@@ -127,9 +127,17 @@ class RdfIndexer:
     """
 
     def __init__(
-        self, ledger: ProvenanceLedger, db: sqlite3.Connection, store: RdfStore, *, batch: int = 2000,
-        personal: Set[str] = frozenset(), access_log: Path | None = None, tenants: Collection[str] | None = None,
-        pseudonyms: PseudonymKeys | None = None, clock: Callable[[], float] = time.time,
+        self,
+        ledger: ProvenanceLedger,
+        db: sqlite3.Connection,
+        store: RdfStore,
+        *,
+        batch: int = 2000,
+        personal: Set[str] = frozenset(),
+        access_log: Path | None = None,
+        tenants: Collection[str] | None = None,
+        pseudonyms: PseudonymKeys | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._ledger = ledger
         self._db = db
@@ -180,8 +188,13 @@ class RdfIndexer:
         )
 
     def _quarantine(self, kind: str, tenant: str, position: int, reason: str) -> None:
-        log.warning("provenance index: %s %s%s set aside (quarantined): %s",
-                    kind, position, f" of {tenant}" if tenant else "", reason)
+        log.warning(
+            "provenance index: %s %s%s set aside (quarantined): %s",
+            kind,
+            position,
+            f" of {tenant}" if tenant else "",
+            reason,
+        )
         self._db.execute(
             "INSERT INTO prov_index_quarantine VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, tenant, position) "
             "DO UPDATE SET reason = excluded.reason, quarantined_at = excluded.quarantined_at",
@@ -192,7 +205,8 @@ class RdfIndexer:
         """What the index passed over, in order (of one ``kind`` if given)."""
         rows = self._db.execute(
             "SELECT kind, tenant, position, reason, quarantined_at FROM prov_index_quarantine "
-            "WHERE ? IS NULL OR kind = ? ORDER BY kind, tenant, position", (kind, kind),
+            "WHERE ? IS NULL OR kind = ? ORDER BY kind, tenant, position",
+            (kind, kind),
         ).fetchall()
         return [Quarantined(*row) for row in rows]
 
@@ -233,7 +247,7 @@ class RdfIndexer:
             records, end = self._read_records(tenant, start)
             try:
                 for first in range(0, len(records), CHUNK):
-                    chunk = records[first:first + CHUNK]
+                    chunk = records[first : first + CHUNK]
                     last = first + CHUNK >= len(records)
                     parts, day = self._quads(tenant, chunk)
                     if loading is not None:
@@ -261,7 +275,9 @@ class RdfIndexer:
             records = list(self._ledger.records(tenant, start, self.batch))
             return records, (records[-1].index + 1 if records else start)
         except Exception as exc:  # noqa: BLE001 - any failure of one row: found below, row by row
-            log.warning("a record of %s after %d does not read (%s): reading them one by one", tenant, start, _reason(exc))
+            log.warning(
+                "a record of %s after %d does not read (%s): reading them one by one", tenant, start, _reason(exc)
+            )
         end = min(start + self.batch, self._ledger.size(tenant))
         found = []
         for index in range(start, end):
@@ -301,9 +317,13 @@ class RdfIndexer:
         day = _received_day(record)
         # What is described once (device, organisation, software, codec and profile files)
         # is written once per process and key; writing it again would add nothing.
-        key = (tenant, record["device"]["devEui"], record["adapter"]["version"],
-               self.pseudonyms.key_for(tenant, day).key_id,
-               *(step.get("codecSha256") or step.get("profileSha256") for step in record["steps"]))
+        key = (
+            tenant,
+            record["device"]["devEui"],
+            record["adapter"]["version"],
+            self.pseudonyms.key_for(tenant, day).key_id,
+            *(step.get("codecSha256") or step.get("profileSha256") for step in record["steps"]),
+        )
         if key not in self._static_written:
             text = static_nquads(record, pseudonyms=self.pseudonyms) + text
             if len(self._static_written) >= _MAX_STATIC_KEYS:
@@ -320,7 +340,9 @@ class RdfIndexer:
         except RdfStoreUnavailable:
             raise
         except RdfStoreError as exc:
-            log.warning("the RDF store refused %d %s(s) at once (%s): loading them one by one", len(parts), kind, _reason(exc))
+            log.warning(
+                "the RDF store refused %d %s(s) at once (%s): loading them one by one", len(parts), kind, _reason(exc)
+            )
         for tenant, position, text in parts:
             try:
                 await self._store.add_nquads(text)
@@ -335,7 +357,9 @@ class RdfIndexer:
         except RdfStoreUnavailable:
             raise
         except RdfStoreError as exc:
-            log.warning("the RDF store refused a chunk of %s (%s): loading its records one by one", loading.tenant, _reason(exc))
+            log.warning(
+                "the RDF store refused a chunk of %s (%s): loading its records one by one", loading.tenant, _reason(exc)
+            )
             await self._load("record", [(loading.tenant, index, text) for index, text in loading.parts])
         self._save(loading.tenant, loading.position)
         if loading.day is not None and loading.day > (self._setting(f"received:{loading.tenant}") or ""):
@@ -346,7 +370,9 @@ class RdfIndexer:
         try:
             receipts: list[tuple[int, Any]] = [(r.id, r) for r in self._ledger.deliveries(position, self.batch)]
         except Exception as exc:  # noqa: BLE001 - a row that does not read: one by one below
-            log.warning("a delivery receipt after %d does not read (%s): reading them one by one", position, _reason(exc))
+            log.warning(
+                "a delivery receipt after %d does not read (%s): reading them one by one", position, _reason(exc)
+            )
             receipts = self._receipts_one_by_one(position)
         tenants = set(self.tenants())
         parts: list[tuple[str, int, str]] = []
@@ -367,8 +393,12 @@ class RdfIndexer:
         return len(receipts)
 
     def _receipts_one_by_one(self, position: int) -> list[tuple[int, Any]]:
-        ids = [row[0] for row in self._db.execute(
-            "SELECT id FROM prov_delivery WHERE id > ? ORDER BY id LIMIT ?", (position, self.batch))]
+        ids = [
+            row[0]
+            for row in self._db.execute(
+                "SELECT id FROM prov_delivery WHERE id > ? ORDER BY id LIMIT ?", (position, self.batch)
+            )
+        ]
         found: list[tuple[int, Any]] = []
         for receipt_id in ids:
             try:
@@ -428,8 +458,11 @@ class RdfIndexer:
             if self.position(tenant) == 0:
                 continue
             if everything:
-                why = (f"personal attributes {built_personal or '(none recorded)'}, now {wanted_personal}"
-                       if built_personal != wanted_personal else f"index format {built_format or '1'}, now {wanted_format}")
+                why = (
+                    f"personal attributes {built_personal or '(none recorded)'}, now {wanted_personal}"
+                    if built_personal != wanted_personal
+                    else f"index format {built_format or '1'}, now {wanted_format}"
+                )
             elif not self._same_pseudonyms(built_keys.get(tenant), keys[tenant], self._setting(f"received:{tenant}")):
                 why = "other pseudonym keys"
             else:
@@ -450,9 +483,9 @@ class RdfIndexer:
         the same keys, or the same followed by rotations that start after ``last_day``."""
         if built == wanted:
             return True
-        if not isinstance(built, list) or wanted[:len(built)] != built or last_day is None:
+        if not isinstance(built, list) or wanted[: len(built)] != built or last_day is None:
             return False
-        return all(isinstance(start, str) and start > last_day for start, _ in wanted[len(built):])
+        return all(isinstance(start, str) and start > last_day for start, _ in wanted[len(built) :])
 
     async def _clear(self, tenant: str) -> None:
         for graph in (graph_iri(tenant), personal_graph_iri(tenant), access_graph_of(tenant)):
@@ -462,8 +495,9 @@ class RdfIndexer:
         self._save(_ACCESSES, 0)
         self._db.execute("DELETE FROM prov_index_settings WHERE name = ?", (f"received:{tenant}",))
         # read again from the start: what is still bad is quarantined again
-        self._db.execute("DELETE FROM prov_index_quarantine WHERE (kind = 'record' AND tenant = ?) OR kind != 'record'",
-                         (tenant,))
+        self._db.execute(
+            "DELETE FROM prov_index_quarantine WHERE (kind = 'record' AND tenant = ?) OR kind != 'record'", (tenant,)
+        )
         self._static_written.clear()
 
     def _receipts_position(self) -> int:

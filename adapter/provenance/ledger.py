@@ -117,9 +117,15 @@ class DeliveryReceipt:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "tenant": self.tenant, "startedAt": self.started_at, "endedAt": self.ended_at,
-            "broker": self.broker, "status": self.status, "software": self.software,
-            "records": list(self.records), "refused": list(self.refused),
+            "id": self.id,
+            "tenant": self.tenant,
+            "startedAt": self.started_at,
+            "endedAt": self.ended_at,
+            "broker": self.broker,
+            "status": self.status,
+            "software": self.software,
+            "records": list(self.records),
+            "refused": list(self.refused),
         }
 
 
@@ -217,9 +223,10 @@ class ProvenanceLedger:
 
     def log(self, tenant: str) -> CollectivityLog:
         """The log of ``tenant``; ``UnknownTenant`` if it was never opened."""
-        if tenant not in self._logs and self._db.execute(
-            "SELECT 1 FROM prov_log WHERE tenant = ?", (tenant,)
-        ).fetchone() is None:
+        if (
+            tenant not in self._logs
+            and self._db.execute("SELECT 1 FROM prov_log WHERE tenant = ?", (tenant,)).fetchone() is None
+        ):
             raise UnknownTenant(f"no provenance log for collectivity {tenant!r}")
         return self._logs.get(tenant) or self.open_log(tenant)
 
@@ -293,7 +300,9 @@ class ProvenanceLedger:
             return 0
 
     def payload(self, tenant: str, index: int) -> bytes | None:
-        row = self._db.execute("SELECT payload FROM prov_payload WHERE tenant = ? AND idx = ?", (tenant, index)).fetchone()
+        row = self._db.execute(
+            "SELECT payload FROM prov_payload WHERE tenant = ? AND idx = ?", (tenant, index)
+        ).fetchone()
         return None if row is None else bytes(row[0])
 
     def prune_payloads(self) -> int:

@@ -158,7 +158,9 @@ class PseudonymKeys:
         keys = cls(None, secrets_by_tenant, sorted(starts))
         for tenant, by_start in secrets_by_tenant.items():
             if set(by_start) != set(keys.starts):
-                raise ConfigError(f"pseudonym keys of {tenant}: one per start {keys.starts}, got {sorted(by_start, key=str)}")
+                raise ConfigError(
+                    f"pseudonym keys of {tenant}: one per start {keys.starts}, got {sorted(by_start, key=str)}"
+                )
             for start, secret in by_start.items():
                 keys._keys[(tenant, start)] = PseudonymKey.from_secret(tenant, start, secret)
         return keys

@@ -234,24 +234,92 @@ def _iri_term(iri: str) -> str:
 _TYPE = _iri_term(_RDF + "type")
 _LABEL = _iri_term(_RDFS + "label")
 _PART_OF = _iri_term(_DCTERMS + "isPartOf")
-_P = {name: _iri_term(PROV + name) for name in (
-    "Entity", "Activity", "Agent", "SoftwareAgent", "Organization", "used", "wasGeneratedBy",
-    "wasDerivedFrom", "wasAttributedTo", "wasAssociatedWith", "wasInformedBy", "actedOnBehalfOf",
-    "generatedAtTime", "startedAtTime", "endedAtTime", "value",
-)}
-_S = {name: _iri_term(SOSA + name) for name in (
-    "Sensor", "Observation", "ObservationCollection", "hasFeatureOfInterest", "resultTime",
-    "observedProperty", "hasSimpleResult", "madeBySensor", "hasMember",
-)}
-_N = {name: _iri_term(NGA + name) for name in (
-    "Uplink", "DeviceStatus", "Reception", "Gateway", "CodecFile", "ProfileFile",
-    "payloadSha256", "fCnt", "fPort", "size", "reception", "gateway", "gatewayId", "rssi", "snr",
-    "codecFile", "profileFile", "privacyRule", "name", "sha256", "version", "devEui", "deviceId",
-    "application", "tenant", "lnsKind", "connection", "unit", "unitCode", "attribute",
-    "attributeName", "entity", "entityType", "observedAt", "object", "step", "broker",
-    "httpStatus", "refusal", "uplink", "detail", "recordSha256", "chainSeq", "chainPrev",
-    "formatVersion", "pseudonymOf",
-)}
+_P = {
+    name: _iri_term(PROV + name)
+    for name in (
+        "Entity",
+        "Activity",
+        "Agent",
+        "SoftwareAgent",
+        "Organization",
+        "used",
+        "wasGeneratedBy",
+        "wasDerivedFrom",
+        "wasAttributedTo",
+        "wasAssociatedWith",
+        "wasInformedBy",
+        "actedOnBehalfOf",
+        "generatedAtTime",
+        "startedAtTime",
+        "endedAtTime",
+        "value",
+    )
+}
+_S = {
+    name: _iri_term(SOSA + name)
+    for name in (
+        "Sensor",
+        "Observation",
+        "ObservationCollection",
+        "hasFeatureOfInterest",
+        "resultTime",
+        "observedProperty",
+        "hasSimpleResult",
+        "madeBySensor",
+        "hasMember",
+    )
+}
+_N = {
+    name: _iri_term(NGA + name)
+    for name in (
+        "Uplink",
+        "DeviceStatus",
+        "Reception",
+        "Gateway",
+        "CodecFile",
+        "ProfileFile",
+        "payloadSha256",
+        "fCnt",
+        "fPort",
+        "size",
+        "reception",
+        "gateway",
+        "gatewayId",
+        "rssi",
+        "snr",
+        "codecFile",
+        "profileFile",
+        "privacyRule",
+        "name",
+        "sha256",
+        "version",
+        "devEui",
+        "deviceId",
+        "application",
+        "tenant",
+        "lnsKind",
+        "connection",
+        "unit",
+        "unitCode",
+        "attribute",
+        "attributeName",
+        "entity",
+        "entityType",
+        "observedAt",
+        "object",
+        "step",
+        "broker",
+        "httpStatus",
+        "refusal",
+        "uplink",
+        "detail",
+        "recordSha256",
+        "chainSeq",
+        "chainPrev",
+        "formatVersion",
+        "pseudonymOf",
+    )
+}
 #: what identifies a device in its static description: its devEui, and the names it is given at
 #: the network server (operators often name a meter after its household or address).
 _DEVICE_IDENTIFIERS = frozenset({_N["devEui"], _N["deviceId"], _N["application"]})
@@ -434,7 +502,11 @@ def _datetime(text: str) -> str:
     size = len(body)
     if (
         (size == 19 or (20 < size <= 26 and body[19] == "." and body[20:].isdigit()))
-        and body[4] == "-" and body[7] == "-" and body[10] == "T" and body[13] == ":" and body[16] == ":"
+        and body[4] == "-"
+        and body[7] == "-"
+        and body[10] == "T"
+        and body[13] == ":"
+        and body[16] == ":"
     ):
         fraction = body[20:].rstrip("0")
         return f'"{body[:19]}.{fraction}Z"{_DATETIME}' if fraction else f'"{body[:19]}Z"{_DATETIME}'
@@ -914,7 +986,11 @@ def _device_triples(
 
 def _software_triples(software: str, version: str) -> list[Triple]:
     term = _software_term(version)
-    return [(term, _TYPE, _P["SoftwareAgent"]), (term, _LABEL, _string(software)), (term, _N["version"], _string(version))]
+    return [
+        (term, _TYPE, _P["SoftwareAgent"]),
+        (term, _LABEL, _string(software)),
+        (term, _N["version"], _string(version)),
+    ]
 
 
 def _lns_triples(base: str, tenant: str, connection: str, kind: Any) -> list[Triple]:
@@ -968,7 +1044,12 @@ def _static_unchecked(record: Mapping[str, Any], pseudonyms: PseudonymKeys | Non
         key = _pseudonym_key(pseudonyms, tenant, _datetime(record["uplink"]["receivedAt"]))
         shown = f"<{key.device(device['devEui'])}>"
     args: tuple[Any, ...] = (
-        base, tenant, device["devEui"], device.get("deviceId"), device.get("application"), shown,
+        base,
+        tenant,
+        device["devEui"],
+        device.get("deviceId"),
+        device.get("application"),
+        shown,
     )
     out += _part(("device", *args), _device_triples, *args)
     software, version = record["adapter"].get("software", "ngsild-adapter"), record["adapter"]["version"]
@@ -1284,7 +1365,9 @@ def provenance_nquads(record: Mapping[str, Any], index: int, receipts: Iterable[
     return _render(graph, triples)
 
 
-def provenance_dataset(record: Mapping[str, Any], index: int, receipts: Iterable[Mapping[str, Any]] = ()) -> rdflib.Graph:
+def provenance_dataset(
+    record: Mapping[str, Any], index: int, receipts: Iterable[Mapping[str, Any]] = ()
+) -> rdflib.Graph:
     """The full W3C PROV-O / SOSA record of one uplink, for the provenance API.
 
     An ``rdflib.Graph`` whose identifier is the tenant's named graph, with the ``PREFIXES``
@@ -1386,17 +1469,19 @@ def _lineage(
             (r for r in receipt.get("refused") or () if r.get("record") == index and r.get("entity") == entity["id"]),
             None,
         )
-        deliveries.append({
-            "iri": f"{base}delivery:{receipt['id']}",
-            "id": receipt["id"],
-            "broker": receipt["broker"],
-            "status": receipt["status"],
-            "startedAt": receipt["startedAt"],
-            "endedAt": receipt["endedAt"],
-            "software": receipt.get("software"),
-            "accepted": refusal is None,
-            **({"detail": refusal.get("detail")} if refusal is not None else {}),
-        })
+        deliveries.append(
+            {
+                "iri": f"{base}delivery:{receipt['id']}",
+                "id": receipt["id"],
+                "broker": receipt["broker"],
+                "status": receipt["status"],
+                "startedAt": receipt["startedAt"],
+                "endedAt": receipt["endedAt"],
+                "software": receipt.get("software"),
+                "accepted": refusal is None,
+                **({"detail": refusal.get("detail")} if refusal is not None else {}),
+            }
+        )
     return {
         "graph": graph[1:-1],
         "tenant": tenant,

@@ -62,7 +62,12 @@ class Step:
     details: Mapping[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.name, **self.details, "startedAt": timestamp(self.started), "endedAt": timestamp(self.ended)}
+        return {
+            "step": self.name,
+            **self.details,
+            "startedAt": timestamp(self.started),
+            "endedAt": timestamp(self.ended),
+        }
 
 
 def _plain_number(value: Any) -> Any:

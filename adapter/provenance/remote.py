@@ -107,8 +107,8 @@ class HttpEvidence:
         entries = []
         offset = 0
         while offset + 2 <= len(body):
-            (length,) = struct.unpack(">H", body[offset:offset + 2])
-            entries.append(body[offset + 2:offset + 2 + length])
+            (length,) = struct.unpack(">H", body[offset : offset + 2])
+            entries.append(body[offset + 2 : offset + 2 + length])
             offset += 2 + length
         position = index - bundle_index * TILE_WIDTH
         return entries[position] if position < len(entries) else None
@@ -128,7 +128,9 @@ class HttpEvidence:
         except (KeyFormatError, UnicodeDecodeError):
             return None
 
-    async def broker_value(self, tenant: str, entity_id: str, attribute: str, observed_at: datetime) -> BrokerValue | None:
+    async def broker_value(
+        self, tenant: str, entity_id: str, attribute: str, observed_at: datetime
+    ) -> BrokerValue | None:
         return None if self._broker is None else await self._broker(tenant, entity_id, attribute, observed_at)
 
     async def index_check(self, tenant: str, index: int, record: dict[str, Any]) -> Check | None:

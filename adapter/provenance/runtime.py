@@ -60,14 +60,21 @@ def open_store(config: AdapterConfig, session: aiohttp.ClientSession | None) -> 
             raise ValueError("a remote SPARQL store needs an HTTP session")
         assert settings.sparql_query_url and settings.sparql_update_url
         return RemoteSparqlStore(
-            settings.sparql_query_url, settings.sparql_update_url,
-            settings.sparql_store_url or settings.sparql_update_url, session,
+            settings.sparql_query_url,
+            settings.sparql_update_url,
+            settings.sparql_store_url or settings.sparql_update_url,
+            session,
         )
     return OxigraphStore(Path(config.state_dir) / "rdf")
 
 
 async def read_broker(
-    client: NgsiLdClient, contexts: Mapping[str, str], tenant: str, entity_id: str, attribute: str, observed_at: datetime
+    client: NgsiLdClient,
+    contexts: Mapping[str, str],
+    tenant: str,
+    entity_id: str,
+    attribute: str,
+    observed_at: datetime,
 ) -> BrokerValue | None:
     """The attribute and the entity's link observed at ``observed_at``: from the temporal API,
     or from the current entity when the history does not hold it or the broker has no temporal
@@ -88,8 +95,13 @@ async def read_broker(
         # embedded broker [timeAt, endTimeAt), Mintaka both ends excluded, Scorpio both
         # included); the instant itself is picked from the answer
         temporal = await client.get_temporal(
-            tenant, entity_id, context=context, attrs=attrs, timerel="between",
-            time_at=iso(observed_at - _MS), end_time_at=iso(observed_at + _MS),
+            tenant,
+            entity_id,
+            context=context,
+            attrs=attrs,
+            timerel="between",
+            time_at=iso(observed_at - _MS),
+            end_time_at=iso(observed_at + _MS),
         )
         found = broker_value_from(temporal, attribute, observed)
         if found is not None and found.attribute is not None:
@@ -105,13 +117,17 @@ async def read_broker(
     if newer is None or newer <= observed_at:
         return found
     if history is None:
-        why = (f"the broker's history does not hold {attribute} of {entity_id} observed at {observed} (yet), "
-               f"while the entity already has one observed at {iso(newer)}: a broker may write its history "
-               "with a delay (Mintaka reads Orion-LD's TRoE database behind it); verify again later, and if it "
-               "stays absent the history lost it")
+        why = (
+            f"the broker's history does not hold {attribute} of {entity_id} observed at {observed} (yet), "
+            f"while the entity already has one observed at {iso(newer)}: a broker may write its history "
+            "with a delay (Mintaka reads Orion-LD's TRoE database behind it); verify again later, and if it "
+            "stays absent the history lost it"
+        )
     else:
-        why = (f"the entity has a newer {attribute} (observed at {iso(newer)}) and the broker's temporal API "
-               f"could not be read ({history}): give the value read to check it")
+        why = (
+            f"the entity has a newer {attribute} (observed at {iso(newer)}) and the broker's temporal API "
+            f"could not be read ({history}): give the value read to check it"
+        )
     return BrokerValue(None, None, pending=why)
 
 
@@ -145,17 +161,26 @@ class ProvenanceRuntime:
             return None
 
     async def verify(
-        self, tenant: str, entity_id: str, attribute: str, observed_at: datetime, *,
-        value: str | None = None, record: int | None = None,
+        self,
+        tenant: str,
+        entity_id: str,
+        attribute: str,
+        observed_at: datetime,
+        *,
+        value: str | None = None,
+        record: int | None = None,
     ) -> Verification:
         evidence = LocalEvidence(
-            self.ledger, self.public_key,
+            self.ledger,
+            self.public_key,
             broker=self.read_broker if self.broker is not None else None,
             index=self.check_index if self.store is not None else None,
         )
         return await verify_value(evidence, tenant, entity_id, attribute, observed_at, value=value, record=record)
 
-    async def read_broker(self, tenant: str, entity_id: str, attribute: str, observed_at: datetime) -> BrokerValue | None:
+    async def read_broker(
+        self, tenant: str, entity_id: str, attribute: str, observed_at: datetime
+    ) -> BrokerValue | None:
         """The attribute and the entity's link observed at ``observed_at`` (``read_broker``)."""
         assert self.broker is not None
         return await read_broker(self.broker, self.contexts, tenant, entity_id, attribute, observed_at)
@@ -190,15 +215,24 @@ class ProvenanceRuntime:
         except RdfStoreError as exc:
             return Check("index", "pending", f"the RDF index could not be read: {exc}")
         if not held_any and self.indexer.position(tenant) <= index:
-            return Check("index", "pending", f"record {index} is not indexed yet (the index catches up off the hot path)")
+            return Check(
+                "index", "pending", f"record {index} is not indexed yet (the index catches up off the hot path)"
+            )
         if missing or extra:
             sample = sorted(missing)[:1] + sorted(extra)[:1]
-            return Check("index", "failed", f"the RDF index differs from the record: {len(missing)} quad(s) missing, "
-                                            f"{len(extra)} not from the record or in the wrong graph "
-                                            f"(e.g. {' '.join(sample[0])})")
+            return Check(
+                "index",
+                "failed",
+                f"the RDF index differs from the record: {len(missing)} quad(s) missing, "
+                f"{len(extra)} not from the record or in the wrong graph "
+                f"(e.g. {' '.join(sample[0])})",
+            )
         count = sum(map(len, expected_by_graph.values()))
-        return Check("index", "ok", f"the RDF index holds the record's {count} quads, each in its graph, "
-                                    "and nothing else about it")
+        return Check(
+            "index",
+            "ok",
+            f"the RDF index holds the record's {count} quads, each in its graph, and nothing else about it",
+        )
 
     async def sign_checkpoints(self) -> None:
         signed = self.ledger.sign_checkpoints()
@@ -219,4 +253,3 @@ class ProvenanceRuntime:
             self.indexer.close()
         if self.store is not None:
             await self.store.close()
-

@@ -100,8 +100,13 @@ class Verification:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "holds": self.holds, "tenant": self.tenant, "entity": self.entity_id, "attribute": self.attribute,
-            "observedAt": self.observed_at, "record": self.record, "checks": [c.to_json() for c in self.checks],
+            "holds": self.holds,
+            "tenant": self.tenant,
+            "entity": self.entity_id,
+            "attribute": self.attribute,
+            "observedAt": self.observed_at,
+            "record": self.record,
+            "checks": [c.to_json() for c in self.checks],
         }
 
 
@@ -137,7 +142,9 @@ class Evidence(Protocol):
 
     async def verifier_key(self, tenant: str) -> NoteVerifier | None: ...
 
-    async def broker_value(self, tenant: str, entity_id: str, attribute: str, observed_at: datetime) -> BrokerValue | None: ...
+    async def broker_value(
+        self, tenant: str, entity_id: str, attribute: str, observed_at: datetime
+    ) -> BrokerValue | None: ...
 
     async def index_check(self, tenant: str, index: int, record: dict[str, Any]) -> Check | None: ...
 
@@ -180,9 +187,14 @@ async def verify_value(
             result.add("record", "pending", f"the record cannot be found from the broker yet: {broker.pending}")
             return result
         if target is None or target[0] != tenant:
-            why = "the broker has no such value" if broker is None or broker.attribute is None else (
-                f"the entity has no {LINK_ATTRIBUTE} link observed at {observed}" if not broker.link
-                else f"its {LINK_ATTRIBUTE} link {broker.link!r} names no record of {tenant}"
+            why = (
+                "the broker has no such value"
+                if broker is None or broker.attribute is None
+                else (
+                    f"the entity has no {LINK_ATTRIBUTE} link observed at {observed}"
+                    if not broker.link
+                    else f"its {LINK_ATTRIBUTE} link {broker.link!r} names no record of {tenant}"
+                )
             )
             result.add("record", "failed", f"no provenance record found: {why}")
             return result
@@ -198,7 +210,11 @@ async def verify_value(
     except (ValueError, CanonicalizationError) as exc:
         result.add("record", "failed", f"record {record} of {tenant} is not a valid record: {exc}")
         return result
-    result.add("record", "ok", f"record {record} of {tenant} ({body.get('recordType')}, device {body.get('device', {}).get('devEui')})")
+    result.add(
+        "record",
+        "ok",
+        f"record {record} of {tenant} ({body.get('recordType')}, device {body.get('device', {}).get('devEui')})",
+    )
     _check_value(result, body, entity_id, attribute, observed, value, broker)
     await _check_log(result, evidence, tenant, record, digest)
     await _check_chain(result, evidence, tenant, body, digest)
@@ -209,8 +225,13 @@ async def verify_value(
 
 
 def _check_value(
-    result: Verification, record: dict[str, Any], entity_id: str, attribute: str, observed: str,
-    value: str | None, broker: BrokerValue | None,
+    result: Verification,
+    record: dict[str, Any],
+    entity_id: str,
+    attribute: str,
+    observed: str,
+    value: str | None,
+    broker: BrokerValue | None,
 ) -> None:
     entity = next((e for e in record.get("entities", ()) if e.get("id") == entity_id), None)
     recorded = None if entity is None else entity.get("attributes", {}).get(attribute)
@@ -219,7 +240,9 @@ def _check_value(
         return
     recorded_time = recorded.get("observedAt", record.get("observedAt"))
     if recorded_time != observed:
-        result.add("value", "failed", f"record {result.record} has {attribute} observed at {recorded_time}, not {observed}")
+        result.add(
+            "value", "failed", f"record {result.record} has {attribute} observed at {recorded_time}, not {observed}"
+        )
         return
     if value is not None:
         given = attribute_fingerprint({"value": _value_of(value), "observedAt": observed}, observed)
@@ -240,8 +263,12 @@ def _check_value(
     if same:
         result.add("value", "ok", f"{source} equals the recorded {json.dumps(recorded, sort_keys=True)}")
     else:
-        result.add("value", "failed", f"{source} {json.dumps(given, sort_keys=True)} differs from the recorded "
-                                      f"{json.dumps(recorded, sort_keys=True)}")
+        result.add(
+            "value",
+            "failed",
+            f"{source} {json.dumps(given, sort_keys=True)} differs from the recorded "
+            f"{json.dumps(recorded, sort_keys=True)}",
+        )
 
 
 async def _check_log(result: Verification, evidence: Evidence, tenant: str, index: int, digest: bytes) -> None:
@@ -267,18 +294,28 @@ async def _check_log(result: Verification, evidence: Evidence, tenant: str, inde
         return
     result.add("signature", "ok", f"tree head of size {checkpoint.size} signed by {key.name} (key {key.key_id.hex()})")
     if index >= checkpoint.size:
-        result.add("inclusion", "pending", f"leaf {index} is newer than the last signed tree head (size {checkpoint.size})")
+        result.add(
+            "inclusion", "pending", f"leaf {index} is newer than the last signed tree head (size {checkpoint.size})"
+        )
         return
     try:
         proof = await evidence.inclusion_proof(tenant, index, checkpoint.size)
         verify_inclusion(leaf_hash(digest), index, checkpoint.size, proof, checkpoint.root_hash)
     except (IntegrityError, LookupError, ValueError) as exc:
-        result.add("inclusion", "failed", f"the record is not leaf {index} of the signed tree of size {checkpoint.size}: {exc}")
+        result.add(
+            "inclusion", "failed", f"the record is not leaf {index} of the signed tree of size {checkpoint.size}: {exc}"
+        )
         return
-    result.add("inclusion", "ok", f"leaf {index} is in the signed tree of size {checkpoint.size} (root {checkpoint.root_hash.hex()})")
+    result.add(
+        "inclusion",
+        "ok",
+        f"leaf {index} is in the signed tree of size {checkpoint.size} (root {checkpoint.root_hash.hex()})",
+    )
 
 
-async def _check_chain(result: Verification, evidence: Evidence, tenant: str, record: dict[str, Any], digest: bytes) -> None:
+async def _check_chain(
+    result: Verification, evidence: Evidence, tenant: str, record: dict[str, Any], digest: bytes
+) -> None:
     chain = record.get("chain") or {}
     dev_eui = record.get("device", {}).get("devEui")
     seq, prev = chain.get("seq"), chain.get("prev")
@@ -320,8 +357,10 @@ def _frame_counter_remarks(before: dict[str, Any], record: dict[str, Any]) -> li
     if current < previous:
         return [f"frame counter went from {previous} to {current} (device reset or rejoined)"]
     if current > previous + 1:
-        return [f"{current - previous - 1} frame(s) between fCnt {previous} and {current} never reached the adapter "
-                "(radio or network loss)"]
+        return [
+            f"{current - previous - 1} frame(s) between fCnt {previous} and {current} never reached the adapter "
+            "(radio or network loss)"
+        ]
     return []
 
 
@@ -375,7 +414,9 @@ class LocalEvidence:
     async def verifier_key(self, tenant: str) -> NoteVerifier | None:
         return self._keys(tenant)
 
-    async def broker_value(self, tenant: str, entity_id: str, attribute: str, observed_at: datetime) -> BrokerValue | None:
+    async def broker_value(
+        self, tenant: str, entity_id: str, attribute: str, observed_at: datetime
+    ) -> BrokerValue | None:
         return None if self._broker is None else await self._broker(tenant, entity_id, attribute, observed_at)
 
     async def index_check(self, tenant: str, index: int, record: dict[str, Any]) -> Check | None:
@@ -425,6 +466,7 @@ def _instance_at(found: TemporalAttribute | None, moment: datetime | None) -> di
 def verification_lines(result: Verification) -> Sequence[str]:
     """The report in plain words, one line per check (the CLI's output)."""
     marks = {"ok": "ok     ", "failed": "FAILED ", "warning": "warning", "pending": "pending"}
-    head = (f"{result.entity_id} {result.attribute} observed at {result.observed_at} (tenant {result.tenant}): "
-            + ("HOLDS" if result.holds else "DOES NOT HOLD"))
+    head = f"{result.entity_id} {result.attribute} observed at {result.observed_at} (tenant {result.tenant}): " + (
+        "HOLDS" if result.holds else "DOES NOT HOLD"
+    )
     return [head, *(f"  {marks.get(c.status, c.status)}  {c.name:<9}  {c.detail}" for c in result.checks)]

@@ -38,8 +38,13 @@ PAGE = 100
 _LOCATION_TAGS = ("latitude", "longitude", "altitude")
 _AUTH = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
 _UNAVAILABLE = {
-    grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
 }
 
 
@@ -98,7 +103,9 @@ class ChirpStackRegistry:
                 raise RegistryAnswerError(
                     f"{where}: {answer.total_count} devices, more than max_devices = {settings.max_devices}"
                 )
-            if len(answer.result) > PAGE or offset + len(answer.result) > settings.max_devices:  # whatever total_count says
+            if (
+                len(answer.result) > PAGE or offset + len(answer.result) > settings.max_devices
+            ):  # whatever total_count says
                 raise RegistryAnswerError(
                     f"{where}: a page of {len(answer.result)} devices (asked for {PAGE}) at offset {offset}: more than "
                     f"max_devices = {settings.max_devices} or than a page holds"
@@ -124,15 +131,22 @@ class ChirpStackRegistry:
             self._channel = None
 
 
-def _device(item: device_pb2.DeviceListItem, source: ImportSource, tenant: str) -> tuple[ImportedDevice, tuple[str, ...]]:
+def _device(
+    item: device_pb2.DeviceListItem, source: ImportSource, tenant: str
+) -> tuple[ImportedDevice, tuple[str, ...]]:
     tags = dict(item.tags)
     location = registry_location(tags.get("latitude"), tags.get("longitude"), tags.get("altitude"))
     if location is not None:
         for key in _LOCATION_TAGS:
             tags.pop(key, None)
     return imported_device(
-        dev_eui=item.dev_eui, tenant=tenant, source=source, name=item.name, description=item.description,
-        tags=tags, location=location,
+        dev_eui=item.dev_eui,
+        tenant=tenant,
+        source=source,
+        name=item.name,
+        description=item.description,
+        tags=tags,
+        location=location,
     )
 
 

@@ -115,8 +115,9 @@ class RegistryImporter:
         self._logged: set[tuple[str, str, str]] = set()
         gone = store.forget([(r.connection, a) for r in self.registries for a in r.applications])
         if gone:
-            log.info("device registry: %d imported devices of registries or applications no longer configured dropped",
-                     gone)
+            log.info(
+                "device registry: %d imported devices of registries or applications no longer configured dropped", gone
+            )
 
     def devices(self) -> DeviceDirectory:
         """The merged registry (``adapter.registry.merge``); each conflict is logged once."""
@@ -155,16 +156,27 @@ class RegistryImporter:
         self.store.replace(settings.connection, application, listing.devices, at)
         for line in listing.skipped:
             log.info("device registry %s: %s", settings.connection, line)
-        log.info("device registry %s: %d devices imported from application %s",
-                 settings.connection, len(listing.devices), application)
+        log.info(
+            "device registry %s: %d devices imported from application %s",
+            settings.connection,
+            len(listing.devices),
+            application,
+        )
         return ApplicationReport(settings.connection, application, len(listing.devices), listing.skipped)
 
     def _failed(self, settings: RegistrySettings, application: str, error: str, at: datetime) -> ApplicationReport:
         self.store.failed(settings.connection, application, error, at)
-        kept = sum(1 for s in self.store.devices()
-                   if s.device.source.connection == settings.connection and s.device.source.application == application)
-        log.warning("device registry import failed: %s; the %d devices of the last good import are kept, "
-                    "next try in %g s", error, kept, settings.interval_s)
+        kept = sum(
+            1
+            for s in self.store.devices()
+            if s.device.source.connection == settings.connection and s.device.source.application == application
+        )
+        log.warning(
+            "device registry import failed: %s; the %d devices of the last good import are kept, next try in %g s",
+            error,
+            kept,
+            settings.interval_s,
+        )
         return ApplicationReport(settings.connection, application, error=error, kept=kept)
 
     def due(self) -> list[str]:

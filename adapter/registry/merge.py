@@ -75,5 +75,7 @@ def merge(
 
 def _named(row: StoredDevice) -> str:
     source = row.device.source
-    return (f"the {source.lns} registry of connection {source.connection!r} (application {source.application}, "
-            f"collectivity {row.device.record.tenant})")
+    return (
+        f"the {source.lns} registry of connection {source.connection!r} (application {source.application}, "
+        f"collectivity {row.device.record.tenant})"
+    )

@@ -75,8 +75,12 @@ class ImportSource:
     imported_at: datetime  # UTC, the import that last confirmed the entry
 
     def to_json(self) -> dict[str, str]:
-        return {"lns": self.lns, "connection": self.connection, "application": self.application,
-                "imported_at": self.imported_at.isoformat()}
+        return {
+            "lns": self.lns,
+            "connection": self.connection,
+            "application": self.application,
+            "imported_at": self.imported_at.isoformat(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +110,12 @@ class ImportedDevice:
             "device_id": self.device_id,
             "description": self.description,
             "attributes": dict(self.record.attributes),
-            "location": None if location is None else {
-                "latitude": location.latitude, "longitude": location.longitude, "altitude": location.altitude,
+            "location": None
+            if location is None
+            else {
+                "latitude": location.latitude,
+                "longitude": location.longitude,
+                "altitude": location.altitude,
             },
             "source": self.source.to_json(),
         }
@@ -210,6 +218,10 @@ def imported_device(
     if text is not None:
         attributes["description"] = text  # the registry's own description wins over a tag of that name
     record = DeviceRecord(
-        dev_eui=eui, name=clean_text(name, NAME_MAX), location=location, attributes=attributes, tenant=tenant,
+        dev_eui=eui,
+        name=clean_text(name, NAME_MAX),
+        location=location,
+        attributes=attributes,
+        tenant=tenant,
     )
     return ImportedDevice(record, source, device_id=clean_text(device_id, 64), description=text), dropped

@@ -65,10 +65,14 @@ class ImportStatus:
     error: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"registry": self.registry, "application": self.application,
-                "attempted_at": self.attempted_at.isoformat(),
-                "succeeded_at": self.succeeded_at.isoformat() if self.succeeded_at else None,
-                "devices": self.devices, "error": self.error}
+        return {
+            "registry": self.registry,
+            "application": self.application,
+            "attempted_at": self.attempted_at.isoformat(),
+            "succeeded_at": self.succeeded_at.isoformat() if self.succeeded_at else None,
+            "devices": self.devices,
+            "error": self.error,
+        }
 
 
 class RegistryStore:
@@ -88,7 +92,8 @@ class RegistryStore:
             db.executemany("INSERT OR IGNORE INTO temp.listed VALUES (?)", [(d.dev_eui,) for d in devices])
             db.execute(
                 "DELETE FROM imported_device WHERE registry = ? AND application = ? "
-                "AND dev_eui NOT IN (SELECT dev_eui FROM temp.listed)", (registry, application),
+                "AND dev_eui NOT IN (SELECT dev_eui FROM temp.listed)",
+                (registry, application),
             )
             db.executemany(
                 """INSERT INTO imported_device VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -134,8 +139,10 @@ class RegistryStore:
                 "DELETE FROM imported_device WHERE (registry, application) NOT IN "
                 "(SELECT registry, application FROM temp.kept)"
             ).rowcount
-            db.execute("DELETE FROM registry_import WHERE (registry, application) NOT IN "
-                       "(SELECT registry, application FROM temp.kept)")
+            db.execute(
+                "DELETE FROM registry_import WHERE (registry, application) NOT IN "
+                "(SELECT registry, application FROM temp.kept)"
+            )
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -166,10 +173,20 @@ class RegistryStore:
 def _row(registry: str, device: ImportedDevice, stamp: str) -> tuple[Any, ...]:
     record, location = device.record, device.record.location
     return (
-        registry, record.dev_eui, record.tenant, device.source.lns, device.source.application, device.device_id,
-        record.name, device.description, orjson.dumps(dict(record.attributes)).decode(),
-        location.latitude if location else None, location.longitude if location else None,
-        location.altitude if location else None, stamp, stamp,
+        registry,
+        record.dev_eui,
+        record.tenant,
+        device.source.lns,
+        device.source.application,
+        device.device_id,
+        record.name,
+        device.description,
+        orjson.dumps(dict(record.attributes)).decode(),
+        location.latitude if location else None,
+        location.longitude if location else None,
+        location.altitude if location else None,
+        stamp,
+        stamp,
     )
 
 
@@ -179,12 +196,27 @@ def _time(text: str) -> datetime:
 
 
 def _stored(row: sqlite3.Row | tuple[Any, ...]) -> StoredDevice:
-    (registry, dev_eui, tenant, lns, application, device_id, name, description, attributes,
-     latitude, longitude, altitude, first, last) = row
+    (
+        registry,
+        dev_eui,
+        tenant,
+        lns,
+        application,
+        device_id,
+        name,
+        description,
+        attributes,
+        latitude,
+        longitude,
+        altitude,
+        first,
+        last,
+    ) = row
     location = None
     if latitude is not None and longitude is not None:
         location = Location(latitude, longitude, altitude, LOCATION_SOURCE)
-    record = DeviceRecord(dev_eui=dev_eui, name=name, location=location, attributes=orjson.loads(attributes),
-                          tenant=tenant)
+    record = DeviceRecord(
+        dev_eui=dev_eui, name=name, location=location, attributes=orjson.loads(attributes), tenant=tenant
+    )
     source = ImportSource(lns=lns, connection=registry, application=application, imported_at=_time(last))
     return StoredDevice(ImportedDevice(record, source, device_id=device_id, description=description), _time(first))

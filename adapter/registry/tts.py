@@ -106,7 +106,11 @@ class TtsRegistry:
             raise RegistryUnavailable(f"{where}: cannot read the CA file: {exc.strerror or exc}") from exc
         try:
             async with self._session.get(
-                url, params=params, headers=headers, ssl=tls, allow_redirects=False,
+                url,
+                params=params,
+                headers=headers,
+                ssl=tls,
+                allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
             ) as response:
                 if response.status in (401, 403):
@@ -155,8 +159,11 @@ def _location(locations: Any) -> Location | None:
     if not isinstance(locations, Mapping):
         return None
     candidates = [locations.get("user")]
-    candidates += [v for k, v in sorted((k, v) for k, v in locations.items() if isinstance(k, str) and k != "user")
-                   if isinstance(v, Mapping) and v.get("source") == "SOURCE_REGISTRY"]
+    candidates += [
+        v
+        for k, v in sorted((k, v) for k, v in locations.items() if isinstance(k, str) and k != "user")
+        if isinstance(v, Mapping) and v.get("source") == "SOURCE_REGISTRY"
+    ]
     for found in candidates:
         if isinstance(found, Mapping):
             location = registry_location(found.get("latitude"), found.get("longitude"), found.get("altitude"))
@@ -171,7 +178,12 @@ def _device(raw: Any, source: ImportSource, tenant: str) -> tuple[ImportedDevice
     ids = raw.get("ids")
     ids = ids if isinstance(ids, Mapping) else {}
     return imported_device(
-        dev_eui=ids.get("dev_eui"), tenant=tenant, source=source, name=raw.get("name"),
-        description=raw.get("description"), tags=raw.get("attributes"), location=_location(raw.get("locations")),
+        dev_eui=ids.get("dev_eui"),
+        tenant=tenant,
+        source=source,
+        name=raw.get("name"),
+        description=raw.get("description"),
+        tags=raw.get("attributes"),
+        location=_location(raw.get("locations")),
         device_id=ids.get("device_id"),
     )

@@ -15,9 +15,7 @@ from adapter.sources.tts import TTSParser
 __all__ = ["DEFAULT_LIMITS", "PARSERS", "EventParser", "ParseLimits", "get_parser"]
 
 #: plug-in name -> parser
-PARSERS: dict[str, EventParser] = {
-    parser.name: parser for parser in (ChirpStackParser(), TTSParser())
-}
+PARSERS: dict[str, EventParser] = {parser.name: parser for parser in (ChirpStackParser(), TTSParser())}
 
 
 def get_parser(name: str) -> EventParser:

@@ -83,9 +83,7 @@ DEFAULT_LIMITS = ParseLimits()
 def check_body_size(body: bytes, limits: ParseLimits) -> None:
     """Refuse a body over ``limits.max_body_bytes`` before anything decodes it."""
     if len(body) > limits.max_body_bytes:
-        raise EventError(
-            "body_too_large", f"event body is {len(body)} bytes, limit {limits.max_body_bytes}"
-        )
+        raise EventError("body_too_large", f"event body is {len(body)} bytes, limit {limits.max_body_bytes}")
 
 
 def load_json_object(body: bytes, limits: ParseLimits) -> dict[str, Any]:
@@ -187,9 +185,7 @@ def decode_payload(encoded: str | None, limits: ParseLimits) -> bytes:
     except (binascii.Error, ValueError) as exc:
         raise EventError("bad_base64", f"payload {encoded[:40]!r} is not valid base64: {exc}") from exc
     if len(payload) > limits.max_payload_bytes:
-        raise EventError(
-            "payload_too_large", f"payload is {len(payload)} bytes, limit {limits.max_payload_bytes}"
-        )
+        raise EventError("payload_too_large", f"payload is {len(payload)} bytes, limit {limits.max_payload_bytes}")
     return payload
 
 

@@ -183,9 +183,7 @@ async def consume_mqtt(
     _warn_about_port(connection)
     reconnect = _Backoff(reconnect_delay_s, max_reconnect_delay_s)
     redelivery = _Backoff(reconnect_delay_s, max_reconnect_delay_s)
-    session = _Session(
-        connection, handle, topics, reconnect, redelivery, ready, handle_many
-    )
+    session = _Session(connection, handle, topics, reconnect, redelivery, ready, handle_many)
     while not stop.is_set():
         try:
             await _unless_stopped(session.run(), stop)
@@ -259,7 +257,8 @@ class _Session:
                             redeliver_at.reschedule(loop.time() + delay)
                             log.warning(
                                 "MQTT %s: reconnecting in %.1f s to have the failed message redelivered",
-                                self.connection.name, delay,
+                                self.connection.name,
+                                delay,
                             )
         except TimeoutError:
             if not redeliver_at.expired():
@@ -277,7 +276,9 @@ class _Session:
         except Exception:
             log.exception(
                 "MQTT %s: the handler failed on a burst of %d messages; none is acknowledged "
-                "and they will be redelivered", self.connection.name, len(burst),
+                "and they will be redelivered",
+                self.connection.name,
+                len(burst),
             )
             return [False] * len(burst)
         delivered = []
@@ -285,7 +286,10 @@ class _Session:
             if isinstance(outcome, Exception):
                 log.error(
                     "MQTT %s: the handler failed on a message from %s (mid %d); it is not acknowledged "
-                    "and will be redelivered", self.connection.name, message.topic, message.mid,
+                    "and will be redelivered",
+                    self.connection.name,
+                    message.topic,
+                    message.mid,
                     exc_info=outcome,
                 )
                 delivered.append(False)
@@ -296,20 +300,24 @@ class _Session:
     def _deliver(self, message: aiomqtt.Message) -> bool:
         topic = str(message.topic)
         try:
-            self.handle(
-                _payload(message), lns=self.connection.lns, origin=self.connection.origin, topic=topic
-            )
+            self.handle(_payload(message), lns=self.connection.lns, origin=self.connection.origin, topic=topic)
         except Exception:
             log.exception(
                 "MQTT %s: the handler failed on a message from %s (mid %d); it is not acknowledged "
-                "and will be redelivered", self.connection.name, topic, message.mid,
+                "and will be redelivered",
+                self.connection.name,
+                topic,
+                message.mid,
             )
             return False
         return True
 
 
 def _client(
-    connection: Connection, context: ssl.SSLContext | None, on_log: Any, closed: asyncio.Event  # noqa: ANN401
+    connection: Connection,
+    context: ssl.SSLContext | None,
+    on_log: Any,
+    closed: asyncio.Event,  # noqa: ANN401
 ) -> aiomqtt.Client:
     """An aiomqtt client for one connection: manual acks, paho's lines to ``on_log``, and
     ``closed`` set when paho reports the connection closed before any CONNACK (a CONNACK,
@@ -430,7 +438,11 @@ async def _subscribe(client: aiomqtt.Client, connection: Connection, topics: lis
             )
     log.info(
         "MQTT %s: connected to %s:%d as %s, subscribed to %s",
-        connection.name, connection.host, connection.port, client.identifier, ", ".join(topics),
+        connection.name,
+        connection.host,
+        connection.port,
+        client.identifier,
+        ", ".join(topics),
     )
 
 
@@ -451,18 +463,24 @@ def _warn_about_port(connection: Connection) -> None:
     if connection.tls is None and connection.password_env and not _loopback(connection.host):
         log.warning(
             "MQTT %s: the password of %s goes in clear to %s:%d (no TLS): set tls = true unless this network "
-            "is private to the adapter and its broker", connection.name, connection.username, connection.host,
+            "is private to the adapter and its broker",
+            connection.name,
+            connection.username,
+            connection.host,
             connection.port,
         )
     if connection.tls is not None and connection.port == MQTT_PORT:
         log.warning(
             "MQTT %s: tls = true on port %d, MQTT's plaintext port (MQTT over TLS is usually %d)",
-            connection.name, MQTT_PORT, MQTT_TLS_PORT,
+            connection.name,
+            MQTT_PORT,
+            MQTT_TLS_PORT,
         )
     elif connection.tls is None and connection.port == MQTT_TLS_PORT:
         log.warning(
             "MQTT %s: plaintext on port %d, MQTT's port for TLS: set tls = true if the broker expects TLS",
-            connection.name, MQTT_TLS_PORT,
+            connection.name,
+            MQTT_TLS_PORT,
         )
 
 
@@ -485,16 +503,27 @@ def _log_lost(connection: Connection, exc: BaseException, delay: float, paho_err
         hint = " (is it a TLS port? see tls)" if connection.tls is None else ""
         log.error(
             "MQTT %s: %s closed the connection before answering CONNECT%s (%s); reconnecting in %.1f s",
-            connection.name, where, hint, said, delay,
+            connection.name,
+            where,
+            hint,
+            said,
+            delay,
         )
     elif _refused_for_good(exc):
         log.error(
             "MQTT %s: %s refused the login (%s); check the credentials and client identifier. Retrying in %.1f s",
-            connection.name, where, exc, delay,
+            connection.name,
+            where,
+            exc,
+            delay,
         )
     else:
         log.warning(
-            "MQTT %s: connection to %s lost or refused (%s); reconnecting in %.1f s", connection.name, where, said, delay
+            "MQTT %s: connection to %s lost or refused (%s); reconnecting in %.1f s",
+            connection.name,
+            where,
+            said,
+            delay,
         )
 
 

@@ -115,7 +115,8 @@ def tls_context(connection: Connection, *, now: datetime | None = None) -> ssl.S
             ) from exc
         except ssl.SSLError as exc:
             problem = (
-                "key_file does not match cert_file" if "KEY_VALUES_MISMATCH" in str(exc)
+                "key_file does not match cert_file"
+                if "KEY_VALUES_MISMATCH" in str(exc)
                 else f"cert_file {settings.cert_file} or key_file {settings.key_file} is not a PEM certificate "
                 f"and key ({exc.reason})"
             )
@@ -168,8 +169,10 @@ _DIAGNOSES = (
     ("self-signed certificate", "the server's certificate is not signed by a CA in ca_file (or the system's)"),
     ("unable to get local issuer", "the server's certificate is not signed by a CA in ca_file (or the system's)"),
     ("wrong version number", "the port does not speak TLS (a plaintext MQTT port?)"),
-    ("closed during the tls handshake", "the broker closed the connection during the TLS handshake "
-     "(a plaintext MQTT port?)"),
+    (
+        "closed during the tls handshake",
+        "the broker closed the connection during the TLS handshake (a plaintext MQTT port?)",
+    ),
     ("unsupported protocol", "the server offers no TLS version from 1.2 on"),
 )
 

@@ -68,7 +68,12 @@ from adapter.pipeline import PipelineResult
 from adapter.sources.mqtt import Handler
 
 __all__ = [
-    "FULL_RETRY_AFTER_S", "HEALTH_PATH", "WEBHOOK_PATH", "create_webhook_app", "serve_webhooks", "webhook_limits",
+    "FULL_RETRY_AFTER_S",
+    "HEALTH_PATH",
+    "WEBHOOK_PATH",
+    "create_webhook_app",
+    "serve_webhooks",
+    "webhook_limits",
 ]
 
 log = logging.getLogger(__name__)
@@ -106,7 +111,9 @@ async def serve_webhooks(
     """Serve ``create_webhook_app`` on ``host:port`` until cancelled, with ``webhook_limits(config)``."""
     names = [c.name for c in config.connections if c.transport == "webhook"]
     await serve_forever(
-        create_webhook_app(config, handle, extra_routes=extra_routes), host=host, port=port,
+        create_webhook_app(config, handle, extra_routes=extra_routes),
+        host=host,
+        port=port,
         limits=webhook_limits(config),
         started=lambda server: log.info(
             "webhooks listening on %s for %s", server.url, ", ".join(names) or "no connection"
@@ -116,7 +123,9 @@ async def serve_webhooks(
 
 def webhook_limits(config: AdapterConfig) -> ServerLimits:
     """The configured HTTP limits (``[http]``), with no larger a body than the parsers take."""
-    return dataclasses.replace(config.http, max_body_bytes=min(config.http.max_body_bytes, config.limits.max_body_bytes))
+    return dataclasses.replace(
+        config.http, max_body_bytes=min(config.http.max_body_bytes, config.limits.max_body_bytes)
+    )
 
 
 async def _health(request: web.Request) -> web.Response:

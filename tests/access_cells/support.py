@@ -53,8 +53,9 @@ class FakeBroker:
     readings: dict[str, list[tuple[str, float, datetime]]] = field(default_factory=dict)
     reads: list[Period] = field(default_factory=list)
 
-    def add(self, name: str, location: tuple[float, float] | None, attribute: str, value: float,
-            moment: datetime) -> None:
+    def add(
+        self, name: str, location: tuple[float, float] | None, attribute: str, value: float, moment: datetime
+    ) -> None:
         self.locations[name] = location
         self.readings.setdefault(name, []).append((attribute, value, moment))
 

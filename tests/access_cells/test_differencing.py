@@ -31,8 +31,11 @@ from tests.access_cells.support import (
 )
 
 PROPERTY = settings(derandomize=True, max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-DEFINITIONS = [daily("sum", 2), districts("avg", 2, dominance_top=1, dominance_share=0.7),
-               districts("sum", 3, time_zone="Europe/Paris", dominance_top=2, dominance_share=0.8)]
+DEFINITIONS = [
+    daily("sum", 2),
+    districts("avg", 2, dominance_top=1, dominance_share=0.7),
+    districts("sum", 3, time_zone="Europe/Paris", dominance_top=2, dominance_share=0.8),
+]
 PLACES = [IN_WEST, IN_EAST, IN_NORTH, NOWHERE, None]
 NOW = T0 + timedelta(days=30)
 
@@ -41,24 +44,42 @@ fleet = st.lists(st.tuples(st.sampled_from(PLACES), readings), min_size=1, max_s
 hours = st.integers(-24, 9 * 24)
 
 
-def load(broker: FakeBroker, sensors: list[tuple[tuple[float, float] | None, list[tuple[int, float]]]],
-         prefix: str = "s") -> None:
+def load(
+    broker: FakeBroker, sensors: list[tuple[tuple[float, float] | None, list[tuple[int, float]]]], prefix: str = "s"
+) -> None:
     for i, (place, points) in enumerate(sensors):
         for hour, value in points:
             broker.add(f"{prefix}{i}", place, "x", value, T0 + timedelta(hours=hour))
 
 
-def ask(definition: Aggregation, store: CellStore, broker: FakeBroker, start: datetime,
-        end: datetime) -> tuple[Cell, ...]:
+def ask(
+    definition: Aggregation, store: CellStore, broker: FakeBroker, start: datetime, end: datetime
+) -> tuple[Cell, ...]:
     chosen = periods(definition, start, end, now=NOW)
-    return asyncio.run(published_cells(definition, store, tenant="ville", entity_type="T", attributes=["x"],
-                                       periods=chosen, fetch=broker.fetch, now=NOW))
+    return asyncio.run(
+        published_cells(
+            definition,
+            store,
+            tenant="ville",
+            entity_type="T",
+            attributes=["x"],
+            periods=chosen,
+            fetch=broker.fetch,
+            now=NOW,
+        )
+    )
 
 
 @PROPERTY
 @given(st.sampled_from(DEFINITIONS), fleet, fleet, hours, hours, hours, hours)
 def test_overlapping_windows_and_late_data_only_ever_give_the_same_whole_cells(
-    definition: Aggregation, sensors: list, late: list, a: int, b: int, c: int, d: int,
+    definition: Aggregation,
+    sensors: list,
+    late: list,
+    a: int,
+    b: int,
+    c: int,
+    d: int,
 ) -> None:
     broker, store = FakeBroker(), CellStore(":memory:")
     load(broker, sensors)
@@ -67,8 +88,11 @@ def test_overlapping_windows_and_late_data_only_ever_give_the_same_whole_cells(
     second_window = (T0 + timedelta(hours=min(c, d)), T0 + timedelta(hours=max(c, d) + 1))
     everything = ask(definition, store, broker, T0 - timedelta(days=2), T0 + timedelta(days=10))
     load(broker, late, prefix="late")  # data arriving after publication, some in old periods
-    answers = [ask(definition, store, broker, *first_window), ask(definition, store, broker, *second_window),
-               ask(definition, store, broker, *first_window)]
+    answers = [
+        ask(definition, store, broker, *first_window),
+        ask(definition, store, broker, *second_window),
+        ask(definition, store, broker, *first_window),
+    ]
     known = {(cell.period, cell.group): cell for cell in everything}
     for (start, end), answer in zip((first_window, second_window, first_window), answers, strict=True):
         for cell in answer:
@@ -86,17 +110,28 @@ def independent_rules_pass(definition: Aggregation, contributions: dict[str, lis
     if len(contributions) < definition.min_group_size:
         return False
     sizes = sorted((abs(math.fsum(v)) for v in contributions.values()), reverse=True)
-    return sum(sizes) == 0 or sum(sizes[:definition.dominance_top]) <= definition.dominance_share * sum(sizes)
+    return sum(sizes) == 0 or sum(sizes[: definition.dominance_top]) <= definition.dominance_share * sum(sizes)
 
 
 district_values = st.lists(st.lists(st.floats(0, 1000, allow_nan=False), min_size=1, max_size=3), max_size=6)
 
 
 @PROPERTY
-@given(st.sampled_from(["sum", "avg"]), st.integers(1, 4), st.sampled_from([(1, 0.6), (2, 0.8), (1, 1.0)]),
-       district_values, district_values, district_values)
+@given(
+    st.sampled_from(["sum", "avg"]),
+    st.integers(1, 4),
+    st.sampled_from([(1, 0.6), (2, 0.8), (1, 1.0)]),
+    district_values,
+    district_values,
+    district_values,
+)
 def test_no_suppressed_cell_can_be_derived_from_the_total_and_the_published_cells(
-    method: str, size: int, dominance: tuple[int, float], west: list, east: list, north: list,
+    method: str,
+    size: int,
+    dominance: tuple[int, float],
+    west: list,
+    east: list,
+    north: list,
 ) -> None:
     definition = districts(method, size, dominance_top=dominance[0], dominance_share=dominance[1])
     series: dict[str, SensorSeries] = {}
@@ -136,8 +171,15 @@ async def test_an_official_shifting_windows_and_asking_again_learns_nothing_fine
     for shift in range(0, 48, 5):  # windows shifted hour by hour, as an attacker would
         start = T0 + timedelta(hours=shift)
         answer = await published_cells(
-            definition, store, tenant="ville", entity_type="T", attributes=["x"], now=NOW, fetch=broker.fetch,
-            periods=periods(definition, start, start + timedelta(days=2), now=NOW))
+            definition,
+            store,
+            tenant="ville",
+            entity_type="T",
+            attributes=["x"],
+            now=NOW,
+            fetch=broker.fetch,
+            periods=periods(definition, start, start + timedelta(days=2), now=NOW),
+        )
         broker.add("house0", IN_WEST, "x", 10_000.0, T0 + timedelta(hours=30))  # a late reading each time
         for row in values_of(answer):
             _, _, period_start, *_ = row

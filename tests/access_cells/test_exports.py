@@ -6,8 +6,10 @@ import importlib
 
 import pytest
 
-MODULES = ["adapter.access.cells", *(f"adapter.access.cells.{m}" for m in
-                                     ("exceptions", "groups", "noise", "periods", "rules", "series", "store"))]
+MODULES = [
+    "adapter.access.cells",
+    *(f"adapter.access.cells.{m}" for m in ("exceptions", "groups", "noise", "periods", "rules", "series", "store")),
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -63,8 +63,19 @@ async def test_noise_is_drawn_once_and_every_later_answer_is_the_same_noisy_valu
     for i in range(5):
         broker.add(f"s{i}", IN_WEST, "x", 50.0, at(0))
     definition = noisy("sum")
-    answers = [await published_cells(definition, store, tenant="t", entity_type="T", attributes=["x"],
-                                     periods=[day(0)], fetch=broker.fetch, now=NOW) for _ in range(20)]
+    answers = [
+        await published_cells(
+            definition,
+            store,
+            tenant="t",
+            entity_type="T",
+            attributes=["x"],
+            periods=[day(0)],
+            fetch=broker.fetch,
+            now=NOW,
+        )
+        for _ in range(20)
+    ]
     assert len({a[0].value for a in answers}) == 1 and len(broker.reads) == 1
     assert answers[0][0].value != 250.0  # noise was added (a draw of exactly 0 has probability 0)
 
@@ -85,9 +96,20 @@ def test_the_budget_is_charged_once_per_cell_and_refused_past_its_cap() -> None:
 
     def ask(first: int, last: int, who: str = "alice") -> object:
         chosen = periods(definition, day(first).start, day(last).end, now=NOW)
-        return asyncio.run(published_cells(definition, store, tenant="t", entity_type="T", attributes=["x"],
-                                           periods=chosen, fetch=broker.fetch, now=NOW, principal=who,
-                                           noise=Recorder()))
+        return asyncio.run(
+            published_cells(
+                definition,
+                store,
+                tenant="t",
+                entity_type="T",
+                attributes=["x"],
+                periods=chosen,
+                fetch=broker.fetch,
+                now=NOW,
+                principal=who,
+                noise=Recorder(),
+            )
+        )
 
     ask(0, 1)
     assert store.spent("alice", definition.fingerprint, "t", "T") == 1.0

@@ -75,8 +75,12 @@ def test_weeks_start_on_monday_and_months_on_the_first() -> None:
 
 def test_periods_tile_time_without_gap_or_overlap() -> None:
     for period in ("PT1H", "P1D", "P1W", "P1M"):
-        found = periods(definition(period, PARIS), utc(2024, 1, 1), utc(2025, 1, 1) if period != "PT1H" else
-                        utc(2024, 1, 20), now=LATER)
+        found = periods(
+            definition(period, PARIS),
+            utc(2024, 1, 1),
+            utc(2025, 1, 1) if period != "PT1H" else utc(2024, 1, 20),
+            now=LATER,
+        )
         assert found and all(a.end == b.start for a, b in zip(found, found[1:], strict=False))
         for p in found:
             assert period_containing(definition(period, PARIS), p.start) == p
@@ -86,7 +90,9 @@ def test_periods_tile_time_without_gap_or_overlap() -> None:
 def test_a_window_is_rounded_in_to_the_whole_periods_it_holds() -> None:
     day = definition("P1D")
     assert periods(day, utc(2025, 3, 3, 12), utc(2025, 3, 6, 12), now=LATER) == (
-        Period(utc(2025, 3, 4), utc(2025, 3, 5)), Period(utc(2025, 3, 5), utc(2025, 3, 6)))
+        Period(utc(2025, 3, 4), utc(2025, 3, 5)),
+        Period(utc(2025, 3, 5), utc(2025, 3, 6)),
+    )
     assert periods(day, utc(2025, 3, 3, 1), utc(2025, 3, 3, 23), now=LATER) == ()  # no whole day: nothing
 
 
@@ -97,8 +103,9 @@ def test_only_closed_periods_past_the_publication_delay_are_published() -> None:
     assert found[-1] == Period(utc(2025, 3, 3), utc(2025, 3, 4))
     assert periods(day, utc(2025, 3, 1), None, now=now, publication_delay=timedelta(0))[-1].end == utc(2025, 3, 5)
     assert not is_published(Period(utc(2025, 3, 4), utc(2025, 3, 5)), now=now, publication_delay=timedelta(hours=1))
-    assert is_published(Period(utc(2025, 3, 4), utc(2025, 3, 5)), now=utc(2025, 3, 5, 1),
-                        publication_delay=timedelta(hours=1))
+    assert is_published(
+        Period(utc(2025, 3, 4), utc(2025, 3, 5)), now=utc(2025, 3, 5, 1), publication_delay=timedelta(hours=1)
+    )
 
 
 def test_an_unbounded_or_too_long_window_is_refused_naming_the_limit() -> None:

@@ -46,6 +46,7 @@ def by_group(cells: tuple[Cell, ...]) -> dict[str, Cell]:
 
 # --- groups -----------------------------------------------------------------------------
 
+
 def test_without_districts_every_sensor_is_in_the_one_group_all() -> None:
     series = one_each({"a": (IN_WEST, 1.0), "b": (None, 2.0), "c": (NOWHERE, 3.0)})
     (cell,) = compute_cells(daily("sum", 3), "x", day(0), series)
@@ -61,13 +62,22 @@ def test_a_sensor_belongs_to_the_first_district_that_contains_it() -> None:
 
 
 def test_sensors_outside_every_district_or_unplaced_are_in_no_cell_and_not_in_the_total() -> None:
-    series = one_each({
-        **{f"w{i}": (IN_WEST, 1.0) for i in range(3)}, **{f"e{i}": (IN_EAST, 2.0) for i in range(3)},
-        **{f"n{i}": (IN_NORTH, 4.0) for i in range(3)}, "far": (NOWHERE, 1000.0), "lost": (None, 1000.0),
-    })
+    series = one_each(
+        {
+            **{f"w{i}": (IN_WEST, 1.0) for i in range(3)},
+            **{f"e{i}": (IN_EAST, 2.0) for i in range(3)},
+            **{f"n{i}": (IN_NORTH, 4.0) for i in range(3)},
+            "far": (NOWHERE, 1000.0),
+            "lost": (None, 1000.0),
+        }
+    )
     cells = by_group(compute_cells(districts(), "x", day(0), series))
     assert {g: (c.value, c.sensors) for g, c in cells.items()} == {
-        "west": (3.0, 3), "east": (6.0, 3), "north": (12.0, 3), "total": (21.0, 9)}
+        "west": (3.0, 3),
+        "east": (6.0, 3),
+        "north": (12.0, 3),
+        "total": (21.0, 9),
+    }
 
 
 def test_the_grant_area_restricts_the_sensors_first() -> None:
@@ -84,13 +94,17 @@ def test_only_points_inside_the_period_count_and_other_attributes_do_not() -> No
 
 
 def test_avg_is_over_every_reading_of_every_sensor() -> None:
-    series = {"a": sensor(IN_WEST, (1.0, at(0, 1)), (3.0, at(0, 2))), "b": sensor(IN_WEST, (8.0, at(0))),
-              "c": sensor(IN_WEST, (4.0, at(0)))}
+    series = {
+        "a": sensor(IN_WEST, (1.0, at(0, 1)), (3.0, at(0, 2))),
+        "b": sensor(IN_WEST, (8.0, at(0))),
+        "c": sensor(IN_WEST, (4.0, at(0))),
+    }
     (cell,) = compute_cells(daily("avg", 3), "x", day(0), series)
     assert cell.value == 4.0 and cell.sensors == 3
 
 
 # --- threshold --------------------------------------------------------------------------
+
 
 def test_fewer_sensors_than_the_threshold_suppress_the_cell_and_hide_its_count() -> None:
     two = one_each({"a": (IN_WEST, 1.0), "b": (IN_WEST, 2.0)})
@@ -106,12 +120,20 @@ def test_fewer_sensors_than_the_threshold_suppress_the_cell_and_hide_its_count()
 def test_a_suppressed_cell_says_why_in_plain_words_and_nothing_more() -> None:
     (cell,) = compute_cells(daily("sum", 3), "x", day(0), one_each({"a": (IN_WEST, 1.0)}))
     answer = cell_json(cell, daily("sum", 3))
-    assert answer == {"group": "all", "attribute": "x", "method": "sum", "start": "2025-03-03T00:00:00Z",
-                      "end": "2025-03-04T00:00:00Z", "status": "suppressed", "rule": "threshold",
-                      "reason": "fewer than 3 sensors contributed"}
+    assert answer == {
+        "group": "all",
+        "attribute": "x",
+        "method": "sum",
+        "start": "2025-03-03T00:00:00Z",
+        "end": "2025-03-04T00:00:00Z",
+        "status": "suppressed",
+        "rule": "threshold",
+        "reason": "fewer than 3 sensors contributed",
+    }
 
 
 # --- dominance --------------------------------------------------------------------------
+
 
 def test_the_n_k_rule_on_absolute_contributions() -> None:
     assert dominated([61.0, 20.0, 19.0], top=1, share=0.6)
@@ -134,13 +156,17 @@ def test_a_cell_one_sensor_dominates_is_suppressed_whatever_the_number_of_sensor
 
 def test_dominance_of_an_average_is_judged_on_each_sensor_sum() -> None:
     # similar values, but one sensor reports ten times as often: it makes the average
-    series = {"chatty": sensor(IN_WEST, *((20.0, at(0, h)) for h in range(10))),
-              "a": sensor(IN_WEST, (20.0, at(0))), "b": sensor(IN_WEST, (20.0, at(0)))}
+    series = {
+        "chatty": sensor(IN_WEST, *((20.0, at(0, h)) for h in range(10))),
+        "a": sensor(IN_WEST, (20.0, at(0))),
+        "b": sensor(IN_WEST, (20.0, at(0))),
+    }
     (cell,) = compute_cells(daily("avg", 3, dominance_top=1, dominance_share=0.6), "x", day(0), series)
     assert cell.rule == "dominance"
 
 
 # --- secondary suppression --------------------------------------------------------------
+
 
 def three_districts(west: list[float], east: list[float], north: list[float]) -> dict[str, SensorSeries]:
     series = {}
@@ -204,10 +230,15 @@ def test_values_do_not_depend_on_the_order_sensors_come_in() -> None:
 
 # --- calendar periods -------------------------------------------------------------------
 
+
 def test_the_25_hour_day_of_the_dst_end_holds_all_its_hours_and_the_next_day_none() -> None:
     definition = daily("sum", 3, time_zone="Europe/Paris")
-    (autumn,) = periods(definition, datetime(2025, 10, 25, 22, tzinfo=UTC), datetime(2025, 10, 26, 23, tzinfo=UTC),
-                        now=datetime(2026, 1, 1, tzinfo=UTC))
+    (autumn,) = periods(
+        definition,
+        datetime(2025, 10, 25, 22, tzinfo=UTC),
+        datetime(2025, 10, 26, 23, tzinfo=UTC),
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
     hourly = tuple((1.0, autumn.start + timedelta(hours=h)) for h in range(26))  # the 26th is the next day
     series = {f"s{i}": SensorSeries(IN_WEST, {"x": hourly}) for i in range(3)}
     (cell,) = compute_cells(definition, "x", autumn, series)
@@ -217,8 +248,10 @@ def test_the_25_hour_day_of_the_dst_end_holds_all_its_hours_and_the_next_day_non
 def test_a_month_cell_runs_from_the_first_local_midnight_to_the_next() -> None:
     definition = daily("sum", 3, period="P1M", time_zone="Europe/Paris")
     february = period_containing(definition, datetime(2025, 2, 14, tzinfo=UTC))
-    assert (february.start, february.end) == (datetime(2025, 1, 31, 23, tzinfo=UTC),
-                                              datetime(2025, 2, 28, 23, tzinfo=UTC))
+    assert (february.start, february.end) == (
+        datetime(2025, 1, 31, 23, tzinfo=UTC),
+        datetime(2025, 2, 28, 23, tzinfo=UTC),
+    )
     inside = (1.0, datetime(2025, 1, 31, 23, 30, tzinfo=UTC))  # 00:30 on 1 February in Paris
     outside = (100.0, datetime(2025, 2, 28, 23, 30, tzinfo=UTC))  # 00:30 on 1 March in Paris
     series = {f"s{i}": SensorSeries(IN_WEST, {"x": (inside, outside)}) for i in range(3)}
@@ -231,6 +264,7 @@ def test_a_period_that_is_not_the_definitions_is_refused() -> None:
 
 
 # --- bad readings -----------------------------------------------------------------------
+
 
 def test_non_finite_readings_are_left_out_and_an_overflowing_cell_is_a_cells_error() -> None:
     series = {f"s{i}": sensor(IN_WEST, (1.0, at(0)), (math.nan, at(0)), (math.inf, at(0))) for i in range(3)}

@@ -66,9 +66,15 @@ def test_a_put_must_match_its_key_and_never_stores_pending_cells() -> None:
 
 def test_the_fingerprint_names_the_definition_not_the_agreement() -> None:
     assert daily("avg", 3).fingerprint == daily("avg", 3).fingerprint
-    changed = [daily("sum", 3), daily("avg", 4), replace(daily("avg", 3), period="PT1H"),
-               replace(daily("avg", 3), time_zone="Europe/Paris"), replace(daily("avg", 3), dominance_share=0.8),
-               districts("avg"), districts("avg", total=False)]
+    changed = [
+        daily("sum", 3),
+        daily("avg", 4),
+        replace(daily("avg", 3), period="PT1H"),
+        replace(daily("avg", 3), time_zone="Europe/Paris"),
+        replace(daily("avg", 3), dominance_share=0.8),
+        districts("avg"),
+        districts("avg", total=False),
+    ]
     prints = {d.fingerprint for d in changed} | {daily("avg", 3).fingerprint}
     assert len(prints) == len(changed) + 1
     assert replace(daily("avg", 3), privacy_budget=5.0).fingerprint == daily("avg", 3).fingerprint
@@ -83,13 +89,24 @@ async def test_the_broker_is_read_once_per_period_then_never_again() -> None:
     chosen = periods(definition, day(0).start, day(2).end, now=now)
 
     async def ask(attributes: list[str]) -> tuple[Cell, ...]:
-        return await published_cells(definition, store, tenant="ville", entity_type="T", attributes=attributes,
-                                     periods=chosen, fetch=broker.fetch, now=now)
+        return await published_cells(
+            definition,
+            store,
+            tenant="ville",
+            entity_type="T",
+            attributes=attributes,
+            periods=chosen,
+            fetch=broker.fetch,
+            now=now,
+        )
 
     first = await ask(["x"])
     assert broker.reads == [day(0), day(1), day(2)]
     assert [(c.period, c.status, c.value) for c in first] == [
-        (day(0), "published", 46.0), (day(1), "suppressed", None), (day(2), "suppressed", None)]
+        (day(0), "published", 46.0),
+        (day(1), "suppressed", None),
+        (day(2), "suppressed", None),
+    ]
     assert await ask(["x"]) == first and len(broker.reads) == 3
     both = await ask(["x", "y"])  # y was never computed: each period is read once more, for y only
     assert len(broker.reads) == 6 and [c for c in both if c.attribute == "x"] == list(first)
@@ -101,18 +118,37 @@ async def test_an_unpublished_period_is_pending_and_neither_read_nor_stored() ->
     broker, store = FakeBroker(), CellStore(":memory:")
     definition = districts("sum")
     now = day(1).start + timedelta(minutes=30)  # day 0 ended, but the delay has not passed
-    cells = await published_cells(definition, store, tenant="ville", entity_type="T", attributes=["x"],
-                                  periods=[day(0)], fetch=broker.fetch, now=now)
+    cells = await published_cells(
+        definition,
+        store,
+        tenant="ville",
+        entity_type="T",
+        attributes=["x"],
+        periods=[day(0)],
+        fetch=broker.fetch,
+        now=now,
+    )
     assert [(c.group, c.status) for c in cells] == [
-        ("west", "pending"), ("east", "pending"), ("north", "pending"), ("total", "pending")]
+        ("west", "pending"),
+        ("east", "pending"),
+        ("north", "pending"),
+        ("total", "pending"),
+    ]
     assert broker.reads == [] and store.get(key(definition.fingerprint)) is None
 
 
 async def test_a_period_that_is_not_the_definitions_is_refused() -> None:
     with pytest.raises(PeriodsError, match="is not a P1D period"):
-        await published_cells(daily(), CellStore(":memory:"), tenant="t", entity_type="T", attributes=["x"],
-                              periods=[replace(day(0), end=day(0).end + timedelta(hours=1))],
-                              fetch=FakeBroker().fetch, now=at(9))
+        await published_cells(
+            daily(),
+            CellStore(":memory:"),
+            tenant="t",
+            entity_type="T",
+            attributes=["x"],
+            periods=[replace(day(0), end=day(0).end + timedelta(hours=1))],
+            fetch=FakeBroker().fetch,
+            now=at(9),
+        )
 
 
 async def test_two_questions_at_once_get_the_same_cells() -> None:
@@ -129,8 +165,16 @@ async def test_two_questions_at_once_get_the_same_cells() -> None:
         return answer
 
     async def ask() -> tuple[Cell, ...]:
-        return await published_cells(definition, store, tenant="t", entity_type="T", attributes=["x"],
-                                     periods=[day(0)], fetch=slow_and_changing, now=at(9))
+        return await published_cells(
+            definition,
+            store,
+            tenant="t",
+            entity_type="T",
+            attributes=["x"],
+            periods=[day(0)],
+            fetch=slow_and_changing,
+            now=at(9),
+        )
 
     one, two = await asyncio.gather(ask(), ask())
     assert len(broker.reads) == 2  # both read the broker, the second saw the late reading

@@ -35,27 +35,34 @@ VALID: dict[str, Any] = {
     "uid": "urn:ngsild-adapter:agreement:test",
     "assigner": "urn:ngsild-adapter:organization:region",
     "assignee": "urn:ngsild-adapter:organization:ville",
-    "permission": [{
-        "target": {"@type": "AssetCollection", "nga:tenant": "region", "nga:entityType": "AirQualityObserved"},
-        "action": "read",
-        "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "ventilation-control"}],
-    }],
+    "permission": [
+        {
+            "target": {"@type": "AssetCollection", "nga:tenant": "region", "nga:entityType": "AirQualityObserved"},
+            "action": "read",
+            "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "ventilation-control"}],
+        }
+    ],
 }
 
 
 def person(organization: str, *roles: str, client: str | None = "portail") -> Principal:
     """A user of ``organization`` with ``roles``, logged in through the ``portail`` web client."""
     return Principal(
-        issuer=f"https://sso.example.org/realms/{organization}", subject=f"user-of-{organization}",
-        organization=organization, roles=frozenset(roles), client_id=client,
+        issuer=f"https://sso.example.org/realms/{organization}",
+        subject=f"user-of-{organization}",
+        organization=organization,
+        roles=frozenset(roles),
+        client_id=client,
     )
 
 
 def machine(organization: str, client: str) -> Principal:
     """A partner platform: a client-credentials token of ``client`` in ``organization``."""
     return Principal(
-        issuer=f"https://sso.example.org/realms/{organization}", subject=f"service-account-{client}",
-        organization=organization, client_id=client,
+        issuer=f"https://sso.example.org/realms/{organization}",
+        subject=f"service-account-{client}",
+        organization=organization,
+        client_id=client,
     )
 
 

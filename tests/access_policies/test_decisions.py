@@ -38,6 +38,7 @@ def ask(principal, action: Action, tenant: str, entity_type: str, purpose: str |
 
 # --- building managers -----------------------------------------------------------------
 
+
 def test_a_building_manager_follows_the_city_classrooms_raw() -> None:
     manager = person("ville", "building-manager")
     for action in (Action.READ, Action.QUERY_HISTORY, Action.SUBSCRIBE):
@@ -68,6 +69,7 @@ def test_a_building_manager_gets_no_other_city_data() -> None:
 
 # --- elected officials -------------------------------------------------------------------
 
+
 def test_an_elected_official_gets_only_daily_averages_of_three_sensors_or_more() -> None:
     official = person("ville", "elected-official")
     for entity_type in (AIR, "WaterConsumptionObserved"):
@@ -90,6 +92,7 @@ def test_an_elected_official_cannot_read_current_values() -> None:
 
 # --- the school ventilation client of the city ----------------------------------------------
 
+
 def test_the_school_client_subscribes_to_region_air_quality_for_ventilation_control() -> None:
     school = machine("ville", "ecole-ventilation")
     decision = ask(school, Action.SUBSCRIBE, "region", AIR, purpose="ventilation-control")
@@ -97,7 +100,14 @@ def test_the_school_client_subscribes_to_region_air_quality_for_ventilation_cont
     (grant,) = decision.grants
     assert grant.assigner == "region" and grant.aggregation is None
     assert visible_attributes(grant, CATALOGUE.attributes(AIR)) == {
-        "no2", "pm25", "pm10", "o3", "temperature", "relativeHumidity", "location", "dateObserved",
+        "no2",
+        "pm25",
+        "pm10",
+        "o3",
+        "temperature",
+        "relativeHumidity",
+        "location",
+        "dateObserved",
     }  # not refDevice, not typeofLocation
 
 
@@ -120,11 +130,13 @@ def test_the_school_client_gets_no_history_and_nothing_else() -> None:
 def test_only_that_client_of_the_city_gets_it() -> None:
     assert not ask(person("ville"), Action.SUBSCRIBE, "region", AIR, purpose="ventilation-control").permitted
     # the same client id in another collectivity's realm is another client
-    assert not ask(machine("metropole", "ecole-ventilation"), Action.SUBSCRIBE, "region", AIR,
-                   purpose="ventilation-control").permitted
+    assert not ask(
+        machine("metropole", "ecole-ventilation"), Action.SUBSCRIBE, "region", AIR, purpose="ventilation-control"
+    ).permitted
 
 
 # --- researchers -------------------------------------------------------------------------------
+
 
 def test_a_researcher_of_a_listed_organization_queries_the_region_shared_graph_only() -> None:
     for organization in ("region", "ville", "metropole"):
@@ -138,32 +150,48 @@ def test_a_researcher_of_a_listed_organization_queries_the_region_shared_graph_o
 
 def test_the_city_data_admins_query_both_graphs_of_the_city_and_nothing_else() -> None:
     dataset = POLICIES.sparql_dataset(person("ville", "data-admin"))
-    assert dataset.graphs == ("urn:ngsild-adapter:graph:ville", "urn:ngsild-adapter:graph:ville:access",
-                              "urn:ngsild-adapter:graph:ville:personal")
+    assert dataset.graphs == (
+        "urn:ngsild-adapter:graph:ville",
+        "urn:ngsild-adapter:graph:ville:access",
+        "urn:ngsild-adapter:graph:ville:personal",
+    )
     assert POLICIES.sparql_dataset(person("region", "data-admin")).graphs == ()
 
 
 def test_an_agreement_removing_what_the_shared_graph_holds_opens_nothing() -> None:
     # an operator who keeps refDevice in the shared graph: the store could not honour the removal
-    policies = PolicySet.load(EXAMPLES, tenants=TENANTS, catalogue=CATALOGUE,
-                              personal_attributes=PERSONAL - {"refDevice"})
+    policies = PolicySet.load(
+        EXAMPLES, tenants=TENANTS, catalogue=CATALOGUE, personal_attributes=PERSONAL - {"refDevice"}
+    )
     dataset = policies.sparql_dataset(person("ville", "researcher"))
     assert dataset.graphs == ()
     (why,) = dataset.refusals
-    assert why == (f"agreement {RESEARCH} keeps refDevice out of SPARQL answers, but the shared graph of region "
-                   "holds it: the operator lists it in [provenance] personal_attributes")
+    assert why == (
+        f"agreement {RESEARCH} keeps refDevice out of SPARQL answers, but the shared graph of region "
+        "holds it: the operator lists it in [provenance] personal_attributes"
+    )
 
 
 def test_a_sparql_permission_with_a_purpose_needs_it(tmp_path: Path) -> None:
-    write(tmp_path, agreement("study", "urn:ngsild-adapter:organization:region", {}, "nga:sparqlQuery",
-                              [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "air-study"}]))
+    write(
+        tmp_path,
+        agreement(
+            "study",
+            "urn:ngsild-adapter:organization:region",
+            {},
+            "nga:sparqlQuery",
+            [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "air-study"}],
+        ),
+    )
     policies = PolicySet.load(tmp_path, tenants=TENANTS, catalogue=CATALOGUE, personal_attributes=PERSONAL)
     assert policies.sparql_dataset(person("region")).graphs == ()
     assert "requires purpose air-study" in policies.sparql_dataset(person("region")).refusals[0]
     assert policies.sparql_dataset(person("metropole"), purpose="air-study").graphs == ()  # not an assignee
     assert policies.sparql_dataset(person("region"), purpose="air-study").graphs == (
-        "urn:ngsild-adapter:graph:region", "urn:ngsild-adapter:graph:region:access",
-        "urn:ngsild-adapter:graph:region:personal")
+        "urn:ngsild-adapter:graph:region",
+        "urn:ngsild-adapter:graph:region:access",
+        "urn:ngsild-adapter:graph:region:personal",
+    )
 
 
 def test_who_accessed_what_stays_with_the_collectivity(tmp_path: Path) -> None:
@@ -171,7 +199,9 @@ def test_who_accessed_what_stays_with_the_collectivity(tmp_path: Path) -> None:
     write(tmp_path, agreement("all", "urn:ngsild-adapter:organization:metropole", {}, "nga:sparqlQuery", []))
     policies = PolicySet.load(tmp_path, tenants=TENANTS, catalogue=CATALOGUE, personal_attributes=PERSONAL)
     assert policies.sparql_dataset(person("metropole")).graphs == (
-        "urn:ngsild-adapter:graph:region", "urn:ngsild-adapter:graph:region:personal")
+        "urn:ngsild-adapter:graph:region",
+        "urn:ngsild-adapter:graph:region:personal",
+    )
 
 
 def test_a_researcher_gets_coarse_locations_and_no_personal_fields() -> None:
@@ -186,6 +216,7 @@ def test_a_researcher_gets_coarse_locations_and_no_personal_fields() -> None:
 
 # --- data administrators -----------------------------------------------------------------------------
 
+
 def test_a_data_admin_reads_everything_of_the_city_and_nothing_else() -> None:
     admin = person("ville", "data-admin")
     for entity_type in CATALOGUE.types:
@@ -196,6 +227,7 @@ def test_a_data_admin_reads_everything_of_the_city_and_nothing_else() -> None:
 
 
 # --- nobody else --------------------------------------------------------------------------------------------
+
 
 def test_a_principal_without_agreement_is_denied_with_a_reason() -> None:
     nobody = machine("eau", "facturation")
@@ -226,13 +258,23 @@ def test_now_must_carry_a_time_zone() -> None:
 
 # --- narrowing carried by the grants, and their order ----------------------------------------------------------
 
+
 def agreement(uid: str, assignee: str, target: dict, action, constraint: list, duty: list | None = None) -> dict:
-    rule: dict = {"target": {"@type": "AssetCollection", "nga:tenant": "region", **target}, "action": action,
-                  "constraint": constraint}
+    rule: dict = {
+        "target": {"@type": "AssetCollection", "nga:tenant": "region", **target},
+        "action": action,
+        "constraint": constraint,
+    }
     if duty:
         rule["duty"] = duty
-    return {"@context": CONTEXT, "@type": "Agreement", "uid": f"urn:ngsild-adapter:agreement:{uid}",
-            "assigner": "urn:ngsild-adapter:organization:region", "assignee": assignee, "permission": [rule]}
+    return {
+        "@context": CONTEXT,
+        "@type": "Agreement",
+        "uid": f"urn:ngsild-adapter:agreement:{uid}",
+        "assigner": "urn:ngsild-adapter:organization:region",
+        "assignee": assignee,
+        "permission": [rule],
+    }
 
 
 def test_grants_are_ordered_raw_first_then_wider(tmp_path: Path) -> None:
@@ -246,15 +288,19 @@ def test_grants_are_ordered_raw_first_then_wider(tmp_path: Path) -> None:
         {"leftOperand": "nga:minGroupSize", "operator": "gteq", "rightOperand": 2},
     ]
     write(tmp_path, agreement("a-hourly", city, {"nga:entityType": AIR}, "nga:subscribe", aggregated), "a.jsonld")
-    write(tmp_path, agreement("b-no2", city, {"nga:entityType": AIR, "nga:attribute": "no2"}, "nga:subscribe", []),
-          "b.jsonld")
+    write(
+        tmp_path,
+        agreement("b-no2", city, {"nga:entityType": AIR, "nga:attribute": "no2"}, "nga:subscribe", []),
+        "b.jsonld",
+    )
     policies = PolicySet.load(tmp_path, tenants=TENANTS, catalogue=CATALOGUE)
-    decision = ask(machine("ville", "ecole-ventilation"), Action.SUBSCRIBE, "region", AIR, "ventilation-control",
-                   policies=policies)
+    decision = ask(
+        machine("ville", "ecole-ventilation"), Action.SUBSCRIBE, "region", AIR, "ventilation-control", policies=policies
+    )
     assert decision.agreements == (
-        SCHOOLS,                                   # raw, 8 attributes
-        "urn:ngsild-adapter:agreement:b-no2",      # raw, 1 attribute
-        "urn:ngsild-adapter:agreement:a-hourly",   # every attribute, but aggregated
+        SCHOOLS,  # raw, 8 attributes
+        "urn:ngsild-adapter:agreement:b-no2",  # raw, 1 attribute
+        "urn:ngsild-adapter:agreement:a-hourly",  # every attribute, but aggregated
     )
 
 
@@ -262,13 +308,27 @@ def test_time_window_and_area_travel_in_the_grant(tmp_path: Path) -> None:
     ring = [[4.80, 45.70], [4.90, 45.70], [4.90, 45.80], [4.80, 45.80], [4.80, 45.70]]
     constraint = [
         {"leftOperand": "dateTime", "operator": "gteq", "rightOperand": "2025-01-01T00:00:00Z"},
-        {"leftOperand": "dateTime", "operator": "lteq",
-         "rightOperand": {"@value": "2025-12-31T23:59:59+01:00", "@type": "xsd:dateTime"}},
-        {"leftOperand": "nga:area", "operator": "eq",
-         "rightOperand": {"@type": "@json", "@value": {"type": "Polygon", "coordinates": [ring]}}},
+        {
+            "leftOperand": "dateTime",
+            "operator": "lteq",
+            "rightOperand": {"@value": "2025-12-31T23:59:59+01:00", "@type": "xsd:dateTime"},
+        },
+        {
+            "leftOperand": "nga:area",
+            "operator": "eq",
+            "rightOperand": {"@type": "@json", "@value": {"type": "Polygon", "coordinates": [ring]}},
+        },
     ]
-    write(tmp_path, agreement("window", "urn:ngsild-adapter:organization:metropole", {"nga:entityType": AIR},
-                              ["read", "nga:subscribe"], constraint))
+    write(
+        tmp_path,
+        agreement(
+            "window",
+            "urn:ngsild-adapter:organization:metropole",
+            {"nga:entityType": AIR},
+            ["read", "nga:subscribe"],
+            constraint,
+        ),
+    )
     policies = PolicySet.load(tmp_path, tenants=TENANTS, catalogue=CATALOGUE)
     (grant,) = ask(person("metropole"), Action.READ, "region", AIR, policies=policies).grants
     assert grant.not_before == datetime(2025, 1, 1, tzinfo=UTC)

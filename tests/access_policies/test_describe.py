@@ -60,8 +60,10 @@ def test_the_other_examples_in_plain_words() -> None:
         "Attribute location is coarsened to 2 decimals.",
     ]
     assert POLICIES.describe(ADMINS)[1:] == [
-        "Permission 1: Role data-admin of ville may read all of ville's data.", "Raw values.",
-        "Permission 2: Role data-admin of ville may query over SPARQL all of ville's data.", "Raw values.",
+        "Permission 1: Role data-admin of ville may read all of ville's data.",
+        "Raw values.",
+        "Permission 2: Role data-admin of ville may query over SPARQL all of ville's data.",
+        "Raw values.",
     ]
 
 
@@ -76,22 +78,34 @@ def test_check_file_describes_a_good_file_and_refuses_a_bad_one(tmp_path: Path) 
 def test_several_permissions_and_every_condition_are_spelled_out(tmp_path: Path) -> None:
     ring = [[4.8, 45.7], [4.9, 45.7], [4.9, 45.8], [4.8, 45.7]]
     document = {
-        "@context": CONTEXT, "@type": "Agreement", "uid": "urn:ngsild-adapter:agreement:eau-study",
+        "@context": CONTEXT,
+        "@type": "Agreement",
+        "uid": "urn:ngsild-adapter:agreement:eau-study",
         "assigner": "urn:ngsild-adapter:organization:eau",
         "assignee": ["urn:ngsild-adapter:organization:metropole", "urn:ngsild-adapter:client:region:observatoire"],
         "permission": [
-            {"target": {"nga:entityType": "WaterConsumptionObserved"}, "action": ["nga:queryHistory"],
-             "constraint": [
-                 {"leftOperand": "purpose", "operator": "isAnyOf", "rightOperand": ["leak-detection", "planning"]},
-                 {"leftOperand": "dateTime", "operator": "gteq", "rightOperand": "2025-01-01T00:00:00Z"},
-                 {"leftOperand": "nga:area", "operator": "eq",
-                  "rightOperand": {"@type": "@json", "@value": {"type": "Polygon", "coordinates": [ring]}}},
-             ],
-             "duty": [{"action": "nga:removeAttribute", "nga:attribute": "refDevice"},
-                      {"action": "nga:coarsenAttribute", "nga:attribute": "location", "nga:decimals": 1}]},
-            {"target": {"nga:tenant": "eau", "nga:entityType": "Device", "nga:attribute": "batteryLevel"},
-             "action": "read",
-             "constraint": [{"leftOperand": "dateTime", "operator": "lteq", "rightOperand": "2026-01-01T00:00:00Z"}]},
+            {
+                "target": {"nga:entityType": "WaterConsumptionObserved"},
+                "action": ["nga:queryHistory"],
+                "constraint": [
+                    {"leftOperand": "purpose", "operator": "isAnyOf", "rightOperand": ["leak-detection", "planning"]},
+                    {"leftOperand": "dateTime", "operator": "gteq", "rightOperand": "2025-01-01T00:00:00Z"},
+                    {
+                        "leftOperand": "nga:area",
+                        "operator": "eq",
+                        "rightOperand": {"@type": "@json", "@value": {"type": "Polygon", "coordinates": [ring]}},
+                    },
+                ],
+                "duty": [
+                    {"action": "nga:removeAttribute", "nga:attribute": "refDevice"},
+                    {"action": "nga:coarsenAttribute", "nga:attribute": "location", "nga:decimals": 1},
+                ],
+            },
+            {
+                "target": {"nga:tenant": "eau", "nga:entityType": "Device", "nga:attribute": "batteryLevel"},
+                "action": "read",
+                "constraint": [{"leftOperand": "dateTime", "operator": "lteq", "rightOperand": "2026-01-01T00:00:00Z"}],
+            },
         ],
     }
     assert check_file(write(tmp_path, document), TENANTS, CATALOGUE) == [

@@ -45,6 +45,7 @@ def refusal(tmp_path: Path, document: dict | str) -> str:
 
 # --- the examples -----------------------------------------------------------------------
 
+
 def test_every_example_agreement_loads() -> None:
     policies = load(EXAMPLES)
     assert {a.uid for a in policies.agreements} == {SCHOOLS, BUILDINGS, OFFICIALS, RESEARCH, ADMINS}
@@ -59,18 +60,37 @@ def test_the_examples_read_as_intended() -> None:
     (rule,) = schools.permissions
     assert rule.actions == {Action.READ, Action.SUBSCRIBE}
     assert rule.purposes == {"ventilation-control"}
-    assert rule.attributes == {"no2", "pm25", "pm10", "o3", "temperature", "relativeHumidity", "location", "dateObserved"}
+    assert rule.attributes == {
+        "no2",
+        "pm25",
+        "pm10",
+        "o3",
+        "temperature",
+        "relativeHumidity",
+        "location",
+        "dateObserved",
+    }
     (officials,) = policies.agreement(OFFICIALS).permissions
     assert officials.aggregation is not None
     assert officials.aggregation == Aggregation(
-        "avg", "P1D", 3, districts=officials.aggregation.districts, time_zone="Europe/Paris", dominance_top=2,
-        dominance_share=0.8, total=True,
+        "avg",
+        "P1D",
+        3,
+        districts=officials.aggregation.districts,
+        time_zone="Europe/Paris",
+        dominance_top=2,
+        dominance_share=0.8,
+        total=True,
     )
     assert [d.name for d in officials.aggregation.districts] == ["Rennes-ouest", "Rennes-est"]
     (research,) = policies.agreement(RESEARCH).permissions
-    assert research.every_type and research.removed == {"refDevice", "name"} and research.coarsened == (("location", 2),)
+    assert (
+        research.every_type and research.removed == {"refDevice", "name"} and research.coarsened == (("location", 2),)
+    )
     assert [str(p) for p in policies.agreement(RESEARCH).assignees] == [
-        "role researcher of region", "role researcher of ville", "role researcher of metropole",
+        "role researcher of region",
+        "role researcher of ville",
+        "role researcher of metropole",
     ]
 
 
@@ -99,21 +119,34 @@ def test_every_compact_spelling_the_contexts_allow_means_the_same(tmp_path: Path
         odrl + "assigner": {"@id": "urn:ngsild-adapter:organization:region"},
         odrl + "assignee": {"@id": "urn:ngsild-adapter:organization:ville"},
         odrl + "permission": {
-            odrl + "target": {"@type": odrl + "AssetCollection", nga + "tenant": "region",
-                              nga + "entityType": "AirQualityObserved"},
+            odrl + "target": {
+                "@type": odrl + "AssetCollection",
+                nga + "tenant": "region",
+                nga + "entityType": "AirQualityObserved",
+            },
             odrl + "action": {"@id": odrl + "read"},
-            odrl + "constraint": {odrl + "leftOperand": {"@id": odrl + "purpose"},
-                                  odrl + "operator": {"@id": odrl + "eq"},
-                                  odrl + "rightOperand": "ventilation-control"},
+            odrl + "constraint": {
+                odrl + "leftOperand": {"@id": odrl + "purpose"},
+                odrl + "operator": {"@id": odrl + "eq"},
+                odrl + "rightOperand": "ventilation-control",
+            },
         },
     }
-    aliases = spoil(**{
-        "@context": [*VALID["@context"], {"sharedWith": {"@id": "odrl:assignee", "@type": "@id"},
-                                          "Tenant": "nga:tenant", "Types": "nga:entityType"}],
-        "assignee": None,
-        "sharedWith": "urn:ngsild-adapter:organization:ville",
-        "permission": permission(target={"Tenant": "region", "Types": ["AirQualityObserved"]}),
-    })
+    aliases = spoil(
+        **{
+            "@context": [
+                *VALID["@context"],
+                {
+                    "sharedWith": {"@id": "odrl:assignee", "@type": "@id"},
+                    "Tenant": "nga:tenant",
+                    "Types": "nga:entityType",
+                },
+            ],
+            "assignee": None,
+            "sharedWith": "urn:ngsild-adapter:organization:ville",
+            "permission": permission(target={"Tenant": "region", "Types": ["AirQualityObserved"]}),
+        }
+    )
     agreements = [
         parse_agreement(write(tmp_path, doc, f"{i}.jsonld"), tenants=TENANTS, catalogue=CATALOGUE)
         for i, doc in enumerate((VALID, expanded, aliases))
@@ -127,6 +160,7 @@ def test_an_empty_folder_grants_nothing(tmp_path: Path) -> None:
 
 
 # --- one refusal per kind of mistake ----------------------------------------------------
+
 
 def test_a_file_that_is_not_json_is_refused(tmp_path: Path) -> None:
     assert refusal(tmp_path, '{"@context": [}') == "not valid JSON: Expecting value at line 1 column 15"
@@ -208,8 +242,10 @@ def test_a_collectivity_cannot_share_another_ones_data(tmp_path: Path) -> None:
 def test_an_unknown_entity_type_is_refused(tmp_path: Path) -> None:
     target = {"nga:tenant": "region", "nga:entityType": "AirQualityObservation"}
     what = refusal(tmp_path, spoil(permission=permission(target=target)))
-    assert what.startswith("permission 1: target: unknown entity type 'AirQualityObservation' (the device profiles "
-                           "make: ACMeasurement, AirQualityObserved, Device, ")
+    assert what.startswith(
+        "permission 1: target: unknown entity type 'AirQualityObservation' (the device profiles "
+        "make: ACMeasurement, AirQualityObserved, Device, "
+    )
 
 
 def test_an_unknown_attribute_is_refused(tmp_path: Path) -> None:

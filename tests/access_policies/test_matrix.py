@@ -12,7 +12,9 @@ from tests.access_policies.support import CATALOGUE, EXAMPLES, NOW, TENANTS, mac
 
 POLICIES = PolicySet.load(EXAMPLES, tenants=TENANTS, catalogue=CATALOGUE)
 ALL = "every attribute"
-AIR_FOR_SCHOOLS = frozenset({"no2", "pm25", "pm10", "o3", "temperature", "relativeHumidity", "location", "dateObserved"})
+AIR_FOR_SCHOOLS = frozenset(
+    {"no2", "pm25", "pm10", "o3", "temperature", "relativeHumidity", "location", "dateObserved"}
+)
 OFFICIAL_MEASURES = {"no2", "o3", "pm10", "pm25", "relativeHumidity", "temperature", "waterConsumption"}
 
 PRINCIPALS = {
@@ -29,16 +31,22 @@ PRINCIPALS = {
 def expected(name: str) -> dict[tuple[str, str, Action], frozenset[str] | str]:
     """What the example agreements mean to share with each principal, written by hand."""
     if name == "building manager":
-        return {("ville", t, a): ALL for t in ("IndoorEnvironmentObserved", "Device")
-                for a in (Action.READ, Action.QUERY_HISTORY, Action.SUBSCRIBE)}
+        return {
+            ("ville", t, a): ALL
+            for t in ("IndoorEnvironmentObserved", "Device")
+            for a in (Action.READ, Action.QUERY_HISTORY, Action.SUBSCRIBE)
+        }
     if name == "elected official":
-        return {("ville", t, Action.QUERY_HISTORY): frozenset(CATALOGUE.attributes(t) & OFFICIAL_MEASURES)
-                for t in ("AirQualityObserved", "WaterConsumptionObserved")}
+        return {
+            ("ville", t, Action.QUERY_HISTORY): frozenset(CATALOGUE.attributes(t) & OFFICIAL_MEASURES)
+            for t in ("AirQualityObserved", "WaterConsumptionObserved")
+        }
     if name == "school client":
         return {("region", "AirQualityObserved", a): AIR_FOR_SCHOOLS for a in (Action.READ, Action.SUBSCRIBE)}
     if name == "researcher":
-        return {("region", t, Action.SPARQL_QUERY): CATALOGUE.attributes(t) - {"refDevice", "name"}
-                for t in CATALOGUE.types}
+        return {
+            ("region", t, Action.SPARQL_QUERY): CATALOGUE.attributes(t) - {"refDevice", "name"} for t in CATALOGUE.types
+        }
     if name == "data admin":
         return {("ville", t, a): ALL for t in CATALOGUE.types for a in (Action.READ, Action.SPARQL_QUERY)}
     return {}
@@ -51,8 +59,10 @@ def allowed_by_matrix(cells: list[Cell]) -> dict[str, dict[tuple[str, str, Actio
         if cell.allowed:
             found[names[cell.principal]][(cell.tenant, cell.entity_type, cell.action)].add(cell.attribute)
     return {
-        name: {key: ALL if attributes == CATALOGUE.attributes(key[1]) else frozenset(attributes)
-               for key, attributes in found[name].items()}
+        name: {
+            key: ALL if attributes == CATALOGUE.attributes(key[1]) else frozenset(attributes)
+            for key, attributes in found[name].items()
+        }
         for name in PRINCIPALS
     }
 
@@ -80,6 +90,7 @@ def test_the_matrix_agrees_with_decide() -> None:
         ]
         through = any(
             cell.attribute in visible_attributes(grant, CATALOGUE.attributes(cell.entity_type))
-            for decision in decisions for grant in decision.grants
+            for decision in decisions
+            for grant in decision.grants
         )
         assert cell.allowed == through, cell

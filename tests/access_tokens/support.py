@@ -163,9 +163,7 @@ def b64url(data: bytes) -> str:
 
 def forge(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:
     """A token assembled by hand, as an attacker would."""
-    return ".".join(
-        (b64url(json.dumps(header).encode()), b64url(json.dumps(payload).encode()), b64url(signature))
-    )
+    return ".".join((b64url(json.dumps(header).encode()), b64url(json.dumps(payload).encode()), b64url(signature)))
 
 
 def sign_raw(key: SigningKey, header: dict[str, Any], payload: dict[str, Any]) -> str:

@@ -9,8 +9,9 @@ from tests.access_tokens.conftest import MakeValidator
 from tests.access_tokens.support import FakeClock, Realms, SigningKey, claims, mint
 
 
-async def test_a_cached_token_still_expires(make_validator: MakeValidator, realms: Realms,
-                                            keys: dict[str, SigningKey], clock: FakeClock) -> None:
+async def test_a_cached_token_still_expires(
+    make_validator: MakeValidator, realms: Realms, keys: dict[str, SigningKey], clock: FakeClock
+) -> None:
     validator: TokenValidator = make_validator(cache_s=600, leeway_s=0)
     token = mint(keys["ville"], claims(realms.issuer("ville"), now=clock(), exp=int(clock()) + 60))
     first = await validator.validate(token)
@@ -21,8 +22,9 @@ async def test_a_cached_token_still_expires(make_validator: MakeValidator, realm
     assert refused.value.reason == "expired"
 
 
-async def test_a_refused_token_is_never_cached(make_validator: MakeValidator, realms: Realms,
-                                               keys: dict[str, SigningKey], clock: FakeClock) -> None:
+async def test_a_refused_token_is_never_cached(
+    make_validator: MakeValidator, realms: Realms, keys: dict[str, SigningKey], clock: FakeClock
+) -> None:
     validator: TokenValidator = make_validator(cache_s=600)
     token = mint(keys["evil"], claims(realms.issuer("ville"), now=clock()), kid="ville-rs")
     for _ in range(2):

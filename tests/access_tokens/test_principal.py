@@ -130,9 +130,7 @@ async def test_realm_per_collectivity_accepts_its_own_organization_claim(
     assert (await validator.validate(token)).organization == "ville"
 
 
-async def test_service_account_token(
-    validator: TokenValidator, realms: Realms, keys: dict[str, SigningKey]
-) -> None:
+async def test_service_account_token(validator: TokenValidator, realms: Realms, keys: dict[str, SigningKey]) -> None:
     token = mint(
         keys["ville"],
         claims(

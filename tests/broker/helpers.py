@@ -27,9 +27,11 @@ def link(url: str) -> dict[str, str]:
     return {"Link": f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'}
 
 
-def air_quality(number: int, *, temperature: float = 11.2, observed: str = "2026-11-20T08:15:30.123Z",
-                context: bool = False) -> dict[str, Any]:
+def air_quality(
+    number: int, *, temperature: float = 11.2, observed: str = "2026-11-20T08:15:30.123Z", context: bool = False
+) -> dict[str, Any]:
     """An AirQualityObserved entity like the adapter's, names as in the SDM context."""
+
     def measure(value: float, unit: str) -> dict[str, Any]:
         return {"type": "Property", "value": value, "observedAt": observed, "unitCode": unit}
 

@@ -38,12 +38,24 @@ async def test_create_of_existing_or_repeated_ids_gives_409_items_in_a_207(clien
     assert await response.json() == {
         "success": ["urn:ngsi-ld:Room:2"],
         "errors": [
-            {"entityId": "urn:ngsi-ld:Room:1", "error": {"type": ERRORS + "AlreadyExists",
-                                                         "title": "Entity already exists",
-                                                         "detail": "urn:ngsi-ld:Room:1", "status": 409}},
-            {"entityId": "urn:ngsi-ld:Room:2", "error": {"type": ERRORS + "AlreadyExists",
-                                                         "title": "Entity already exists",
-                                                         "detail": "urn:ngsi-ld:Room:2", "status": 409}},
+            {
+                "entityId": "urn:ngsi-ld:Room:1",
+                "error": {
+                    "type": ERRORS + "AlreadyExists",
+                    "title": "Entity already exists",
+                    "detail": "urn:ngsi-ld:Room:1",
+                    "status": 409,
+                },
+            },
+            {
+                "entityId": "urn:ngsi-ld:Room:2",
+                "error": {
+                    "type": ERRORS + "AlreadyExists",
+                    "title": "Entity already exists",
+                    "detail": "urn:ngsi-ld:Room:2",
+                    "status": 409,
+                },
+            },
         ],
     }
 
@@ -59,24 +71,33 @@ async def test_upsert_status_codes(client: TestClient) -> None:
 
 
 async def test_upsert_replaces_by_default_and_update_keeps_attributes_not_sent(client: TestClient) -> None:
-    await client.post(f"{BATCH}/upsert", json=[room(1, temperature=20, humidity=0.5), room(2, temperature=20,
-                                                                                           humidity=0.5)])
+    await client.post(
+        f"{BATCH}/upsert", json=[room(1, temperature=20, humidity=0.5), room(2, temperature=20, humidity=0.5)]
+    )
 
     await client.post(f"{BATCH}/upsert", json=[room(1, temperature=21)])
     await client.post(f"{BATCH}/upsert", params={"options": "update"}, json=[room(2, temperature=21)])
 
     assert await key_values(client, 1) == {"id": "urn:ngsi-ld:Room:1", "type": "Room", "temperature": 21}
-    assert await key_values(client, 2) == {"id": "urn:ngsi-ld:Room:2", "type": "Room", "temperature": 21,
-                                           "humidity": 0.5}
+    assert await key_values(client, 2) == {
+        "id": "urn:ngsi-ld:Room:2",
+        "type": "Room",
+        "temperature": 21,
+        "humidity": 0.5,
+    }
 
 
 async def test_upsert_needs_the_type_only_for_new_entities(client: TestClient) -> None:
     await client.post(f"{BATCH}/upsert", json=[room(1)])
 
-    response = await client.post(f"{BATCH}/upsert", params={"options": "update"}, json=[
-        {"id": "urn:ngsi-ld:Room:1", "temperature": 19},
-        {"id": "urn:ngsi-ld:Room:9", "temperature": 19},
-    ])
+    response = await client.post(
+        f"{BATCH}/upsert",
+        params={"options": "update"},
+        json=[
+            {"id": "urn:ngsi-ld:Room:1", "temperature": 19},
+            {"id": "urn:ngsi-ld:Room:9", "temperature": 19},
+        ],
+    )
 
     assert response.status == 207
     body = await response.json()
@@ -99,12 +120,15 @@ async def test_upsert_cannot_change_the_type_of_an_entity(client: TestClient) ->
 
 
 async def test_upsert_item_errors_keep_the_other_items_and_name_missing_ids(client: TestClient) -> None:
-    response = await client.post(f"{BATCH}/upsert", json=[
-        room(1, temperature=20),
-        {"type": "Room"},
-        {"id": "not-a-uri", "type": "Room"},
-        room(2, temperature=None),
-    ])
+    response = await client.post(
+        f"{BATCH}/upsert",
+        json=[
+            room(1, temperature=20),
+            {"type": "Room"},
+            {"id": "not-a-uri", "type": "Room"},
+            room(2, temperature=None),
+        ],
+    )
 
     assert response.status == 207
     body = await response.json()
@@ -117,8 +141,9 @@ async def test_upsert_item_errors_keep_the_other_items_and_name_missing_ids(clie
 
 
 async def test_the_same_id_twice_replace_keeps_the_last_copy(client: TestClient) -> None:
-    response = await client.post(f"{BATCH}/upsert", json=[room(1, temperature=20, humidity=0.5),
-                                                          room(1, temperature=21)])
+    response = await client.post(
+        f"{BATCH}/upsert", json=[room(1, temperature=20, humidity=0.5), room(1, temperature=21)]
+    )
 
     assert (response.status, await response.json()) == (201, ["urn:ngsi-ld:Room:1"])
     assert await key_values(client, 1) == {"id": "urn:ngsi-ld:Room:1", "type": "Room", "temperature": 21}
@@ -127,26 +152,43 @@ async def test_the_same_id_twice_replace_keeps_the_last_copy(client: TestClient)
 async def test_the_same_id_twice_update_merges_the_copies_in_order(client: TestClient) -> None:
     await client.post(f"{BATCH}/upsert", json=[room(1, pressure=1000)])
 
-    response = await client.post(f"{BATCH}/upsert", params={"options": "update"},
-                                 json=[room(1, temperature=20, humidity=0.5), room(1, temperature=21)])
+    response = await client.post(
+        f"{BATCH}/upsert",
+        params={"options": "update"},
+        json=[room(1, temperature=20, humidity=0.5), room(1, temperature=21)],
+    )
 
     assert response.status == 204
-    assert await key_values(client, 1) == {"id": "urn:ngsi-ld:Room:1", "type": "Room", "pressure": 1000,
-                                           "temperature": 21, "humidity": 0.5}
+    assert await key_values(client, 1) == {
+        "id": "urn:ngsi-ld:Room:1",
+        "type": "Room",
+        "pressure": 1000,
+        "temperature": 21,
+        "humidity": 0.5,
+    }
 
 
 async def test_update_appends_and_no_overwrite_keeps_existing_attributes(client: TestClient) -> None:
     await client.post(f"{BATCH}/create", json=[room(1, temperature=20), room(2, temperature=20)])
 
     plain = await client.post(f"{BATCH}/update", json=[room(1, temperature=21, humidity=0.4)])
-    careful = await client.post(f"{BATCH}/update", params={"options": "noOverwrite"},
-                                json=[room(2, temperature=21, humidity=0.4)])
+    careful = await client.post(
+        f"{BATCH}/update", params={"options": "noOverwrite"}, json=[room(2, temperature=21, humidity=0.4)]
+    )
 
     assert (plain.status, careful.status) == (204, 204)
-    assert await key_values(client, 1) == {"id": "urn:ngsi-ld:Room:1", "type": "Room", "temperature": 21,
-                                           "humidity": 0.4}
-    assert await key_values(client, 2) == {"id": "urn:ngsi-ld:Room:2", "type": "Room", "temperature": 20,
-                                           "humidity": 0.4}
+    assert await key_values(client, 1) == {
+        "id": "urn:ngsi-ld:Room:1",
+        "type": "Room",
+        "temperature": 21,
+        "humidity": 0.4,
+    }
+    assert await key_values(client, 2) == {
+        "id": "urn:ngsi-ld:Room:2",
+        "type": "Room",
+        "temperature": 20,
+        "humidity": 0.4,
+    }
 
 
 async def test_update_of_an_unknown_entity_is_a_404_item(client: TestClient) -> None:
@@ -157,9 +199,17 @@ async def test_update_of_an_unknown_entity_is_a_404_item(client: TestClient) -> 
     assert response.status == 207
     assert await response.json() == {
         "success": ["urn:ngsi-ld:Room:1"],
-        "errors": [{"entityId": "urn:ngsi-ld:Room:7", "error": {
-            "type": ERRORS + "ResourceNotFound", "title": "Entity not found", "detail": "urn:ngsi-ld:Room:7",
-            "status": 404}}],
+        "errors": [
+            {
+                "entityId": "urn:ngsi-ld:Room:7",
+                "error": {
+                    "type": ERRORS + "ResourceNotFound",
+                    "title": "Entity not found",
+                    "detail": "urn:ngsi-ld:Room:7",
+                    "status": 404,
+                },
+            }
+        ],
     }
 
 
@@ -174,9 +224,17 @@ async def test_delete(client: TestClient) -> None:
     assert partly.status == 207
     assert await partly.json() == {
         "success": ["urn:ngsi-ld:Room:2"],
-        "errors": [{"entityId": "urn:ngsi-ld:Room:1", "error": {
-            "type": ERRORS + "ResourceNotFound", "title": "Entity not found", "detail": "urn:ngsi-ld:Room:1",
-            "status": 404}}],
+        "errors": [
+            {
+                "entityId": "urn:ngsi-ld:Room:1",
+                "error": {
+                    "type": ERRORS + "ResourceNotFound",
+                    "title": "Entity not found",
+                    "detail": "urn:ngsi-ld:Room:1",
+                    "status": 404,
+                },
+            }
+        ],
     }
     assert not_ids.status == 400
     assert (await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Room:3")).status == 200
@@ -219,8 +277,9 @@ async def test_a_body_above_one_mebibyte_is_413(client: TestClient) -> None:
 
 
 async def test_a_thousand_entity_upsert_under_the_size_limit_is_accepted(client: TestClient) -> None:
-    entities = [{"id": f"urn:ngsi-ld:Room:{n}", "type": "Room", "t": {"type": "Property", "value": n}}
-                for n in range(1000)]
+    entities = [
+        {"id": f"urn:ngsi-ld:Room:{n}", "type": "Room", "t": {"type": "Property", "value": n}} for n in range(1000)
+    ]
 
     response = await client.post(f"{BATCH}/upsert", json=entities)
     count = await client.get("/ngsi-ld/v1/entities", params={"type": "Room", "count": "true", "limit": "0"})

@@ -74,8 +74,10 @@ async def test_attrs_projects_and_404s_when_it_names_no_attribute_of_the_entity(
 
 
 async def test_key_values_concise_and_sys_attrs_formats(client: TestClient) -> None:
-    await create(client, sensor(temperature=TEMPERATURE, owner={"type": "Relationship", "object": "urn:ngsi-ld:Org:1"},
-                                state="ok"))
+    await create(
+        client,
+        sensor(temperature=TEMPERATURE, owner={"type": "Relationship", "object": "urn:ngsi-ld:Org:1"}, state="ok"),
+    )
 
     key_values = await (await client.get(f"/ngsi-ld/v1/entities/{E1}", params={"options": "keyValues"})).json()
     concise = await (await client.get(f"/ngsi-ld/v1/entities/{E1}", params={"format": "concise"})).json()
@@ -83,27 +85,36 @@ async def test_key_values_concise_and_sys_attrs_formats(client: TestClient) -> N
 
     assert key_values == {"id": E1, "type": "Sensor", "temperature": 21.5, "owner": "urn:ngsi-ld:Org:1", "state": "ok"}
     assert concise == {
-        "id": E1, "type": "Sensor",
+        "id": E1,
+        "type": "Sensor",
         "temperature": {"value": 21.5, "unitCode": "CEL", "observedAt": "2026-11-20T08:15:30.000Z"},
         "owner": {"object": "urn:ngsi-ld:Org:1"},
         "state": "ok",
     }
     assert with_sys["createdAt"] == with_sys["modifiedAt"]
     assert with_sys["createdAt"].endswith("Z") and len(with_sys["createdAt"]) == 24
-    assert with_sys["state"] == {"type": "Property", "value": "ok", "createdAt": with_sys["createdAt"],
-                                 "modifiedAt": with_sys["createdAt"]}
+    assert with_sys["state"] == {
+        "type": "Property",
+        "value": "ok",
+        "createdAt": with_sys["createdAt"],
+        "modifiedAt": with_sys["createdAt"],
+    }
 
 
 async def test_shorthand_attributes_are_stored_normalized(client: TestClient) -> None:
-    await create(client, sensor(
-        name="Rue de la Paix",
-        owner={"object": "urn:ngsi-ld:Org:1"},
-        location={"type": "Point", "coordinates": [-1.68, 48.11]},
-        reading={"value": 3, "unitCode": "C62"},
-    ))
+    await create(
+        client,
+        sensor(
+            name="Rue de la Paix",
+            owner={"object": "urn:ngsi-ld:Org:1"},
+            location={"type": "Point", "coordinates": [-1.68, 48.11]},
+            reading={"value": 3, "unitCode": "C62"},
+        ),
+    )
 
     assert await (await client.get(f"/ngsi-ld/v1/entities/{E1}")).json() == {
-        "id": E1, "type": "Sensor",
+        "id": E1,
+        "type": "Sensor",
         "name": {"type": "Property", "value": "Rue de la Paix"},
         "owner": {"type": "Relationship", "object": "urn:ngsi-ld:Org:1"},
         "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [-1.68, 48.11]}},
@@ -125,24 +136,31 @@ async def test_delete_entity_then_it_is_gone(client: TestClient) -> None:
 async def test_append_adds_and_overwrites_attributes(client: TestClient) -> None:
     await create(client, sensor(temperature=TEMPERATURE))
 
-    response = await client.post(f"/ngsi-ld/v1/entities/{E1}/attrs",
-                                 json={"temperature": 22.0, "humidity": {"type": "Property", "value": 0.4}})
+    response = await client.post(
+        f"/ngsi-ld/v1/entities/{E1}/attrs", json={"temperature": 22.0, "humidity": {"type": "Property", "value": 0.4}}
+    )
 
     assert response.status == 204
     assert await (await client.get(f"/ngsi-ld/v1/entities/{E1}", params={"options": "keyValues"})).json() == {
-        "id": E1, "type": "Sensor", "temperature": 22.0, "humidity": 0.4,
+        "id": E1,
+        "type": "Sensor",
+        "temperature": 22.0,
+        "humidity": 0.4,
     }
 
 
 async def test_append_with_no_overwrite_alone_answers_the_single_failure(client: TestClient) -> None:
     await create(client, sensor(temperature=TEMPERATURE))
 
-    response = await client.post(f"/ngsi-ld/v1/entities/{E1}/attrs", params={"options": "noOverwrite"},
-                                 json={"temperature": 30})
+    response = await client.post(
+        f"/ngsi-ld/v1/entities/{E1}/attrs", params={"options": "noOverwrite"}, json={"temperature": 30}
+    )
 
     assert response.status == 400
     assert await response.json() == {
-        "attributes": ["temperature"], "title": "attribute already exists", "detail": "overwrite is not allowed",
+        "attributes": ["temperature"],
+        "title": "attribute already exists",
+        "detail": "overwrite is not allowed",
     }
     assert "Link" in response.headers
 
@@ -150,14 +168,23 @@ async def test_append_with_no_overwrite_alone_answers_the_single_failure(client:
 async def test_append_with_no_overwrite_partly_succeeding_is_207(client: TestClient) -> None:
     await create(client, sensor(temperature=TEMPERATURE))
 
-    response = await client.post(f"/ngsi-ld/v1/entities/{E1}/attrs", params={"options": "noOverwrite"},
-                                 json={"temperature": 30, "humidity": 0.4, "pressure": 1013})
+    response = await client.post(
+        f"/ngsi-ld/v1/entities/{E1}/attrs",
+        params={"options": "noOverwrite"},
+        json={"temperature": 30, "humidity": 0.4, "pressure": 1013},
+    )
 
     assert response.status == 207
     assert await response.json() == {
         "updated": ["humidity", "pressure"],
-        "notUpdated": [{"attributes": ["temperature"], "statusCode": 400, "title": "attribute already exists",
-                        "detail": "overwrite is not allowed"}],
+        "notUpdated": [
+            {
+                "attributes": ["temperature"],
+                "statusCode": 400,
+                "title": "attribute already exists",
+                "detail": "overwrite is not allowed",
+            }
+        ],
     }
     kept = await (await client.get(f"/ngsi-ld/v1/entities/{E1}", params={"attrs": "temperature"})).json()
     assert kept["temperature"]["value"] == 21.5
@@ -180,12 +207,19 @@ async def test_patch_attrs_updates_existing_and_reports_missing_ones(client: Tes
     assert partly.status == 207
     assert await partly.json() == {
         "updated": ["humidity"],
-        "notUpdated": [{"attributes": ["pressure"], "statusCode": 404, "title": "Attribute Not Found",
-                        "detail": "https://uri.etsi.org/ngsi-ld/default-context/pressure"}],
+        "notUpdated": [
+            {
+                "attributes": ["pressure"],
+                "statusCode": 404,
+                "title": "Attribute Not Found",
+                "detail": "https://uri.etsi.org/ngsi-ld/default-context/pressure",
+            }
+        ],
     }
     assert only_missing.status == 404
     assert await only_missing.json() == {
-        "title": "Attribute Not Found", "detail": "https://uri.etsi.org/ngsi-ld/default-context/pressure",
+        "title": "Attribute Not Found",
+        "detail": "https://uri.etsi.org/ngsi-ld/default-context/pressure",
     }
     entity = await (await client.get(f"/ngsi-ld/v1/entities/{E1}", params={"options": "keyValues"})).json()
     assert entity == {"id": E1, "type": "Sensor", "temperature": 21.5, "humidity": 0.6}
@@ -194,9 +228,10 @@ async def test_patch_attrs_updates_existing_and_reports_missing_ones(client: Tes
 async def test_patch_attrs_ignores_system_attributes_in_the_payload(client: TestClient) -> None:
     await create(client, sensor(humidity=0.5))
 
-    response = await client.patch(f"/ngsi-ld/v1/entities/{E1}/attrs",
-                                  json={"humidity": {"type": "Property", "value": 0.7,
-                                                     "modifiedAt": "2000-01-01T00:00:00Z"}})
+    response = await client.patch(
+        f"/ngsi-ld/v1/entities/{E1}/attrs",
+        json={"humidity": {"type": "Property", "value": 0.7, "modifiedAt": "2000-01-01T00:00:00Z"}},
+    )
 
     assert response.status == 204
     entity = await (await client.get(f"/ngsi-ld/v1/entities/{E1}", params={"options": "sysAttrs"})).json()
@@ -212,8 +247,12 @@ async def test_put_replaces_and_patch_merges_one_attribute(client: TestClient) -
     after_put = await (await client.get(f"/ngsi-ld/v1/entities/{E1}")).json()
 
     assert patched.status == 204
-    assert after_patch["temperature"] == {"type": "Property", "value": 23.0, "unitCode": "CEL",
-                                          "observedAt": "2026-11-20T08:15:30.000Z"}
+    assert after_patch["temperature"] == {
+        "type": "Property",
+        "value": 23.0,
+        "unitCode": "CEL",
+        "observedAt": "2026-11-20T08:15:30.000Z",
+    }
     assert put.status == 204
     assert after_put["temperature"] == {"type": "Property", "value": 24.0}
 
@@ -241,12 +280,14 @@ async def test_delete_attribute(client: TestClient) -> None:
 async def test_turning_a_property_into_a_relationship_is_400(client: TestClient) -> None:
     await create(client, sensor(owner="someone"))
 
-    response = await client.post(f"/ngsi-ld/v1/entities/{E1}/attrs",
-                                 json={"owner": {"type": "Relationship", "object": "urn:ngsi-ld:Org:1"}})
+    response = await client.post(
+        f"/ngsi-ld/v1/entities/{E1}/attrs", json={"owner": {"type": "Relationship", "object": "urn:ngsi-ld:Org:1"}}
+    )
 
     assert response.status == 400
     assert await problem(response) == {
-        "type": ERRORS + "BadRequestData", "title": "Attempt to transform a Property into a Relationship",
+        "type": ERRORS + "BadRequestData",
+        "title": "Attempt to transform a Property into a Relationship",
         "detail": "https://uri.etsi.org/ngsi-ld/default-context/owner",
     }
 
@@ -272,14 +313,19 @@ async def test_json_ld_answers_carry_the_context_in_the_body(client: TestClient)
 
     assert response.content_type == "application/ld+json"
     assert "Link" not in response.headers
-    assert await response.json() == {"id": E1, "type": "Sensor", "state": {"type": "Property", "value": "ok"},
-                                     "@context": CORE}
+    assert await response.json() == {
+        "id": E1,
+        "type": "Sensor",
+        "state": {"type": "Property", "value": "ok"},
+        "@context": CORE,
+    }
 
 
 async def test_link_header_compacts_with_the_requested_context(client: TestClient) -> None:
     url = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
-    response = await client.post("/ngsi-ld/v1/entities", headers=link(url),
-                                  json={"id": E1, "type": "AirQualityObserved", "no2": 40})
+    response = await client.post(
+        "/ngsi-ld/v1/entities", headers=link(url), json={"id": E1, "type": "AirQualityObserved", "no2": 40}
+    )
     assert response.status == 201
 
     with_context = await (await client.get(f"/ngsi-ld/v1/entities/{E1}", headers=link(url))).json()

@@ -39,16 +39,26 @@ async def places(client: TestClient) -> TestClient:
 
 
 async def names(client: TestClient, georel: str, geometry: str, coordinates: Any) -> list[str]:
-    response = await client.get("/ngsi-ld/v1/entities", params={
-        "type": "Place", "georel": georel, "geometry": geometry, "coordinates": json.dumps(coordinates),
-    })
+    response = await client.get(
+        "/ngsi-ld/v1/entities",
+        params={
+            "type": "Place",
+            "georel": georel,
+            "geometry": geometry,
+            "coordinates": json.dumps(coordinates),
+        },
+    )
     assert response.status == 200, await response.text()
     return [entity["id"].rsplit(":", 1)[1] for entity in await response.json()]
 
 
 async def test_near_max_distance_sorts_by_distance(places: TestClient) -> None:
     assert await names(places, "near;maxDistance==2000", "Point", TOWN_HALL) == [
-        "town-hall", "centre", "north-road", "station"]
+        "town-hall",
+        "centre",
+        "north-road",
+        "station",
+    ]
 
 
 async def test_near_min_distance(places: TestClient) -> None:
@@ -72,29 +82,42 @@ async def test_contains_and_equals(places: TestClient) -> None:
 
 
 async def test_geoproperty_names_another_attribute(client: TestClient) -> None:
-    await client.post("/ngsi-ld/v1/entities", json={
-        "id": "urn:ngsi-ld:Bus:1", "type": "Bus",
-        "location": {"type": "Point", "coordinates": SAINT_MALO},
-        "depot": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": STATION}},
-    })
+    await client.post(
+        "/ngsi-ld/v1/entities",
+        json={
+            "id": "urn:ngsi-ld:Bus:1",
+            "type": "Bus",
+            "location": {"type": "Point", "coordinates": SAINT_MALO},
+            "depot": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": STATION}},
+        },
+    )
 
-    response = await client.get("/ngsi-ld/v1/entities", params={
-        "type": "Bus", "georel": "near;maxDistance==100", "geometry": "Point",
-        "coordinates": json.dumps(STATION), "geoproperty": "depot",
-    })
+    response = await client.get(
+        "/ngsi-ld/v1/entities",
+        params={
+            "type": "Bus",
+            "georel": "near;maxDistance==100",
+            "geometry": "Point",
+            "coordinates": json.dumps(STATION),
+            "geoproperty": "depot",
+        },
+    )
 
     assert [e["id"] for e in await response.json()] == ["urn:ngsi-ld:Bus:1"]
 
 
-@pytest.mark.parametrize("params", [
-    {"georel": "near;maxDistance==10"},
-    {"georel": "near", "geometry": "Point", "coordinates": "[-1.6,48.1]"},
-    {"georel": "near;maxDistance==10", "geometry": "Polygon", "coordinates": json.dumps(CENTRE)},
-    {"georel": "within", "geometry": "Point", "coordinates": "[-1.6,48.1]"},
-    {"georel": "nearby", "geometry": "Point", "coordinates": "[-1.6,48.1]"},
-    {"georel": "near;maxDistance==10", "geometry": "Point", "coordinates": "[-1.6]"},
-    {"georel": "near;maxDistance==10", "geometry": "Point", "coordinates": "not json"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"georel": "near;maxDistance==10"},
+        {"georel": "near", "geometry": "Point", "coordinates": "[-1.6,48.1]"},
+        {"georel": "near;maxDistance==10", "geometry": "Polygon", "coordinates": json.dumps(CENTRE)},
+        {"georel": "within", "geometry": "Point", "coordinates": "[-1.6,48.1]"},
+        {"georel": "nearby", "geometry": "Point", "coordinates": "[-1.6,48.1]"},
+        {"georel": "near;maxDistance==10", "geometry": "Point", "coordinates": "[-1.6]"},
+        {"georel": "near;maxDistance==10", "geometry": "Point", "coordinates": "not json"},
+    ],
+)
 async def test_invalid_geo_queries_are_400(places: TestClient, params: dict[str, str]) -> None:
     response = await places.get("/ngsi-ld/v1/entities", params={"type": "Place", **params})
 
@@ -102,30 +125,46 @@ async def test_invalid_geo_queries_are_400(places: TestClient, params: dict[str,
     assert (await problem(response))["type"] == ERRORS + "BadRequestData"
 
 
-@pytest.mark.parametrize("value", [
-    {"type": "Point", "coordinates": [1]},
-    {"type": "Point", "coordinates": [1, 2, 3, 4]},
-    {"type": "Point", "coordinates": ["1", "2"]},
-    {"type": "Point", "coordinates": [48.1, -181]},
-    {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]},
-    {"type": "LineString", "coordinates": [[0, 0]]},
-    {"type": "Circle", "coordinates": [0, 0]},
-    {"type": "Point"},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"type": "Point", "coordinates": [1]},
+        {"type": "Point", "coordinates": [1, 2, 3, 4]},
+        {"type": "Point", "coordinates": ["1", "2"]},
+        {"type": "Point", "coordinates": [48.1, -181]},
+        {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]},
+        {"type": "LineString", "coordinates": [[0, 0]]},
+        {"type": "Circle", "coordinates": [0, 0]},
+        {"type": "Point"},
+    ],
+)
 async def test_invalid_geojson_is_400(client: TestClient, value: dict[str, Any]) -> None:
-    response = await client.post("/ngsi-ld/v1/entities", json={
-        "id": "urn:ngsi-ld:Place:bad", "type": "Place", "location": {"type": "GeoProperty", "value": value},
-    })
+    response = await client.post(
+        "/ngsi-ld/v1/entities",
+        json={
+            "id": "urn:ngsi-ld:Place:bad",
+            "type": "Place",
+            "location": {"type": "GeoProperty", "value": value},
+        },
+    )
 
     assert response.status == 400
-    assert await problem(response) == {"type": ERRORS + "BadRequestData", "title": "Invalid GeoJSON",
-                                       "detail": (await response.json())["detail"]}
+    assert await problem(response) == {
+        "type": ERRORS + "BadRequestData",
+        "title": "Invalid GeoJSON",
+        "detail": (await response.json())["detail"],
+    }
 
 
 async def test_location_must_be_a_geo_property(client: TestClient) -> None:
-    response = await client.post("/ngsi-ld/v1/entities", json={
-        "id": "urn:ngsi-ld:Place:bad", "type": "Place", "location": "Rennes",
-    })
+    response = await client.post(
+        "/ngsi-ld/v1/entities",
+        json={
+            "id": "urn:ngsi-ld:Place:bad",
+            "type": "Place",
+            "location": "Rennes",
+        },
+    )
 
     assert response.status == 400
     assert (await problem(response))["title"] == "Invalid GeoJSON"

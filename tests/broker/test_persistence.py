@@ -23,8 +23,11 @@ async def broker(db_path: Path | None) -> AsyncIterator[TestClient]:
 
 
 def meter(number: int, volume: float, observed: str) -> dict[str, Any]:
-    return {"id": f"urn:ngsi-ld:WaterMeter:{number}", "type": "WaterMeter",
-            "volume": {"type": "Property", "value": volume, "observedAt": observed}}
+    return {
+        "id": f"urn:ngsi-ld:WaterMeter:{number}",
+        "type": "WaterMeter",
+        "volume": {"type": "Property", "value": volume, "observedAt": observed},
+    }
 
 
 async def test_entities_history_tenants_and_subscriptions_survive_a_restart(tmp_path: Path) -> None:
@@ -40,22 +43,40 @@ async def test_entities_history_tenants_and_subscriptions_survive_a_restart(tmp_
     async with TestServer(endpoint, host="127.0.0.1") as receiver:
         async with broker(db) as client:
             for volume, observed in [(1.0, "2026-11-20T00:00:00Z"), (2.0, "2026-11-20T01:00:00Z")]:
-                await client.post("/ngsi-ld/v1/entityOperations/upsert", headers=TENANT,
-                                  json=[meter(2, volume, observed), meter(1, volume, observed)])
-            created = await client.post("/ngsi-ld/v1/subscriptions", headers=TENANT, json={
-                "type": "Subscription", "entities": [{"type": "WaterMeter"}], "q": "volume>2",
-                "notification": {"endpoint": {"uri": str(receiver.make_url("/notify"))}},
-            })
+                await client.post(
+                    "/ngsi-ld/v1/entityOperations/upsert",
+                    headers=TENANT,
+                    json=[meter(2, volume, observed), meter(1, volume, observed)],
+                )
+            created = await client.post(
+                "/ngsi-ld/v1/subscriptions",
+                headers=TENANT,
+                json={
+                    "type": "Subscription",
+                    "entities": [{"type": "WaterMeter"}],
+                    "q": "volume>2",
+                    "notification": {"endpoint": {"uri": str(receiver.make_url("/notify"))}},
+                },
+            )
             assert created.status == 201
 
         async with broker(db) as client:
-            entities = await (await client.get("/ngsi-ld/v1/entities", headers=TENANT,
-                                               params={"type": "WaterMeter", "options": "keyValues"})).json()
-            history = await (await client.get("/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:WaterMeter:1",
-                                              headers=TENANT, params={"options": "temporalValues"})).json()
+            entities = await (
+                await client.get(
+                    "/ngsi-ld/v1/entities", headers=TENANT, params={"type": "WaterMeter", "options": "keyValues"}
+                )
+            ).json()
+            history = await (
+                await client.get(
+                    "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:WaterMeter:1",
+                    headers=TENANT,
+                    params={"options": "temporalValues"},
+                )
+            ).json()
             subscriptions = await (await client.get("/ngsi-ld/v1/subscriptions", headers=TENANT)).json()
-            await client.post("/ngsi-ld/v1/entityOperations/upsert", headers=TENANT,
-                              json=[meter(1, 3.0, "2026-11-20T02:00:00Z")])
+            await client.post(
+                "/ngsi-ld/v1/entityOperations/upsert", headers=TENANT, json=[meter(1, 3.0, "2026-11-20T02:00:00Z")]
+            )
             notification = await asyncio.wait_for(received.get(), timeout=5)
 
     assert entities == [

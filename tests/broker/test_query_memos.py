@@ -30,8 +30,12 @@ QUERIES = [
 
 
 def room(temperature: float) -> dict[str, Any]:
-    return {"id": ROOM, "type": "Room", "name": {"type": "Property", "value": "kitchen"},
-            "temperature": {"type": "Property", "value": temperature, "unitCode": "CEL"}}
+    return {
+        "id": ROOM,
+        "type": "Room",
+        "name": {"type": "Property", "value": "kitchen"},
+        "temperature": {"type": "Property", "value": temperature, "unitCode": "CEL"},
+    }
 
 
 async def temperature_of(client: TestClient, params: dict[str, str]) -> Any:
@@ -59,8 +63,10 @@ async def test_every_kind_of_update_shows_in_the_next_query(client: TestClient, 
     assert await read_twice(client, params) == 20.5
 
     # batch update (append/overwrite)
-    updated = await client.post("/ngsi-ld/v1/entityOperations/update",
-                                json=[{"id": ROOM, "type": "Room", "temperature": {"type": "Property", "value": 21.5}}])
+    updated = await client.post(
+        "/ngsi-ld/v1/entityOperations/update",
+        json=[{"id": ROOM, "type": "Room", "temperature": {"type": "Property", "value": 21.5}}],
+    )
     assert updated.status == 204
     assert await read_twice(client, params) == 21.5
 
@@ -96,8 +102,9 @@ async def test_system_times_follow_the_entity(client: TestClient) -> None:
 
 
 async def test_each_context_and_format_gets_its_own_rendering(client: TestClient) -> None:
-    await client.post(ENTITIES, headers=link(SDM_ENVIRONMENT), json={k: v for k, v in air_quality(1).items()
-                                                                     if k != "refDevice"})
+    await client.post(
+        ENTITIES, headers=link(SDM_ENVIRONMENT), json={k: v for k, v in air_quality(1).items() if k != "refDevice"}
+    )
     params = {"type": f"{SDM}AirQualityObserved", "attrs": f"{SDM}temperature"}
     short_params = {"type": "AirQualityObserved", "attrs": "temperature"}
 
@@ -123,13 +130,16 @@ async def test_each_context_and_format_gets_its_own_rendering(client: TestClient
 
 
 async def test_a_filtered_page_reads_no_further_than_it_needs_but_counts_everything(client: TestClient) -> None:
-    rooms = [{"id": f"urn:ngsi-ld:Room:{n}", "type": "Room", "level": {"type": "Property", "value": n % 3}}
-             for n in range(10)]
+    rooms = [
+        {"id": f"urn:ngsi-ld:Room:{n}", "type": "Room", "level": {"type": "Property", "value": n % 3}}
+        for n in range(10)
+    ]
     assert (await client.post("/ngsi-ld/v1/entityOperations/create", json=rooms)).status == 201
 
     page = await client.get(ENTITIES, params={"type": "Room", "q": "level==1", "limit": "2", "offset": "1"})
-    counted = await client.get(ENTITIES, params={"type": "Room", "q": "level==1", "limit": "2", "offset": "1",
-                                                 "count": "true"})
+    counted = await client.get(
+        ENTITIES, params={"type": "Room", "q": "level==1", "limit": "2", "offset": "1", "count": "true"}
+    )
 
     assert [e["id"] for e in await page.json()] == ["urn:ngsi-ld:Room:4", "urn:ngsi-ld:Room:7"]
     assert await counted.json() == await page.json()
@@ -139,8 +149,13 @@ async def test_a_filtered_page_reads_no_further_than_it_needs_but_counts_everyth
 def test_the_store_shares_one_decoding_per_stored_text() -> None:
     store = Store()
     try:
-        state = StoredEntity(ROOM, "https://example.org/Room", "2026-01-01T00:00:00.000Z",
-                             "2026-01-01T00:00:00.000Z", {"https://example.org/n": {"type": "Property", "value": 1}})
+        state = StoredEntity(
+            ROOM,
+            "https://example.org/Room",
+            "2026-01-01T00:00:00.000Z",
+            "2026-01-01T00:00:00.000Z",
+            {"https://example.org/n": {"type": "Property", "value": 1}},
+        )
         with store.transaction():
             store.add_tenant("t")
             store.write("t", [(state, state.attrs)], "2026-01-01T00:00:00.000Z")
@@ -152,8 +167,14 @@ def test_the_store_shares_one_decoding_per_stored_text() -> None:
         assert first.source == dumps(state.attrs)
         assert private.attrs == first.attrs and private.attrs is not first.attrs and private.source == ""
 
-        changed = StoredEntity(ROOM, state.type, state.created_at, "2026-01-02T00:00:00.000Z",
-                               {"https://example.org/n": {"type": "Property", "value": 2}}, tkey=first.tkey)
+        changed = StoredEntity(
+            ROOM,
+            state.type,
+            state.created_at,
+            "2026-01-02T00:00:00.000Z",
+            {"https://example.org/n": {"type": "Property", "value": 2}},
+            tkey=first.tkey,
+        )
         with store.transaction():
             store.write("t", [(changed, changed.attrs)], "2026-01-02T00:00:00.000Z")
         third = next(iter(store.select_entities("t", shared=True)))
@@ -170,8 +191,14 @@ async def test_renderings_are_keyed_by_context_object_and_bounded() -> None:
 
     resolver = ContextResolver(loader)
     core, other = resolver.core, await resolver.resolve("urn:test:other")
-    entity = StoredEntity(ROOM, "https://example.org/Room", "c", "m",
-                          {"https://example.org/n": {"type": "Property", "value": 1}}, source="text-1")
+    entity = StoredEntity(
+        ROOM,
+        "https://example.org/Room",
+        "c",
+        "m",
+        {"https://example.org/n": {"type": "Property", "value": 1}},
+        source="text-1",
+    )
     renderings = Renderings(size=4)
 
     in_core = renderings.encoded(entity, core)

@@ -42,8 +42,9 @@ class Receiver:
     async def handle(self, request: web.Request) -> web.Response:
         if request.path == "/slow":
             await self.release.wait()
-        await self.received.put(Notification(request.path, dict(request.query), dict(request.headers),
-                                             await request.json()))
+        await self.received.put(
+            Notification(request.path, dict(request.query), dict(request.headers), await request.json())
+        )
         return web.Response(status=500 if request.path == "/fail" else 204)
 
 
@@ -84,7 +85,8 @@ async def sent_status(client: TestClient, sub_id: str) -> dict[str, Any]:
     """The notification status once the first notification has been attempted."""
     for _ in range(100):
         status: dict[str, Any] = (await (await client.get(f"/ngsi-ld/v1/subscriptions/{sub_id}")).json())[
-            "notification"]
+            "notification"
+        ]
         if status["timesSent"]:
             return status
         await asyncio.sleep(0.02)
@@ -92,18 +94,28 @@ async def sent_status(client: TestClient, sub_id: str) -> dict[str, Any]:
 
 
 async def test_create_and_read_a_subscription(client: TestClient, receiver: Receiver) -> None:
-    sub_id = await subscribe(client, subscription(receiver, watchedAttributes=["temperature"], q="temperature>20",
-                                                  description="warm rooms"))
+    sub_id = await subscribe(
+        client, subscription(receiver, watchedAttributes=["temperature"], q="temperature>20", description="warm rooms")
+    )
 
     response = await client.get(f"/ngsi-ld/v1/subscriptions/{sub_id}")
 
     assert sub_id.startswith("urn:ngsi-ld:Subscription:")
     assert await response.json() == {
-        "id": sub_id, "type": "Subscription", "description": "warm rooms",
-        "entities": [{"type": "Room"}], "watchedAttributes": ["temperature"], "q": "temperature>20",
-        "isActive": True, "status": "active",
-        "notification": {"format": "normalized", "endpoint": {"accept": "application/json", "uri": receiver.url()},
-                         "timesSent": 0, "timesFailed": 0},
+        "id": sub_id,
+        "type": "Subscription",
+        "description": "warm rooms",
+        "entities": [{"type": "Room"}],
+        "watchedAttributes": ["temperature"],
+        "q": "temperature>20",
+        "isActive": True,
+        "status": "active",
+        "notification": {
+            "format": "normalized",
+            "endpoint": {"accept": "application/json", "uri": receiver.url()},
+            "timesSent": 0,
+            "timesFailed": 0,
+        },
         "jsonldContext": CORE,
     }
 
@@ -124,16 +136,25 @@ async def test_a_matching_write_is_notified(client: TestClient, receiver: Receiv
     assert body["type"] == "Notification"
     assert body["subscriptionId"] == sub_id
     assert body["notifiedAt"].endswith("Z") and len(body["notifiedAt"]) == 24
-    assert body["data"] == [{"id": "urn:ngsi-ld:Room:1", "type": "Room",
-                             "temperature": {"type": "Property", "value": 21}}]
+    assert body["data"] == [
+        {"id": "urn:ngsi-ld:Room:1", "type": "Room", "temperature": {"type": "Property", "value": 21}}
+    ]
 
 
-async def test_one_batch_gives_one_notification_with_every_matching_entity(client: TestClient,
-                                                                          receiver: Receiver) -> None:
+async def test_one_batch_gives_one_notification_with_every_matching_entity(
+    client: TestClient, receiver: Receiver
+) -> None:
     await subscribe(client, subscription(receiver, q="temperature>20"))
 
-    await upsert(client, [room(1, temperature=21), room(2, temperature=19), room(3, temperature=25),
-                          {"id": "urn:ngsi-ld:Hall:1", "type": "Hall", "temperature": 30}])
+    await upsert(
+        client,
+        [
+            room(1, temperature=21),
+            room(2, temperature=19),
+            room(3, temperature=25),
+            {"id": "urn:ngsi-ld:Hall:1", "type": "Hall", "temperature": 30},
+        ],
+    )
     notification = await receiver.next()
 
     assert [e["id"] for e in notification.body["data"]] == ["urn:ngsi-ld:Room:1", "urn:ngsi-ld:Room:3"]
@@ -153,8 +174,7 @@ async def test_watched_attributes(client: TestClient, receiver: Receiver) -> Non
 
 
 async def test_attributes_and_format_of_the_notification(client: TestClient, receiver: Receiver) -> None:
-    await subscribe(client, subscription(receiver, notification={"attributes": ["temperature"],
-                                                                 "format": "keyValues"}))
+    await subscribe(client, subscription(receiver, notification={"attributes": ["temperature"], "format": "keyValues"}))
 
     await upsert(client, [room(1, temperature=21, humidity=0.4)])
     notification = await receiver.next()
@@ -221,13 +241,17 @@ async def test_a_slow_endpoint_never_blocks_writes(client: TestClient, receiver:
     assert [e["id"] for e in (await receiver.next()).body["data"]] == ["urn:ngsi-ld:Room:0"]
 
 
-async def test_notifications_are_compacted_with_the_subscription_context(client: TestClient,
-                                                                        receiver: Receiver) -> None:
+async def test_notifications_are_compacted_with_the_subscription_context(
+    client: TestClient, receiver: Receiver
+) -> None:
     body = {**subscription(receiver), "entities": [{"type": "AirQualityObserved"}]}
     await subscribe(client, body, **link(SDM_ENVIRONMENT))
 
-    response = await client.post("/ngsi-ld/v1/entityOperations/upsert", data=json.dumps([air_quality(1, context=True)]),
-                                 headers={"Content-Type": "application/ld+json"})
+    response = await client.post(
+        "/ngsi-ld/v1/entityOperations/upsert",
+        data=json.dumps([air_quality(1, context=True)]),
+        headers={"Content-Type": "application/ld+json"},
+    )
     notification = await receiver.next()
 
     assert response.status == 201
@@ -237,16 +261,24 @@ async def test_notifications_are_compacted_with_the_subscription_context(client:
     assert entity["temperature"]["value"] == 11.2
 
 
-async def test_an_inline_context_is_served_for_the_link_of_notifications(client: TestClient,
-                                                                         receiver: Receiver) -> None:
-    body = {**subscription(receiver), "entities": [{"type": "AirQualityObserved"}],
-            "@context": [SDM_ENVIRONMENT, ADAPTER_CONTEXT, CORE]}
-    response = await client.post("/ngsi-ld/v1/subscriptions", data=json.dumps(body),
-                                 headers={"Content-Type": "application/ld+json"})
+async def test_an_inline_context_is_served_for_the_link_of_notifications(
+    client: TestClient, receiver: Receiver
+) -> None:
+    body = {
+        **subscription(receiver),
+        "entities": [{"type": "AirQualityObserved"}],
+        "@context": [SDM_ENVIRONMENT, ADAPTER_CONTEXT, CORE],
+    }
+    response = await client.post(
+        "/ngsi-ld/v1/subscriptions", data=json.dumps(body), headers={"Content-Type": "application/ld+json"}
+    )
     assert response.status == 201
 
-    await client.post("/ngsi-ld/v1/entityOperations/upsert", data=json.dumps([air_quality(1, context=True)]),
-                      headers={"Content-Type": "application/ld+json"})
+    await client.post(
+        "/ngsi-ld/v1/entityOperations/upsert",
+        data=json.dumps([air_quality(1, context=True)]),
+        headers={"Content-Type": "application/ld+json"},
+    )
     notification = await receiver.next()
     context_url = notification.headers["Link"].split(">")[0][1:]
     served = await client.get("/ngsi-ld/v1/jsonldContexts/" + context_url.rsplit("/", 1)[1])
@@ -257,8 +289,10 @@ async def test_an_inline_context_is_served_for_the_link_of_notifications(client:
 
 
 async def test_json_ld_endpoints_get_the_context_in_the_body(client: TestClient, receiver: Receiver) -> None:
-    await subscribe(client, subscription(receiver, notification={
-        "endpoint": {"uri": receiver.url(), "accept": "application/ld+json"}}))
+    await subscribe(
+        client,
+        subscription(receiver, notification={"endpoint": {"uri": receiver.url(), "accept": "application/ld+json"}}),
+    )
 
     await upsert(client, [room(1, temperature=21)])
     notification = await receiver.next()
@@ -289,21 +323,25 @@ async def test_list_patch_and_delete(client: TestClient, receiver: Receiver) -> 
     assert [e["id"] for e in (await receiver.next()).body["data"]] == ["urn:ngsi-ld:Room:2"]
 
 
-@pytest.mark.parametrize(("change", "status", "error"), [
-    ({"notification": None}, 400, "BadRequestData"),
-    ({"entities": None}, 400, "BadRequestData"),
-    ({"type": "Subscriptions"}, 400, "BadRequestData"),
-    ({"notification": {"endpoint": {"uri": "nowhere"}}}, 400, "BadRequestData"),
-    ({"notification": {"endpoint": {"uri": "mqtt://broker/topic"}}}, 501, "OperationNotSupported"),
-    ({"notification": {"endpoint": {"uri": "http://x:1/n", "accept": "text/xml"}}}, 400, "BadRequestData"),
-    ({"notification": {"endpoint": {"uri": "http://x:1/n"}, "format": "fancy"}}, 400, "BadRequestData"),
-    ({"q": "temperature>"}, 400, "BadRequestData"),
-    ({"throttling": -1}, 400, "BadRequestData"),
-    ({"timeInterval": 60}, 501, "OperationNotSupported"),
-    ({"colour": "blue"}, 400, "BadRequestData"),
-])
-async def test_invalid_subscriptions(client: TestClient, receiver: Receiver, change: dict[str, Any],
-                                     status: int, error: str) -> None:
+@pytest.mark.parametrize(
+    ("change", "status", "error"),
+    [
+        ({"notification": None}, 400, "BadRequestData"),
+        ({"entities": None}, 400, "BadRequestData"),
+        ({"type": "Subscriptions"}, 400, "BadRequestData"),
+        ({"notification": {"endpoint": {"uri": "nowhere"}}}, 400, "BadRequestData"),
+        ({"notification": {"endpoint": {"uri": "mqtt://broker/topic"}}}, 501, "OperationNotSupported"),
+        ({"notification": {"endpoint": {"uri": "http://x:1/n", "accept": "text/xml"}}}, 400, "BadRequestData"),
+        ({"notification": {"endpoint": {"uri": "http://x:1/n"}, "format": "fancy"}}, 400, "BadRequestData"),
+        ({"q": "temperature>"}, 400, "BadRequestData"),
+        ({"throttling": -1}, 400, "BadRequestData"),
+        ({"timeInterval": 60}, 501, "OperationNotSupported"),
+        ({"colour": "blue"}, 400, "BadRequestData"),
+    ],
+)
+async def test_invalid_subscriptions(
+    client: TestClient, receiver: Receiver, change: dict[str, Any], status: int, error: str
+) -> None:
     body = {key: value for key, value in {**subscription(receiver), **change}.items() if value is not None}
 
     response = await client.post("/ngsi-ld/v1/subscriptions", json=body)

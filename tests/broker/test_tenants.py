@@ -8,8 +8,11 @@ from aiohttp.test_utils import TestClient
 from tests.broker.helpers import ERRORS, problem
 
 THING = {"id": "urn:ngsi-ld:Thing:1", "type": "Thing", "colour": "red"}
-SUBSCRIPTION = {"type": "Subscription", "entities": [{"type": "Thing"}],
-                "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}}}
+SUBSCRIPTION = {
+    "type": "Subscription",
+    "entities": [{"type": "Thing"}],
+    "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify"}},
+}
 
 
 async def test_tenants_are_lowercased_isolated_and_echoed(client: TestClient) -> None:
@@ -33,32 +36,42 @@ async def test_fiware_service_is_an_alias(client: TestClient) -> None:
     assert response.status == 200
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [
-    ("GET", "/ngsi-ld/v1/entities?type=Thing", None),
-    ("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:1", None),
-    ("DELETE", "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:1", None),
-    ("POST", "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:1/attrs", {"size": 1}),
-    ("PATCH", "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:1/attrs", {"size": 1}),
-    ("POST", "/ngsi-ld/v1/entityOperations/update", [THING]),
-    ("POST", "/ngsi-ld/v1/entityOperations/delete", ["urn:ngsi-ld:Thing:1"]),
-    ("GET", "/ngsi-ld/v1/subscriptions", None),
-    ("GET", "/ngsi-ld/v1/temporal/entities?type=Thing", None),
-])
-async def test_other_requests_on_an_unknown_tenant_are_404(client: TestClient, method: str, path: str,
-                                                          body: object) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/ngsi-ld/v1/entities?type=Thing", None),
+        ("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:1", None),
+        ("DELETE", "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:1", None),
+        ("POST", "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:1/attrs", {"size": 1}),
+        ("PATCH", "/ngsi-ld/v1/entities/urn:ngsi-ld:Thing:1/attrs", {"size": 1}),
+        ("POST", "/ngsi-ld/v1/entityOperations/update", [THING]),
+        ("POST", "/ngsi-ld/v1/entityOperations/delete", ["urn:ngsi-ld:Thing:1"]),
+        ("GET", "/ngsi-ld/v1/subscriptions", None),
+        ("GET", "/ngsi-ld/v1/temporal/entities?type=Thing", None),
+    ],
+)
+async def test_other_requests_on_an_unknown_tenant_are_404(
+    client: TestClient, method: str, path: str, body: object
+) -> None:
     response = await client.request(method, path, json=body, headers={"NGSILD-Tenant": "nowhere"})
 
     assert response.status == 404
-    assert await problem(response) == {"type": ERRORS + "NonExistingTenant", "title": "No such tenant",
-                                       "detail": "nowhere"}
+    assert await problem(response) == {
+        "type": ERRORS + "NonExistingTenant",
+        "title": "No such tenant",
+        "detail": "nowhere",
+    }
 
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/ngsi-ld/v1/entities", THING),
-    ("/ngsi-ld/v1/entityOperations/create", [THING]),
-    ("/ngsi-ld/v1/entityOperations/upsert", [THING]),
-    ("/ngsi-ld/v1/subscriptions", SUBSCRIPTION),
-])
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/ngsi-ld/v1/entities", THING),
+        ("/ngsi-ld/v1/entityOperations/create", [THING]),
+        ("/ngsi-ld/v1/entityOperations/upsert", [THING]),
+        ("/ngsi-ld/v1/subscriptions", SUBSCRIPTION),
+    ],
+)
 async def test_these_writes_create_the_tenant(client: TestClient, path: str, body: object) -> None:
     created = await client.post(path, json=body, headers={"NGSILD-Tenant": "region"})
     listed = await client.get("/ngsi-ld/v1/entities", params={"type": "Thing"}, headers={"NGSILD-Tenant": "region"})

@@ -37,8 +37,10 @@ CORE_CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "broker_differs(reason): an assertion known to differ between brokers (the test accepts each "
-                   "known answer and the reason names them); see KNOWN_DIFFERENCES in test_conformance.py")
+        "markers",
+        "broker_differs(reason): an assertion known to differ between brokers (the test accepts each "
+        "known answer and the reason names them); see KNOWN_DIFFERENCES in test_conformance.py",
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -81,13 +83,15 @@ class Target:
 async def _clean(target: Target) -> None:
     for tenant, ids in target.made.items():
         if ids:
-            async with target.session.post(target.api("/entityOperations/delete"), json=sorted(ids),
-                                           headers=target.headers(tenant)) as response:
+            async with target.session.post(
+                target.api("/entityOperations/delete"), json=sorted(ids), headers=target.headers(tenant)
+            ) as response:
                 await response.read()
     for tenant, subscriptions in target.subscriptions.items():
         for subscription in subscriptions:
-            async with target.session.delete(target.api(f"/subscriptions/{subscription}"),
-                                             headers=target.headers(tenant)) as response:
+            async with target.session.delete(
+                target.api(f"/subscriptions/{subscription}"), headers=target.headers(tenant)
+            ) as response:
                 await response.read()
 
 
@@ -109,9 +113,15 @@ async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
                     await server.close()
             return
         url = os.environ[BROKER_URL_VARIABLE].rstrip("/")
-        made = Target("real", url, os.environ.get("NGSILD_ADAPTER_TEST_TEMPORAL_URL", url),
-                      os.environ.get("NGSILD_ADAPTER_TEST_CONTEXT_URL", ADAPTER_CONTEXT), session, tenant,
-                      token=os.environ.get("NGSILD_ADAPTER_TEST_BROKER_TOKEN"))
+        made = Target(
+            "real",
+            url,
+            os.environ.get("NGSILD_ADAPTER_TEST_TEMPORAL_URL", url),
+            os.environ.get("NGSILD_ADAPTER_TEST_CONTEXT_URL", ADAPTER_CONTEXT),
+            session,
+            tenant,
+            token=os.environ.get("NGSILD_ADAPTER_TEST_BROKER_TOKEN"),
+        )
         try:
             yield made
         finally:

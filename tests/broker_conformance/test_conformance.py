@@ -21,15 +21,15 @@ from tests.broker_conformance.conftest import CORE_CONTEXT, Target
 #: assertion -> how brokers differ (the tests marked ``broker_differs`` accept each answer)
 KNOWN_DIFFERENCES = {
     "upsert-status": "all new: 201 with the ids; all existing: 204; mixed: Orion-LD legacy 207 with no errors, "
-                     "Orion-LD experimental 201 listing only the created ids",
+    "Orion-LD experimental 201 listing only the created ids",
     "create-existing": "Orion-LD: 207 with an error entry {entityId, error} (409 AlreadyExists or 400); "
-                       "Scorpio: 400 with an errors list when every entity fails, entries {id, ProblemDetails}",
+    "Scorpio: 400 with an errors list when every entity fails, entries {id, ProblemDetails}",
     "q-mixed-precedence": "';' and '|' mixed without parentheses: the spec and the embedded broker read ';' "
-                          "tighter; Orion-LD refuses the mix with 400",
+    "tighter; Orion-LD refuses the mix with 400",
     "unknown-tenant": "Orion-LD: 404 NonExistingTenant; other brokers may answer 200 with nothing",
     "temporal-api": "Orion-LD answers 501 (the history is Mintaka's: NGSILD_ADAPTER_TEST_TEMPORAL_URL); "
-                    "instances newest first under lastN (Mintaka, embedded) or in no stated order (Scorpio); "
-                    "Mintaka's 'between' excludes both ends, Scorpio's includes both, the spec's [timeAt, endTimeAt)",
+    "instances newest first under lastN (Mintaka, embedded) or in no stated order (Scorpio); "
+    "Mintaka's 'between' excludes both ends, Scorpio's includes both, the spec's [timeAt, endTimeAt)",
     "history-delay": "Mintaka reads TRoE's PostgreSQL, written after the entity: the history is polled (bounded)",
 }
 __doc__ = (__doc__ or "") + "\n".join(f"- ``{k}``: {v}" for k, v in KNOWN_DIFFERENCES.items()) + "\n"
@@ -42,21 +42,42 @@ def differs(key: str) -> pytest.MarkDecorator:
     return pytest.mark.broker_differs(KNOWN_DIFFERENCES[key])
 
 
-def probe(target: Target, n: int, *, level: float = 1.0, lon: float = -1.68, lat: float = 48.11,
-          observed: str = "2026-11-20T08:00:00Z", **extra: Any) -> dict[str, Any]:
-    return {"id": target.entity_id("ConformanceProbe", n), "type": "ConformanceProbe",
-            "level": {"type": "Property", "value": level, "unitCode": "C62", "observedAt": observed},
-            "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}}, **extra}
+def probe(
+    target: Target,
+    n: int,
+    *,
+    level: float = 1.0,
+    lon: float = -1.68,
+    lat: float = 48.11,
+    observed: str = "2026-11-20T08:00:00Z",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "id": target.entity_id("ConformanceProbe", n),
+        "type": "ConformanceProbe",
+        "level": {"type": "Property", "value": level, "unitCode": "C62", "observedAt": observed},
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}},
+        **extra,
+    }
 
 
-async def send(target: Target, method: str, path: str, *, tenant: str | None = None, temporal: bool = False,
-               json: Any = None, params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
-               ) -> tuple[int, Any, Mapping[str, str]]:
+async def send(
+    target: Target,
+    method: str,
+    path: str,
+    *,
+    tenant: str | None = None,
+    temporal: bool = False,
+    json: Any = None,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any, Mapping[str, str]]:
     sent = target.headers(tenant, **(headers or {}))
     if json is not None:
         sent.setdefault("Content-Type", "application/json")
-    async with target.session.request(method, target.api(path, temporal=temporal), json=json, params=params,
-                                      headers=sent) as response:
+    async with target.session.request(
+        method, target.api(path, temporal=temporal), json=json, params=params, headers=sent
+    ) as response:
         raw = await response.read()
         body: Any = None
         if raw:
@@ -67,12 +88,14 @@ async def send(target: Target, method: str, path: str, *, tenant: str | None = N
         return response.status, body, dict(response.headers)
 
 
-async def upsert(target: Target, entities: list[dict[str, Any]], *, tenant: str | None = None,
-                 options: str = "update") -> tuple[int, Any]:
+async def upsert(
+    target: Target, entities: list[dict[str, Any]], *, tenant: str | None = None, options: str = "update"
+) -> tuple[int, Any]:
     owner = tenant or target.tenant
     target.made.setdefault(owner, set()).update(e["id"] for e in entities)
-    status, body, _ = await send(target, "POST", "/entityOperations/upsert", tenant=owner, json=entities,
-                                 params={"options": options})
+    status, body, _ = await send(
+        target, "POST", "/entityOperations/upsert", tenant=owner, json=entities, params={"options": options}
+    )
     return status, body
 
 
@@ -98,6 +121,7 @@ def problem_type(body: Any) -> str | None:
 
 # -- batches ------------------------------------------------------------------------------------
 
+
 @differs("upsert-status")
 async def test_upsert_creates_then_updates_and_loses_nothing(target: Target) -> None:
     first = [probe(target, 1), probe(target, 2)]
@@ -111,8 +135,9 @@ async def test_upsert_creates_then_updates_and_loses_nothing(target: Target) -> 
     status, body = await upsert(target, [probe(target, 3, level=3.0)])
     assert succeeded(status, body, []) and status != 201, (status, body)  # nothing new: never "created"
 
-    assert await ids_of(target, type="ConformanceProbe") == sorted(target.entity_id("ConformanceProbe", n)
-                                                                 for n in (1, 2, 3))
+    assert await ids_of(target, type="ConformanceProbe") == sorted(
+        target.entity_id("ConformanceProbe", n) for n in (1, 2, 3)
+    )
     status, entity, _ = await send(target, "GET", f"/entities/{target.entity_id('ConformanceProbe', 2)}")
     assert status == 200 and entity["level"]["value"] == 2.0
 
@@ -151,15 +176,23 @@ async def test_a_batch_that_is_not_an_array_is_refused_whole(target: Target) -> 
 
 # -- contexts -----------------------------------------------------------------------------------
 
+
 async def test_names_come_back_short_with_the_context_they_were_written_with(target: Target) -> None:
-    entity = {**probe(target, 1), "qualityFlag": {"type": "Property", "value": "ok"},
-              "@context": [target.context_url, CORE_CONTEXT]}
+    entity = {
+        **probe(target, 1),
+        "qualityFlag": {"type": "Property", "value": "ok"},
+        "@context": [target.context_url, CORE_CONTEXT],
+    }
     target.made.setdefault(target.tenant, set()).add(entity["id"])
-    status, body, _ = await send(target, "POST", "/entityOperations/upsert", json=[entity],
-                                 headers={"Content-Type": LD_JSON})
+    status, body, _ = await send(
+        target, "POST", "/entityOperations/upsert", json=[entity], headers={"Content-Type": LD_JSON}
+    )
     if status == 503 or problem_type(body) == ERRORS + "LdContextNotAvailable":
-        pytest.fail(f"the broker cannot download {target.context_url}: set NGSILD_ADAPTER_TEST_CONTEXT_URL "
-                    "to where the adapter serves contexts/ngsild-adapter.jsonld", pytrace=False)
+        pytest.fail(
+            f"the broker cannot download {target.context_url}: set NGSILD_ADAPTER_TEST_CONTEXT_URL "
+            "to where the adapter serves contexts/ngsild-adapter.jsonld",
+            pytrace=False,
+        )
     assert succeeded(status, body, [entity["id"]]), (status, body)
     link = f'<{target.context_url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 
@@ -173,11 +206,14 @@ async def test_names_come_back_short_with_the_context_they_were_written_with(tar
 
 # -- q ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 async def levels(target: Target) -> Target:
     """Probes 1..4 with levels 1..4 and a kind: 1 and 2 'a', 3 and 4 'b'."""
-    entities = [probe(target, n, level=float(n), kind={"type": "Property", "value": "a" if n <= 2 else "b"})
-                for n in range(1, 5)]
+    entities = [
+        probe(target, n, level=float(n), kind={"type": "Property", "value": "a" if n <= 2 else "b"})
+        for n in range(1, 5)
+    ]
     status, body = await upsert(target, entities)
     assert succeeded(status, body, [e["id"] for e in entities]), (status, body)
     return target
@@ -187,23 +223,27 @@ def named(target: Target, *numbers: int) -> list[str]:
     return sorted(target.entity_id("ConformanceProbe", n) for n in numbers)
 
 
-@pytest.mark.parametrize(("q", "expected"), [
-    ("level>2", (3, 4)),
-    ('kind=="a";level>1', (2,)),
-    ("level<2|level>3", (1, 4)),
-    ('(kind=="a"|level==4);level>=2', (2, 4)),
-    ('kind=="b";(level==1|level==4)', (4,)),
-    ("level==2..3", (2, 3)),
-    ("level==1,4", (1, 4)),
-])
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("level>2", (3, 4)),
+        ('kind=="a";level>1', (2,)),
+        ("level<2|level>3", (1, 4)),
+        ('(kind=="a"|level==4);level>=2', (2, 4)),
+        ('kind=="b";(level==1|level==4)', (4,)),
+        ("level==2..3", (2, 3)),
+        ("level==1,4", (1, 4)),
+    ],
+)
 async def test_q_selects_by_the_spec(levels: Target, q: str, expected: tuple[int, ...]) -> None:
     assert await ids_of(levels, type="ConformanceProbe", q=q) == named(levels, *expected)
 
 
 @differs("q-mixed-precedence")
 async def test_and_binds_tighter_than_or_or_the_mix_is_refused(levels: Target) -> None:
-    status, body, _ = await send(levels, "GET", "/entities",
-                                 params={"type": "ConformanceProbe", "q": 'kind=="b";level==3|level==1'})
+    status, body, _ = await send(
+        levels, "GET", "/entities", params={"type": "ConformanceProbe", "q": 'kind=="b";level==3|level==1'}
+    )
 
     if status == 400:  # Orion-LD
         assert problem_type(body) == ERRORS + "BadRequestData"
@@ -222,15 +262,25 @@ async def test_an_invalid_q_is_400_never_an_empty_answer(levels: Target, q: str)
 
 # -- geo ----------------------------------------------------------------------------------------
 
+
 async def test_geo_queries_near_and_within(target: Target) -> None:
-    entities = [probe(target, 1, lon=-1.680, lat=48.110), probe(target, 2, lon=-1.690, lat=48.115),
-                probe(target, 3, lon=2.35, lat=48.85)]
+    entities = [
+        probe(target, 1, lon=-1.680, lat=48.110),
+        probe(target, 2, lon=-1.690, lat=48.115),
+        probe(target, 3, lon=2.35, lat=48.85),
+    ]
     await upsert(target, entities)
 
-    near = await ids_of(target, type="ConformanceProbe", georel="near;maxDistance==2000", geometry="Point",
-                        coordinates="[-1.68,48.11]")
-    within = await ids_of(target, type="ConformanceProbe", georel="within", geometry="Polygon",
-                          coordinates="[[[-1.7,48.1],[-1.6,48.1],[-1.6,48.2],[-1.7,48.2],[-1.7,48.1]]]")
+    near = await ids_of(
+        target, type="ConformanceProbe", georel="near;maxDistance==2000", geometry="Point", coordinates="[-1.68,48.11]"
+    )
+    within = await ids_of(
+        target,
+        type="ConformanceProbe",
+        georel="within",
+        geometry="Polygon",
+        coordinates="[[[-1.7,48.1],[-1.6,48.1],[-1.6,48.2],[-1.7,48.2],[-1.7,48.1]]]",
+    )
 
     assert near == named(target, 1, 2)
     assert within == named(target, 1, 2)
@@ -245,11 +295,14 @@ async def history(target: Target, entity_id: str, params: dict[str, str], *, hol
     """The temporal entity, once the history holds ``holding`` instances of ``level`` (a broker
     may write its history with a delay: polled a bounded number of times, never timed)."""
     for _ in range(1 if target.name == "embedded" else 50):
-        status, body, _ = await send(target, "GET", f"/temporal/entities/{entity_id}", temporal=True,
-                                     params={"attrs": "level", **params})
+        status, body, _ = await send(
+            target, "GET", f"/temporal/entities/{entity_id}", temporal=True, params={"attrs": "level", **params}
+        )
         if status == 501:
-            pytest.skip("the broker answers 501 to the temporal API (Orion-LD: it is Mintaka's); "
-                        "set NGSILD_ADAPTER_TEST_TEMPORAL_URL")
+            pytest.skip(
+                "the broker answers 501 to the temporal API (Orion-LD: it is Mintaka's); "
+                "set NGSILD_ADAPTER_TEST_TEMPORAL_URL"
+            )
         if status == 200:
             parsed = parse_temporal_entity(body)
             level = parsed.attribute("level")
@@ -260,16 +313,20 @@ async def history(target: Target, entity_id: str, params: dict[str, str], *, hol
 
 
 @differs("temporal-api")
-@pytest.mark.parametrize(("params", "expected"), [
-    ({}, [10.0, 11.0, 12.0]),
-    ({"lastN": "1"}, [12.0]),
-    ({"lastN": "2"}, [11.0, 12.0]),
-    ({"timerel": "before", "timeAt": "2026-11-20T00:30:00Z"}, [10.0]),
-    ({"timerel": "after", "timeAt": "2026-11-20T00:30:00Z"}, [11.0, 12.0]),
-    ({"timerel": "between", "timeAt": "2026-11-20T00:30:00Z", "endTimeAt": "2026-11-20T01:30:00Z"}, [11.0]),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({}, [10.0, 11.0, 12.0]),
+        ({"lastN": "1"}, [12.0]),
+        ({"lastN": "2"}, [11.0, 12.0]),
+        ({"timerel": "before", "timeAt": "2026-11-20T00:30:00Z"}, [10.0]),
+        ({"timerel": "after", "timeAt": "2026-11-20T00:30:00Z"}, [11.0, 12.0]),
+        ({"timerel": "between", "timeAt": "2026-11-20T00:30:00Z", "endTimeAt": "2026-11-20T01:30:00Z"}, [11.0]),
+    ],
+)
 async def test_the_history_keeps_every_observation_in_any_order_and_shape(
-        target: Target, params: dict[str, str], expected: list[float]) -> None:
+    target: Target, params: dict[str, str], expected: list[float]
+) -> None:
     entity_id = target.entity_id("ConformanceProbe", 1)
     for value, observed in READINGS:  # one batch per reading, as the adapter's writer sends them
         status, body = await upsert(target, [probe(target, 1, level=value, observed=observed)])
@@ -285,11 +342,16 @@ async def test_the_history_keeps_every_observation_in_any_order_and_shape(
 
 # -- subscriptions ------------------------------------------------------------------------------
 
+
 async def test_a_subscription_is_created_read_and_deleted(target: Target) -> None:
     identifier = f"urn:ngsi-ld:Subscription:conformance-{target.run}"
-    subscription: dict[str, Any] = {"id": identifier, "type": "Subscription",
-                    "entities": [{"type": "ConformanceProbe"}], "watchedAttributes": ["level"],
-                    "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify", "accept": "application/json"}}}
+    subscription: dict[str, Any] = {
+        "id": identifier,
+        "type": "Subscription",
+        "entities": [{"type": "ConformanceProbe"}],
+        "watchedAttributes": ["level"],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/notify", "accept": "application/json"}},
+    }
     target.subscriptions.setdefault(target.tenant, set()).add(identifier)
 
     created, body, headers = await send(target, "POST", "/subscriptions", json=subscription)
@@ -306,6 +368,7 @@ async def test_a_subscription_is_created_read_and_deleted(target: Target) -> Non
 
 # -- tenants ------------------------------------------------------------------------------------
 
+
 async def test_tenants_see_only_their_own_entities(target: Target) -> None:
     other = target.other_tenant()
     await upsert(target, [probe(target, 1)])
@@ -319,8 +382,9 @@ async def test_tenants_see_only_their_own_entities(target: Target) -> None:
 
 @differs("unknown-tenant")
 async def test_an_unknown_tenant_holds_nothing(target: Target) -> None:
-    status, body, _ = await send(target, "GET", "/entities", tenant=f"{target.tenant}_never",
-                                 params={"type": "ConformanceProbe"})
+    status, body, _ = await send(
+        target, "GET", "/entities", tenant=f"{target.tenant}_never", params={"type": "ConformanceProbe"}
+    )
 
     if status == 404:
         assert problem_type(body) == ERRORS + "NonExistingTenant"

@@ -34,6 +34,7 @@ def _samples_state(tmp_path: Path) -> Path:
 
 # --- samples: JSON Lines, counted ------------------------------------------------------------
 
+
 def test_samples_prints_one_json_document_per_line_and_counts_them() -> None:
     result = invoke("samples")
     assert result.exit_code == 0, result.stderr
@@ -57,6 +58,7 @@ def test_samples_on_a_configuration_without_their_connections_is_one_clear_error
 
 # --- --state-dir -----------------------------------------------------------------------------
 
+
 def test_state_dir_replaces_the_configured_folder_and_brings_its_own_keys(tmp_path: Path) -> None:
     config = load_config(None)
     (tmp_path / "run").mkdir()
@@ -68,11 +70,18 @@ def test_state_dir_replaces_the_configured_folder_and_brings_its_own_keys(tmp_pa
     assert with_state_dir(config, None) is config
 
 
-@pytest.mark.parametrize("command", [
-    ["deadletter", "list"], ["deadletter", "show", "1"], ["deadletter", "replay", "--id", "1"],
-    ["provenance", "status"], ["provenance", "sign"], ["provenance", "reindex"],
-    ["verify", "--tenant", "ville", "--entity", "urn:x", "--attr", "no2", "--observed-at", "2026-11-20T08:00:00Z"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["deadletter", "list"],
+        ["deadletter", "show", "1"],
+        ["deadletter", "replay", "--id", "1"],
+        ["provenance", "status"],
+        ["provenance", "sign"],
+        ["provenance", "reindex"],
+        ["verify", "--tenant", "ville", "--entity", "urn:x", "--attr", "no2", "--observed-at", "2026-11-20T08:00:00Z"],
+    ],
+)
 def test_a_state_folder_that_does_not_exist_is_an_error_not_an_empty_state(command: list[str], tmp_path: Path) -> None:
     result = invoke(*command, "--state-dir", str(tmp_path / "nowhere"))
     assert result.exit_code == 1 and f"no state folder {tmp_path / 'nowhere'}" in result.stderr
@@ -86,6 +95,7 @@ def test_deadletter_list_reads_the_state_folder_given(tmp_path: Path) -> None:
 
 
 # --- deadletter: ids it does not have ----------------------------------------------------------
+
 
 def test_replaying_an_unknown_id_is_an_error_and_replays_nothing(tmp_path: Path) -> None:
     state = _samples_state(tmp_path)
@@ -115,8 +125,9 @@ def test_replaying_a_letter_already_replayed_is_refused(tmp_path: Path) -> None:
 
 # --- the demo, then the commands it printed ----------------------------------------------------
 
+
 def _printed_commands(output: str) -> dict[str, list[str]]:
-    block = output[output.index("Inspect what the demo left"):].splitlines()[1:]
+    block = output[output.index("Inspect what the demo left") :].splitlines()[1:]
     commands = [shlex.split(line) for line in block if line.startswith("  ")]
     assert all(Path(c[0]).name == "ngsild-adapter" for c in commands)
     return {" ".join(c[1:3]) if c[1] != "verify" else "verify": c[1:] for c in commands}
@@ -148,7 +159,7 @@ def test_the_demo_prints_commands_that_inspect_what_it_left_and_verify_holds(tmp
 
     # what it checks: another value does not hold...
     args = commands["verify"]
-    forged = [*args[: args.index("--value") + 1], "1000.5", *args[args.index("--value") + 2:]]
+    forged = [*args[: args.index("--value") + 1], "1000.5", *args[args.index("--value") + 2 :]]
     changed = invoke(*forged)
     assert changed.exit_code == 1 and "differs from the recorded" in changed.output
     # ... and without the keys that signed it the signature cannot be trusted either

@@ -21,7 +21,10 @@ CONFIG = load_config(None)
 SAMPLES = sorted(DEMO_EVENTS.glob("*.json"))
 WATER = DEMO_EVENTS / "03-chirpstack-webhook-water-meter.json"
 #: What a sample alone (fresh state, nothing before it) is refused for.
-REFUSED_ALONE = {"14-chirpstack-unknown-device.json": "unknown_device", "15-chirpstack-malformed-json.json": "malformed_json"}
+REFUSED_ALONE = {
+    "14-chirpstack-unknown-device.json": "unknown_device",
+    "15-chirpstack-malformed-json.json": "malformed_json",
+}
 UNPARSABLE = {"15-chirpstack-malformed-json.json": "malformed_json"}
 
 
@@ -100,11 +103,14 @@ def test_a_sample_naming_a_connection_the_configuration_lacks_is_an_error(tmp_pa
     assert result.exit_code == 1 and "unknown connection 'syndicat-chirpstack'" in result.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--lns", "tts", str(WATER)], "is a chirpstack sample, not tts"),
-    (["--connection", "metropole-tts", str(WATER)], "connection metropole-tts receives tts events, not chirpstack"),
-    (["--connection", "metropole-tts", "--lns", "chirpstack", "-"], "receives tts events, not chirpstack"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--lns", "tts", str(WATER)], "is a chirpstack sample, not tts"),
+        (["--connection", "metropole-tts", str(WATER)], "connection metropole-tts receives tts events, not chirpstack"),
+        (["--connection", "metropole-tts", "--lns", "chirpstack", "-"], "receives tts events, not chirpstack"),
+    ],
+)
 def test_options_that_contradict_the_event_are_errors(args: list[str], message: str) -> None:
     result = runner.invoke(main, ["map", *args], input=_bare_body(WATER))
     assert result.exit_code == 1 and message in result.stderr
@@ -124,30 +130,42 @@ def test_a_sample_file_with_a_mistake_is_named(tmp_path: Path) -> None:
 
 # --- the sample format ------------------------------------------------------------------------
 
+
 def test_a_sample_keeps_the_event_bytes_and_what_travels_beside_them() -> None:
     raw = json.dumps({"lns": "tts", "topic": "v3/a@b/devices/c/up", "body": "not json {"}).encode()
     assert read_sample(raw) == Sample("tts", b"not json {", topic="v3/a@b/devices/c/up")
 
 
-@pytest.mark.parametrize(("doc", "message"), [
-    ({"lns": "loriot", "body": {}}, "'lns' must be one of chirpstack, tts"),
-    ({"lns": "tts", "body": [1]}, "'body' must be the event"),
-    ({"lns": "tts", "body": {}, "topic": 7}, "'topic' must be a non-empty string"),
-    ({"lns": "tts", "body": {}, "connection": ""}, "'connection' must be a non-empty string"),
-    ({"lns": "tts", "body": {}, "note": "x"}, "unknown key(s) note"),
-])
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"lns": "loriot", "body": {}}, "'lns' must be one of chirpstack, tts"),
+        ({"lns": "tts", "body": [1]}, "'body' must be the event"),
+        ({"lns": "tts", "body": {}, "topic": 7}, "'topic' must be a non-empty string"),
+        ({"lns": "tts", "body": {}, "connection": ""}, "'connection' must be a non-empty string"),
+        ({"lns": "tts", "body": {}, "note": "x"}, "unknown key(s) note"),
+    ],
+)
 def test_a_malformed_sample_is_refused_with_the_reason(doc: dict[str, object], message: str) -> None:
     with pytest.raises(SampleError, match=message.replace("(", r"\(").replace(")", r"\)")):
         read_sample(json.dumps(doc).encode(), "x.json")
 
 
 @settings(derandomize=True, database=None, max_examples=200, deadline=None)
-@given(st.one_of(
-    st.binary(max_size=64),
-    st.dictionaries(st.text(max_size=8), st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                                                      lambda inner: st.lists(inner, max_size=3), max_leaves=6),
-                    max_size=5).map(lambda d: json.dumps(d).encode()),
-))
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.dictionaries(
+            st.text(max_size=8),
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                lambda inner: st.lists(inner, max_size=3),
+                max_leaves=6,
+            ),
+            max_size=5,
+        ).map(lambda d: json.dumps(d).encode()),
+    )
+)
 def test_any_input_is_a_sample_a_bare_event_or_a_named_mistake(raw: bytes) -> None:
     try:
         sample = read_sample(raw)

@@ -46,8 +46,35 @@ def test_decodes_each_type(hex_payload: str, expected: dict[str, object]) -> Non
 
 
 def test_every_type_in_the_table_is_covered_by_a_case() -> None:
-    covered = {0, 1, 2, 3, 100, 101, 102, 103, 104, 113, 115, 116, 117, 118, 120, 121, 122, 125, 128, 130, 131,
-               132, 133, 134, 135, 136, 142}
+    covered = {
+        0,
+        1,
+        2,
+        3,
+        100,
+        101,
+        102,
+        103,
+        104,
+        113,
+        115,
+        116,
+        117,
+        118,
+        120,
+        121,
+        122,
+        125,
+        128,
+        130,
+        131,
+        132,
+        133,
+        134,
+        135,
+        136,
+        142,
+    }
     assert set(CAYENNE_TYPES) == covered
 
 

@@ -58,7 +58,9 @@ def corpus_cases(path: Path) -> list[Case]:
 
 
 CODECS = sorted(CORPUS.glob("*.js"))
-PARAMS = [pytest.param(path, index, id=f"{path.stem}-{index}") for path in CODECS for index in range(len(corpus_cases(path)))]
+PARAMS = [
+    pytest.param(path, index, id=f"{path.stem}-{index}") for path in CODECS for index in range(len(corpus_cases(path)))
+]
 
 
 @pytest.fixture(scope="session")
@@ -68,12 +70,17 @@ def node_outcomes() -> dict[str, list[dict[str, Any]]]:
         pytest.fail("node (Node.js) is not on PATH: the codec corpus needs it as the reference engine")
     request = {
         "codecs": [
-            {"name": p.name, "source": p.read_text(encoding="utf-8"), "cases": [c.node_input() for c in corpus_cases(p)]}
+            {
+                "name": p.name,
+                "source": p.read_text(encoding="utf-8"),
+                "cases": [c.node_input() for c in corpus_cases(p)],
+            }
             for p in CODECS
         ]
     }
-    done = subprocess.run([node, str(HARNESS)], input=json.dumps(request), capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [node, str(HARNESS)], input=json.dumps(request), capture_output=True, text=True, timeout=120, check=False
+    )
     if done.returncode != 0:
         pytest.fail(f"node_reference.js failed ({done.returncode}): {done.stderr[-2000:]}")
     outcomes: dict[str, list[dict[str, Any]]] = json.loads(done.stdout)
@@ -98,13 +105,15 @@ def test_the_corpus_is_large_and_every_codec_has_inputs() -> None:
 
 
 @pytest.mark.parametrize(("path", "index"), PARAMS)
-def test_quickjs_agrees_with_node(path: Path, index: int, node_outcomes: dict[str, list[dict[str, Any]]],
-                                  quickjs_codecs: dict[Path, JavaScriptCodec]) -> None:
+def test_quickjs_agrees_with_node(
+    path: Path, index: int, node_outcomes: dict[str, list[dict[str, Any]]], quickjs_codecs: dict[Path, JavaScriptCodec]
+) -> None:
     expected = node_outcomes[path.name]
     assert "load" not in expected[0], expected[0]
     case = corpus_cases(path)[index]
-    codec_input = CodecInput(payload=case.payload, f_port=case.f_port, received_at=RECEIVED_AT,
-                             variables=case.variables)
+    codec_input = CodecInput(
+        payload=case.payload, f_port=case.f_port, received_at=RECEIVED_AT, variables=case.variables
+    )
 
     try:
         actual: dict[str, Any] = {"ok": quickjs_codecs[path].decode(codec_input).to_json()}

@@ -82,9 +82,7 @@ def test_errors_without_data_and_with_warnings(load) -> None:
 
 
 def test_chirpstack_v4_codec_reads_variables(load) -> None:
-    result = load("chirpstack_v4_climate").decode(
-        uplink(bytes([0xFF, 0xF6, 0x41]), f_port=10, site="école")
-    )
+    result = load("chirpstack_v4_climate").decode(uplink(bytes([0xFF, 0xF6, 0x41]), f_port=10, site="école"))
 
     assert result.data == {
         "temperature": -1.0,

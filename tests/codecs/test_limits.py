@@ -32,8 +32,11 @@ def hostile() -> Iterator[JavaScriptCodec]:
     ("payload", "reason", "detail"),
     [
         ((1,), "codec_error", f"{NAME}: RangeError: Maximum call stack size exceeded"),
-        ((3,), "codec_result_too_large",
-         f"{NAME}: result is longer than {MAX_RESULT_CHARS} characters of JSON (at data.text)"),
+        (
+            (3,),
+            "codec_result_too_large",
+            f"{NAME}: result is longer than {MAX_RESULT_CHARS} characters of JSON (at data.text)",
+        ),
         ((4,), "codec_memory", f"{NAME}: used more than {32 * 1024 * 1024} bytes"),
         ((8,), "codec_error", f"{NAME}: (a value that cannot be printed was thrown)"),
     ],

@@ -26,8 +26,11 @@ runner = CliRunner()
 
 
 def decode(codec: str, payload: bytes) -> Any:
-    return runner.invoke(main, ["decode", "--codec", str(FIXTURES / codec), "--fport", "1", "--hex", payload.hex()],
-                         catch_exceptions=False)
+    return runner.invoke(
+        main,
+        ["decode", "--codec", str(FIXTURES / codec), "--fport", "1", "--hex", payload.hex()],
+        catch_exceptions=False,
+    )
 
 
 def test_cli_decode_prints_a_result_built_by_concatenation() -> None:

@@ -64,8 +64,16 @@ def test_keys_that_look_like_other_values_stay_strings(ropes: JavaScriptCodec) -
     data = ropes.decode(uplink(bytes([2]))).data
 
     assert data == {
-        "false": False, "NO": "NO", "true": 1, "null": None, "0": "zero", "": "empty",
-        "constructor": "c", "toString": "t", "hasOwnProperty": 2, "yes": "no",
+        "false": False,
+        "NO": "NO",
+        "true": 1,
+        "null": None,
+        "0": "zero",
+        "": "empty",
+        "constructor": "c",
+        "toString": "t",
+        "hasOwnProperty": 2,
+        "yes": "no",
         "proto": {"__proto__": "own key"},
     }
 

@@ -8,7 +8,7 @@ from tests.support import REPO
 
 MINIMAL = f"""
 [adapter]
-models = "{REPO / 'models'}"
+models = "{REPO / "models"}"
 
 [[collectivity]]
 tenant = "ville"
@@ -29,7 +29,7 @@ BLOCKS = {
     "connection": None,
     "device": '[[device]]\ndev_eui = "70b3d57ed0001a01"\n',
     "registry": '[[registry]]\nconnection = "ville-lns"\nurl = "http://cs:8080"\n'
-                'applications = ["5e0e9a6a-3f6c-4b1e-9a39-2b1f5d1c8e11"]\ntoken_env = "CS_TOKEN"\n',
+    'applications = ["5e0e9a6a-3f6c-4b1e-9a39-2b1f5d1c8e11"]\ntoken_env = "CS_TOKEN"\n',
     "broker": "[broker]\n",
     "outbox": "[outbox]\n",
     "http": "[http]\n",
@@ -49,6 +49,8 @@ def with_key(table: str, line: str) -> str:
     """MINIMAL with ``line`` added to the (first entry of the) table ``table``."""
     block = BLOCKS[table]
     if block is None:
-        header = {"adapter": "[adapter]\n", "collectivity": "[[collectivity]]\n", "connection": "[[connection]]\n"}[table]
+        header = {"adapter": "[adapter]\n", "collectivity": "[[collectivity]]\n", "connection": "[[connection]]\n"}[
+            table
+        ]
         return MINIMAL.replace(header, header + line + "\n", 1)
     return MINIMAL + "\n" + block + line + "\n"

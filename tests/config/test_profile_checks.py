@@ -12,8 +12,16 @@ from tests.support import REPO
 CONTEXT = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
 
 
-def profile(name: str, *, match: str = "device_profiles: [aq]", entity: str = "", codec: str = "{builtin: cayenne_lpp}",
-            field: str = "temperature_1", context: str = CONTEXT, location: str = "location: device") -> str:
+def profile(
+    name: str,
+    *,
+    match: str = "device_profiles: [aq]",
+    entity: str = "",
+    codec: str = "{builtin: cayenne_lpp}",
+    field: str = "temperature_1",
+    context: str = CONTEXT,
+    location: str = "location: device",
+) -> str:
     return f"""profile: {name}
 match: {{{match}}}
 codec: {codec}
@@ -85,7 +93,9 @@ def test_a_more_specific_profile_wins_and_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_disjoint_matches_are_no_finding(tmp_path: Path) -> None:
-    assert findings(tmp_path, a=profile("a", match="tags: {kind: aq}"), b=profile("b", match="tags: {kind: noise}")) == []
+    assert (
+        findings(tmp_path, a=profile("a", match="tags: {kind: aq}"), b=profile("b", match="tags: {kind: noise}")) == []
+    )
 
 
 def test_a_static_value_of_the_wrong_type(tmp_path: Path) -> None:
@@ -103,7 +113,9 @@ def test_a_field_the_cayenne_codec_never_outputs(tmp_path: Path) -> None:
     found = only(findings(tmp_path, a=profile("a", field="temprature_1")), "entities[0].attributes.temperature.field")
     assert found.level == "warning" and "'temprature_1'" in found.message
     assert findings(tmp_path, a=profile("a", field="gps_3.latitude")) == []
-    assert [f.key for f in findings(tmp_path, a=profile("a", field="gps_3"))] == ["entities[0].attributes.temperature.field"]
+    assert [f.key for f in findings(tmp_path, a=profile("a", field="gps_3"))] == [
+        "entities[0].attributes.temperature.field"
+    ]
 
 
 def test_a_codec_without_declared_outputs_is_not_checked_but_named(tmp_path: Path) -> None:

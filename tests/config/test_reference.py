@@ -31,8 +31,12 @@ def documented_keys(page: str) -> dict[str, set[str]]:
 def test_every_key_the_loader_accepts_is_documented_and_nothing_else() -> None:
     documented = documented_keys(CONFIGURATION.read_text(encoding="utf-8"))
     accepted = {t.name: set(t.allowed) for t in TABLES}
-    missing = {t: sorted(keys - documented.get(t, set())) for t, keys in accepted.items() if keys - documented.get(t, set())}
-    extra = {t: sorted(keys - accepted.get(t, set())) for t, keys in documented.items() if keys - accepted.get(t, set())}
+    missing = {
+        t: sorted(keys - documented.get(t, set())) for t, keys in accepted.items() if keys - documented.get(t, set())
+    }
+    extra = {
+        t: sorted(keys - accepted.get(t, set())) for t, keys in documented.items() if keys - accepted.get(t, set())
+    }
     regenerate = "regenerate: python -m adapter.config.reference > docs/configuration.md"
     assert not missing, f"accepted by the loader, missing from docs/configuration.md: {missing}; {regenerate}"
     assert not extra, f"documented in docs/configuration.md, refused by the loader: {extra}; {regenerate}"
@@ -40,7 +44,8 @@ def test_every_key_the_loader_accepts_is_documented_and_nothing_else() -> None:
 
 def test_the_configuration_page_is_the_generated_one() -> None:
     assert CONFIGURATION.read_text(encoding="utf-8") == config_reference.render(), (
-        "docs/configuration.md is stale: python -m adapter.config.reference > docs/configuration.md")
+        "docs/configuration.md is stale: python -m adapter.config.reference > docs/configuration.md"
+    )
 
 
 def test_every_documented_key_has_a_type_a_default_and_a_meaning() -> None:
@@ -51,7 +56,8 @@ def test_every_documented_key_has_a_type_a_default_and_a_meaning() -> None:
 
 def test_the_cli_page_is_what_help_prints_now() -> None:
     assert CLI.read_text(encoding="utf-8") == cli_reference.render(), (
-        "docs/cli.md differs from the commands' --help: python -m adapter.cli.reference > docs/cli.md")
+        "docs/cli.md differs from the commands' --help: python -m adapter.cli.reference > docs/cli.md"
+    )
 
 
 def test_the_cli_page_has_every_command() -> None:

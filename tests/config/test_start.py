@@ -16,7 +16,9 @@ from adapter.config import StartRefused, load_config, start_problems, validate_f
 from tests.config.support import MINIMAL, write
 
 SECRET = "s" * 40
-MANY = MINIMAL + """
+MANY = (
+    MINIMAL
+    + """
 [[connection]]
 name = "ville-mqtt"
 collectivity = "ville"
@@ -45,6 +47,7 @@ token_env = "BROKER_TOKEN"
 service_token_env = "SERVICE_TOKEN"
 key_dir = "keys"
 """
+)
 
 
 def config(tmp_path: Path, env: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -60,8 +63,13 @@ def test_every_unset_variable_is_listed_at_once(tmp_path: Path) -> None:
 
 
 def test_with_the_variables_set_the_start_passes(tmp_path: Path) -> None:
-    env = {"VILLE_TTS_KEY": "k", "VILLE_HOOK_TOKEN": "t", "VILLE_TTS_REGISTRY": "r", "BROKER_TOKEN": "b",
-           "SERVICE_TOKEN": SECRET}
+    env = {
+        "VILLE_TTS_KEY": "k",
+        "VILLE_HOOK_TOKEN": "t",
+        "VILLE_TTS_REGISTRY": "r",
+        "BROKER_TOKEN": "b",
+        "SERVICE_TOKEN": SECRET,
+    }
     validate_for_start(config(tmp_path, env), "listen")
 
 
@@ -69,7 +77,8 @@ def test_without_an_http_port_the_webhook_and_service_secrets_are_not_needed(tmp
     env = {"VILLE_TTS_KEY": "k", "VILLE_TTS_REGISTRY": "r", "BROKER_TOKEN": "b"}
     assert start_problems(config(tmp_path, env), "listen", http=False) == []
     assert start_problems(config(tmp_path, env), "serve") == [
-        "[provenance] service_token_env: the variable SERVICE_TOKEN is not set"]
+        "[provenance] service_token_env: the variable SERVICE_TOKEN is not set"
+    ]
 
 
 def test_the_adapter_service_refuses_with_the_same_list_before_opening_anything(tmp_path: Path) -> None:

@@ -76,14 +76,17 @@ def test_any_undeclared_key_is_refused_and_no_declared_one_is_called_unknown(tmp
 def test_array_tables_given_as_a_table_are_refused_in_one_line(tmp_path: Path) -> None:
     text = MINIMAL.replace("[[collectivity]]", "[collectivity]").replace("[[connection]]", "[connectionx]")
     with pytest.raises(ConfigError, match="collectivity must be an array of tables"):
-        load_config(write(tmp_path, text.replace("[connectionx]\n", "").split("name = \"ville-lns\"")[0]), env={})
+        load_config(write(tmp_path, text.replace("[connectionx]\n", "").split('name = "ville-lns"')[0]), env={})
     assert "gateway.issuer" not in SECTIONS and "gateway" in SECTIONS
 
 
-@pytest.mark.parametrize(("line", "message"), [
-    ("max_payload_bytes = \"big\"", "adapter max_payload_bytes must be an integer, not 'big'"),
-    ("max_future_skew_s = true", "adapter max_future_skew_s must be a number"),
-])
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('max_payload_bytes = "big"', "adapter max_payload_bytes must be an integer, not 'big'"),
+        ("max_future_skew_s = true", "adapter max_future_skew_s must be a number"),
+    ],
+)
 def test_adapter_numbers_are_refused_in_one_line(tmp_path: Path, line: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, with_key("adapter", line)), env={})
@@ -99,8 +102,11 @@ def test_a_wrong_value_for_any_declared_key_is_a_config_error_never_a_crash(tmp_
     for table in TABLES:
         for key in sorted(table.allowed):
             text = with_key(table.name, f"{key} = {value}")
-            if f"\n{key} =" in text.split(f"{key} = {value}")[0][-400:] and table.name in ("adapter", "collectivity",
-                                                                                            "connection"):
+            if f"\n{key} =" in text.split(f"{key} = {value}")[0][-400:] and table.name in (
+                "adapter",
+                "collectivity",
+                "connection",
+            ):
                 continue  # the base file sets this key already: TOML refuses the duplicate itself
             try:
                 load_config(write(tmp_path, text), env={})

@@ -180,7 +180,8 @@ class FakeBroker:
             return _problem(400, "BadRequestData", "Too broad query")
         tenant = _tenant(request)
         found = [
-            e for (t, _), e in self.entities.items()
+            e
+            for (t, _), e in self.entities.items()
             if t == tenant and e.get("type") == request.query.get("type", e.get("type"))
         ]
         return web.json_response(found[: int(request.query.get("limit", 20))])

@@ -53,8 +53,14 @@ def problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> di
     return {"type": ERRORS + kind, "title": title, "detail": detail, "status": status, **extra}
 
 
-def dialect_answer(dialect: str, batch: Batch, *, listed_success: list[str] | None = None,
-                   listed_errors: list[str] | None = None, stored: frozenset[str] | None = None) -> Answer:
+def dialect_answer(
+    dialect: str,
+    batch: Batch,
+    *,
+    listed_success: list[str] | None = None,
+    listed_errors: list[str] | None = None,
+    stored: frozenset[str] | None = None,
+) -> Answer:
     """The broker's honest answer (every id listed), or one listing only some ids (``listed_*``)."""
     written = [i for i in batch.ids if i not in batch.refused]
     store = frozenset(written) if stored is None else stored

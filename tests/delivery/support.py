@@ -20,8 +20,10 @@ from tests.support import eventually  # noqa: F401  (re-exported for the deliver
 
 HOST = "127.0.0.1"
 WAIT_S = 5.0
-CONTEXT = ["https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld",
-           "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"]
+CONTEXT = [
+    "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld",
+    "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld",
+]
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 SOURCE = UplinkRef("ville-chirpstack", "chirpstack", "up", "70b3d57ed0001a01", 1)
 #: quick limits for tests: the real defaults wait seconds between retries
@@ -67,8 +69,12 @@ async def running(writer: BrokerWriter) -> AsyncIterator[asyncio.Task[None]]:
 
 
 def writer_for(
-    outbox: Outbox, url: str, session: aiohttp.ClientSession, dead_letters: DeadLetterStore,
-    settings: BrokerSettings = FAST, **options: Any,
+    outbox: Outbox,
+    url: str,
+    session: aiohttp.ClientSession,
+    dead_letters: DeadLetterStore,
+    settings: BrokerSettings = FAST,
+    **options: Any,
 ) -> BrokerWriter:
     client = NgsiLdClient(url, session, timeout_s=settings.request_timeout_s)
     return BrokerWriter(outbox, client, dead_letters, settings, **options)

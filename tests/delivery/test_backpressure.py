@@ -74,7 +74,9 @@ async def create_session(config: AdapterConfig, address: tuple[str, int]) -> Non
     connection = config.connection("ville-chirpstack")
     topics = get_parser(connection.lns).mqtt_subscriptions(connection.application)
     async with aiomqtt.Client(
-        *address, identifier=client_identifier(connection), clean_session=False,
+        *address,
+        identifier=client_identifier(connection),
+        clean_session=False,
         protocol=aiomqtt.ProtocolVersion.V311,
     ) as client:
         await client.subscribe([(topic, 1) for topic in topics])
@@ -101,8 +103,11 @@ async def test_listen_pushes_back_on_mqtt_while_the_outbox_is_full_and_loses_not
         CONFIG.connection("ville-chirpstack"), host=host, port=port, client_id=f"test-bp-{uuid.uuid4().hex[:8]}"
     )
     config = dataclasses.replace(
-        CONFIG, state_dir=tmp_path, connections=(mqtt, CONFIG.connection("eau-chirpstack")),
-        broker=dataclasses.replace(FAST, url=broker_url), outbox_max_depth=2,
+        CONFIG,
+        state_dir=tmp_path,
+        connections=(mqtt, CONFIG.connection("eau-chirpstack")),
+        broker=dataclasses.replace(FAST, url=broker_url),
+        outbox_max_depth=2,
     )
     await create_session(config, mosquitto)
     fake.fail_with = 503  # the NGSI-LD broker is down: the first uplink's two entities fill the outbox
@@ -120,8 +125,9 @@ async def test_listen_pushes_back_on_mqtt_while_the_outbox_is_full_and_loses_not
 
         async with aiohttp.ClientSession() as session:
             spec = demo_event("03-chirpstack-webhook-water-meter")
-            answer = await session.post(f"http://{HOST}:{webhook_port}/webhooks/eau-chirpstack?event=up",
-                                        data=body_bytes(spec))
+            answer = await session.post(
+                f"http://{HOST}:{webhook_port}/webhooks/eau-chirpstack?event=up", data=body_bytes(spec)
+            )
             assert answer.status == 200
         await eventually(lambda: any(t == "eau" for t, _ in fake.entities), "the webhook's entities delivered")
 

@@ -33,6 +33,7 @@ BAD = problem(400, "BadRequestData", "Invalid entity", "urn:b: bad")
 
 # -- the reader, shape by shape (each from the broker's source: see adapter.ngsild.outcomes) --
 
+
 def fates(outcome: Any) -> dict[str, Fate]:
     return {o.entity_id: o.fate for o in outcome.outcomes}
 
@@ -60,8 +61,12 @@ def test_scorpio_207_reads_id_and_problem_details() -> None:
 
 
 def test_scorpio_400_with_errors_reads_each_reason_and_leaves_the_rest_unknown() -> None:
-    body = {"errors": [{"id": "urn:a", "type": "Upsert", "ProblemDetails": BAD},
-                       {"id": "urn:b", "type": "Upsert", "ProblemDetails": {**BAD, "title": "other"}}]}
+    body = {
+        "errors": [
+            {"id": "urn:a", "type": "Upsert", "ProblemDetails": BAD},
+            {"id": "urn:b", "type": "Upsert", "ProblemDetails": {**BAD, "title": "other"}},
+        ]
+    }
     outcome = read_refusal(400, body, IDS)
     assert outcome is not None
     assert fates(outcome) == {"urn:a": Fate.REFUSED, "urn:b": Fate.REFUSED, "urn:c": Fate.UNKNOWN}
@@ -72,32 +77,50 @@ def test_scorpio_400_with_errors_reads_each_reason_and_leaves_the_rest_unknown()
 ERRORS_BAD = "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
 
 
-@pytest.mark.parametrize("error", [
-    {**BAD, "instance": None},  # Stellio: Spring ProblemDetail
-    BAD,  # the spec's BatchEntityError.error
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        {**BAD, "instance": None},  # Stellio: Spring ProblemDetail
+        BAD,  # the spec's BatchEntityError.error
+    ],
+)
 def test_stellio_and_spec_batch_operation_result(error: dict[str, Any]) -> None:
     body = {"success": ["urn:a", "urn:c"], "errors": [{"entityId": "urn:b", "error": error, "registrationId": None}]}
     assert fates(read_upsert_answer(207, body, IDS)) == {
-        "urn:a": Fate.DELIVERED, "urn:b": Fate.REFUSED, "urn:c": Fate.DELIVERED
+        "urn:a": Fate.DELIVERED,
+        "urn:b": Fate.REFUSED,
+        "urn:c": Fate.DELIVERED,
     }
 
 
 def test_a_5xx_entry_is_retried_and_an_entity_in_both_lists_is_refused() -> None:
-    body = {"success": ["urn:a", "urn:b"], "errors": [
-        {"entityId": "urn:a", "error": {**BAD, "status": 503}}, {"id": "urn:b", "ProblemDetails": BAD}]}
+    body = {
+        "success": ["urn:a", "urn:b"],
+        "errors": [{"entityId": "urn:a", "error": {**BAD, "status": 503}}, {"id": "urn:b", "ProblemDetails": BAD}],
+    }
     assert fates(read_upsert_answer(207, body, IDS)) == {
-        "urn:a": Fate.RETRY, "urn:b": Fate.REFUSED, "urn:c": Fate.UNKNOWN
+        "urn:a": Fate.RETRY,
+        "urn:b": Fate.REFUSED,
+        "urn:c": Fate.UNKNOWN,
     }
 
 
-@pytest.mark.parametrize("status, body", [
-    (207, {"success": ["urn:a"]}),  # urn:b and urn:c are named nowhere
-    (207, {"errors": [{"id": None, "ProblemDetails": BAD}, {"entityId": "urn:zzz", "error": BAD}, 7, "x"]}),
-    (207, {"errors": [{"entityId": "urn:b"}]}),  # an error entry without a reason
-    (207, {"foo": 1}), (207, []), (207, "<html>"), (207, None), (207, {"errors": None, "success": ["urn:a"]}),
-    (201, "<html>created</html>"), (201, {"created": ["urn:a"]}), (201, [1, 2]),
-])
+@pytest.mark.parametrize(
+    "status, body",
+    [
+        (207, {"success": ["urn:a"]}),  # urn:b and urn:c are named nowhere
+        (207, {"errors": [{"id": None, "ProblemDetails": BAD}, {"entityId": "urn:zzz", "error": BAD}, 7, "x"]}),
+        (207, {"errors": [{"entityId": "urn:b"}]}),  # an error entry without a reason
+        (207, {"foo": 1}),
+        (207, []),
+        (207, "<html>"),
+        (207, None),
+        (207, {"errors": None, "success": ["urn:a"]}),
+        (201, "<html>created</html>"),
+        (201, {"created": ["urn:a"]}),
+        (201, [1, 2]),
+    ],
+)
 def test_garbage_leaves_outcomes_unknown_never_delivered(status: int, body: Any) -> None:
     outcome = read_upsert_answer(status, body, IDS)
     assert fates(outcome)["urn:b"] is Fate.UNKNOWN and fates(outcome)["urn:c"] is Fate.UNKNOWN
@@ -112,6 +135,7 @@ def test_entries_naming_entities_not_in_the_batch_are_strays() -> None:
 
 # -- the writer against each broker's dialect, over HTTP on 127.0.0.1 --
 
+
 @dataclass
 class Receipts:
     """A provenance ledger standing in for ``ProvenanceLedger.record_delivery``."""
@@ -120,8 +144,18 @@ class Receipts:
     refused: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
 
-    def record_delivery(self, tenant: str, *, started_at: str, ended_at: str, broker: str, status: int,
-                        software: str, records: Sequence[int], refused: Sequence[dict[str, Any]] = ()) -> int:
+    def record_delivery(
+        self,
+        tenant: str,
+        *,
+        started_at: str,
+        ended_at: str,
+        broker: str,
+        status: int,
+        software: str,
+        records: Sequence[int],
+        refused: Sequence[dict[str, Any]] = (),
+    ) -> int:
         self.delivered += records
         self.refused += refused
         self.statuses.append(status)
@@ -150,8 +184,9 @@ def letters_by_id(dead_letters: DeadLetterStore) -> dict[str, Any]:
     return {json.loads(letter.body)["id"]: letter for letter in dead_letters.list(limit=10_000)}
 
 
-async def deliver(outbox: Outbox, url: str, session: aiohttp.ClientSession, dead_letters: DeadLetterStore,
-                  receipts: Receipts) -> None:
+async def deliver(
+    outbox: Outbox, url: str, session: aiohttp.ClientSession, dead_letters: DeadLetterStore, receipts: Receipts
+) -> None:
     async with running(writer_for(outbox, url, session, dead_letters, receipts=receipts)):
         await eventually(lambda: outbox.depth() == 0, "the outbox to be emptied")
 
@@ -164,7 +199,11 @@ def located(n: int, coordinates: list[float]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("dialect", ["orion", "scorpio", "stellio"])
 async def test_a_position_with_altitude_refused_by_the_broker_is_a_dead_letter_with_its_reason(
-    dialect: str, shaped: ShapedBroker, shaped_url: str, outbox: Outbox, session: aiohttp.ClientSession,
+    dialect: str,
+    shaped: ShapedBroker,
+    shaped_url: str,
+    outbox: Outbox,
+    session: aiohttp.ClientSession,
     dead_letters: DeadLetterStore,
 ) -> None:
     shaped.dialect = dialect
@@ -182,7 +221,10 @@ async def test_a_position_with_altitude_refused_by_the_broker_is_a_dead_letter_w
 
 
 async def test_scorpio_refusing_every_entity_answers_400_with_a_reason_for_each(
-    shaped: ShapedBroker, shaped_url: str, outbox: Outbox, session: aiohttp.ClientSession,
+    shaped: ShapedBroker,
+    shaped_url: str,
+    outbox: Outbox,
+    session: aiohttp.ClientSession,
     dead_letters: DeadLetterStore,
 ) -> None:
     shaped.dialect = "scorpio"
@@ -192,14 +234,19 @@ async def test_scorpio_refusing_every_entity_answers_400_with_a_reason_for_each(
     await deliver(outbox, shaped_url, session, dead_letters, Receipts())
     letters = letters_by_id(dead_letters)
     assert {i: json.loads(letter.detail)["title"] for i, letter in letters.items()} == {
-        entities[0]["id"]: ALTITUDE_REFUSAL, entities[1]["id"]: ALTITUDE_REFUSAL, entities[2]["id"]: "Invalid entity",
+        entities[0]["id"]: ALTITUDE_REFUSAL,
+        entities[1]["id"]: ALTITUDE_REFUSAL,
+        entities[2]["id"]: "Invalid entity",
     }
     assert {letter.reason for letter in letters.values()} == {BROKER_REFUSED}
     assert len(shaped.requests) == 1 and shaped.stored == {}
 
 
 async def test_a_400_with_reasons_for_some_entities_resolves_the_others_alone(
-    shaped: ShapedBroker, shaped_url: str, outbox: Outbox, session: aiohttp.ClientSession,
+    shaped: ShapedBroker,
+    shaped_url: str,
+    outbox: Outbox,
+    session: aiohttp.ClientSession,
     dead_letters: DeadLetterStore,
 ) -> None:
     entities = [make_entity(n) for n in range(4)]
@@ -214,17 +261,24 @@ async def test_a_400_with_reasons_for_some_entities_resolves_the_others_alone(
     assert sorted(receipts.delivered) == [1, 2, 3] and [r["record"] for r in receipts.refused] == [0]
 
 
-@pytest.mark.parametrize("garbage", [
-    lambda b: Answer(207, {"success": list(b.ids[:1])}, frozenset(b.ids)),  # the others named nowhere
-    lambda b: Answer(207, {"errors": [{"id": None, "ProblemDetails": BAD}], "success": []}, frozenset(b.ids[:2])),
-    lambda b: Answer(207, {"errors": [{"entityId": "urn:not:in:batch", "error": BAD}]}),
-    lambda b: Answer(207, "<html>multi</html>", frozenset(b.ids)),
-    lambda b: Answer(201, {"unexpected": True}, frozenset(b.ids)),
-    lambda b: Answer(400, {"type": ERRORS_BAD, "title": "refused whole"}),
-])
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        lambda b: Answer(207, {"success": list(b.ids[:1])}, frozenset(b.ids)),  # the others named nowhere
+        lambda b: Answer(207, {"errors": [{"id": None, "ProblemDetails": BAD}], "success": []}, frozenset(b.ids[:2])),
+        lambda b: Answer(207, {"errors": [{"entityId": "urn:not:in:batch", "error": BAD}]}),
+        lambda b: Answer(207, "<html>multi</html>", frozenset(b.ids)),
+        lambda b: Answer(201, {"unexpected": True}, frozenset(b.ids)),
+        lambda b: Answer(400, {"type": ERRORS_BAD, "title": "refused whole"}),
+    ],
+)
 async def test_an_answer_that_cannot_be_matched_is_confirmed_entity_by_entity(
-    garbage: Callable[[Batch], Answer], shaped: ShapedBroker, shaped_url: str, outbox: Outbox,
-    session: aiohttp.ClientSession, dead_letters: DeadLetterStore,
+    garbage: Callable[[Batch], Answer],
+    shaped: ShapedBroker,
+    shaped_url: str,
+    outbox: Outbox,
+    session: aiohttp.ClientSession,
+    dead_letters: DeadLetterStore,
 ) -> None:
     entities = [make_entity(n) for n in range(3)]
     shaped.refuse = {entities[2]["id"]}
@@ -246,7 +300,10 @@ def _without_refused(garbage: Callable[[Batch], Answer], batch: Batch) -> Answer
 
 
 async def test_an_entity_whose_answer_stays_unreadable_alone_is_a_dead_letter_never_delivered(
-    shaped: ShapedBroker, shaped_url: str, outbox: Outbox, session: aiohttp.ClientSession,
+    shaped: ShapedBroker,
+    shaped_url: str,
+    outbox: Outbox,
+    session: aiohttp.ClientSession,
     dead_letters: DeadLetterStore,
 ) -> None:
     junk = Answer(207, {"foo": "bar"})
@@ -264,8 +321,7 @@ async def test_an_entity_whose_answer_stays_unreadable_alone_is_a_dead_letter_ne
 
 # -- for any answer a broker gives, nothing is lost and nothing unconfirmed counts --
 
-KINDS = ("honest", "omit", "strays", "junk207", "junk201", "whole400", "partial400", "5xx", "entity5xx",
-         "401", "200")
+KINDS = ("honest", "omit", "strays", "junk207", "junk201", "whole400", "partial400", "5xx", "entity5xx", "401", "200")
 
 
 def scripted(kind: str, seed: int, dialect: str) -> Callable[[Batch], Answer]:
@@ -278,11 +334,19 @@ def scripted(kind: str, seed: int, dialect: str) -> Callable[[Batch], Answer]:
         if kind == "honest":
             return dialect_answer(dialect, batch)
         if kind == "omit":
-            return dialect_answer(dialect, batch, listed_success=[i for i in writable if rng.random() < 0.5],
-                                  listed_errors=[i for i in batch.refused if rng.random() < 0.5])
+            return dialect_answer(
+                dialect,
+                batch,
+                listed_success=[i for i in writable if rng.random() < 0.5],
+                listed_errors=[i for i in batch.refused if rng.random() < 0.5],
+            )
         if kind == "strays":
-            errors = [{"entityId": None, "error": BAD}, {"id": "urn:elsewhere", "ProblemDetails": BAD},
-                      {"error": BAD}, 42]
+            errors = [
+                {"entityId": None, "error": BAD},
+                {"id": "urn:elsewhere", "ProblemDetails": BAD},
+                {"error": BAD},
+                42,
+            ]
             return Answer(207, {"success": sorted(some) + ["urn:elsewhere"], "errors": errors}, frozenset(writable))
         if kind == "junk207":
             body: Any = rng.choice([{"foo": 1}, [], "<html>", {"errors": [1, "a", None]}, {"errors": None}, None])
@@ -294,7 +358,9 @@ def scripted(kind: str, seed: int, dialect: str) -> Callable[[Batch], Answer]:
         if kind == "partial400":
             listed = [i for i in batch.ids if rng.random() < 0.5]
             reasons = {i: batch.refused.get(i, BAD) for i in listed}
-            return Answer(400, {"errors": [{"id": i, "type": "Upsert", "ProblemDetails": p} for i, p in reasons.items()]})
+            return Answer(
+                400, {"errors": [{"id": i, "type": "Upsert", "ProblemDetails": p} for i, p in reasons.items()]}
+            )
         if kind == "5xx":
             return Answer(503, {"type": "https://uri.etsi.org/ngsi-ld/errors/InternalError", "title": "busy"})
         if kind == "entity5xx":
@@ -319,7 +385,11 @@ def scripted(kind: str, seed: int, dialect: str) -> Callable[[Batch], Answer]:
     batch_max=st.sampled_from([1, 3, 8]),
 )
 def test_for_any_answer_delivered_plus_dead_lettered_is_what_was_produced(
-    count: int, bad: set[int], script: list[tuple[str, int]], dialect: str, batch_max: int,
+    count: int,
+    bad: set[int],
+    script: list[tuple[str, int]],
+    dialect: str,
+    batch_max: int,
 ) -> None:
     asyncio.run(_any_answer(count, bad, script, dialect, batch_max))
 
@@ -328,8 +398,11 @@ async def _any_answer(count: int, bad: set[int], script: list[tuple[str, int]], 
     import dataclasses
 
     entities = [make_entity(n) for n in range(count)]
-    broker = ShapedBroker(dialect=dialect, refuse={entities[n]["id"] for n in bad if n < count},
-                          answers=[scripted(kind, seed, dialect) for kind, seed in script])
+    broker = ShapedBroker(
+        dialect=dialect,
+        refuse={entities[n]["id"] for n in bad if n < count},
+        answers=[scripted(kind, seed, dialect) for kind, seed in script],
+    )
     receipts = Receipts()
     with tempfile.TemporaryDirectory() as folder:
         outbox = Outbox.open(Path(folder) / "outbox.sqlite")
@@ -361,7 +434,10 @@ async def _any_answer(count: int, bad: set[int], script: list[tuple[str, int]], 
 
 
 async def test_an_entity_the_broker_always_fails_with_its_own_5xx_ends_as_a_dead_letter(
-    shaped: ShapedBroker, shaped_url: str, outbox: Outbox, session: aiohttp.ClientSession,
+    shaped: ShapedBroker,
+    shaped_url: str,
+    outbox: Outbox,
+    session: aiohttp.ClientSession,
     dead_letters: DeadLetterStore,
 ) -> None:
     """A 500 tied to one entity's content (a database error) is not retried for ever, holding that

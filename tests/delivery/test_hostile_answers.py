@@ -64,7 +64,11 @@ async def hostile() -> AsyncIterator[tuple[dict[str, Answer], list[str], str]]:
 
 @pytest.mark.parametrize("shape", ["deep", "huge"])
 async def test_an_unreadable_answer_leaves_each_entity_unconfirmed_and_the_writer_running(
-    hostile, outbox: Outbox, dead_letters: DeadLetterStore, session: aiohttp.ClientSession, shape: str,
+    hostile,
+    outbox: Outbox,
+    dead_letters: DeadLetterStore,
+    session: aiohttp.ClientSession,
+    shape: str,
 ) -> None:
     answer, seen, url = hostile
     answer["upsert"] = _deep if shape == "deep" else _huge
@@ -79,7 +83,10 @@ async def test_an_unreadable_answer_leaves_each_entity_unconfirmed_and_the_write
 
 
 async def test_a_redirect_is_not_followed_and_nothing_counts_as_delivered(
-    hostile, outbox: Outbox, dead_letters: DeadLetterStore, session: aiohttp.ClientSession,
+    hostile,
+    outbox: Outbox,
+    dead_letters: DeadLetterStore,
+    session: aiohttp.ClientSession,
 ) -> None:
     answer, seen, url = hostile
     answer["upsert"] = _redirect

@@ -44,8 +44,10 @@ async def values(client: NgsiLdClient, entity_id: str) -> tuple[float, list[floa
 
 # -- the embedded broker's temporal write --
 
+
 async def test_the_embedded_broker_adds_to_the_history_without_touching_the_current_value(
-    embedded_url: str, session: aiohttp.ClientSession,
+    embedded_url: str,
+    session: aiohttp.ClientSession,
 ) -> None:
     client = NgsiLdClient(embedded_url, session)
     newer, _ = observation(1, 5)
@@ -59,7 +61,8 @@ async def test_the_embedded_broker_adds_to_the_history_without_touching_the_curr
 
 
 async def test_the_embedded_broker_takes_several_instances_and_refuses_bad_ones(
-    embedded_url: str, session: aiohttp.ClientSession,
+    embedded_url: str,
+    session: aiohttp.ClientSession,
 ) -> None:
     client = NgsiLdClient(embedded_url, session)
     await client.batch_upsert("ville", [observation(1, 9)[0]])
@@ -76,8 +79,12 @@ async def test_the_embedded_broker_takes_several_instances_and_refuses_bad_ones(
 
 # -- the writer --
 
+
 async def test_an_older_observation_after_a_newer_one_only_reaches_the_history(
-    embedded_url: str, outbox: Outbox, session: aiohttp.ClientSession, dead_letters: DeadLetterStore,
+    embedded_url: str,
+    outbox: Outbox,
+    session: aiohttp.ClientSession,
+    dead_letters: DeadLetterStore,
 ) -> None:
     client = NgsiLdClient(embedded_url, session)
     writer = writer_for(outbox, embedded_url, session, dead_letters)
@@ -94,7 +101,10 @@ async def test_an_older_observation_after_a_newer_one_only_reaches_the_history(
 
 
 async def test_lateness_is_decided_per_attribute_not_per_entity(
-    embedded_url: str, outbox: Outbox, session: aiohttp.ClientSession, dead_letters: DeadLetterStore,
+    embedded_url: str,
+    outbox: Outbox,
+    session: aiohttp.ClientSession,
+    dead_letters: DeadLetterStore,
 ) -> None:
     """A Device entity is written by status events and by uplinks, with other attributes: a status
     report delivered at minute 5 does not make the uplink observed at minute 3 late (its readings
@@ -125,7 +135,10 @@ async def test_lateness_is_decided_per_attribute_not_per_entity(
 
 
 async def test_the_latest_delivered_observation_survives_a_writer_restart(
-    tmp_path: Path, embedded_url: str, session: aiohttp.ClientSession, dead_letters: DeadLetterStore,
+    tmp_path: Path,
+    embedded_url: str,
+    session: aiohttp.ClientSession,
+    dead_letters: DeadLetterStore,
 ) -> None:
     path = tmp_path / "state.sqlite"
     first = Outbox.open(path)
@@ -145,7 +158,10 @@ async def test_the_latest_delivered_observation_survives_a_writer_restart(
 
 
 async def test_the_comparison_is_per_entity(
-    embedded_url: str, outbox: Outbox, session: aiohttp.ClientSession, dead_letters: DeadLetterStore,
+    embedded_url: str,
+    outbox: Outbox,
+    session: aiohttp.ClientSession,
+    dead_letters: DeadLetterStore,
 ) -> None:
     client = NgsiLdClient(embedded_url, session)
     writer = writer_for(outbox, embedded_url, session, dead_letters)
@@ -169,7 +185,11 @@ async def test_the_comparison_is_per_entity(
 
 
 async def test_a_broker_without_temporal_writes_keeps_its_current_value_and_the_observation_is_a_dead_letter(
-    broker_url: str, fake: FakeBroker, outbox: Outbox, session: aiohttp.ClientSession, dead_letters: DeadLetterStore,
+    broker_url: str,
+    fake: FakeBroker,
+    outbox: Outbox,
+    session: aiohttp.ClientSession,
+    dead_letters: DeadLetterStore,
 ) -> None:
     writer = writer_for(outbox, broker_url, session, dead_letters)
     async with running(writer):

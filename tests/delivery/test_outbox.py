@@ -102,7 +102,9 @@ def test_an_accepted_uplink_is_queued_and_a_replay_of_it_is_recognised(pipeline:
     assert result.status == "mapped"
     items = pipeline.outbox.load([p.seq for p in pipeline.outbox.pending()])
     assert [i.entity for i in items] == list(result.entities)
-    assert {i.source for i in items} == {UplinkRef("ville-chirpstack", "chirpstack", "up", "70b3d57ed0001a01", 1234, record=0)}
+    assert {i.source for i in items} == {
+        UplinkRef("ville-chirpstack", "chirpstack", "up", "70b3d57ed0001a01", 1234, record=0)
+    }
     assert {i.observed_at for i in items} == {result.observed_at}
     assert process(pipeline, "01-chirpstack-air-quality").status == "duplicate"
     assert pipeline.outbox.depth() == len(result.entities)
@@ -158,8 +160,14 @@ def test_replaying_a_broker_refusal_queues_the_entity_again(tmp_path: Path) -> N
     pipeline = build_pipeline(config, config.state_dir)
     entity = make_entity(1)
     letter = pipeline.dead_letters.add(
-        connection="ville-chirpstack", lns="chirpstack", tenant="ville", body=json.dumps(entity).encode(),
-        reason=BROKER_REFUSED, detail='{"status": 400}', event="up", dev_eui="70b3d57ed0001a01",
+        connection="ville-chirpstack",
+        lns="chirpstack",
+        tenant="ville",
+        body=json.dumps(entity).encode(),
+        reason=BROKER_REFUSED,
+        detail='{"status": 400}',
+        event="up",
+        dev_eui="70b3d57ed0001a01",
     )
     pipeline.close()
     statuses = replay_dead_letters(config, ids=[letter], reason=None, emit=lambda r: None)

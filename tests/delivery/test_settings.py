@@ -16,7 +16,9 @@ tenant = "ville"
 name = "Ville"
 """
 
-FULL = BASE + """
+FULL = (
+    BASE
+    + """
 [broker]
 url = "http://orion:1026"
 token_env = "ORION_TOKEN"
@@ -31,6 +33,7 @@ request_timeout_s = 10
 [outbox]
 max_depth = 5000
 """
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -49,8 +52,15 @@ def test_defaults_follow_orion_limits_and_no_broker_is_configured(tmp_path: Path
 def test_file_values_and_the_token_from_its_variable(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, FULL), env={"ORION_TOKEN": "t0ken"})
     assert config.broker == BrokerSettings(
-        url="http://orion:1026", token_env="ORION_TOKEN", token="t0ken", batch_max_entities=500,
-        batch_max_bytes=524288, batch_delay_s=0.2, max_in_flight=8, retry_initial_s=1.0, retry_max_s=120.0,
+        url="http://orion:1026",
+        token_env="ORION_TOKEN",
+        token="t0ken",
+        batch_max_entities=500,
+        batch_max_bytes=524288,
+        batch_delay_s=0.2,
+        max_in_flight=8,
+        retry_initial_s=1.0,
+        retry_max_s=120.0,
         request_timeout_s=10.0,
     )
     assert "t0ken" not in repr(config.broker)
@@ -58,14 +68,19 @@ def test_file_values_and_the_token_from_its_variable(tmp_path: Path) -> None:
 
 
 def test_environment_overrides(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, FULL), env={
-        "NGSILD_ADAPTER_BROKER_URL": "https://broker.example:8443/",
-        "NGSILD_ADAPTER_BROKER_MAX_IN_FLIGHT": "2",
-        "NGSILD_ADAPTER_BROKER_BATCH_DELAY_S": "0.01",
-        "NGSILD_ADAPTER_OUTBOX_MAX_DEPTH": "42",
-    })
+    config = load_config(
+        write(tmp_path, FULL),
+        env={
+            "NGSILD_ADAPTER_BROKER_URL": "https://broker.example:8443/",
+            "NGSILD_ADAPTER_BROKER_MAX_IN_FLIGHT": "2",
+            "NGSILD_ADAPTER_BROKER_BATCH_DELAY_S": "0.01",
+            "NGSILD_ADAPTER_OUTBOX_MAX_DEPTH": "42",
+        },
+    )
     assert (config.broker.url, config.broker.max_in_flight, config.broker.batch_delay_s) == (
-        "https://broker.example:8443/", 2, 0.01
+        "https://broker.example:8443/",
+        2,
+        0.01,
     )
     assert config.outbox_max_depth == 42 and config.broker.token is None
 
@@ -73,13 +88,13 @@ def test_environment_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ('batch_max_entities = 1001', "batch_max_entities must be 1 to 1000"),
-        ('batch_max_bytes = 2000000', "batch_max_bytes must be 1024 to 1048576"),
-        ('max_in_flight = 0', "max_in_flight must be at least 1"),
-        ('retry_initial_s = 5\nretry_max_s = 1', "retry_initial_s <= retry_max_s"),
+        ("batch_max_entities = 1001", "batch_max_entities must be 1 to 1000"),
+        ("batch_max_bytes = 2000000", "batch_max_bytes must be 1024 to 1048576"),
+        ("max_in_flight = 0", "max_in_flight must be at least 1"),
+        ("retry_initial_s = 5\nretry_max_s = 1", "retry_initial_s <= retry_max_s"),
         ('url = "orion:1026"', "http:// or https:// URL"),
         ('max_in_flight = "many"', "max_in_flight must be an integer"),
-        ('batch_size = 10', "unknown key(s) in [broker]: batch_size"),
+        ("batch_size = 10", "unknown key(s) in [broker]: batch_size"),
     ],
 )
 def test_wrong_broker_settings_are_refused(tmp_path: Path, line: str, message: str) -> None:

@@ -91,16 +91,19 @@ async def test_batches_are_per_tenant(
     queue(outbox, [make_entity(1), make_entity(2)], tenant="eau")
     async with running(writer_for(outbox, broker_url, session, dead_letters)):
         await eventually(lambda: empty(outbox), "both tenants")
-    assert sorted(fake.entities) == sorted([("ville", make_entity(1)["id"]), ("eau", make_entity(1)["id"]),
-                                            ("eau", make_entity(2)["id"])])
+    assert sorted(fake.entities) == sorted(
+        [("ville", make_entity(1)["id"]), ("eau", make_entity(1)["id"]), ("eau", make_entity(2)["id"])]
+    )
     assert {b.tenant for b in fake.batches} == {"ville", "eau"} and len(fake.batches) == 2
 
 
 async def test_a_partial_refusal_dead_letters_exactly_the_refused_entities(
     outbox: Outbox, broker_url: str, session: aiohttp.ClientSession, dead_letters: DeadLetterStore, fake: FakeBroker
 ) -> None:
-    refused = {make_entity(3)["id"]: Refusal(400, ERRORS + "BadRequestData", "the Entity Type cannot be altered"),
-               make_entity(7)["id"]: Refusal(409, ERRORS + "AlreadyExists", "Entity already exists")}
+    refused = {
+        make_entity(3)["id"]: Refusal(400, ERRORS + "BadRequestData", "the Entity Type cannot be altered"),
+        make_entity(7)["id"]: Refusal(409, ERRORS + "AlreadyExists", "Entity already exists"),
+    }
     fake.refuse.update(refused)
     queue(outbox, [make_entity(n) for n in range(10)])
     async with running(writer_for(outbox, broker_url, session, dead_letters)):
@@ -111,10 +114,15 @@ async def test_a_partial_refusal_dead_letters_exactly_the_refused_entities(
         entity_id = json.loads(letter.body)["id"]
         problem = json.loads(letter.detail)
         assert (problem["type"], problem["title"], problem["status"]) == (
-            refused[entity_id].type, refused[entity_id].title, refused[entity_id].status
+            refused[entity_id].type,
+            refused[entity_id].title,
+            refused[entity_id].status,
         )
         assert (letter.tenant, letter.connection, letter.lns, letter.dev_eui) == (
-            "ville", "ville-chirpstack", "chirpstack", "70b3d57ed0001a01"
+            "ville",
+            "ville-chirpstack",
+            "chirpstack",
+            "70b3d57ed0001a01",
         )
         assert json.loads(letter.body) == make_entity(int(entity_id.rsplit(":", 1)[1], 16))  # kept whole
     assert sorted(i for _, i in fake.entities) == sorted(make_entity(n)["id"] for n in range(10) if n not in (3, 7))
@@ -195,7 +203,11 @@ async def test_a_deployment_error_like_a_bad_token_keeps_the_entities(
 
 @pytest.mark.parametrize("fault", ["dropped connections", "timeouts"])
 async def test_lost_requests_are_sent_again(
-    outbox: Outbox, broker_url: str, session: aiohttp.ClientSession, dead_letters: DeadLetterStore, fake: FakeBroker,
+    outbox: Outbox,
+    broker_url: str,
+    session: aiohttp.ClientSession,
+    dead_letters: DeadLetterStore,
+    fake: FakeBroker,
     fault: str,
 ) -> None:
     if fault == "dropped connections":

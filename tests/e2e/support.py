@@ -117,13 +117,19 @@ TYPE_CONTEXT = {
 
 # --- configuration -------------------------------------------------------------------------
 
+
 def _toml_string(value: object) -> str:
     return json.dumps(str(value))  # its escapes (\", \\, \uXXXX) are TOML basic-string escapes too
 
 
 def fleet_config_toml(
-    devices: Sequence[FleetDevice], *, mqtt_port: int, broker_url: str | None, state_dir: Path,
-    broker: Mapping[str, int | float] | None = None, outbox_max_depth: int = 500_000,
+    devices: Sequence[FleetDevice],
+    *,
+    mqtt_port: int,
+    broker_url: str | None,
+    state_dir: Path,
+    broker: Mapping[str, int | float] | None = None,
+    outbox_max_depth: int = 500_000,
 ) -> str:
     """The adapter's configuration for the fleet: its collectivities, connections and registry.
 
@@ -139,8 +145,13 @@ def fleet_config_toml(
     for tenant in TENANTS:
         lines += ["[[collectivity]]", f"tenant = {_toml_string(tenant)}", f"name = {_toml_string(tenant)}", ""]
     for name, tenant, lns, transport in CONNECTIONS:
-        lines += ["[[connection]]", f"name = {_toml_string(name)}", f"collectivity = {_toml_string(tenant)}",
-                  f"lns = {_toml_string(lns)}", f"transport = {_toml_string(transport)}"]
+        lines += [
+            "[[connection]]",
+            f"name = {_toml_string(name)}",
+            f"collectivity = {_toml_string(tenant)}",
+            f"lns = {_toml_string(lns)}",
+            f"transport = {_toml_string(transport)}",
+        ]
         if transport == "mqtt":
             lines += [f"host = {_toml_string(HOST)}", f"port = {mqtt_port}"]
         else:
@@ -149,7 +160,9 @@ def fleet_config_toml(
     for record in fleet_registry(list(devices)).values():
         assert record.location is not None
         lines += [
-            "[[device]]", f"dev_eui = {_toml_string(record.dev_eui)}", f"name = {_toml_string(record.name)}",
+            "[[device]]",
+            f"dev_eui = {_toml_string(record.dev_eui)}",
+            f"name = {_toml_string(record.name)}",
             f"collectivity = {_toml_string(record.tenant)}",
             f"location = {{ latitude = {record.location.latitude!r}, longitude = {record.location.longitude!r} }}",
         ]
@@ -161,6 +174,7 @@ def fleet_config_toml(
 
 
 # --- the fleet's traffic -------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Uplink:
@@ -174,8 +188,14 @@ class Uplink:
         return self.event.device
 
 
-def fleet_stream(devices: list[FleetDevice], count: int, *, start: datetime,
-                 step: timedelta = timedelta(milliseconds=10), seed: int = 11) -> list[Uplink]:
+def fleet_stream(
+    devices: list[FleetDevice],
+    count: int,
+    *,
+    start: datetime,
+    step: timedelta = timedelta(milliseconds=10),
+    seed: int = 11,
+) -> list[Uplink]:
     """``count`` uplinks round-robin over the fleet; uplink ``i`` was received at ``start + i * step``.
 
     ``start`` and ``step`` should be whole milliseconds (NGSI-LD keeps milliseconds).
@@ -218,8 +238,17 @@ def whole_millis(at: datetime) -> datetime:
 # --- what an uplink carries, decoded independently of the adapter --------------------------
 
 #: Cayenne LPP data types used by the fleet: (struct format, divisor)
-_LPP = {2: (">h", 100), 100: (">I", 1), 101: (">H", 1), 103: (">h", 10), 104: (">B", 2), 115: (">H", 10),
-        120: (">B", 1), 125: (">H", 1), 132: (">H", 1)}
+_LPP = {
+    2: (">h", 100),
+    100: (">I", 1),
+    101: (">H", 1),
+    103: (">h", 10),
+    104: (">B", 2),
+    115: (">H", 10),
+    120: (">B", 1),
+    125: (">H", 1),
+    132: (">H", 1),
+}
 
 
 def _lpp(data: bytes) -> dict[int, float]:
@@ -228,7 +257,7 @@ def _lpp(data: bytes) -> dict[int, float]:
         channel, kind = data[i], data[i + 1]
         fmt, divisor = _LPP[kind]
         size = struct.calcsize(fmt)
-        (raw,) = struct.unpack(fmt, data[i + 2:i + 2 + size])
+        (raw,) = struct.unpack(fmt, data[i + 2 : i + 2 + size])
         values[channel] = raw / divisor
         i += 2 + size
     return values
@@ -260,23 +289,36 @@ def expected_observation(event: SimulatedEvent) -> dict[str, tuple[Any, str | No
         if kind == "school-climate":
             # the occupancy count is coarsened to steps of 5 below before anything is stored (privacy)
             return {**common, "co2": (c[3], "59"), "peopleCount": (int(c[4]) // 5 * 5, "IE")}
-        return {**common, "atmosphericPressure": (c[3], "A97"), "windSpeed": (c[4], "MTS"),
-                "windDirection": (c[5], "DD"), "precipitation": (c[6], "MMT"), "illuminance": (c[7], "LUX")}
+        return {
+            **common,
+            "atmosphericPressure": (c[3], "A97"),
+            "windSpeed": (c[4], "MTS"),
+            "windDirection": (c[5], "DD"),
+            "precipitation": (c[6], "MMT"),
+            "illuminance": (c[7], "LUX"),
+        }
     if kind == "parking":
         return {"status": ("occupied" if data[0] == 1 else "free", None)}
     if kind == "streetlight":  # flags (bit 0 lamp on, bits 1-2 fault) | dimming % | W | Wh
         flags, dim, power, energy = struct.unpack(">BBHI", data)
         fault = ("ok", "defectiveLamp", "brokenLantern")[(flags >> 1) & 3]
-        return {"status": (fault, None), "powerState": ("on" if flags & 1 else "off", None),
-                "illuminanceLevel": (dim / 100, "C62"), "powerConsumption": (power, "WTT"),
-                "lifetimePowerConsumption": (energy / 1000, "KWH")}
+        return {
+            "status": (fault, None),
+            "powerState": ("on" if flags & 1 else "off", None),
+            "illuminanceLevel": (dim / 100, "C62"),
+            "powerConsumption": (power, "WTT"),
+            "lifetimePowerConsumption": (energy / 1000, "KWH"),
+        }
     if kind == "noise":  # decoded by the network server
         assert decoded is not None
         return {"LAeq": (decoded["laeq"], "2N"), "LAmax": (decoded["lamax"], "2N")}
     if kind == "energy":  # Wh | W | V x10 | Hz x100 | flags
         wh, watts, _, centihertz, _ = struct.unpack(">IHHHB", data)
-        return {"totalActiveEnergyImport": (wh / 1000, "KWH"), "totalActivePower": (watts / 1000, "KWT"),
-                "frequency": (centihertz / 100, "HTZ")}
+        return {
+            "totalActiveEnergyImport": (wh / 1000, "KWH"),
+            "totalActivePower": (watts / 1000, "KWT"),
+            "frequency": (centihertz / 100, "HTZ"),
+        }
     assert kind == "water"  # litres | alarms | flow l/h (dropped at the source: GDPR) | battery %
     litres, alarms, _, _ = struct.unpack(">IBHB", data)
     assert alarms == 0, "the fleet's water meters raise no alarm"
@@ -298,6 +340,7 @@ def expected_battery(event: SimulatedEvent) -> float | None:
 
 # --- the embedded broker on a real port ----------------------------------------------------
 
+
 class EmbeddedBroker:
     """The embedded NGSI-LD broker on ``127.0.0.1:port``, backed by an SQLite file.
 
@@ -306,8 +349,13 @@ class EmbeddedBroker:
     ``middlewares`` are added inside the broker's own (a test's instrumentation).
     """
 
-    def __init__(self, db_path: Path, *, port: int | None = None,
-                 middlewares: Sequence[Callable[..., Awaitable[web.StreamResponse]]] = ()) -> None:
+    def __init__(
+        self,
+        db_path: Path,
+        *,
+        port: int | None = None,
+        middlewares: Sequence[Callable[..., Awaitable[web.StreamResponse]]] = (),
+    ) -> None:
         self.db_path = db_path
         self.port = port or unused_port()
         self.middlewares = tuple(middlewares)
@@ -347,12 +395,14 @@ class BrokerReader:
         self._session = session
         self._api = url.rstrip("/") + "/ngsi-ld/v1"
 
-    async def _get(self, path: str, tenant: str, entity_type: str | None = None,
-                   **params: str) -> tuple[int, Mapping[str, str], Any]:
+    async def _get(
+        self, path: str, tenant: str, entity_type: str | None = None, **params: str
+    ) -> tuple[int, Mapping[str, str], Any]:
         headers = {"NGSILD-Tenant": tenant, "Accept": "application/json"}
         if entity_type is not None:
-            headers["Link"] = (f'<{TYPE_CONTEXT[entity_type]}>; rel="http://www.w3.org/ns/json-ld#context"; '
-                               'type="application/ld+json"')
+            headers["Link"] = (
+                f'<{TYPE_CONTEXT[entity_type]}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+            )
         async with self._session.get(self._api + path, params=params, headers=headers) as answer:
             return answer.status, answer.headers, await answer.json()
 
@@ -378,8 +428,9 @@ class BrokerReader:
 
     async def temporal(self, tenant: str, entity_type: str, **params: str) -> dict[str, dict[str, Any]]:
         """The temporal representations of every entity of a type, by id."""
-        status, _, body = await self._get("/temporal/entities", tenant, entity_type, type=entity_type,
-                                          limit="1000", **params)
+        status, _, body = await self._get(
+            "/temporal/entities", tenant, entity_type, type=entity_type, limit="1000", **params
+        )
         assert status == 200, body
         return {e["id"]: e for e in body}
 
@@ -390,8 +441,9 @@ class BrokerReader:
         return result
 
 
-async def history_problems(reader: BrokerReader, stream: Sequence[Uplink],
-                           written_twice: Iterable[tuple[str, str, datetime]] = ()) -> tuple[list[str], int]:
+async def history_problems(
+    reader: BrokerReader, stream: Sequence[Uplink], written_twice: Iterable[tuple[str, str, datetime]] = ()
+) -> tuple[list[str], int]:
     """Compare the broker's temporal history with the uplinks sent; returns (problems, instances).
 
     For every entity of every uplink (its observation and its Device), every attribute must
@@ -434,8 +486,9 @@ async def history_problems(reader: BrokerReader, stream: Sequence[Uplink],
                     lost = sorted(t.isoformat() for t in want - got)
                     extra = sorted(t.isoformat() for t in got - want if t not in want)
                     if twice or lost or extra:
-                        problems.append(f"{tenant} {entity_id} {name}: recorded twice {twice}, lost {lost}, "
-                                        f"unexpected {extra}")
+                        problems.append(
+                            f"{tenant} {entity_id} {name}: recorded twice {twice}, lost {lost}, unexpected {extra}"
+                        )
             missing = observed - set(attributes)
             if missing:
                 problems.append(f"{tenant} {entity_id}: no history for {sorted(missing)}")
@@ -444,11 +497,25 @@ async def history_problems(reader: BrokerReader, stream: Sequence[Uplink],
 
 # --- the adapter -------------------------------------------------------------------------
 
-def write_config(path: Path, fleet: list[FleetDevice], mosquitto: MosquittoBroker, broker_url: str,
-                 broker_settings: Mapping[str, int | float] | None = None) -> AdapterConfig:
+
+def write_config(
+    path: Path,
+    fleet: list[FleetDevice],
+    mosquitto: MosquittoBroker,
+    broker_url: str,
+    broker_settings: Mapping[str, int | float] | None = None,
+) -> AdapterConfig:
     """Write the fleet's TOML configuration to ``path`` and load it back as the CLI would."""
-    path.write_text(fleet_config_toml(fleet, mqtt_port=mosquitto.port, broker_url=broker_url,
-                                      state_dir=path.parent / "state", broker=broker_settings), encoding="utf-8")
+    path.write_text(
+        fleet_config_toml(
+            fleet,
+            mqtt_port=mosquitto.port,
+            broker_url=broker_url,
+            state_dir=path.parent / "state",
+            broker=broker_settings,
+        ),
+        encoding="utf-8",
+    )
     config = load_config(path, env={})
     assert dict(config.devices) == fleet_registry(fleet), "the TOML registry must be the fleet's"
     return config
@@ -484,6 +551,7 @@ async def wait_listening(port: int, *, timeout: float = 15.0) -> None:
 
 
 # --- the network servers' side -------------------------------------------------------------
+
 
 class Publisher:
     """Sends the fleet's events as their network servers do.
@@ -524,8 +592,12 @@ class Publisher:
         deadline = time.monotonic() + (retry_for_s or 0)
         while True:
             try:
-                async with self._session.post(url, params={"event": event.event or "up"}, data=event.body,
-                                              headers={"Content-Type": "application/json"}) as answer:
+                async with self._session.post(
+                    url,
+                    params={"event": event.event or "up"},
+                    data=event.body,
+                    headers={"Content-Type": "application/json"},
+                ) as answer:
                     if answer.status < 500 or retry_for_s is None:
                         assert answer.status == 200, f"webhook answered {answer.status}: {await answer.text()}"
                         body: dict[str, Any] = await answer.json()
@@ -539,8 +611,12 @@ class Publisher:
             await asyncio.sleep(0.1)
 
 
-async def paced(items: Sequence[Any], rate: float, action: Callable[[Any], Awaitable[None]],
-                on_each: Callable[[int], None] | None = None) -> None:
+async def paced(
+    items: Sequence[Any],
+    rate: float,
+    action: Callable[[Any], Awaitable[None]],
+    on_each: Callable[[int], None] | None = None,
+) -> None:
     """``action`` on each item at ``rate`` per second (item ``i`` at ``i / rate`` s), in order."""
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -553,8 +629,9 @@ async def paced(items: Sequence[Any], rate: float, action: Callable[[Any], Await
             on_each(i + 1)
 
 
-async def wait_until(condition: Callable[[], bool | Awaitable[bool]], what: str, *, timeout: float,
-                     poll: float = 0.05, fail: bool = True) -> float | None:
+async def wait_until(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, *, timeout: float, poll: float = 0.05, fail: bool = True
+) -> float | None:
     """Wait (at most ``timeout`` s) for ``condition`` (sync or async); returns the seconds waited.
 
     On timeout the test fails, or (``fail=False``) None is returned, for a caller that has a
@@ -575,8 +652,9 @@ async def wait_until(condition: Callable[[], bool | Awaitable[bool]], what: str,
         await asyncio.sleep(poll)
 
 
-async def wait_subscribed(mosquitto: MosquittoBroker, client_ids: Iterable[str], *, times: int = 1,
-                          timeout: float = 15.0) -> None:
+async def wait_subscribed(
+    mosquitto: MosquittoBroker, client_ids: Iterable[str], *, times: int = 1, timeout: float = 15.0
+) -> None:
     """Wait until Mosquitto logged ``times`` SUBSCRIBE packets from each client (its sessions exist)."""
     ids = list(client_ids)
 
@@ -590,8 +668,7 @@ async def wait_subscribed(mosquitto: MosquittoBroker, client_ids: Iterable[str],
 async def scrape_metrics(session: aiohttp.ClientSession, http_port: int) -> dict[str, float] | None:
     """The adapter's ``/metrics`` as {name: value}; None when it does not answer."""
     try:
-        async with session.get(f"http://{HOST}:{http_port}/metrics",
-                               timeout=aiohttp.ClientTimeout(total=2)) as answer:
+        async with session.get(f"http://{HOST}:{http_port}/metrics", timeout=aiohttp.ClientTimeout(total=2)) as answer:
             if answer.status != 200:
                 return None
             text = await answer.text()

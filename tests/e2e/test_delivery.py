@@ -48,21 +48,32 @@ def _targets(relationship: dict[str, object]) -> list[str]:
 
 
 async def test_fleet_uplinks_are_delivered_to_the_embedded_broker_per_tenant(
-    restartable_mosquitto: MosquittoBroker, broker: EmbeddedBroker, reader: BrokerReader,
-    fleet: list[FleetDevice], tmp_path: Path,
+    restartable_mosquitto: MosquittoBroker,
+    broker: EmbeddedBroker,
+    reader: BrokerReader,
+    fleet: list[FleetDevice],
+    tmp_path: Path,
 ) -> None:
     mosquitto = restartable_mosquitto
     config = write_config(tmp_path / "adapter.toml", fleet, mosquitto, broker.url)
     stream = fleet_stream(fleet, ROUNDS * len(fleet), start=start_of_stream())
     lns_formats = {(u.event.lns, u.device.marshaler, u.event.topic is None) for u in stream}
-    assert lns_formats == {("chirpstack", "json", False), ("chirpstack", "protobuf", False), ("tts", "json", False),
-                           ("chirpstack", "json", True)}, "ChirpStack JSON and protobuf, TTS, ChirpStack webhooks"
+    assert lns_formats == {
+        ("chirpstack", "json", False),
+        ("chirpstack", "protobuf", False),
+        ("tts", "json", False),
+        ("chirpstack", "json", True),
+    }, "ChirpStack JSON and protobuf, TTS, ChirpStack webhooks"
 
-    async with running_adapter(config, mosquitto) as service, Publisher(mosquitto.address, service.http_port or 0) as lns:
+    async with (
+        running_adapter(config, mosquitto) as service,
+        Publisher(mosquitto.address, service.http_port or 0) as lns,
+    ):
         for uplink in stream:
             await lns.send(uplink.event)
-        await wait_until(lambda: service.events >= len(stream), f"the adapter to take the {len(stream)} uplinks",
-                         timeout=WAIT_S)
+        await wait_until(
+            lambda: service.events >= len(stream), f"the adapter to take the {len(stream)} uplinks", timeout=WAIT_S
+        )
         assert await service.drained(timeout_s=WAIT_S), "the outbox did not drain"
         assert service.pipeline is not None and service.pipeline.outbox is not None
         counters = service.pipeline.counters
@@ -88,16 +99,30 @@ async def test_fleet_uplinks_are_delivered_to_the_embedded_broker_per_tenant(
         assert {t: set(found) for t, found in stored[tenant].items()} == types, tenant
         assert await reader.count(tenant) == sum(len(ids) for ids in types.values()), tenant
     assert {t: len(ids) for t, ids in expected["ville"].items()} == {
-        "AirQualityObserved": 10, "IndoorEnvironmentObserved": 20, "ParkingSpot": 20, "Streetlight": 15,
-        "NoiseLevelObserved": 5, "Device": 70}
+        "AirQualityObserved": 10,
+        "IndoorEnvironmentObserved": 20,
+        "ParkingSpot": 20,
+        "Streetlight": 15,
+        "NoiseLevelObserved": 5,
+        "Device": 70,
+    }
     assert {t: len(ids) for t, ids in expected["region"].items()} == {
-        "WeatherObserved": 10, "AirQualityObserved": 8, "ACMeasurement": 6, "Device": 24}
+        "WeatherObserved": 10,
+        "AirQualityObserved": 8,
+        "ACMeasurement": 6,
+        "Device": 24,
+    }
     assert {t: len(ids) for t, ids in expected["eau"].items()} == {"WaterConsumptionObserved": 6, "Device": 6}
 
     # Every refDevice points at a Device entity of the same tenant, and every Device is pointed at.
     for tenant, types in stored.items():
-        targets = {target for t, found in types.items() if t != "Device"
-                   for entity in found.values() for target in _targets(entity["refDevice"])}  # type: ignore[arg-type]
+        targets = {
+            target
+            for t, found in types.items()
+            if t != "Device"
+            for entity in found.values()
+            for target in _targets(entity["refDevice"])
+        }  # type: ignore[arg-type]
         assert targets == set(types["Device"]), tenant
 
     # One entity of each type and collectivity: its current values are those of the last uplink.
@@ -133,8 +158,9 @@ async def test_fleet_uplinks_are_delivered_to_the_embedded_broker_per_tenant(
 
     # The temporal history of one entity holds each of its observations, oldest first.
     first_aq = next(d for d in fleet if d.tenant == "ville" and d.kind == "air-quality")
-    history = await reader.temporal_entity("ville", observation_id(first_aq), "AirQualityObserved",
-                                           options="temporalValues")
+    history = await reader.temporal_entity(
+        "ville", observation_id(first_aq), "AirQualityObserved", options="temporalValues"
+    )
     own = [u for u in stream if u.device is first_aq]
     assert len(own) == ROUNDS
     for name in ("temperature", "no2", "pm25"):

@@ -41,39 +41,57 @@ BAD_REQUEST_DATA = "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
 
 
 async def _create(session: aiohttp.ClientSession, broker: EmbeddedBroker, tenant: str, entity: dict[str, Any]) -> None:
-    async with session.post(f"{broker.url}/ngsi-ld/v1/entities", json=entity,
-                            headers={"NGSILD-Tenant": tenant}) as answer:
+    async with session.post(
+        f"{broker.url}/ngsi-ld/v1/entities", json=entity, headers={"NGSILD-Tenant": tenant}
+    ) as answer:
         assert answer.status == 201, await answer.text()
 
 
-async def _upsert(session: aiohttp.ClientSession, broker: EmbeddedBroker, tenant: str,
-                  entities: list[dict[str, Any]]) -> tuple[int, Any]:
+async def _upsert(
+    session: aiohttp.ClientSession, broker: EmbeddedBroker, tenant: str, entities: list[dict[str, Any]]
+) -> tuple[int, Any]:
     """The writer's request (``POST /entityOperations/upsert?options=update``), sent by hand."""
-    async with session.post(f"{broker.url}/ngsi-ld/v1/entityOperations/upsert", params={"options": "update"},
-                            data=json.dumps(entities),
-                            headers={"NGSILD-Tenant": tenant, "Content-Type": "application/ld+json"}) as answer:
+    async with session.post(
+        f"{broker.url}/ngsi-ld/v1/entityOperations/upsert",
+        params={"options": "update"},
+        data=json.dumps(entities),
+        headers={"NGSILD-Tenant": tenant, "Content-Type": "application/ld+json"},
+    ) as answer:
         return answer.status, await answer.json()
 
 
 async def test_entities_refused_in_a_207_become_dead_letters_with_the_brokers_problem(
-    restartable_mosquitto: MosquittoBroker, broker: EmbeddedBroker, reader: BrokerReader,
-    session: aiohttp.ClientSession, fleet: list[FleetDevice], tmp_path: Path,
+    restartable_mosquitto: MosquittoBroker,
+    broker: EmbeddedBroker,
+    reader: BrokerReader,
+    session: aiohttp.ClientSession,
+    fleet: list[FleetDevice],
+    tmp_path: Path,
 ) -> None:
     mosquitto = restartable_mosquitto
     station = next(d for d in fleet if d.tenant == "ville" and d.kind == "air-quality")  # ChirpStack MQTT
     weather = next(d for d in fleet if d.tenant == "region" and d.kind == "weather")  # TTS MQTT
     squatters = {
-        ("ville", observation_id(station)): {"id": observation_id(station), "type": "Building",
-                                             "name": {"type": "Property", "value": "a building, not a sensor"}},
-        ("region", device_id(weather)): {"id": device_id(weather), "type": "Vehicle",
-                                         "name": {"type": "Property", "value": "a vehicle, not a device"}},
+        ("ville", observation_id(station)): {
+            "id": observation_id(station),
+            "type": "Building",
+            "name": {"type": "Property", "value": "a building, not a sensor"},
+        },
+        ("region", device_id(weather)): {
+            "id": device_id(weather),
+            "type": "Vehicle",
+            "name": {"type": "Property", "value": "a vehicle, not a device"},
+        },
     }
     for (tenant, _), entity in squatters.items():
         await _create(session, broker, tenant, entity)
 
     config = write_config(tmp_path / "adapter.toml", fleet, mosquitto, broker.url)
     stream = fleet_stream(fleet, len(fleet), start=start_of_stream())
-    async with running_adapter(config, mosquitto) as service, Publisher(mosquitto.address, service.http_port or 0) as lns:
+    async with (
+        running_adapter(config, mosquitto) as service,
+        Publisher(mosquitto.address, service.http_port or 0) as lns,
+    ):
         for uplink in stream:
             await lns.send(uplink.event)
         await wait_until(lambda: service.events >= len(stream), "the adapter to take the uplinks", timeout=WAIT_S)
@@ -91,9 +109,19 @@ async def test_entities_refused_in_a_207_become_dead_letters_with_the_brokers_pr
     assert set(refused) == set(squatters)
     ville, region = refused[("ville", observation_id(station))], refused[("region", device_id(weather))]
     assert (ville.connection, ville.lns, ville.event, ville.dev_eui, ville.status) == (
-        "ville-chirpstack", "chirpstack", "up", station.dev_eui, "open")
+        "ville-chirpstack",
+        "chirpstack",
+        "up",
+        station.dev_eui,
+        "open",
+    )
     assert (region.connection, region.lns, region.event, region.dev_eui, region.status) == (
-        "region-tts", "tts", "up", weather.dev_eui, "open")
+        "region-tts",
+        "tts",
+        "up",
+        weather.dev_eui,
+        "open",
+    )
     assert json.loads(ville.body)["type"] == "AirQualityObserved" and json.loads(region.body)["type"] == "Device"
 
     # The detail is the broker's own ProblemDetails for that entity: the broker answers the same
@@ -107,12 +135,14 @@ async def test_entities_refused_in_a_207_become_dead_letters_with_the_brokers_pr
 
     # The squatters are untouched: neither their type nor their history took the refused writes.
     for (tenant, entity_id), entity in squatters.items():
-        async with session.get(f"{broker.url}/ngsi-ld/v1/entities/{entity_id}",
-                               headers={"NGSILD-Tenant": tenant}) as answer:
+        async with session.get(
+            f"{broker.url}/ngsi-ld/v1/entities/{entity_id}", headers={"NGSILD-Tenant": tenant}
+        ) as answer:
             assert answer.status == 200
             assert await answer.json() == entity
-        async with session.get(f"{broker.url}/ngsi-ld/v1/temporal/entities/{entity_id}",
-                               headers={"NGSILD-Tenant": tenant}) as answer:
+        async with session.get(
+            f"{broker.url}/ngsi-ld/v1/temporal/entities/{entity_id}", headers={"NGSILD-Tenant": tenant}
+        ) as answer:
             history = await answer.json()
         assert set(history) == {"id", "type", "name"} and len(history["name"]) == 1
 
@@ -123,7 +153,7 @@ async def test_entities_refused_in_a_207_become_dead_letters_with_the_brokers_pr
             if d.tenant == tenant:
                 expected.setdefault(KIND_TYPE[d.kind], set()).add(observation_id(d))
                 expected.setdefault("Device", set()).add(device_id(d))
-        for (squatted_tenant, entity_id) in squatters:
+        for squatted_tenant, entity_id in squatters:
             if squatted_tenant == tenant:
                 for ids in expected.values():
                     ids.discard(entity_id)

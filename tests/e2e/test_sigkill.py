@@ -115,8 +115,9 @@ class UpsertGate:
 
     def middleware(self) -> Callable[..., Awaitable[web.StreamResponse]]:
         @web.middleware
-        async def gate(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                       ) -> web.StreamResponse:
+        async def gate(
+            request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+        ) -> web.StreamResponse:
             if not (self.closed and request.path.endswith("/entityOperations/upsert")):
                 return await handler(request)
             decision: asyncio.Future[Callable[[], None] | None] = asyncio.get_running_loop().create_future()
@@ -138,8 +139,17 @@ class AdapterProcess:
     """``ngsild-adapter listen`` in its own process, its output kept in files."""
 
     def __init__(self, config: Path, http_port: int, logs: Path) -> None:
-        self.command = [str(ADAPTER_BIN), "--log-level", "warning", "listen", "--config", str(config), "--quiet",
-                        "--http-port", str(http_port)]
+        self.command = [
+            str(ADAPTER_BIN),
+            "--log-level",
+            "warning",
+            "listen",
+            "--config",
+            str(config),
+            "--quiet",
+            "--http-port",
+            str(http_port),
+        ]
         self.http_port = http_port
         self.logs = logs
         self.runs = 0
@@ -193,7 +203,10 @@ def _observed_at(entity: dict[str, object]) -> datetime:
 
 @pytest.mark.parametrize("moment", ["before the broker writes", "after the broker wrote"])
 async def test_sigkill_mid_stream_then_restart_loses_nothing_and_records_nothing_twice(
-    restartable_mosquitto: MosquittoBroker, fleet: list[FleetDevice], session: aiohttp.ClientSession, tmp_path: Path,
+    restartable_mosquitto: MosquittoBroker,
+    fleet: list[FleetDevice],
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
     moment: str,
 ) -> None:
     mosquitto = restartable_mosquitto
@@ -243,9 +256,11 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing_and_records_nothing
             poster = asyncio.create_task(post_webhooks())
             publishing = asyncio.create_task(paced(stream, RATE, send_or_wait))
             try:
+
                 async def half_delivered() -> bool:
                     assert adapter.alive(), adapter.stderr()
                     return (await metric(DELIVERED) or 0) >= UPLINKS  # half of the 2 entities per uplink
+
                 await wait_until(half_delivered, "half of the entities to reach the broker", timeout=30, poll=0.02)
                 gate.close()
                 await asyncio.sleep(SETTLE_S)
@@ -267,7 +282,7 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing_and_records_nothing
                 adapter.start()
                 await wait_listening(adapter.http_port)
                 await wait_subscribed(mosquitto, mqtt_client_ids(config), times=2)
-                for uplink in published[killed_after - SENT_AGAIN:killed_after]:
+                for uplink in published[killed_after - SENT_AGAIN : killed_after]:
                     await lns.send(uplink.event)  # the network server sends them again
                 resume.set()
                 await publishing
@@ -281,8 +296,10 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing_and_records_nothing
             assert adapter.alive(), adapter.stderr()
             delivered, depth = await metric(DELIVERED), await metric(DEPTH)
             return delivered is not None and delivered_first + delivered >= 2 * UPLINKS and depth == 0
-        drain_s = await wait_until(drained, "the restarted adapter to deliver the rest", timeout=60, poll=0.1,
-                                   fail=False)
+
+        drain_s = await wait_until(
+            drained, "the restarted adapter to deliver the rest", timeout=60, poll=0.1, fail=False
+        )
         await asyncio.sleep(0.5)  # anything still arriving would be a duplicate
         delivered_second = await metric(DELIVERED)
         assert delivered_second is not None
@@ -290,10 +307,12 @@ async def test_sigkill_mid_stream_then_restart_loses_nothing_and_records_nothing
 
         log = mosquitto.log_file.read_text(errors="replace")
         redelivered = sum(len(re.findall(rf"Sending PUBLISH to {cid} \(d1,", log)) for cid in mqtt_client_ids(config))
-        print(f"\nkilled after {killed_after} MQTT uplinks published and {delivered_first:.0f} entities delivered; "
-              f"{gate.dropped} batches dropped with the dead adapter; Mosquitto redelivered {redelivered} messages; "
-              f"the restarted adapter delivered {delivered_second:.0f} entities; "
-              f"{sum(len(b) for _, b in gate.unanswered)} entities written with their answer lost")
+        print(
+            f"\nkilled after {killed_after} MQTT uplinks published and {delivered_first:.0f} entities delivered; "
+            f"{gate.dropped} batches dropped with the dead adapter; Mosquitto redelivered {redelivered} messages; "
+            f"the restarted adapter delivered {delivered_second:.0f} entities; "
+            f"{sum(len(b) for _, b in gate.unanswered)} entities written with their answer lost"
+        )
 
         # The batch written whose answer the killed adapter never read (if any) was sent again.
         written_twice = [(tenant, str(e["id"]), _observed_at(e)) for tenant, batch in gate.unanswered for e in batch]

@@ -25,8 +25,7 @@ from adapter.mapping.entities import DEVICE_CONTEXT
 from tests.support import REPO, body_bytes, demo_event, demo_pipeline
 
 AQ_CONTEXT = "https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld"
-CONTEXTS = {"AirQualityObserved": AQ_CONTEXT, "Device": DEVICE_CONTEXT,
-            "IndoorEnvironmentObserved": AQ_CONTEXT}
+CONTEXTS = {"AirQualityObserved": AQ_CONTEXT, "Device": DEVICE_CONTEXT, "IndoorEnvironmentObserved": AQ_CONTEXT}
 DAY0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
@@ -109,13 +108,20 @@ class TableOfGrants:
 
     def decide(self, principal: Principal, request: AccessRequest, *, now: datetime) -> Decision:
         grants = [
-            grant for organization, role, action, tenant, entity_type, grant in self.rows
-            if organization == principal.organization and (role is None or role in principal.roles)
-            and action is request.action and tenant == request.tenant and entity_type == request.entity_type
+            grant
+            for organization, role, action, tenant, entity_type, grant in self.rows
+            if organization == principal.organization
+            and (role is None or role in principal.roles)
+            and action is request.action
+            and tenant == request.tenant
+            and entity_type == request.entity_type
         ]
         if not grants:
-            return Decision(False, reason=f"no agreement grants {request.action.value} on {request.entity_type} "
-                                          f"of {request.tenant} to {principal.organization}")
+            return Decision(
+                False,
+                reason=f"no agreement grants {request.action.value} on {request.entity_type} "
+                f"of {request.tenant} to {principal.organization}",
+            )
         return Decision(True, grants)
 
 
@@ -147,8 +153,13 @@ class GatewayWorld:
 
 @contextlib.asynccontextmanager
 async def gateway_world(
-    tmp_path: Path, tokens: Mapping[str, Principal], grants: TableOfGrants, *,
-    sensors: Mapping[str, int] = {"region": 4, "ville": 2}, days: int = 2, **context: Any,
+    tmp_path: Path,
+    tokens: Mapping[str, Principal],
+    grants: TableOfGrants,
+    *,
+    sensors: Mapping[str, int] = {"region": 4, "ville": 2},
+    days: int = 2,
+    **context: Any,
 ) -> AsyncIterator[GatewayWorld]:
     """A gateway over an embedded broker holding ``air_quality_entities`` of each tenant;
     ``public_url="auto"``: on a port the broker can notify."""
@@ -177,8 +188,17 @@ async def gateway_world(
 
                 port = free_port()
                 context["public_url"] = f"http://127.0.0.1:{port}"
-            gateway = GatewayContext(StaticTokens(tokens).validate, grants, broker.url, session, CONTEXTS, log,
-                                     clock=lambda: NOW, cells=cells, **context)
+            gateway = GatewayContext(
+                StaticTokens(tokens).validate,
+                grants,
+                broker.url,
+                session,
+                CONTEXTS,
+                log,
+                clock=lambda: NOW,
+                cells=cells,
+                **context,
+            )
             async with TestClient(TestServer(create_gateway_app(gateway), host="127.0.0.1", port=port)) as http:
                 yield GatewayWorld(http, log, client, broker.url, grants, cells)
     finally:

@@ -40,8 +40,10 @@ PURPOSE = "ventilation-control"  # the one purpose the shipped agreements name
 def _principals(realms: Realms) -> dict[str, tuple[Principal, dict[str, Any]]]:
     """Who asks: (the principal the token must give, the token's claims)."""
     people = {
-        "schools": ("ville", {"azp": "ecole-ventilation", "sub": "service-account-ecole-ventilation",
-                              "roles": ["partner-platform"]}),
+        "schools": (
+            "ville",
+            {"azp": "ecole-ventilation", "sub": "service-account-ecole-ventilation", "roles": ["partner-platform"]},
+        ),
         "building-manager": ("ville", {"roles": ["building-manager"], "sub": "u-bm"}),
         "elected-official": ("ville", {"roles": ["elected-official"], "sub": "u-elu"}),
         "researcher": ("region", {"roles": ["researcher"], "sub": "u-res"}),
@@ -51,8 +53,14 @@ def _principals(realms: Realms) -> dict[str, tuple[Principal, dict[str, Any]]]:
     out = {}
     for name, (realm, extra) in people.items():
         payload = claims(realms.issuer(realm), now=datetime.now(UTC).timestamp(), organization=realm, **extra)
-        principal = Principal(realms.issuer(realm), payload["sub"], realm, frozenset(extra["roles"]),
-                              client_id=payload["azp"], username=payload.get("preferred_username"))
+        principal = Principal(
+            realms.issuer(realm),
+            payload["sub"],
+            realm,
+            frozenset(extra["roles"]),
+            client_id=payload["azp"],
+            username=payload.get("preferred_username"),
+        )
         out[name] = (principal, payload)
     return out
 
@@ -64,9 +72,14 @@ def _data() -> dict[str, list[dict[str, Any]]]:
     try:
         for path in sorted((REPO / "adapter" / "demo" / "events").glob("*.json")):
             spec = demo_event(path.stem)
-            origin = CONFIG.connection(spec["connection"]).origin if "connection" in spec else CONFIG.default_origin(spec["lns"])
-            result = pipeline.process(body_bytes(spec), lns=spec["lns"], origin=origin, topic=spec.get("topic"),
-                                      event=spec.get("event"))
+            origin = (
+                CONFIG.connection(spec["connection"]).origin
+                if "connection" in spec
+                else CONFIG.default_origin(spec["lns"])
+            )
+            result = pipeline.process(
+                body_bytes(spec), lns=spec["lns"], origin=origin, topic=spec.get("topic"), event=spec.get("event")
+            )
             per_tenant[origin.tenant] += list(result.entities)
     finally:
         pipeline.close()
@@ -96,8 +109,9 @@ async def gateway(tmp_path: Path, data: dict[str, list[dict[str, Any]]]) -> Asyn
             validator = TokenValidator(
                 [TrustedIssuer(realms.issuer(r), organization=r) for r in ("ville", "region", "eau")], session
             )
-            context = GatewayContext(validator.validate, POLICIES, broker.url, session, CONTEXTS, log,
-                                     clock=lambda: NOW, cells=cells)
+            context = GatewayContext(
+                validator.validate, POLICIES, broker.url, session, CONTEXTS, log, clock=lambda: NOW, cells=cells
+            )
             async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as http:
                 people = {
                     name: (principal, mint(realms.keys[principal.organization][0], payload))
@@ -111,8 +125,11 @@ async def gateway(tmp_path: Path, data: dict[str, list[dict[str, Any]]]) -> Asyn
 
 
 #: the history asked: the days of the sample data (whole days, for the published cells)
-WINDOW = {"timerel": "between", "timeAt": (DAY0 - timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z"),
-          "endTimeAt": (DAY0 + timedelta(days=3)).strftime("%Y-%m-%dT00:00:00Z")}
+WINDOW = {
+    "timerel": "between",
+    "timeAt": (DAY0 - timedelta(days=1)).strftime("%Y-%m-%dT00:00:00Z"),
+    "endTimeAt": (DAY0 + timedelta(days=3)).strftime("%Y-%m-%dT00:00:00Z"),
+}
 
 
 def _expected(principal: Principal) -> dict[tuple[str, str, Action], set[str]]:
@@ -141,8 +158,10 @@ async def test_every_cell_of_the_matrix_through_the_http_gateway(
         for tenant in tenants:
             present = {(e["type"], a) for e in data.get(tenant, []) for a in e if a not in ALWAYS_KEPT}
             for entity_type in types:
-                for action, path, params in ((Action.READ, "/ngsi-ld/v1/entities", {"limit": "100"}),
-                                             (Action.QUERY_HISTORY, "/ngsi-ld/v1/temporal/entities", WINDOW)):
+                for action, path, params in (
+                    (Action.READ, "/ngsi-ld/v1/entities", {"limit": "100"}),
+                    (Action.QUERY_HISTORY, "/ngsi-ld/v1/temporal/entities", WINDOW),
+                ):
                     visible = expected.get((tenant, entity_type, action), set())
                     headers = {"Authorization": f"Bearer {token}", "NGSILD-Tenant": tenant, "NGSILD-Purpose": PURPOSE}
                     async with http.get(path, params={"type": entity_type, **params}, headers=headers) as answer:

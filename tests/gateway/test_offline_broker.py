@@ -59,13 +59,24 @@ class OfflineWorld:
     store: SubscriptionStore
 
     async def gateway(self, contexts_url: str | None) -> TestServer:
-        grants = TableOfGrants([*GRANTS.rows, ("ville", "partner-platform", Action.SUBSCRIBE, "region",
-                                               "AirQualityObserved", SCHOOL_GRANT)])
+        grants = TableOfGrants(
+            [
+                *GRANTS.rows,
+                ("ville", "partner-platform", Action.SUBSCRIBE, "region", "AirQualityObserved", SCHOOL_GRANT),
+            ]
+        )
         port = free_port()
         context = GatewayContext(
-            StaticTokens(TOKENS).validate, grants, self.broker_url, self.session, CONTEXTS, self.log,
-            subscriptions=self.store, public_url=f"http://127.0.0.1:{port}",
-            endpoints=local_endpoints(self.partner.url), contexts_url=contexts_url,
+            StaticTokens(TOKENS).validate,
+            grants,
+            self.broker_url,
+            self.session,
+            CONTEXTS,
+            self.log,
+            subscriptions=self.store,
+            public_url=f"http://127.0.0.1:{port}",
+            endpoints=local_endpoints(self.partner.url),
+            contexts_url=contexts_url,
         )
         server = TestServer(create_gateway_app(context), host="127.0.0.1", port=port)
         await server.start_server()
@@ -102,16 +113,23 @@ async def offline() -> AsyncIterator[OfflineWorld]:
 
 
 async def test_the_offline_broker_refuses_an_upstream_context_as_orion_ld_does(offline: OfflineWorld) -> None:
-    async with offline.session.get(f"{offline.broker_url}/ngsi-ld/v1/entities",
-                                   params={"type": "AirQualityObserved"},
-                                   headers={"NGSILD-Tenant": "region", "Link": link_header(AQ_CONTEXT)}) as answer:
+    async with offline.session.get(
+        f"{offline.broker_url}/ngsi-ld/v1/entities",
+        params={"type": "AirQualityObserved"},
+        headers={"NGSILD-Tenant": "region", "Link": link_header(AQ_CONTEXT)},
+    ) as answer:
         assert answer.status == 503
-        assert await answer.json() == {"type": ERRORS + "LdContextNotAvailable",
-                                       "title": "Unable to download context", "detail": AQ_CONTEXT}
+        assert await answer.json() == {
+            "type": ERRORS + "LdContextNotAvailable",
+            "title": "Unable to download context",
+            "detail": AQ_CONTEXT,
+        }
     served = broker_context(AQ_CONTEXT, offline.contexts_url)
-    async with offline.session.get(f"{offline.broker_url}/ngsi-ld/v1/entities",
-                                   params={"type": "AirQualityObserved", "options": "keyValues", "attrs": "no2"},
-                                   headers={"NGSILD-Tenant": "region", "Link": link_header(served)}) as answer:
+    async with offline.session.get(
+        f"{offline.broker_url}/ngsi-ld/v1/entities",
+        params={"type": "AirQualityObserved", "options": "keyValues", "attrs": "no2"},
+        headers={"NGSILD-Tenant": "region", "Link": link_header(served)},
+    ) as answer:
         assert answer.status == 200
         assert sorted(e["no2"] for e in await answer.json()) == [1.0, 11.0]
 
@@ -119,14 +137,20 @@ async def test_the_offline_broker_refuses_an_upstream_context_as_orion_ld_does(o
 async def test_gateway_reads_and_history_work_against_an_offline_broker(offline: OfflineWorld) -> None:
     gateway = await offline.gateway(offline.contexts_url)
     try:
-        async with offline.session.get(gateway.make_url("/ngsi-ld/v1/entities"), headers=HEADERS,
-                                       params={"type": "AirQualityObserved", "attrs": "no2"}) as answer:
+        async with offline.session.get(
+            gateway.make_url("/ngsi-ld/v1/entities"),
+            headers=HEADERS,
+            params={"type": "AirQualityObserved", "attrs": "no2"},
+        ) as answer:
             assert answer.status == 200, await answer.text()
             current = await answer.json()
             # partners are still answered with the official context, never the served copy
             assert answer.headers["Link"] == link_header(AQ_CONTEXT)
-        async with offline.session.get(gateway.make_url("/ngsi-ld/v1/temporal/entities"), headers=HEADERS,
-                                       params={"type": "AirQualityObserved", "attrs": "no2"}) as answer:
+        async with offline.session.get(
+            gateway.make_url("/ngsi-ld/v1/temporal/entities"),
+            headers=HEADERS,
+            params={"type": "AirQualityObserved", "attrs": "no2"},
+        ) as answer:
             assert answer.status == 200, await answer.text()
             history = await answer.json()
     finally:
@@ -138,15 +162,21 @@ async def test_gateway_reads_and_history_work_against_an_offline_broker(offline:
 async def test_gateway_subscriptions_work_against_an_offline_broker(offline: OfflineWorld) -> None:
     gateway = await offline.gateway(offline.contexts_url)
     try:
-        async with offline.session.post(gateway.make_url("/ngsi-ld/v1/subscriptions"), headers=HEADERS,
-                                        json=_subscription(offline.partner.url, ["no2"])) as answer:
+        async with offline.session.post(
+            gateway.make_url("/ngsi-ld/v1/subscriptions"),
+            headers=HEADERS,
+            json=_subscription(offline.partner.url, ["no2"]),
+        ) as answer:
             assert answer.status == 201, await answer.text()
         entity = copy.deepcopy(air_quality_entities("region", 1, days=1)[0])
         entity["no2"]["value"] = 180.0
         entity["@context"] = broker_context(entity["@context"], offline.contexts_url)
         await NgsiLdClient(offline.broker_url, offline.session).batch_upsert("region", [entity])
-        await eventually(lambda: any(d["no2"]["value"] == 180.0 for n in offline.partner.received for d in n["data"]),
-                         "the partner to be notified through an offline broker", timeout=10)
+        await eventually(
+            lambda: any(d["no2"]["value"] == 180.0 for n in offline.partner.received for d in n["data"]),
+            "the partner to be notified through an offline broker",
+            timeout=10,
+        )
     finally:
         await gateway.close()
 
@@ -155,12 +185,16 @@ async def test_without_contexts_url_the_gateway_fails_as_against_orion_ld(offlin
     gateway = await offline.gateway(None)
     try:
         for path in ("/ngsi-ld/v1/entities", "/ngsi-ld/v1/temporal/entities"):
-            async with offline.session.get(gateway.make_url(path), headers=HEADERS,
-                                           params={"type": "AirQualityObserved", "attrs": "no2"}) as answer:
+            async with offline.session.get(
+                gateway.make_url(path), headers=HEADERS, params={"type": "AirQualityObserved", "attrs": "no2"}
+            ) as answer:
                 assert answer.status == 502
                 assert "the broker answered 503" in (await answer.json())["detail"]
-        async with offline.session.post(gateway.make_url("/ngsi-ld/v1/subscriptions"), headers=HEADERS,
-                                        json=_subscription(offline.partner.url, ["no2"])) as answer:
+        async with offline.session.post(
+            gateway.make_url("/ngsi-ld/v1/subscriptions"),
+            headers=HEADERS,
+            json=_subscription(offline.partner.url, ["no2"]),
+        ) as answer:
             assert answer.status == 502
     finally:
         await gateway.close()

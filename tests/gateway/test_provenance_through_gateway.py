@@ -65,13 +65,29 @@ def agreements(folder: Path) -> Path:
     """The shipped agreements, and the city's NO2 shared with the metropole."""
     for example in EXAMPLES.glob("*.jsonld"):
         shutil.copy(example, folder / example.name)
-    (folder / "partner.jsonld").write_text(json.dumps({
-        "@context": CONTEXT, "@type": "Agreement", "uid": PARTNER_AGREEMENT,
-        "assigner": "urn:ngsild-adapter:organization:ville", "assignee": "urn:ngsild-adapter:organization:metropole",
-        "permission": [{"target": {"@type": "AssetCollection", "nga:tenant": "ville",
-                                   "nga:entityType": "AirQualityObserved", "nga:attribute": "no2"},
-                        "action": "read"}],
-    }), encoding="utf-8")
+    (folder / "partner.jsonld").write_text(
+        json.dumps(
+            {
+                "@context": CONTEXT,
+                "@type": "Agreement",
+                "uid": PARTNER_AGREEMENT,
+                "assigner": "urn:ngsild-adapter:organization:ville",
+                "assignee": "urn:ngsild-adapter:organization:metropole",
+                "permission": [
+                    {
+                        "target": {
+                            "@type": "AssetCollection",
+                            "nga:tenant": "ville",
+                            "nga:entityType": "AirQualityObserved",
+                            "nga:attribute": "no2",
+                        },
+                        "action": "read",
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     return folder
 
 
@@ -80,19 +96,27 @@ async def setting(world_template: World, tmp_path: Path) -> AsyncIterator[Settin
     world = world_template.copy(tmp_path / "w")
     folder = tmp_path / "policies"
     folder.mkdir()
-    policies = PolicySet.load(agreements(folder), tenants=TENANTS, catalogue=CATALOGUE,
-                              personal_attributes=DEFAULT_PERSONAL_ATTRIBUTES)
+    policies = PolicySet.load(
+        agreements(folder), tenants=TENANTS, catalogue=CATALOGUE, personal_attributes=DEFAULT_PERSONAL_ATTRIBUTES
+    )
     access = AccessLog(tmp_path / "access.sqlite")
     async with world.running() as (runtime, broker):
         app = web.Application()
         app.add_routes(provenance_http_routes(runtime, world.config()))
         async with TestClient(TestServer(app, host="127.0.0.1")) as adapter, aiohttp.ClientSession() as session:
-            context = GatewayContext(StaticTokens(PRINCIPALS).validate, policies, broker.url, session,
-                                     entity_contexts(load_profiles(REPO / "models")), access,
-                                     adapter_url=str(adapter.make_url("/")))
+            context = GatewayContext(
+                StaticTokens(PRINCIPALS).validate,
+                policies,
+                broker.url,
+                session,
+                entity_contexts(load_profiles(REPO / "models")),
+                access,
+                adapter_url=str(adapter.make_url("/")),
+            )
             async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as gateway:
-                yield Setting(gateway, adapter, access, record_index(runtime, 0, 2), runtime,
-                              tmp_path / "access.sqlite", world)
+                yield Setting(
+                    gateway, adapter, access, record_index(runtime, 0, 2), runtime, tmp_path / "access.sqlite", world
+                )
     access.close()
 
 
@@ -101,7 +125,7 @@ def bearer(who: str) -> dict[str, str]:
 
 
 async def test_a_partner_gets_the_lineage_of_a_value_it_reads_without_what_names_or_places_the_device(
-    setting: Setting
+    setting: Setting,
 ) -> None:
     answer = await setting.gateway.get("/provenance/ville/lineage", params=VALUE, headers=bearer("partner"))
     assert answer.status == 200, await answer.text()
@@ -126,8 +150,9 @@ async def test_a_partner_verifies_a_value_it_reads(setting: Setting) -> None:
 
 
 async def test_a_value_outside_the_agreement_has_no_provenance_for_the_partner(setting: Setting) -> None:
-    answer = await setting.gateway.get("/provenance/ville/lineage", params={**VALUE, "attr": "temperature"},
-                                       headers=bearer("partner"))
+    answer = await setting.gateway.get(
+        "/provenance/ville/lineage", params={**VALUE, "attr": "temperature"}, headers=bearer("partner")
+    )
     assert answer.status == 403
     assert (await answer.json())["detail"] == f"agreement {PARTNER_AGREEMENT} does not grant attribute temperature"
     (refusal,) = [r for r in setting.access.records("ville") if r.outcome == "refused"]
@@ -138,7 +163,9 @@ async def test_officials_and_other_roles_get_no_single_value(setting: Setting) -
     official = await setting.gateway.get("/provenance/ville/lineage", params=VALUE, headers=bearer("official"))
     assert official.status == 403 and "aggregated indicators only" in (await official.json())["detail"]
     manager = await setting.gateway.get("/provenance/ville/verify", params=VALUE, headers=bearer("manager"))
-    assert manager.status == 403 and "no agreement grants read on AirQualityObserved" in (await manager.json())["detail"]
+    assert (
+        manager.status == 403 and "no agreement grants read on AirQualityObserved" in (await manager.json())["detail"]
+    )
     anonymous = await setting.gateway.get("/provenance/ville/lineage", params=VALUE)
     assert anonymous.status == 401
 
@@ -176,8 +203,9 @@ async def remote_verification(setting: Setting, token: str) -> Verification:
     key = NoteVerifier.from_vkey((await (await setting.gateway.get("/logs/ville/key")).text()).strip())
     async with aiohttp.ClientSession() as session:
         evidence = HttpEvidence(session, str(setting.gateway.make_url("")), pinned_key=key, token=token)
-        return await verify_value(evidence, "ville", ENTITY, "no2", observed_at_of(0, 2),
-                                  value=str(no2_of(0, 2)), record=setting.record)
+        return await verify_value(
+            evidence, "ville", ENTITY, "no2", observed_at_of(0, 2), value=str(no2_of(0, 2)), record=setting.record
+        )
 
 
 async def test_the_city_admin_verifies_a_value_independently_through_the_gateway(setting: Setting) -> None:
@@ -186,7 +214,8 @@ async def test_the_city_admin_verifies_a_value_independently_through_the_gateway
 
 
 async def test_a_partner_without_the_personal_graph_is_told_why_it_cannot_verify_independently(
-        setting: Setting) -> None:
+    setting: Setting,
+) -> None:
     with pytest.raises(RemoteRefused, match="refused \\(403\\) a whole provenance record"):
         await remote_verification(setting, "partner")
 
@@ -197,19 +226,30 @@ async def test_the_city_answers_who_accessed_what_over_sparql(setting: Setting) 
     assert setting.runtime.store is not None
     db = sqlite3.connect(setting.world.folder / "state" / "state.sqlite", isolation_level=None)
     assert setting.runtime.indexer is not None  # its pseudonym keys: the world's index stays as it is
-    indexer = RdfIndexer(setting.runtime.ledger, db, setting.runtime.store, personal=DEFAULT_PERSONAL_ATTRIBUTES,
-                         access_log=setting.access_file, pseudonyms=setting.runtime.indexer.pseudonyms)
+    indexer = RdfIndexer(
+        setting.runtime.ledger,
+        db,
+        setting.runtime.store,
+        personal=DEFAULT_PERSONAL_ATTRIBUTES,
+        access_log=setting.access_file,
+        pseudonyms=setting.runtime.indexer.pseudonyms,
+    )
     assert await indexer.catch_up() == 2
     now = datetime.now(UTC)
     query = load_query("accesses", start=now - timedelta(hours=1), end=now + timedelta(hours=1))
-    answer = await setting.gateway.post("/sparql", data={"query": query},
-                                        headers={**bearer("admin"), "Accept": "application/sparql-results+json"})
+    answer = await setting.gateway.post(
+        "/sparql", data={"query": query}, headers={**bearer("admin"), "Accept": "application/sparql-results+json"}
+    )
     assert answer.status == 200, await answer.text()
     rows = [{k: v["value"] for k, v in row.items()} for row in (await answer.json())["results"]["bindings"]]
     partner, manager = rows
     assert partner["graph"] == "urn:ngsild-adapter:graph:ville:access"
     assert (partner["organization"], partner["outcome"], partner["agreements"], partner["entities"]) == (
-        "urn:ngsild-adapter:organization:metropole", "permitted", PARTNER_AGREEMENT, ENTITY)
+        "urn:ngsild-adapter:organization:metropole",
+        "permitted",
+        PARTNER_AGREEMENT,
+        ENTITY,
+    )
     assert (manager["outcome"], manager.get("entities", "")) == ("refused", "")
     assert "no agreement grants" in manager["reason"]
     # the partner has no graph to query; the SPARQL accesses themselves are recorded too
@@ -221,8 +261,9 @@ async def test_the_city_answers_who_accessed_what_over_sparql(setting: Setting) 
 
 async def test_a_record_number_cannot_point_the_lineage_at_another_observation(setting: Setting) -> None:
     other = record_index(setting.runtime, 0, 4)  # the same sensor, another time
-    answer = await setting.gateway.get("/provenance/ville/lineage", params={**VALUE, "record": str(other)},
-                                       headers=bearer("partner"))
+    answer = await setting.gateway.get(
+        "/provenance/ville/lineage", params={**VALUE, "record": str(other)}, headers=bearer("partner")
+    )
     assert answer.status == 400 and (await answer.json())["detail"].startswith("record: unknown parameter")
     decided = await setting.gateway.get("/provenance/ville/lineage", params=VALUE, headers=bearer("partner"))
     assert (await decided.json())["record"] == setting.record  # the one of the observation decided on

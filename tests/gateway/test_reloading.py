@@ -12,8 +12,9 @@ from adapter.config import load_config
 from adapter.gateway.service import ReloadingPolicies
 from tests.support import REPO
 
-SCHOOLS = Principal("https://sso/realms/ville", "svc", "ville", frozenset({"partner-platform"}),
-                    client_id="ecole-ventilation")
+SCHOOLS = Principal(
+    "https://sso/realms/ville", "svc", "ville", frozenset({"partner-platform"}), client_id="ecole-ventilation"
+)
 REQUEST = AccessRequest(Action.READ, "region", "AirQualityObserved", purpose="ventilation-control")
 AGREEMENT = REPO / "compose" / "policies" / "region-air-quality-to-ville-schools.jsonld"
 

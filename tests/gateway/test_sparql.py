@@ -36,8 +36,15 @@ async def gateway(tmp_path: Path) -> AsyncIterator[TestClient]:
         async with TestServer(endpoint, host="127.0.0.1") as adapter, aiohttp.ClientSession() as session:
             policies = TableOfGrants([], graphs={"researcher": [REGION]})
             tokens = StaticTokens({"researcher": RESEARCHER, "nobody": NOBODY})
-            context = GatewayContext(tokens.validate, policies, "http://127.0.0.1:9", session, CONTEXTS, log,
-                                     adapter_url=str(adapter.make_url("/")))
+            context = GatewayContext(
+                tokens.validate,
+                policies,
+                "http://127.0.0.1:9",
+                session,
+                CONTEXTS,
+                log,
+                adapter_url=str(adapter.make_url("/")),
+            )
             async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as http:
                 yield http
     finally:
@@ -55,11 +62,13 @@ async def test_a_researcher_queries_the_graphs_opened_to_research_only(gateway: 
     assert await _graphs(await gateway.get("/sparql", params={"query": PER_GRAPH}, headers=headers)) == {REGION}
     escape = f"SELECT ?g (COUNT(*) AS ?n) FROM NAMED <{VILLE}> WHERE {{ GRAPH ?g {{ ?s ?p ?o }} }} GROUP BY ?g"
     assert await _graphs(await gateway.get("/sparql", params={"query": escape}, headers=headers)) <= {REGION}
-    widened = await gateway.post("/sparql", data={"query": PER_GRAPH, "named-graph-uri": VILLE,
-                                                  "default-graph-uri": VILLE}, headers=headers)
+    widened = await gateway.post(
+        "/sparql", data={"query": PER_GRAPH, "named-graph-uri": VILLE, "default-graph-uri": VILLE}, headers=headers
+    )
     assert widened.status == 403  # the dataset parameters narrow, never widen
-    both = await gateway.post("/sparql", data={"query": PER_GRAPH, "named-graph-uri": VILLE,
-                                               "default-graph-uri": REGION}, headers=headers)
+    both = await gateway.post(
+        "/sparql", data={"query": PER_GRAPH, "named-graph-uri": VILLE, "default-graph-uri": REGION}, headers=headers
+    )
     assert await _graphs(both) == {REGION}
 
 

@@ -46,8 +46,10 @@ def index_text(personal: Set[str]) -> str:
         for n, record in enumerate(log("ville")):
             record = copy.deepcopy(record)
             record["tenant"] = tenant
-            parts += [rdf.index_nquads(record, n, pseudonyms=KEYS, personal=personal),
-                      rdf.static_nquads(record, pseudonyms=KEYS)]
+            parts += [
+                rdf.index_nquads(record, n, pseudonyms=KEYS, personal=personal),
+                rdf.static_nquads(record, pseudonyms=KEYS),
+            ]
     return "".join(parts)
 
 
@@ -60,8 +62,15 @@ async def serve(tmp_path: Path, personal: Set[str]) -> AsyncIterator[tuple[TestC
     policies = PolicySet.load(EXAMPLES, tenants=TENANTS, catalogue=CATALOGUE, personal_attributes=personal)
     try:
         async with TestServer(endpoint, host="127.0.0.1") as adapter, aiohttp.ClientSession() as session:
-            context = GatewayContext(StaticTokens(PRINCIPALS).validate, policies, "http://127.0.0.1:9", session,
-                                     CONTEXTS, access, adapter_url=str(adapter.make_url("/")))
+            context = GatewayContext(
+                StaticTokens(PRINCIPALS).validate,
+                policies,
+                "http://127.0.0.1:9",
+                session,
+                CONTEXTS,
+                access,
+                adapter_url=str(adapter.make_url("/")),
+            )
             async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as http:
                 yield http, access
     finally:
@@ -81,8 +90,11 @@ def gateway(running: tuple[TestClient, AccessLog]) -> TestClient:
 
 
 async def values(gateway: TestClient, who: str, query: str, **params: str) -> set[str]:
-    answer = await gateway.post("/sparql", data={"query": query, **params},
-                                headers={"Authorization": f"Bearer {who}", "Accept": "application/sparql-results+json"})
+    answer = await gateway.post(
+        "/sparql",
+        data={"query": query, **params},
+        headers={"Authorization": f"Bearer {who}", "Accept": "application/sparql-results+json"},
+    )
     assert answer.status == 200, await answer.text()
     return {cell["value"] for row in (await answer.json())["results"]["bindings"] for cell in row.values()}
 
@@ -110,22 +122,30 @@ async def test_a_researcher_reads_no_devEui_device_iri_or_entity_id(gateway: Tes
 
 async def test_naming_the_personal_graph_does_not_open_it(gateway: TestClient) -> None:
     personal = rdf.personal_graph_iri("region")
-    asked = (f"SELECT ?p ?o FROM <{personal}> FROM NAMED <{personal}> "
-             "WHERE { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } }")
+    asked = (
+        f"SELECT ?p ?o FROM <{personal}> FROM NAMED <{personal}> "
+        "WHERE { { ?s ?p ?o } UNION { GRAPH ?g { ?s ?p ?o } } }"
+    )
     found = await values(gateway, "researcher", asked)  # the server's dataset replaces the query's FROMs
     assert WATER in found
     assert not {REF_DEVICE, DEVICE_ID, "compteur-ecole-jules-ferry"} & found
-    widened = await gateway.post("/sparql", data={"query": PREDICATES, "named-graph-uri": personal},
-                                 headers={"Authorization": "Bearer researcher"})
+    widened = await gateway.post(
+        "/sparql",
+        data={"query": PREDICATES, "named-graph-uri": personal},
+        headers={"Authorization": "Bearer researcher"},
+    )
     assert widened.status == 403  # the same answer whether that graph exists or not
     assert (await widened.json())["detail"] == (
-        "none of the graphs the request names (default-graph-uri, named-graph-uri) is open to you")
+        "none of the graphs the request names (default-graph-uri, named-graph-uri) is open to you"
+    )
 
 
 async def test_the_city_data_admin_reads_the_city_personal_graph_not_the_region(gateway: TestClient) -> None:
     graphs = await values(gateway, "admin", "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }")
     assert graphs == {rdf.graph_iri("ville"), rdf.personal_graph_iri("ville")}
-    assert "compteur-ecole-jules-ferry" in await values(gateway, "admin", "SELECT ?name WHERE { ?d <%s> ?name }" % DEVICE_ID)
+    assert "compteur-ecole-jules-ferry" in await values(
+        gateway, "admin", "SELECT ?name WHERE { ?d <%s> ?name }" % DEVICE_ID
+    )
 
 
 async def test_the_owner_sees_which_agreement_opened_its_graph(running: tuple[TestClient, AccessLog]) -> None:
@@ -137,6 +157,8 @@ async def test_the_owner_sees_which_agreement_opened_its_graph(running: tuple[Te
 
 async def test_an_agreement_the_index_cannot_honour_opens_nothing_and_says_why(tmp_path: Path) -> None:
     async for gateway, _ in serve(tmp_path, DEFAULT_PERSONAL_ATTRIBUTES - {"refDevice"}):
-        answer = await gateway.post("/sparql", data={"query": PREDICATES}, headers={"Authorization": "Bearer researcher"})
+        answer = await gateway.post(
+            "/sparql", data={"query": PREDICATES}, headers={"Authorization": "Bearer researcher"}
+        )
         assert answer.status == 403
         assert "keeps refDevice out of SPARQL answers" in (await answer.json())["detail"]

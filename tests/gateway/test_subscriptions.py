@@ -60,8 +60,9 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[str, NgsiLdClient, Partne
     await broker.start()
     partner = Partner()
     await partner.start()
-    grants = TableOfGrants([*GRANTS.rows, ("ville", "partner-platform", Action.SUBSCRIBE, "region",
-                                           "AirQualityObserved", SCHOOL_GRANT)])
+    grants = TableOfGrants(
+        [*GRANTS.rows, ("ville", "partner-platform", Action.SUBSCRIBE, "region", "AirQualityObserved", SCHOOL_GRANT)]
+    )
     store = SubscriptionStore(":memory:")
     log = AccessLog(":memory:")
     try:
@@ -71,8 +72,15 @@ async def world(tmp_path: Path) -> AsyncIterator[tuple[str, NgsiLdClient, Partne
                 await client.batch_upsert("region", [entity])
             port = free_port()
             context = GatewayContext(
-                StaticTokens(TOKENS).validate, grants, broker.url, session, CONTEXTS, log, subscriptions=store,
-                public_url=f"http://127.0.0.1:{port}", endpoints=local_endpoints(partner.url),
+                StaticTokens(TOKENS).validate,
+                grants,
+                broker.url,
+                session,
+                CONTEXTS,
+                log,
+                subscriptions=store,
+                public_url=f"http://127.0.0.1:{port}",
+                endpoints=local_endpoints(partner.url),
             )
             server = TestServer(create_gateway_app(context), host="127.0.0.1", port=port)
             await server.start_server()
@@ -91,19 +99,27 @@ def _subscription(endpoint: str, attributes: list[str] | None) -> dict[str, Any]
     notification: dict[str, Any] = {"endpoint": {"uri": endpoint, "accept": "application/json"}}
     if attributes is not None:
         notification["attributes"] = attributes
-    return {"type": "Subscription", "entities": [{"type": "AirQualityObserved"}], "watchedAttributes": ["no2"],
-            "notification": notification}
+    return {
+        "type": "Subscription",
+        "entities": [{"type": "AirQualityObserved"}],
+        "watchedAttributes": ["no2"],
+        "notification": notification,
+    }
 
 
 async def test_a_rise_of_no2_reaches_the_partner_filtered_to_the_agreement(world: Any) -> None:
     gateway, broker, partner, _, _ = world
     headers = {"Authorization": "Bearer schools", "NGSILD-Tenant": "region"}
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{gateway}/ngsi-ld/v1/subscriptions", headers=headers,
-                             json=_subscription(partner.url, ["no2", "temperature"])) as answer:
+        async with http.post(
+            f"{gateway}/ngsi-ld/v1/subscriptions",
+            headers=headers,
+            json=_subscription(partner.url, ["no2", "temperature"]),
+        ) as answer:
             assert answer.status == 403  # temperature is not granted: refused, not silently dropped
-        async with http.post(f"{gateway}/ngsi-ld/v1/subscriptions", headers=headers,
-                             json=_subscription(partner.url, None)) as answer:
+        async with http.post(
+            f"{gateway}/ngsi-ld/v1/subscriptions", headers=headers, json=_subscription(partner.url, None)
+        ) as answer:
             assert answer.status == 201, await answer.text()
             location = answer.headers["Location"]
         async with http.get(gateway + location, headers=headers) as answer:
@@ -113,8 +129,11 @@ async def test_a_rise_of_no2_reaches_the_partner_filtered_to_the_agreement(world
     entity = copy.deepcopy(air_quality_entities("region", 1, days=1)[0])
     entity["no2"]["value"] = 180.0
     await broker.batch_upsert("region", [entity])
-    await eventually(lambda: any(n["data"][0]["no2"]["value"] == 180.0 for n in partner.received),
-                     "the partner to be notified of the rise", timeout=10)
+    await eventually(
+        lambda: any(n["data"][0]["no2"]["value"] == 180.0 for n in partner.received),
+        "the partner to be notified of the rise",
+        timeout=10,
+    )
     for notification in partner.received:
         for data in notification["data"]:
             # every granted attribute (location coarsened), never temperature
@@ -127,8 +146,11 @@ async def test_a_subscription_cannot_send_to_an_endpoint_not_allowed(world: Any)
     gateway, _, _, _, store = world
     headers = {"Authorization": "Bearer schools", "NGSILD-Tenant": "region"}
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{gateway}/ngsi-ld/v1/subscriptions", headers=headers,
-                             json=_subscription("http://127.0.0.1:1/internal-admin", ["no2"])) as answer:
+        async with http.post(
+            f"{gateway}/ngsi-ld/v1/subscriptions",
+            headers=headers,
+            json=_subscription("http://127.0.0.1:1/internal-admin", ["no2"]),
+        ) as answer:
             assert answer.status == 403
 
 
@@ -136,8 +158,9 @@ async def test_a_revoked_agreement_stops_the_notifications(world: Any) -> None:
     gateway, broker, partner, grants, store = world
     headers = {"Authorization": "Bearer schools", "NGSILD-Tenant": "region"}
     async with aiohttp.ClientSession() as http:
-        async with http.post(f"{gateway}/ngsi-ld/v1/subscriptions", headers=headers,
-                             json=_subscription(partner.url, ["no2"])) as answer:
+        async with http.post(
+            f"{gateway}/ngsi-ld/v1/subscriptions", headers=headers, json=_subscription(partner.url, ["no2"])
+        ) as answer:
             assert answer.status == 201
             subscription_id = answer.headers["Location"].rsplit("/", 1)[-1]
     grants.rows = [row for row in grants.rows if row[5] is not SCHOOL_GRANT]  # the region revokes it

@@ -56,13 +56,18 @@ async def test_the_client_reads_history_from_temporal_url_and_writes_to_the_brok
         client = NgsiLdClient.from_settings(settings, session)
         history = await client.get_temporal("ville", "urn:ngsi-ld:X:1", last_n=1)
         current = await client.get_entity("ville", "urn:ngsi-ld:X:1")
-        await client.add_temporal_attributes("ville", "urn:ngsi-ld:X:1", encode_entity({"no2": [{"type": "Property", "value": 1,
-                                                                               "observedAt": "2026-01-01T00:00:00Z"}]}))
+        await client.add_temporal_attributes(
+            "ville",
+            "urn:ngsi-ld:X:1",
+            encode_entity({"no2": [{"type": "Property", "value": 1, "observedAt": "2026-01-01T00:00:00Z"}]}),
+        )
     assert history is not None and history["answeredBy"] == "mintaka"
     assert current is not None and current["answeredBy"] == "orion"
     assert mintaka.paths == ["GET /ngsi-ld/v1/temporal/entities/urn:ngsi-ld:X:1"]
-    assert orion.paths == ["GET /ngsi-ld/v1/entities/urn:ngsi-ld:X:1",
-                           "POST /ngsi-ld/v1/temporal/entities/urn:ngsi-ld:X:1/attrs"]
+    assert orion.paths == [
+        "GET /ngsi-ld/v1/entities/urn:ngsi-ld:X:1",
+        "POST /ngsi-ld/v1/temporal/entities/urn:ngsi-ld:X:1/attrs",
+    ]
 
 
 async def test_without_temporal_url_everything_goes_to_the_broker(servers) -> None:
@@ -83,8 +88,9 @@ async def test_without_temporal_url_everything_goes_to_the_broker(servers) -> No
         (upstream.Upstream("POST", ("ngsi-ld", "v1", "temporal", "entities", "urn:ngsi-ld:X:1", "attrs")), False),
     ],
 )
-async def test_the_gateway_sends_temporal_reads_to_temporal_base(servers, built: upstream.Upstream,
-                                                                 to_mintaka: bool) -> None:
+async def test_the_gateway_sends_temporal_reads_to_temporal_base(
+    servers, built: upstream.Upstream, to_mintaka: bool
+) -> None:
     orion, orion_url, mintaka, mintaka_url = servers
     async with aiohttp.ClientSession() as session:
         answer = await upstream.send(session, orion_url, built, temporal_base=mintaka_url)

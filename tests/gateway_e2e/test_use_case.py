@@ -74,15 +74,27 @@ async def world(keycloak: KeycloakServer, tmp_path: Path) -> AsyncIterator[dict[
             validator = TokenValidator([TrustedIssuer(keycloak.issuer(r), organization=r) for r in TRUSTED], session)
             port = free_port()
             context = GatewayContext(
-                validator.validate, load_policies(CONFIG, REPO / "compose" / "policies"), broker.url, session,
-                entity_contexts(load_profiles(CONFIG.models_dir)), log, subscriptions=store,
-                public_url=f"http://127.0.0.1:{port}", endpoints=local_endpoints(ventilation.url),
+                validator.validate,
+                load_policies(CONFIG, REPO / "compose" / "policies"),
+                broker.url,
+                session,
+                entity_contexts(load_profiles(CONFIG.models_dir)),
+                log,
+                subscriptions=store,
+                public_url=f"http://127.0.0.1:{port}",
+                endpoints=local_endpoints(ventilation.url),
             )
             server = TestServer(create_gateway_app(context), host="127.0.0.1", port=port)
             await server.start_server()
             try:
-                yield {"gateway": f"http://127.0.0.1:{port}", "broker": broker, "ventilation": ventilation,
-                       "session": session, "log": log, "validator": validator}
+                yield {
+                    "gateway": f"http://127.0.0.1:{port}",
+                    "broker": broker,
+                    "ventilation": ventilation,
+                    "session": session,
+                    "log": log,
+                    "validator": validator,
+                }
             finally:
                 await server.close()
     finally:
@@ -95,8 +107,13 @@ async def world(keycloak: KeycloakServer, tmp_path: Path) -> AsyncIterator[dict[
 async def _deliver(broker_url: str, uplinks: list[bytes], tmp: Path) -> None:
     """The adapter's pipeline and broker writer, for the region's network-server connection."""
     pipeline = demo_pipeline(tmp)
-    station = DeviceRecord(dev_eui=STATION, name="AQ station - école Jules Ferry", location=Location(48.1147, -1.6794),
-                           attributes={}, tenant="region")
+    station = DeviceRecord(
+        dev_eui=STATION,
+        name="AQ station - école Jules Ferry",
+        location=Location(48.1147, -1.6794),
+        attributes={},
+        tenant="region",
+    )
     pipeline.devices = {**pipeline.devices, STATION: station}
     origin = Origin(tenant="region", lns_id="region-chirpstack")
     try:
@@ -104,8 +121,13 @@ async def _deliver(broker_url: str, uplinks: list[bytes], tmp: Path) -> None:
             assert pipeline.process(uplink, lns="chirpstack", origin=origin).status == "mapped"
         assert pipeline.outbox is not None
         async with aiohttp.ClientSession() as session:
-            writer = BrokerWriter(pipeline.outbox, NgsiLdClient(broker_url, session), pipeline.dead_letters,
-                                  CONFIG.broker, receipts=pipeline.ledger)
+            writer = BrokerWriter(
+                pipeline.outbox,
+                NgsiLdClient(broker_url, session),
+                pipeline.dead_letters,
+                CONFIG.broker,
+                receipts=pipeline.ledger,
+            )
             import asyncio
 
             task = asyncio.create_task(writer.run())
@@ -121,12 +143,15 @@ async def test_a_no2_rise_near_a_school_reaches_the_ventilation_service_filtered
 ) -> None:
     gateway, ventilation = world["gateway"], world["ventilation"]
     async with aiohttp.ClientSession() as http:
-        token = await client_credentials_token(http, keycloak, "ville", "ecole-ventilation",
-                                               dev_secret("ville", "ecole-ventilation"))
+        token = await client_credentials_token(
+            http, keycloak, "ville", "ecole-ventilation", dev_secret("ville", "ecole-ventilation")
+        )
         headers = {"Authorization": f"Bearer {token}", "NGSILD-Tenant": "region", "NGSILD-Purpose": PURPOSE}
         subscription = {
-            "type": "Subscription", "entities": [{"type": "AirQualityObserved"}],
-            "watchedAttributes": ["no2", "pm25"], "q": "no2>40|pm25>25",
+            "type": "Subscription",
+            "entities": [{"type": "AirQualityObserved"}],
+            "watchedAttributes": ["no2", "pm25"],
+            "q": "no2>40|pm25>25",
             "notification": {"endpoint": {"uri": ventilation.url, "accept": "application/json"}},
         }
         async with http.post(f"{gateway}/ngsi-ld/v1/subscriptions", json=subscription, headers=headers) as answer:
@@ -140,22 +165,28 @@ async def test_a_no2_rise_near_a_school_reaches_the_ventilation_service_filtered
         assert set(entity) - {"id", "type", "@context", "wasDerivedFrom"} <= allowed  # no refDevice, no typeofLocation
         assert entity["id"] == "urn:ngsi-ld:AirQualityObserved:region:70b3d57ed0009a01"
     accesses = world["log"].records("region")
-    assert any(a.client_id == "ecole-ventilation" and a.entities and a.agreement.endswith("region-air-quality-to-ville-schools")
-               for a in accesses)
+    assert any(
+        a.client_id == "ecole-ventilation"
+        and a.entities
+        and a.agreement.endswith("region-air-quality-to-ville-schools")
+        for a in accesses
+    )
 
 
 async def test_forged_and_misused_tokens_are_refused(world: dict[str, Any], keycloak: KeycloakServer) -> None:
     gateway = world["gateway"]
     async with aiohttp.ClientSession() as http:
-        real = await client_credentials_token(http, keycloak, "ville", "ecole-ventilation",
-                                              dev_secret("ville", "ecole-ventilation"))
+        real = await client_credentials_token(
+            http, keycloak, "ville", "ecole-ventilation", dev_secret("ville", "ecole-ventilation")
+        )
         async with http.get(keycloak.jwks_url("ville")) as answer:
             jwks = await answer.json()
     header = jwt.get_unverified_header(real)
     claims = jwt.decode(real, options={"verify_signature": False})
     rsa_key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
-    public_pem = jwt.PyJWK(rsa_key).key.public_bytes(serialization.Encoding.PEM,
-                                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = jwt.PyJWK(rsa_key).key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
     def b64(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
@@ -163,13 +194,16 @@ async def test_forged_and_misused_tokens_are_refused(world: dict[str, Any], keyc
     head, body, signature = real.split(".")
     forged = {
         "alg none": f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': header['kid']})}.{body}.",
-        "HS256 with the RSA public key": _hs256(public_pem, {"alg": "HS256", "typ": "JWT", "kid": header["kid"]}, claims),
+        "HS256 with the RSA public key": _hs256(
+            public_pem, {"alg": "HS256", "typ": "JWT", "kid": header["kid"]}, claims
+        ),
         "tampered payload": f"{head}.{b64({**claims, 'organization': 'region'})}.{signature}",
         "unknown kid": f"{b64({**header, 'kid': 'not-a-key'})}.{body}.{signature}",
     }
     async with aiohttp.ClientSession() as http:
         forged["a valid token from an untrusted realm"] = await password_token(
-            http, keycloak, "region", "chercheur", dev_password("region", "chercheur"))
+            http, keycloak, "region", "chercheur", dev_password("region", "chercheur")
+        )
     params = {"type": "AirQualityObserved"}
     async with aiohttp.ClientSession() as http:
         for what, token in forged.items():
@@ -182,17 +216,20 @@ async def test_forged_and_misused_tokens_are_refused(world: dict[str, Any], keyc
             assert answer.status not in (401, 403)  # the real one passes (the region has no data yet: 404)
 
 
-async def test_real_tokens_out_of_time_or_for_another_audience_are_refused(world: dict[str, Any],
-                                                                         keycloak: KeycloakServer) -> None:
+async def test_real_tokens_out_of_time_or_for_another_audience_are_refused(
+    world: dict[str, Any], keycloak: KeycloakServer
+) -> None:
     async with aiohttp.ClientSession() as http:
-        real = await client_credentials_token(http, keycloak, "ville", "ecole-ventilation",
-                                              dev_secret("ville", "ecole-ventilation"))
+        real = await client_credentials_token(
+            http, keycloak, "ville", "ecole-ventilation", dev_secret("ville", "ecole-ventilation")
+        )
         issuer = [TrustedIssuer(keycloak.issuer("ville"), organization="ville")]
         cases = {
             "expired": TokenValidator(issuer, http, clock=lambda: time.time() + 7200),
             "not_yet_valid": TokenValidator(issuer, http, clock=lambda: time.time() - 7200),
-            "wrong_audience": TokenValidator([TrustedIssuer(keycloak.issuer("ville"), organization="ville",
-                                                            audience="another-service")], http),
+            "wrong_audience": TokenValidator(
+                [TrustedIssuer(keycloak.issuer("ville"), organization="ville", audience="another-service")], http
+            ),
         }
         for reason, validator in cases.items():
             with pytest.raises(InvalidToken) as refused:
@@ -206,6 +243,7 @@ async def test_real_tokens_out_of_time_or_for_another_audience_are_refused(world
 def _hs256(secret: bytes, header: dict[str, Any], claims: dict[str, Any]) -> str:
     """The classic forgery: an HMAC made with the issuer's public key as the secret
     (PyJWT refuses to make one, rightly, so it is made by hand)."""
+
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 

@@ -29,8 +29,9 @@ AREA = Area(((-1.615, 48.0), (-1.595, 48.0), (-1.595, 48.2), (-1.615, 48.2), (-1
 
 
 def _principal(name: str, organization: str = "ville", role: str = "partner-platform") -> Principal:
-    return Principal(f"https://kc/realms/{organization}", f"sub-{name}", organization, frozenset({role}),
-                     client_id=name)
+    return Principal(
+        f"https://kc/realms/{organization}", f"sub-{name}", organization, frozenset({role}), client_id=name
+    )
 
 
 PRINCIPALS = {name: _principal(name) for name in ("schools", "windowed", "area", "nolocation")}
@@ -39,14 +40,23 @@ PRINCIPALS["stranger"] = _principal("stranger", organization="eau")
 PRINCIPALS["regionofficial"] = _principal("regionofficial", organization="region", role="elected-official")
 
 GRANTS = {
-    "schools": Grant("urn:agreement:schools", "region", attributes=frozenset({"no2", "pm25", "location"}),
-                     coarsened=(("location", 2),)),
-    "windowed": Grant("urn:agreement:windowed", "region", attributes=frozenset({"no2", "pm25", "location"}),
-                      not_after=WINDOW_END),
+    "schools": Grant(
+        "urn:agreement:schools",
+        "region",
+        attributes=frozenset({"no2", "pm25", "location"}),
+        coarsened=(("location", 2),),
+    ),
+    "windowed": Grant(
+        "urn:agreement:windowed", "region", attributes=frozenset({"no2", "pm25", "location"}), not_after=WINDOW_END
+    ),
     "area": Grant("urn:agreement:area", "region", attributes=frozenset({"no2", "location"}), area=AREA),
     "nolocation": Grant("urn:agreement:nolocation", "region", removed=frozenset({"location", "temperature"})),
-    "official": Grant("urn:agreement:official", "region", attributes=frozenset({"no2", "pm25"}),
-                      aggregation=Aggregation("avg", "P1D", 3, dominance_share=1.0)),
+    "official": Grant(
+        "urn:agreement:official",
+        "region",
+        attributes=frozenset({"no2", "pm25"}),
+        aggregation=Aggregation("avg", "P1D", 3, dominance_share=1.0),
+    ),
 }
 CLIENT_OF_GRANT = {"official": "elected-official"}
 
@@ -55,7 +65,9 @@ def table() -> TableOfGrants:
     rows = []
     for name, grant in GRANTS.items():
         role = CLIENT_OF_GRANT.get(name, "partner-platform")
-        actions = (Action.QUERY_HISTORY,) if grant.aggregation else (Action.READ, Action.QUERY_HISTORY, Action.SUBSCRIBE)
+        actions = (
+            (Action.QUERY_HISTORY,) if grant.aggregation else (Action.READ, Action.QUERY_HISTORY, Action.SUBSCRIBE)
+        )
         rows += [("ville", role, action, "region", TYPE, grant) for action in actions]
     return TableOfGrants(rows)
 
@@ -80,13 +92,21 @@ async def attacked(tmp_path: Path, partner: str = "schools", **context: Any) -> 
 
 
 def subscription(endpoint: str = "http://127.0.0.1:9/notify", **members: Any) -> dict[str, Any]:
-    return {"type": "Subscription", "entities": [{"type": TYPE}],
-            "notification": {"endpoint": {"uri": endpoint}}, **members}
+    return {
+        "type": "Subscription",
+        "entities": [{"type": TYPE}],
+        "notification": {"endpoint": {"uri": endpoint}},
+        **members,
+    }
 
 
 def subscribing(**context: Any) -> dict[str, Any]:
     """What a gateway needs to take subscriptions in these tests (the partner is never called)."""
     from adapter.gateway.subscriptions import SubscriptionStore
 
-    return {"subscriptions": SubscriptionStore(":memory:"), "public_url": "http://127.0.0.1:9",
-            "endpoints": local_endpoints("http://127.0.0.1:9/"), **context}
+    return {
+        "subscriptions": SubscriptionStore(":memory:"),
+        "public_url": "http://127.0.0.1:9",
+        "endpoints": local_endpoints("http://127.0.0.1:9/"),
+        **context,
+    }

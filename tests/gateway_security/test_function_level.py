@@ -12,14 +12,24 @@ import pytest
 from tests.gateway_security.support import SENSOR, as_, attacked
 
 
-@pytest.mark.parametrize("method,path", [
-    ("POST", "/ngsi-ld/v1/entities"), ("POST", "/ngsi-ld/v1/entityOperations/upsert"),
-    ("POST", "/ngsi-ld/v1/entityOperations/delete"), ("POST", "/ngsi-ld/v1/entityOperations/update"),
-    ("PATCH", f"/ngsi-ld/v1/entities/{SENSOR.format(0)}/attrs"), ("DELETE", f"/ngsi-ld/v1/entities/{SENSOR.format(0)}"),
-    ("PUT", f"/ngsi-ld/v1/entities/{SENSOR.format(0)}"), ("POST", "/ngsi-ld/v1/temporal/entities"),
-    ("GET", "/ngsi-ld/v1/types"), ("GET", "/ngsi-ld/v1/attributes"), ("GET", "/ngsi-ld/v1/csourceRegistrations"),
-    ("GET", "/ngsi-ld/v1/jsonldContexts"), ("PATCH", "/ngsi-ld/v1/subscriptions/urn:x"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("POST", "/ngsi-ld/v1/entities"),
+        ("POST", "/ngsi-ld/v1/entityOperations/upsert"),
+        ("POST", "/ngsi-ld/v1/entityOperations/delete"),
+        ("POST", "/ngsi-ld/v1/entityOperations/update"),
+        ("PATCH", f"/ngsi-ld/v1/entities/{SENSOR.format(0)}/attrs"),
+        ("DELETE", f"/ngsi-ld/v1/entities/{SENSOR.format(0)}"),
+        ("PUT", f"/ngsi-ld/v1/entities/{SENSOR.format(0)}"),
+        ("POST", "/ngsi-ld/v1/temporal/entities"),
+        ("GET", "/ngsi-ld/v1/types"),
+        ("GET", "/ngsi-ld/v1/attributes"),
+        ("GET", "/ngsi-ld/v1/csourceRegistrations"),
+        ("GET", "/ngsi-ld/v1/jsonldContexts"),
+        ("PATCH", "/ngsi-ld/v1/subscriptions/urn:x"),
+    ],
+)
 async def test_writes_and_other_operations_are_not_offered(tmp_path: Path, method: str, path: str) -> None:
     async with attacked(tmp_path) as world:
         anonymous = await world.http.request(method, path, json=[])

@@ -35,13 +35,15 @@ def _cells(answer: Any) -> dict[tuple[str, str, str], Any]:
 async def test_overlapping_windows_and_repeated_questions_answer_the_same_cells(tmp_path: Path) -> None:
     async with attacked(tmp_path) as world:
         http = world.http
-        asks = [_window("2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z"),
-                _window("2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z"),
-                _window("2026-11-21T00:00:00Z", "2026-11-22T00:00:00Z"),
-                _window("2026-11-19T13:00:00Z", "2026-11-22T07:00:00Z"),  # partial days: rounded in
-                _window("2026-11-20T08:00:00Z", "2026-11-22T00:00:00Z"),  # starts inside day 1: day 2 only
-                _window("2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z", attrs="no2"),
-                _window("2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z")]
+        asks = [
+            _window("2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z"),
+            _window("2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z"),
+            _window("2026-11-21T00:00:00Z", "2026-11-22T00:00:00Z"),
+            _window("2026-11-19T13:00:00Z", "2026-11-22T07:00:00Z"),  # partial days: rounded in
+            _window("2026-11-20T08:00:00Z", "2026-11-22T00:00:00Z"),  # starts inside day 1: day 2 only
+            _window("2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z", attrs="no2"),
+            _window("2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z"),
+        ]
         seen: dict[tuple[str, str, str], Any] = {}
         for params in asks:
             answer = await http.get(TEMPORAL, params=params, headers=as_("official"))
@@ -64,16 +66,28 @@ async def test_a_cell_once_published_does_not_move_when_the_broker_changes(tmp_p
         assert after == before
 
 
-@pytest.mark.parametrize("params", [
-    {"q": "no2>5"}, {"id": "urn:ngsi-ld:AirQualityObserved:region:sensor0"}, {"idPattern": ".*sensor[012]$"},
-    {"georel": "near;maxDistance==500", "geometry": "Point", "coordinates": "[-1.6,48.1]"}, {"lastN": "1"},
-    {"aggrMethods": "sum", "aggrPeriodDuration": "PT1H"}, {"limit": "2"}, {"offset": "1"}, {"count": "true"},
-    {"options": "sysAttrs"}, {"timeproperty": "modifiedAt"}, {"options": "concise"},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": "no2>5"},
+        {"id": "urn:ngsi-ld:AirQualityObserved:region:sensor0"},
+        {"idPattern": ".*sensor[012]$"},
+        {"georel": "near;maxDistance==500", "geometry": "Point", "coordinates": "[-1.6,48.1]"},
+        {"lastN": "1"},
+        {"aggrMethods": "sum", "aggrPeriodDuration": "PT1H"},
+        {"limit": "2"},
+        {"offset": "1"},
+        {"count": "true"},
+        {"options": "sysAttrs"},
+        {"timeproperty": "modifiedAt"},
+        {"options": "concise"},
+    ],
+)
 async def test_nothing_in_a_request_chooses_the_sensors_of_a_cell(tmp_path: Path, params: dict[str, str]) -> None:
     async with attacked(tmp_path) as world:
-        answer = await world.http.get(TEMPORAL, params=_window("2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z",
-                                                               **params), headers=as_("official"))
+        answer = await world.http.get(
+            TEMPORAL, params=_window("2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z", **params), headers=as_("official")
+        )
         assert answer.status in (400, 403), (params, await answer.text())
 
 
@@ -82,10 +96,14 @@ async def test_an_official_gets_no_single_sensor_by_any_route(tmp_path: Path) ->
         http = world.http
         sensor = "urn:ngsi-ld:AirQualityObserved:region:sensor0"
         for method, path, kwargs in (
-            ("GET", f"{TEMPORAL}/{sensor}", {}), ("GET", "/ngsi-ld/v1/entities", {"params": {"type": TYPE}}),
+            ("GET", f"{TEMPORAL}/{sensor}", {}),
+            ("GET", "/ngsi-ld/v1/entities", {"params": {"type": TYPE}}),
             ("GET", f"/ngsi-ld/v1/entities/{sensor}", {}),
-            ("POST", "/ngsi-ld/v1/temporal/entityOperations/query",
-             {"json": {"type": "Query", "entities": [{"type": TYPE, "id": sensor}]}}),
+            (
+                "POST",
+                "/ngsi-ld/v1/temporal/entityOperations/query",
+                {"json": {"type": "Query", "entities": [{"type": TYPE, "id": sensor}]}},
+            ),
         ):
             answer = await http.request(method, path, headers=as_("official"), **kwargs)
             assert answer.status == 403, (path, await answer.text())
@@ -93,8 +111,9 @@ async def test_an_official_gets_no_single_sensor_by_any_route(tmp_path: Path) ->
 
 async def test_fewer_sensors_than_the_threshold_tell_nothing_but_that(tmp_path: Path) -> None:
     async with attacked(tmp_path, sensors={"region": 2}) as world:
-        answer = await world.http.get(TEMPORAL, params=_window("2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z"),
-                                      headers=as_("official"))
+        answer = await world.http.get(
+            TEMPORAL, params=_window("2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z"), headers=as_("official")
+        )
         cells = _cells(await answer.json())
         assert cells and all(c["status"] == "suppressed" and c["rule"] == "threshold" for c in cells.values())
         assert all("value" not in c and "sensors" not in c for c in cells.values())
@@ -110,14 +129,18 @@ async def test_district_cells_place_each_sensor_by_its_current_location(tmp_path
     east = District("east", ((-1.605, 48.0), (-1.58, 48.0), (-1.58, 48.2), (-1.605, 48.2), (-1.605, 48.0)))
     grant = support.GRANTS["official"]
     assert grant.aggregation is not None
-    districted = replace(grant, aggregation=replace(grant.aggregation, districts=(west, east), total=True,
-                                                    min_group_size=1))
+    districted = replace(
+        grant, aggregation=replace(grant.aggregation, districts=(west, east), total=True, min_group_size=1)
+    )
     original = support.GRANTS["official"]
     support.GRANTS["official"] = districted
     try:
         async with attacked(tmp_path) as world:  # sensors at -1.60 (east), -1.61, -1.62 (west), -1.63 (none)
-            answer = await world.http.get(TEMPORAL, params=_window("2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z",
-                                                                   attrs="no2"), headers=as_("official"))
+            answer = await world.http.get(
+                TEMPORAL,
+                params=_window("2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z", attrs="no2"),
+                headers=as_("official"),
+            )
             assert answer.status == 200, await answer.text()
             cells = {group: cell for (group, _, _), cell in _cells(await answer.json()).items()}
     finally:

@@ -40,8 +40,9 @@ from tests.gateway.support import GatewayWorld, TableOfGrants, catalogue, gatewa
 from tests.gateway_security.support import subscribing
 from tests.gateway_security.worlds import AREA, DAY0, SECRETS, TENANTS, WINDOW_END, Secret, instants, world_writes
 
-PARTNER = Principal("https://kc/realms/ville", "svc-oracle", "ville", frozenset({"partner-platform"}),
-                    client_id="oracle")
+PARTNER = Principal(
+    "https://kc/realms/ville", "svc-oracle", "ville", frozenset({"partner-platform"}), client_id="oracle"
+)
 TOKENS = {"partner": PARTNER}
 TYPE = "AirQualityObserved"
 NAMES = sorted(catalogue().attributes(TYPE))
@@ -51,10 +52,22 @@ EXAMPLES = int(os.environ.get("NGSILD_ADAPTER_ORACLE_EXAMPLES", "150"))
 SEED = os.environ.get("NGSILD_ADAPTER_ORACLE_SEED")
 # hostile q forms a regex-based gateway missed (each names temperature or location somewhere)
 HOSTILE_Q = [
-    'temperature=~".*"', "no2>1,temperature>1", "(no2>=0|temperature>10)", "!temperature", "temperature",
-    "temperature.observedAt>2000-01-01T00:00:00Z", "no2>=0;(pm25>=0|temperature==10..11)", "temperature[a]==1",
-    'temperature~="1.*"', 'temperature!~="x"', "no2==0,10;temperature!=3", "no2>=0&temperature>10",
-    "location==1", "( temperature > 10 )", "no2>=0;temperature>10.5", "relativeHumidity<0.62",
+    'temperature=~".*"',
+    "no2>1,temperature>1",
+    "(no2>=0|temperature>10)",
+    "!temperature",
+    "temperature",
+    "temperature.observedAt>2000-01-01T00:00:00Z",
+    "no2>=0;(pm25>=0|temperature==10..11)",
+    "temperature[a]==1",
+    'temperature~="1.*"',
+    'temperature!~="x"',
+    "no2==0,10;temperature!=3",
+    "no2>=0&temperature>10",
+    "location==1",
+    "( temperature > 10 )",
+    "no2>=0;temperature>10.5",
+    "relativeHumidity<0.62",
 ]
 
 
@@ -72,12 +85,18 @@ async def world(tmp_path: Path) -> AsyncIterator[GatewayWorld]:
 
 # -- agreements ---------------------------------------------------------------------------------
 
+
 @st.composite
 def grants(draw: st.DrawFn, secret: Secret) -> Grant:
     listed = draw(st.none() | st.frozensets(st.sampled_from(NAMES), min_size=1))
     removed = draw(st.frozensets(st.sampled_from(NAMES), max_size=3))
-    coarsened = {k: v for k, v in draw(st.dictionaries(st.sampled_from([*NUMERIC, "location"]), st.integers(0, 2),
-                                                       max_size=3)).items() if k not in removed}
+    coarsened = {
+        k: v
+        for k, v in draw(
+            st.dictionaries(st.sampled_from([*NUMERIC, "location"]), st.integers(0, 2), max_size=3)
+        ).items()
+        if k not in removed
+    }
     grant = Grant("urn:agreement:oracle", secret.tenants[0], attributes=listed, removed=removed)
     visible = (listed if listed is not None else frozenset(NAMES)) - removed
     if secret.name == "attribute":  # never raw: removed, not listed, or shown at 0 decimals
@@ -94,8 +113,9 @@ def grants(draw: st.DrawFn, secret: Secret) -> Grant:
 
 # -- requests -----------------------------------------------------------------------------------
 
-_names_csv = st.lists(st.sampled_from([*NAMES, "id", "type", "unknownAttr"]), min_size=1, max_size=4,
-                      unique=True).map(",".join)
+_names_csv = st.lists(st.sampled_from([*NAMES, "id", "type", "unknownAttr"]), min_size=1, max_size=4, unique=True).map(
+    ",".join
+)
 
 
 @st.composite
@@ -111,9 +131,14 @@ def _leaf(draw: st.DrawFn) -> Expr:
     return Exists(path, draw(st.booleans()))
 
 
-_q_trees = st.recursive(_leaf(), lambda inner: st.one_of(
-    st.lists(inner, min_size=2, max_size=3).map(lambda terms: all_of(*terms)),
-    st.lists(inner, min_size=2, max_size=3).map(lambda terms: any_of(*terms))), max_leaves=5)
+_q_trees = st.recursive(
+    _leaf(),
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=2, max_size=3).map(lambda terms: all_of(*terms)),
+        st.lists(inner, min_size=2, max_size=3).map(lambda terms: any_of(*terms)),
+    ),
+    max_leaves=5,
+)
 q_texts = st.one_of(_q_trees.map(to_text), st.sampled_from(HOSTILE_Q))
 
 
@@ -121,8 +146,11 @@ q_texts = st.one_of(_q_trees.map(to_text), st.sampled_from(HOSTILE_Q))
 def geo(draw: st.DrawFn) -> dict[str, str]:
     params: dict[str, str] = {}
     if draw(st.booleans()):
-        params.update(georel=f"near;maxDistance=={draw(st.sampled_from([50, 600, 2000, 50000]))}", geometry="Point",
-                      coordinates=json.dumps([draw(st.sampled_from([-1.6, -1.61, -1.63, -1.75])), 48.1]))
+        params.update(
+            georel=f"near;maxDistance=={draw(st.sampled_from([50, 600, 2000, 50000]))}",
+            geometry="Point",
+            coordinates=json.dumps([draw(st.sampled_from([-1.6, -1.61, -1.63, -1.75])), 48.1]),
+        )
     else:
         lon = draw(st.sampled_from([-1.605, -1.625, -1.70]))
         ring = [[lon, 48.0], [lon + 0.02, 48.0], [lon + 0.02, 48.2], [lon, 48.2], [lon, 48.0]]
@@ -236,6 +264,7 @@ async def _ask(world: GatewayWorld, request: dict[str, Any], tenant: str) -> tup
 
 # -- nothing beyond the agreement ---------------------------------------------------------------
 
+
 def _visible(grant: Grant) -> frozenset[str]:
     listed = grant.attributes if grant.attributes is not None else frozenset(NAMES)
     return listed - grant.removed
@@ -267,22 +296,31 @@ def _check_within(grant: Grant, body: Any, request: dict[str, Any]) -> None:
 STATS: Counter[str] = Counter()
 
 
-@settings(max_examples=EXAMPLES, derandomize=SEED is None, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=EXAMPLES,
+    derandomize=SEED is None,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @seed(int(SEED or 0))
 @given(data=st.data())
 async def test_no_answer_depends_on_what_the_agreement_withholds(world: GatewayWorld, data: st.DataObject) -> None:
     secret = data.draw(st.sampled_from(SECRETS), label="secret")
     grant = data.draw(grants(secret), label="grant")
     request = data.draw(requests(), label="request")
-    world.grants.rows = [("ville", "partner-platform", action, tenant, TYPE, grant)
-                         for tenant in secret.tenants for action in (Action.READ, Action.QUERY_HISTORY, Action.SUBSCRIBE)]
+    world.grants.rows = [
+        ("ville", "partner-platform", action, tenant, TYPE, grant)
+        for tenant in secret.tenants
+        for action in (Action.READ, Action.QUERY_HISTORY, Action.SUBSCRIBE)
+    ]
     a, b = secret.tenants
     status_a, seen_a, body_a = await _ask(world, request, a)
     status_b, seen_b, _ = await _ask(world, request, b)
     STATS[f"{secret.name} {request['kind']} {status_a}"] += 1  # benchmarks/gateway_oracle.py prints the mix
     assert status_a < 500, f"the gateway failed: {seen_a}"
     assert (status_a, seen_a) == (status_b, seen_b), (
-        f"the {secret.name} secret changed the answer:\nA {status_a} {seen_a[:600]}\nB {status_b} {seen_b[:600]}")
+        f"the {secret.name} secret changed the answer:\nA {status_a} {seen_a[:600]}\nB {status_b} {seen_b[:600]}"
+    )
     if status_a == 200 and body_a is not None and request["kind"] != "subscription":
         _check_within(grant, body_a, request)

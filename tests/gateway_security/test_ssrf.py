@@ -19,17 +19,33 @@ from tests.gateway_security.support import as_, attacked, subscribing, subscript
 from tests.support import eventually
 
 
-@pytest.mark.parametrize("uri", [
-    "http://127.0.0.1:1/admin", "http://localhost:9/notify", "http://169.254.169.254/latest/meta-data",
-    "http://[::1]:9/notify", "http://0x7f.1:9/notify", "http://2130706433:9/notify", "http://127.1:9/notify",
-    "http://127.0.0.1:9@evil.example/notify", "http://127.0.0.1:9/notify/../../admin", "http://127.0.0.1:9/notifyx",
-    "http://127.0.0.1:9/%2e%2e/admin", "file:///etc/passwd", "gopher://127.0.0.1:9/", "http://127.0.0.1:9/notify#x",
-    "http://10.0.0.1/notify", "https://partner.example.evil.com/notify", "http://127.0.0.1:99999/notify",
-])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "http://127.0.0.1:1/admin",
+        "http://localhost:9/notify",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:9/notify",
+        "http://0x7f.1:9/notify",
+        "http://2130706433:9/notify",
+        "http://127.1:9/notify",
+        "http://127.0.0.1:9@evil.example/notify",
+        "http://127.0.0.1:9/notify/../../admin",
+        "http://127.0.0.1:9/notifyx",
+        "http://127.0.0.1:9/%2e%2e/admin",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:9/",
+        "http://127.0.0.1:9/notify#x",
+        "http://10.0.0.1/notify",
+        "https://partner.example.evil.com/notify",
+        "http://127.0.0.1:99999/notify",
+    ],
+)
 async def test_a_subscription_to_an_endpoint_not_allowed_is_refused(tmp_path: Path, uri: str) -> None:
     async with attacked(tmp_path, **subscribing(endpoints=local_endpoints("http://127.0.0.1:9/notify/"))) as world:
-        answer = await world.http.post("/ngsi-ld/v1/subscriptions", headers=as_("schools"),
-                                       json=subscription(endpoint=uri))
+        answer = await world.http.post(
+            "/ngsi-ld/v1/subscriptions", headers=as_("schools"), json=subscription(endpoint=uri)
+        )
         assert answer.status in (400, 403), (uri, answer.status)
 
 
@@ -61,8 +77,11 @@ async def redirector() -> AsyncIterator[tuple[str, list[str], str, list[str]]]:
 async def test_a_notification_never_follows_a_redirect(tmp_path: Path, redirector: Any) -> None:
     endpoint, partner_hits, _, internal_hits = redirector
     async with attacked(tmp_path, **subscribing(endpoints=local_endpoints(endpoint), public_url="auto")) as world:
-        made = await world.http.post("/ngsi-ld/v1/subscriptions", headers=as_("schools"),
-                                     json=subscription(endpoint=endpoint, watchedAttributes=["no2"]))
+        made = await world.http.post(
+            "/ngsi-ld/v1/subscriptions",
+            headers=as_("schools"),
+            json=subscription(endpoint=endpoint, watchedAttributes=["no2"]),
+        )
         assert made.status == 201, await made.text()
         entity = copy.deepcopy(air_quality_entities("region", 1, days=1)[0])
         entity["no2"]["value"] = 99.0

@@ -89,6 +89,13 @@ def world_writes(tenant: str, secret: Secret | None) -> list[dict[str, Any]]:
 
 def instants() -> list[str]:
     """Times a request may name: around the data, on its edges and inside it."""
-    moments = [DAY0 - timedelta(days=1), DAY0, DAY0 + timedelta(minutes=2), WINDOW_END, DAY0 + timedelta(days=1),
-               DAY0 + timedelta(days=1, minutes=2), DAY0 + timedelta(days=3)]
+    moments = [
+        DAY0 - timedelta(days=1),
+        DAY0,
+        DAY0 + timedelta(minutes=2),
+        WINDOW_END,
+        DAY0 + timedelta(days=1),
+        DAY0 + timedelta(days=1, minutes=2),
+        DAY0 + timedelta(days=3),
+    ]
     return [m.isoformat().replace("+00:00", "Z") for m in moments]

@@ -21,8 +21,13 @@ from adapter.httpserver import DEFAULT_SERVER_LIMITS, RunningServer, ServerLimit
 from tests.http_limits.support import GENEROUS_S, SMALL, raw_client
 
 LIMITS = ServerLimits(
-    header_timeout_s=SMALL, body_timeout_s=SMALL, keepalive_timeout_s=2 * SMALL,
-    max_line_bytes=1024, max_field_bytes=1024, max_headers=20, max_body_bytes=4096,
+    header_timeout_s=SMALL,
+    body_timeout_s=SMALL,
+    keepalive_timeout_s=2 * SMALL,
+    max_line_bytes=1024,
+    max_field_bytes=1024,
+    max_headers=20,
+    max_body_bytes=4096,
 )
 GET = b"GET /hello HTTP/1.1\r\nHost: test\r\n\r\n"
 
@@ -175,7 +180,9 @@ async def test_an_idle_keep_alive_connection_is_closed(server: tuple[RunningServ
 # --- slow and large bodies -------------------------------------------------------------------
 
 
-async def test_a_body_sent_too_slowly_is_refused_408_and_the_connection_closed(server: tuple[RunningServer, Seen]) -> None:
+async def test_a_body_sent_too_slowly_is_refused_408_and_the_connection_closed(
+    server: tuple[RunningServer, Seen],
+) -> None:
     running, seen = server
     async with raw_client(running.port) as client:
         await client.send(post("/upload", b"only part", length=100))
@@ -207,7 +214,9 @@ async def test_a_body_trickled_slowly_is_cut_off(server: tuple[RunningServer, Se
     assert (answer is None or answer.status == 408) and seen.bodies == []
 
 
-async def test_an_unread_body_of_an_answered_request_does_not_hold_the_connection(server: tuple[RunningServer, Seen]) -> None:
+async def test_an_unread_body_of_an_answered_request_does_not_hold_the_connection(
+    server: tuple[RunningServer, Seen],
+) -> None:
     running, _ = server
     async with raw_client(running.port) as client:
         await client.send(post("/refuse", b"part", length=1000))
@@ -215,7 +224,9 @@ async def test_an_unread_body_of_an_answered_request_does_not_hold_the_connectio
     assert answer.status == 401
 
 
-async def test_a_declared_body_over_the_limit_is_refused_413_before_it_is_read(server: tuple[RunningServer, Seen]) -> None:
+async def test_a_declared_body_over_the_limit_is_refused_413_before_it_is_read(
+    server: tuple[RunningServer, Seen],
+) -> None:
     running, seen = server
     async with raw_client(running.port) as client:
         await client.send(post("/upload", b"", length=LIMITS.max_body_bytes + 1))  # and no body at all
@@ -241,13 +252,20 @@ async def test_a_chunked_body_over_the_limit_is_refused_413(server: tuple[Runnin
 # --- header limits ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("request_bytes", [
-    b"GET /hello HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n",  # one header too long
-    b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: test\r\n\r\n",  # request line too long
-    b"GET /hello HTTP/1.1\r\nHost: test\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(30)) + b"\r\n",  # too many
-], ids=["long-header", "long-request-line", "too-many-headers"])
-async def test_an_oversized_head_is_refused(server: tuple[RunningServer, Seen], request_bytes: bytes,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /hello HTTP/1.1\r\nHost: test\r\nX-Big: " + b"a" * 2000 + b"\r\n\r\n",  # one header too long
+        b"GET /" + b"a" * 2000 + b" HTTP/1.1\r\nHost: test\r\n\r\n",  # request line too long
+        b"GET /hello HTTP/1.1\r\nHost: test\r\n"
+        + b"".join(b"X-%d: 1\r\n" % n for n in range(30))
+        + b"\r\n",  # too many
+    ],
+    ids=["long-header", "long-request-line", "too-many-headers"],
+)
+async def test_an_oversized_head_is_refused(
+    server: tuple[RunningServer, Seen], request_bytes: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     running, _ = server
     with caplog.at_level(logging.INFO, logger="aiohttp.server"):
         async with raw_client(running.port) as client:
@@ -263,13 +281,26 @@ async def test_an_oversized_head_is_refused(server: tuple[RunningServer, Seen], 
 
 def test_defaults() -> None:
     assert DEFAULT_SERVER_LIMITS == ServerLimits(
-        header_timeout_s=10.0, body_timeout_s=30.0, keepalive_timeout_s=15.0,
-        max_line_bytes=8190, max_field_bytes=8190, max_headers=100, max_body_bytes=1024 * 1024,
+        header_timeout_s=10.0,
+        body_timeout_s=30.0,
+        keepalive_timeout_s=15.0,
+        max_line_bytes=8190,
+        max_field_bytes=8190,
+        max_headers=100,
+        max_body_bytes=1024 * 1024,
     )
 
 
-@pytest.mark.parametrize("bad", [{"header_timeout_s": 0}, {"body_timeout_s": -1}, {"keepalive_timeout_s": 0},
-                                 {"max_headers": 0}, {"max_body_bytes": 0}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"header_timeout_s": 0},
+        {"body_timeout_s": -1},
+        {"keepalive_timeout_s": 0},
+        {"max_headers": 0},
+        {"max_body_bytes": 0},
+    ],
+)
 def test_limits_that_would_disable_themselves_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         ServerLimits(**bad)

@@ -153,8 +153,7 @@ async def test_provenance_serve_cuts_off_a_half_head(config: AdapterConfig) -> N
 def test_http_limits_come_from_the_configuration(tmp_path: Path) -> None:
     path = tmp_path / "adapter.toml"
     path.write_text(
-        '[[collectivity]]\ntenant = "ville"\nname = "Ville"\n'
-        "[http]\nheader_timeout_s = 2.5\nmax_headers = 50\n"
+        '[[collectivity]]\ntenant = "ville"\nname = "Ville"\n[http]\nheader_timeout_s = 2.5\nmax_headers = 50\n'
     )
     loaded = load_config(path, env={"NGSILD_ADAPTER_HTTP_BODY_TIMEOUT_S": "7"})
     assert loaded.http == ServerLimits(header_timeout_s=2.5, body_timeout_s=7.0, max_headers=50)

@@ -58,10 +58,20 @@ class Authority:
             .not_valid_before(self.now - timedelta(hours=1))
             .not_valid_after(self.now + timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
-            ), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
             .sign(self.key, hashes.SHA256())
         )
         self.ca_file = folder / f"{name}-ca.pem"
@@ -73,20 +83,24 @@ class Authority:
         names += [x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
         return self._issue("server", names, ExtendedKeyUsageOID.SERVER_AUTH)
 
-    def client(
-        self, common_name: str, *, expired: bool = False, key_password: bytes | None = None
-    ) -> Issued:
+    def client(self, common_name: str, *, expired: bool = False, key_password: bytes | None = None) -> Issued:
         """A client certificate whose CN is ``common_name`` (Mosquitto's user name with
         ``use_identity_as_username``); ``expired``: its validity ended an hour ago."""
         return self._issue(common_name, [], ExtendedKeyUsageOID.CLIENT_AUTH, expired=expired, key_password=key_password)
 
     def _issue(
-        self, common_name: str, names: list[x509.GeneralName], usage: x509.ObjectIdentifier, *,
-        expired: bool = False, key_password: bytes | None = None,
+        self,
+        common_name: str,
+        names: list[x509.GeneralName],
+        usage: x509.ObjectIdentifier,
+        *,
+        expired: bool = False,
+        key_password: bytes | None = None,
     ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         start, end = (
-            (self.now - timedelta(hours=2), self.now - timedelta(hours=1)) if expired
+            (self.now - timedelta(hours=2), self.now - timedelta(hours=1))
+            if expired
             else (self.now - timedelta(minutes=30), self.now + timedelta(days=1))
         )
         builder = (

@@ -21,9 +21,16 @@ async def test_demo_delivers_the_fleet_to_the_embedded_broker(tmp_path: Path) ->
     assert report.outcomes == {"mapped": 2 * devices + 1, "rejected": 2}  # + the NO2 rise of the sharing part
     assert report.dead_letters == {"malformed_json": 1, "unknown_device": 1}
     expected: dict[str, dict[str, int]] = {}
-    kinds = {"air-quality": "AirQualityObserved", "school-climate": "IndoorEnvironmentObserved",
-             "parking": "ParkingSpot", "streetlight": "Streetlight", "noise": "NoiseLevelObserved",
-             "weather": "WeatherObserved", "energy": "ACMeasurement", "water": "WaterConsumptionObserved"}
+    kinds = {
+        "air-quality": "AirQualityObserved",
+        "school-climate": "IndoorEnvironmentObserved",
+        "parking": "ParkingSpot",
+        "streetlight": "Streetlight",
+        "noise": "NoiseLevelObserved",
+        "weather": "WeatherObserved",
+        "energy": "ACMeasurement",
+        "water": "WaterConsumptionObserved",
+    }
     for tenant, _, _, kind, count, _ in FLEET_PLAN:
         per_type = expected.setdefault(tenant, {})
         per_type[kinds[kind]] = per_type.get(kinds[kind], 0) + count

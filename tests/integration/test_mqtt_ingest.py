@@ -106,7 +106,9 @@ def recorder(config: AdapterConfig, tmp_path: Path) -> Iterator[Recorder]:
         pipeline.close()
 
 
-def mqtt_connection(config: AdapterConfig, name: str, address: tuple[str, int], client_id: str | None = None) -> Connection:
+def mqtt_connection(
+    config: AdapterConfig, name: str, address: tuple[str, int], client_id: str | None = None
+) -> Connection:
     """A demo connection pointed at the test broker, with a client identifier of the test's own."""
     host, port = address
     return dataclasses.replace(
@@ -273,7 +275,9 @@ async def test_message_whose_handler_raised_is_redelivered_after_the_next_ones(
     with caplog.at_level(logging.WARNING, logger="adapter.sources.mqtt"):
         async with consuming(connection, recorder, reconnect_delay_s=redelivery_delay):
             await publish(mosquitto, [failing, following])
-            await eventually(lambda: recorder.processed(failing[1], following[1]), "the failed message to be redelivered")
+            await eventually(
+                lambda: recorder.processed(failing[1], following[1]), "the failed message to be redelivered"
+            )
 
     assert [c.topic for c in recorder.calls] == [failing[0], following[0], failing[0]]
     first, _, retry = recorder.calls
@@ -303,7 +307,9 @@ async def test_consumer_reconnects_after_a_broker_restart(
 
             consumer.ready.clear()
             broker.stop()
-            await eventually(lambda: any("lost" in r.getMessage() for r in caplog.records), "the disconnect to be logged")
+            await eventually(
+                lambda: any("lost" in r.getMessage() for r in caplog.records), "the disconnect to be logged"
+            )
             await asyncio.sleep(0.3)  # a few refused reconnection attempts while the broker is down
             broker.start()
             await wait_ready(consumer)
@@ -312,7 +318,9 @@ async def test_consumer_reconnects_after_a_broker_restart(
             await eventually(lambda: recorder.processed(after[1]), "the message after the restart")
 
     assert not consumer.task.cancelled() and consumer.task.exception() is None
-    assert entity(recorder.result_for(after[1]), "Streetlight")["id"] == "urn:ngsi-ld:Streetlight:ville:70b3d57ed0007a07"
+    assert (
+        entity(recorder.result_for(after[1]), "Streetlight")["id"] == "urn:ngsi-ld:Streetlight:ville:70b3d57ed0007a07"
+    )
     # The broker may have stopped before the acknowledgement of `before` left: then it was
     # redelivered after the restart (at least once) and the pipeline saw a duplicate.
     again = [r.status for c, r in recorder.results if c.body == before[1]][1:]

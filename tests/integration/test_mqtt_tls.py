@@ -87,14 +87,13 @@ def received(tmp_path: Path) -> Iterator[Received]:
         pipeline.close()
 
 
-def connection(
-    tmp_path: Path, address: tuple[str, int], keys: str, env: Mapping[str, str] | None = None
-) -> Connection:
+def connection(tmp_path: Path, address: tuple[str, int], keys: str, env: Mapping[str, str] | None = None) -> Connection:
     """The ``ville-chirpstack`` connection of a configuration file in ``tmp_path`` (file paths
     in ``keys`` are relative to it, e.g. ``pki/broker-ca.pem``)."""
     host, port = address
     path = tmp_path / "adapter.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 [[collectivity]]
 tenant = "ville"
 name = "Ville"
@@ -107,7 +106,9 @@ host = "{host}"
 port = {port}
 client_id = "test-tls-{uuid.uuid4().hex[:8]}"
 {keys}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return load_config(path, env=env or {}).connection("ville-chirpstack")
 
 
@@ -227,7 +228,9 @@ async def test_the_server_name_is_verified_and_tls_server_name_names_it(
     tmp_path: Path, pki: Pki, tls_mosquitto: StartBroker, received: Received, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = pki.ca.server(dns_names=("mqtt.ville.test",), ips=())
-    broker = tls_mosquitto(TlsListener(pki.ca.ca_file, server.cert_file, server.key_file, use_identity_as_username=True))
+    broker = tls_mosquitto(
+        TlsListener(pki.ca.ca_file, server.cert_file, server.key_file, use_identity_as_username=True)
+    )
     by_address = connection(tmp_path, broker.tls_address, client_keys(pki))
     messages = await refused(caplog, by_address, received)
     assert "the server's certificate does not name this address (see tls_server_name)" in messages[0]
@@ -253,7 +256,9 @@ async def test_a_password_from_the_environment_logs_in_over_tls(
     # The Things Stack's shape: no client certificate, the application id and an API key
     api_key = "NNSXS.TESTKEY." + uuid.uuid4().hex
     broker = tls_mosquitto(pki.listener(require_certificate=False, passwords={"ville@ttn": api_key}))
-    keys = f'tls = true\nca_file = "pki/{pki.ca.ca_file.name}"\nusername = "ville@ttn"\npassword_env = "VILLE_TTS_KEY"\n'
+    keys = (
+        f'tls = true\nca_file = "pki/{pki.ca.ca_file.name}"\nusername = "ville@ttn"\npassword_env = "VILLE_TTS_KEY"\n'
+    )
     conn = connection(tmp_path, broker.tls_address, keys, env={"VILLE_TTS_KEY": api_key})
     assert api_key not in repr(conn)
     spec = demo_event("01-chirpstack-air-quality")
@@ -268,7 +273,9 @@ async def test_a_password_from_the_environment_logs_in_over_tls(
     assert "refused the login" in messages[0]
 
     unset = connection(tmp_path, broker.tls_address, keys, env={})
-    with pytest.raises(ConfigError, match="connection ville-chirpstack: password_env names VILLE_TTS_KEY, which is not set"):
+    with pytest.raises(
+        ConfigError, match="connection ville-chirpstack: password_env names VILLE_TTS_KEY, which is not set"
+    ):
         await consume_mqtt(unset, received, **FAST)
 
 
@@ -292,8 +299,11 @@ async def test_certificate_files_are_read_again_at_each_reconnection(
             install(expired)  # replaced on disk while connected: used at the next connection only
             broker.stop()
             broker.start()
-            await eventually(lambda: any("expired on" in r.getMessage() for r in errors(caplog)),
-                             "the expired certificate refused at reconnection", timeout=WAIT_S)
+            await eventually(
+                lambda: any("expired on" in r.getMessage() for r in errors(caplog)),
+                "the expired certificate refused at reconnection",
+                timeout=WAIT_S,
+            )
             assert not ready.is_set()
             install(good)  # renewed: picked up without a restart
             await wait_ready(ready)

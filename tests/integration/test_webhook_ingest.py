@@ -56,11 +56,18 @@ def config() -> AdapterConfig:
     """The demo configuration plus a TTS webhook connection for the "metropole" collectivity."""
     base = load_config(None)
     tts = Connection(
-        name="metropole-tts-webhook", collectivity="metropole", lns="tts", transport="webhook",
-        webhook_token_env="METROPOLE_WEBHOOK_TOKEN", webhook_token=TOKEN,
+        name="metropole-tts-webhook",
+        collectivity="metropole",
+        lns="tts",
+        transport="webhook",
+        webhook_token_env="METROPOLE_WEBHOOK_TOKEN",
+        webhook_token=TOKEN,
     )
     unset = Connection(
-        name="region-tts-webhook", collectivity="metropole", lns="tts", transport="webhook",
+        name="region-tts-webhook",
+        collectivity="metropole",
+        lns="tts",
+        transport="webhook",
         webhook_token_env="REGION_WEBHOOK_TOKEN",
     )
     return dataclasses.replace(base, connections=(*base.connections, tts, unset))
@@ -94,8 +101,9 @@ async def test_chirpstack_uplink_becomes_entities_of_the_connection_tenant(
     client: TestClient[Any, Any], recorder: Recorder
 ) -> None:
     spec = demo_event("03")
-    response = await client.post(CHIRPSTACK, params={"event": "up"}, data=body_bytes(spec),
-                                 headers={"Content-Type": "application/json"})
+    response = await client.post(
+        CHIRPSTACK, params={"event": "up"}, data=body_bytes(spec), headers={"Content-Type": "application/json"}
+    )
 
     assert response.status == 200
     answer = await response.json()
@@ -103,20 +111,28 @@ async def test_chirpstack_uplink_becomes_entities_of_the_connection_tenant(
     assert "urn:ngsi-ld:WaterConsumptionObserved:eau:70b3d57ed0003c03" in answer["entities"]
     (call,) = recorder.calls
     assert (call["lns"], call["origin"], call["event"], call["topic"]) == (
-        "chirpstack", Origin("eau", "eau-chirpstack"), "up", None,
+        "chirpstack",
+        Origin("eau", "eau-chirpstack"),
+        "up",
+        None,
     )
 
 
 async def test_chirpstack_protobuf_marshaler_as_octet_stream(client: TestClient[Any, Any], recorder: Recorder) -> None:
     binary = as_protobuf(fixture_body("chirpstack", "up_two_gateways"), "up")
-    response = await client.post(CHIRPSTACK, params={"event": "up"}, data=binary,
-                                 headers={"Content-Type": "application/octet-stream"})
+    response = await client.post(
+        CHIRPSTACK, params={"event": "up"}, data=binary, headers={"Content-Type": "application/octet-stream"}
+    )
 
     assert response.status == 200
     answer = await response.json()
-    assert answer == {"status": "mapped", "entities": [
-        "urn:ngsi-ld:AirQualityObserved:eau:70b3d57ed0001a01", "urn:ngsi-ld:Device:eau:70b3d57ed0001a01",
-    ]}
+    assert answer == {
+        "status": "mapped",
+        "entities": [
+            "urn:ngsi-ld:AirQualityObserved:eau:70b3d57ed0001a01",
+            "urn:ngsi-ld:Device:eau:70b3d57ed0001a01",
+        ],
+    }
     assert recorder.calls[0]["body"] == binary
 
 
@@ -140,13 +156,18 @@ async def test_tts_uplink_webhook_with_and_without_message_type(
     untyped = await client.post(TTS, data=uplink, headers=AUTH)
 
     assert typed.status == 200
-    assert await typed.json() == {"status": "mapped", "entities": [
-        "urn:ngsi-ld:IndoorEnvironmentObserved:metropole:70b3d57ed0002b02", "urn:ngsi-ld:Device:metropole:70b3d57ed0002b02",
-    ]}
+    assert await typed.json() == {
+        "status": "mapped",
+        "entities": [
+            "urn:ngsi-ld:IndoorEnvironmentObserved:metropole:70b3d57ed0002b02",
+            "urn:ngsi-ld:Device:metropole:70b3d57ed0002b02",
+        ],
+    }
     assert untyped.status == 200
     assert await untyped.json() == {"status": "duplicate", "entities": []}
     assert [(c["lns"], c["origin"].tenant, c["event"]) for c in recorder.calls] == [
-        ("tts", "metropole", "uplink_message"), ("tts", "metropole", None),
+        ("tts", "metropole", "uplink_message"),
+        ("tts", "metropole", None),
     ]
 
 
@@ -163,7 +184,11 @@ async def test_malformed_json_is_answered_200_and_kept_as_a_dead_letter(
     letter = recorder.pipeline.dead_letters.get(answer["dead_letter_id"])
     assert letter is not None
     assert (letter.body, letter.reason, letter.connection, letter.tenant, letter.event) == (
-        body, "malformed_json", "eau-chirpstack", "eau", "up",
+        body,
+        "malformed_json",
+        "eau-chirpstack",
+        "eau",
+        "up",
     )
 
 
@@ -189,7 +214,7 @@ async def test_oversize_body_is_413_without_calling_the_pipeline(
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(too_big), 64 * 1024):
-            yield too_big[start:start + 64 * 1024]
+            yield too_big[start : start + 64 * 1024]
 
     declared = await client.post(CHIRPSTACK, params={"event": "up"}, data=too_big)
     chunked = await client.post(CHIRPSTACK, params={"event": "up"}, data=chunks())
@@ -204,7 +229,9 @@ async def test_oversize_body_is_413_without_calling_the_pipeline(
     assert recorder.calls == []
 
 
-async def test_body_at_the_limit_is_accepted(client: TestClient[Any, Any], recorder: Recorder, config: AdapterConfig) -> None:
+async def test_body_at_the_limit_is_accepted(
+    client: TestClient[Any, Any], recorder: Recorder, config: AdapterConfig
+) -> None:
     body = body_bytes(demo_event("03"))
     padded = body + b" " * (config.limits.max_body_bytes - len(body))
 

@@ -24,15 +24,18 @@ def main() -> None:
     observed: dict[str, object] = {}
     start = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
     with Client(hostname=host, port=port, tenant=tenant, verbose=False) as client:
-        entity = Entity("AirQualityObserved", "urn:ngsi-ld:AirQualityObserved:partner:station-1", ctx=[SDM_ENVIRONMENT, CORE])
+        entity = Entity(
+            "AirQualityObserved", "urn:ngsi-ld:AirQualityObserved:partner:station-1", ctx=[SDM_ENVIRONMENT, CORE]
+        )
         entity.prop("no2", 21.0, unitcode="GQ", observedat=start)
         entity.loc(48.11, -1.68)
         observed["created"] = client.create(entity)
 
         # three later observations, as an adapter's upserts would leave them
         for hour, value in ((1, 34.5), (2, 48.0), (3, 29.5)):
-            update = Entity("AirQualityObserved", "urn:ngsi-ld:AirQualityObserved:partner:station-1",
-                            ctx=[SDM_ENVIRONMENT, CORE])
+            update = Entity(
+                "AirQualityObserved", "urn:ngsi-ld:AirQualityObserved:partner:station-1", ctx=[SDM_ENVIRONMENT, CORE]
+            )
             update.prop("no2", value, unitcode="GQ", observedat=start + timedelta(hours=hour))
             client.upsert([update], update=True)  # a list: the batch endpoint, options=update
 
@@ -43,7 +46,9 @@ def main() -> None:
 
         high = client.query(type="AirQualityObserved", q="no2>25", ctx=SDM_ENVIRONMENT)
         observed["query_ids"] = [e.id for e in high]
-        observed["query_none"] = [e.id for e in client.query(type="AirQualityObserved", q="no2>100", ctx=SDM_ENVIRONMENT)]
+        observed["query_none"] = [
+            e.id for e in client.query(type="AirQualityObserved", q="no2>100", ctx=SDM_ENVIRONMENT)
+        ]
         observed["count"] = client.entities.count(type="AirQualityObserved", ctx=SDM_ENVIRONMENT)
         observed["count_without_context"] = client.count(type="AirQualityObserved")  # another vocabulary
 

@@ -33,8 +33,13 @@ async def test_ngsildclient_creates_queries_and_reads_history(tmp_path: Path) ->
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         process = await asyncio.create_subprocess_exec(
-            str(INTEROP_PYTHON), str(SCENARIO), "127.0.0.1", str(port), "partner",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            str(INTEROP_PYTHON),
+            str(SCENARIO),
+            "127.0.0.1",
+            str(port),
+            "partner",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     finally:
@@ -52,4 +57,6 @@ async def test_ngsildclient_creates_queries_and_reads_history(tmp_path: Path) ->
     history = observed["temporal"]
     values = history["no2"]["values"] if isinstance(history.get("no2"), dict) else history["no2"]
     assert [v[0] if isinstance(v, list) else v["value"] for v in values] in (
-        [21.0, 34.5, 48.0, 29.5], [29.5, 48.0, 34.5, 21.0])
+        [21.0, 34.5, 48.0, 29.5],
+        [29.5, 48.0, 34.5, 21.0],
+    )

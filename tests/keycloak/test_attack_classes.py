@@ -67,16 +67,26 @@ async def gateway(keycloak: KeycloakServer, tmp_path: Path) -> AsyncIterator[tup
                     await client.batch_upsert(tenant, [copy.deepcopy(entity)])
             validator = TokenValidator([TrustedIssuer(keycloak.issuer("ville"), organization="ville")], session)
             context = GatewayContext(
-                validator.validate, load_policies(CONFIG, REPO / "compose" / "policies"), broker.url, session,
-                entity_contexts(load_profiles(CONFIG.models_dir)), log, clock=lambda: NOW, cells=cells,
-                subscriptions=store, public_url="http://127.0.0.1:9", endpoints=local_endpoints("http://127.0.0.1:9/"),
+                validator.validate,
+                load_policies(CONFIG, REPO / "compose" / "policies"),
+                broker.url,
+                session,
+                entity_contexts(load_profiles(CONFIG.models_dir)),
+                log,
+                clock=lambda: NOW,
+                cells=cells,
+                subscriptions=store,
+                public_url="http://127.0.0.1:9",
+                endpoints=local_endpoints("http://127.0.0.1:9/"),
             )
             tokens = {
-                "schools": await client_credentials_token(session, keycloak, "ville", "ecole-ventilation",
-                                                          dev_secret("ville", "ecole-ventilation")),
+                "schools": await client_credentials_token(
+                    session, keycloak, "ville", "ecole-ventilation", dev_secret("ville", "ecole-ventilation")
+                ),
                 "official": await password_token(session, keycloak, "ville", "elu", dev_password("ville", "elu")),
-                "manager": await password_token(session, keycloak, "ville", "gestionnaire.batiment",
-                                                dev_password("ville", "gestionnaire.batiment")),
+                "manager": await password_token(
+                    session, keycloak, "ville", "gestionnaire.batiment", dev_password("ville", "gestionnaire.batiment")
+                ),
             }
             async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as http:
                 yield http, tokens
@@ -93,22 +103,38 @@ def _as(tokens: dict[str, str], who: str, tenant: str, **headers: str) -> dict[s
 
 async def test_object_level_another_collectivity_and_an_unknown_one(gateway: Any) -> None:
     http, tokens = gateway
-    granted = await http.get("/ngsi-ld/v1/entities", params={"type": TYPE},
-                             headers=_as(tokens, "schools", "region", **{"NGSILD-Purpose": PURPOSE}))
+    granted = await http.get(
+        "/ngsi-ld/v1/entities",
+        params={"type": TYPE},
+        headers=_as(tokens, "schools", "region", **{"NGSILD-Purpose": PURPOSE}),
+    )
     assert granted.status == 200 and len(await granted.json()) == 3
-    city = await http.get("/ngsi-ld/v1/entities", params={"type": TYPE},
-                          headers=_as(tokens, "schools", "ville", **{"NGSILD-Purpose": PURPOSE}))
+    city = await http.get(
+        "/ngsi-ld/v1/entities",
+        params={"type": TYPE},
+        headers=_as(tokens, "schools", "ville", **{"NGSILD-Purpose": PURPOSE}),
+    )
     assert city.status == 403
     unknown = await http.get("/ngsi-ld/v1/entities", params={"type": TYPE}, headers=_as(tokens, "schools", "Region"))
     assert unknown.status == 400
 
 
-@pytest.mark.parametrize("params", [{"q": "typeofLocation==\"outdoor\""}, {"q": "no2>1|typeofLocation"},
-                                    {"attrs": "refDevice"}, {"pick": "no2,typeofLocation"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"q": 'typeofLocation=="outdoor"'},
+        {"q": "no2>1|typeofLocation"},
+        {"attrs": "refDevice"},
+        {"pick": "no2,typeofLocation"},
+    ],
+)
 async def test_property_level_what_the_schools_agreement_does_not_list(gateway: Any, params: dict[str, str]) -> None:
     http, tokens = gateway
-    answer = await http.get("/ngsi-ld/v1/entities", params={"type": TYPE, **params},
-                            headers=_as(tokens, "schools", "region", **{"NGSILD-Purpose": PURPOSE}))
+    answer = await http.get(
+        "/ngsi-ld/v1/entities",
+        params={"type": TYPE, **params},
+        headers=_as(tokens, "schools", "region", **{"NGSILD-Purpose": PURPOSE}),
+    )
     assert answer.status == 403, await answer.text()
 
 
@@ -122,10 +148,14 @@ async def test_function_level_and_paths(gateway: Any) -> None:
 
 async def test_ssrf_a_subscription_to_an_internal_address(gateway: Any) -> None:
     http, tokens = gateway
-    body = {"type": "Subscription", "entities": [{"type": TYPE}],
-            "notification": {"endpoint": {"uri": "http://169.254.169.254/latest/meta-data"}}}
-    answer = await http.post("/ngsi-ld/v1/subscriptions", json=body,
-                             headers=_as(tokens, "schools", "region", **{"NGSILD-Purpose": PURPOSE}))
+    body = {
+        "type": "Subscription",
+        "entities": [{"type": TYPE}],
+        "notification": {"endpoint": {"uri": "http://169.254.169.254/latest/meta-data"}},
+    }
+    answer = await http.post(
+        "/ngsi-ld/v1/subscriptions", json=body, headers=_as(tokens, "schools", "region", **{"NGSILD-Purpose": PURPOSE})
+    )
     assert answer.status == 403
 
 

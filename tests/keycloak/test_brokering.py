@@ -134,10 +134,18 @@ async def _at_the_gateway(keycloak: KeycloakServer, token: str) -> tuple[Princip
     async with aiohttp.ClientSession() as session:
         validator = TokenValidator([TrustedIssuer(keycloak.issuer("ville"), organization="ville")], session)
         principal = await validator.validate(token)
-        context = GatewayContext(validator.validate, load_policies(config, REPO / "compose" / "policies"),
-                                 "http://127.0.0.1:9", session, entity_contexts(load_profiles(config.models_dir)),
-                                 AccessLog(":memory:"))
+        context = GatewayContext(
+            validator.validate,
+            load_policies(config, REPO / "compose" / "policies"),
+            "http://127.0.0.1:9",
+            session,
+            entity_contexts(load_profiles(config.models_dir)),
+            AccessLog(":memory:"),
+        )
         async with TestClient(TestServer(create_gateway_app(context), host="127.0.0.1")) as gateway:
-            answer = await gateway.get("/ngsi-ld/v1/entities", params={"type": "AirQualityObserved"},
-                                       headers={"Authorization": f"Bearer {token}", "NGSILD-Tenant": "ville"})
+            answer = await gateway.get(
+                "/ngsi-ld/v1/entities",
+                params={"type": "AirQualityObserved"},
+                headers={"Authorization": f"Bearer {token}", "NGSILD-Tenant": "ville"},
+            )
             return principal, answer.status, (await answer.json()).get("detail", "")

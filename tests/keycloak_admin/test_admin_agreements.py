@@ -51,9 +51,7 @@ def test_an_agreement_for_a_registered_partner_is_granted_then_revoked(
     assert granted.action == "created"
     assert granted.path == policies / file.name
     assert (policies / file.name).read_bytes() == file.read_bytes()
-    assert granted.description[0] == (
-        f"Agreement {UID}: region shares data with client ecoles-metropole of metropole."
-    )
+    assert granted.description[0] == (f"Agreement {UID}: region shares data with client ecoles-metropole of metropole.")
     assert "the gateway applies it within seconds" in granted.message
     loaded = PolicySet.load(policies, tenants=TENANTS, catalogue=CATALOGUE)  # what the gateway will read
     assert [a.uid for a in loaded.agreements] == [UID]
@@ -128,8 +126,11 @@ def test_a_bad_agreement_file_is_refused_with_the_policy_error(
     ],
 )
 def test_an_assignee_keycloak_does_not_know_is_refused(
-    identity_admin: IdentityAdmin, metropole: tuple[AdminResult, AdminResult], folders: tuple[Path, Path],
-    assignee: str, problem: str,
+    identity_admin: IdentityAdmin,
+    metropole: tuple[AdminResult, AdminResult],
+    folders: tuple[Path, Path],
+    assignee: str,
+    problem: str,
 ) -> None:
     drafts, policies = folders
     file = agreement(drafts, assignee)

@@ -17,9 +17,13 @@ pytestmark = pytest.mark.keycloak
 
 
 def test_provision_register_add_grant_revoke(keycloak: KeycloakServer, tmp_path: Path) -> None:
-    runner = CliRunner(env={"NGSILD_ADAPTER_KEYCLOAK_URL": keycloak.url,
-                            "NGSILD_ADAPTER_KEYCLOAK_ADMIN": keycloak.admin_username,
-                            "NGSILD_ADAPTER_KEYCLOAK_ADMIN_PASSWORD": keycloak.admin_password})
+    runner = CliRunner(
+        env={
+            "NGSILD_ADAPTER_KEYCLOAK_URL": keycloak.url,
+            "NGSILD_ADAPTER_KEYCLOAK_ADMIN": keycloak.admin_username,
+            "NGSILD_ADAPTER_KEYCLOAK_ADMIN_PASSWORD": keycloak.admin_password,
+        }
+    )
     first = runner.invoke(main, ["admin", "provision", "syndicat", "--name", "Syndicat d'énergie"])
     assert first.exit_code == 0, first.output
     again = runner.invoke(main, ["admin", "provision", "syndicat", "--name", "Syndicat d'énergie"])
@@ -28,8 +32,9 @@ def test_provision_register_add_grant_revoke(keycloak: KeycloakServer, tmp_path:
     assert partner.exit_code == 0 and "client secret" in partner.output
     twice = runner.invoke(main, ["admin", "partner", "ville", "plateforme-meteo"])
     assert twice.exit_code == 0 and "client secret" not in twice.output  # never shown again
-    user = runner.invoke(main, ["admin", "user", "ville", "m.durand", "--role", "elected-official",
-                                "--email", "m.durand@ville.example"])
+    user = runner.invoke(
+        main, ["admin", "user", "ville", "m.durand", "--role", "elected-official", "--email", "m.durand@ville.example"]
+    )
     assert user.exit_code == 0, user.output
 
     policies = tmp_path / "policies"

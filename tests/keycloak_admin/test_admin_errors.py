@@ -21,9 +21,10 @@ def test_an_unreachable_keycloak_is_said_so() -> None:
 
 @pytest.mark.keycloak
 def test_wrong_admin_credentials_are_said_so_without_the_password(keycloak: KeycloakServer) -> None:
-    with IdentityAdmin(keycloak.url, keycloak.admin_username, "not-the-password") as admin, pytest.raises(
-        AdminError
-    ) as caught:
+    with (
+        IdentityAdmin(keycloak.url, keycloak.admin_username, "not-the-password") as admin,
+        pytest.raises(AdminError) as caught,
+    ):
         admin.provision_collectivity("admin-never", "Never")
 
     message = str(caught.value)

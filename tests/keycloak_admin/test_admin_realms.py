@@ -121,8 +121,11 @@ def test_a_realm_missing_parts_is_completed_and_nothing_else_changes(
 
     assert completed.action == "updated"
     assert set(completed.created) == {
-        "role researcher", "group service-donnees", "role data-admin of group service-donnees",
-        "mapper ngsild/groups", "default client scope ngsild",
+        "role researcher",
+        "group service-donnees",
+        "role data-admin of group service-donnees",
+        "mapper ngsild/groups",
+        "default client scope ngsild",
     }
     assert again.action == "unchanged"
     assert realm.get_realm("admin-partial")["displayName"] == "Renamed by hand"  # completed, not reshaped

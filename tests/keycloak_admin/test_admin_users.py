@@ -25,8 +25,12 @@ async def test_a_user_added_as_elected_official_gets_a_token_with_that_role(
     inspect: Callable[[str], KeycloakAdmin],
 ) -> None:
     added = identity_admin.add_user(
-        "metropole", "j.martin", role="elected-official", email="j.martin@metropole.example",
-        first_name="Jeanne", last_name="Martin",
+        "metropole",
+        "j.martin",
+        role="elected-official",
+        email="j.martin@metropole.example",
+        first_name="Jeanne",
+        last_name="Martin",
     )
     # A password the user would have chosen (Keycloak's profile requires email and names at login).
     password = secrets.token_urlsafe(16)
@@ -82,8 +86,13 @@ async def test_a_temporary_password_must_be_changed_at_the_first_login(
     temporary = secrets.token_urlsafe(16)
 
     added = identity_admin.add_user(
-        "metropole", "a.petit", role="researcher", email="a.petit@metropole.example",
-        first_name="Anne", last_name="Petit", temporary_password=temporary,
+        "metropole",
+        "a.petit",
+        role="researcher",
+        email="a.petit@metropole.example",
+        first_name="Anne",
+        last_name="Petit",
+        temporary_password=temporary,
     )
 
     assert temporary not in added.message

@@ -46,8 +46,15 @@ def profile(tmp_path: Path, altitude: str | None = None, text: str = PROFILE) ->
 
 def uplink(location: Location | None) -> Uplink:
     return Uplink(
-        origin=Origin(tenant="ville", lns_id="cs"), lns="chirpstack", dev_eui="70b3d57ed0001a01",
-        device_id="aq-1", application_id="air", f_cnt=1, f_port=2, payload=b"\x01", received_at=AT,
+        origin=Origin(tenant="ville", lns_id="cs"),
+        lns="chirpstack",
+        dev_eui="70b3d57ed0001a01",
+        device_id="aq-1",
+        application_id="air",
+        f_cnt=1,
+        f_port=2,
+        payload=b"\x01",
+        received_at=AT,
         location=location,
     )
 
@@ -107,8 +114,14 @@ def test_a_gps_fix_from_the_codec_and_a_registry_location_follow_the_option(tmp_
 
 def test_the_device_entity_of_a_status_report_follows_the_option(tmp_path: Path) -> None:
     status = DeviceStatus(
-        origin=Origin(tenant="ville", lns_id="cs"), lns="chirpstack", dev_eui="70b3d57ed0001a01",
-        device_id="aq-1", application_id="air", received_at=AT, battery_level=80.0, external_power=False,
+        origin=Origin(tenant="ville", lns_id="cs"),
+        lns="chirpstack",
+        dev_eui="70b3d57ed0001a01",
+        device_id="aq-1",
+        application_id="air",
+        received_at=AT,
+        battery_level=80.0,
+        external_power=False,
         margin=7,
     )
     registry = DeviceRecord(dev_eui="70b3d57ed0001a01", location=SCHOOL_ROOF)
@@ -147,7 +160,9 @@ def test_an_option_that_is_not_a_string_is_refused(tmp_path: Path) -> None:
 
 @settings(derandomize=True, database=None, max_examples=100, deadline=None)
 @given(
-    latitude=st.floats(-90, 90), longitude=st.floats(-180, 180), altitude=st.none() | st.floats(-500, 9000),
+    latitude=st.floats(-90, 90),
+    longitude=st.floats(-180, 180),
+    altitude=st.none() | st.floats(-500, 9000),
     spec=st.sampled_from([AltitudeSpec("keep"), AltitudeSpec("drop"), AltitudeSpec("property", "elevation")]),
 )
 def test_the_point_is_2d_unless_kept_and_a_property_carries_the_altitude_exactly(

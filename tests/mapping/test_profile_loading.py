@@ -53,12 +53,16 @@ def test_a_good_profile_loads(tmp_path: Path) -> None:
         (("profile: t\n", "profile: t\nmatch: [\n"), "not valid YAML"),
     ],
 )
-def test_profile_mistakes_are_reported_with_file_and_field(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+def test_profile_mistakes_are_reported_with_file_and_field(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
     path = write(tmp_path, GOOD.replace(*change))
     with pytest.raises(ConfigError) as caught:
         profile = load_profile(path)
         # a unit pair of different dimensions is caught when converting a value
-        convert(1.0, profile.entities[0].attributes[0].from_unit or "GQ", profile.entities[0].attributes[0].unit or "GQ")
+        convert(
+            1.0, profile.entities[0].attributes[0].from_unit or "GQ", profile.entities[0].attributes[0].unit or "GQ"
+        )
     assert message in str(caught.value)
     assert str(path) in str(caught.value) or "cannot convert" in message
 
@@ -70,8 +74,11 @@ def test_shipped_profiles_all_load_and_names_are_unique() -> None:
 
 def test_most_specific_match_wins(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(GOOD)
-    (tmp_path / "b.yaml").write_text(GOOD.replace("profile: t", "profile: by-eui").replace(
-        "match: {device_profiles: [x]}", "match: {dev_euis: [70B3D57ED0001A01]}"))
+    (tmp_path / "b.yaml").write_text(
+        GOOD.replace("profile: t", "profile: by-eui").replace(
+            "match: {device_profiles: [x]}", "match: {dev_euis: [70B3D57ED0001A01]}"
+        )
+    )
     profiles = load_profiles(tmp_path)
 
     class Seen:
@@ -86,8 +93,14 @@ def test_most_specific_match_wins(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("value", "source", "target", "expected"),
-    [(21.5, "CEL", "KEL", 294.65), (57.5, "P1", "C62", 0.575), (1013.2, "A97", "PAL", 101320.0),
-     (48213570, "WHR", "KWH", 48213.57), (36, "KMH", "MTS", 10.0), (212, "FAH", "CEL", 100.0)],
+    [
+        (21.5, "CEL", "KEL", 294.65),
+        (57.5, "P1", "C62", 0.575),
+        (1013.2, "A97", "PAL", 101320.0),
+        (48213570, "WHR", "KWH", 48213.57),
+        (36, "KMH", "MTS", 10.0),
+        (212, "FAH", "CEL", 100.0),
+    ],
 )
 def test_unit_conversions(value: float, source: str, target: str, expected: float) -> None:
     assert convert(value, source, target) == pytest.approx(expected)

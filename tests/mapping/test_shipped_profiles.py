@@ -45,8 +45,14 @@ EXPECTED_IRI = {
 def test_the_eight_required_device_types_are_shipped() -> None:
     types = {e.type for p in PROFILES for e in p.entities}
     assert types == {
-        "AirQualityObserved", "IndoorEnvironmentObserved", "WaterConsumptionObserved", "WeatherObserved",
-        "ParkingSpot", "NoiseLevelObserved", "Streetlight", "ACMeasurement",
+        "AirQualityObserved",
+        "IndoorEnvironmentObserved",
+        "WaterConsumptionObserved",
+        "WeatherObserved",
+        "ParkingSpot",
+        "NoiseLevelObserved",
+        "Streetlight",
+        "ACMeasurement",
     }
     assert set(SAMPLE_OF_PROFILE) == {p.name for p in PROFILES}
 
@@ -56,8 +62,13 @@ def test_profile_entities_validate_against_the_official_schema(profile_name: str
     spec = demo_event(SAMPLE_OF_PROFILE[profile_name])
     pipeline = demo_pipeline(tmp_path)
     pipeline.schemas = None  # the pipeline's own check is switched off: this test checks on its own
-    result = pipeline.process(body_bytes(spec), lns=spec["lns"], origin=pipeline_origin(spec),
-                              topic=spec.get("topic"), event=spec.get("event"))
+    result = pipeline.process(
+        body_bytes(spec),
+        lns=spec["lns"],
+        origin=pipeline_origin(spec),
+        topic=spec.get("topic"),
+        event=spec.get("event"),
+    )
     assert result.status == "mapped", result.detail
     assert result.profile is not None and result.profile.name == profile_name
     types = [e["type"] for e in result.entities]
@@ -72,7 +83,8 @@ def test_profile_entities_validate_against_the_official_schema(profile_name: str
 def test_adapter_validator_agrees_with_the_reference_on_the_official_examples(entity_type: str) -> None:
     example = json.loads((REPO / "models" / "sdm" / entity_type / "example-normalized.jsonld").read_text())
     reference = sorted(
-        "/".join(map(str, e.absolute_path)) for e in reference_validator(entity_type).iter_errors(to_key_values(example))
+        "/".join(map(str, e.absolute_path))
+        for e in reference_validator(entity_type).iter_errors(to_key_values(example))
     )
     ours = sorted(message.split(":", 1)[0] for message in SchemaRegistry().errors(example))
     assert ours == reference
@@ -87,8 +99,13 @@ def test_adapter_validator_agrees_with_the_reference_on_the_official_examples(en
 def test_profile_entities_expand_to_official_iris_without_network(profile_name: str) -> None:
     spec = demo_event(SAMPLE_OF_PROFILE[profile_name])
     pipeline = demo_pipeline()
-    result = pipeline.process(body_bytes(spec), lns=spec["lns"], origin=pipeline_origin(spec),
-                              topic=spec.get("topic"), event=spec.get("event"))
+    result = pipeline.process(
+        body_bytes(spec),
+        lns=spec["lns"],
+        origin=pipeline_origin(spec),
+        topic=spec.get("topic"),
+        event=spec.get("event"),
+    )
     assert result.status == "mapped", result.detail
     for entity in result.entities:
         expanded = jsonld.expand(entity, {"documentLoader": document_loader()})[0]

@@ -48,15 +48,22 @@ booleans = st.builds(Boolean, st.booleans())
 def datetimes(draw: st.DrawFn) -> DateTime:
     moment = draw(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9998, 12, 30)))
     shape = draw(st.sampled_from(["date", "minutes", "seconds", "fraction"]))
-    text = {"date": f"{moment:%Y-%m-%d}", "minutes": f"{moment:%Y-%m-%dT%H:%M}",
-            "seconds": f"{moment:%Y-%m-%dT%H:%M:%S}", "fraction": f"{moment:%Y-%m-%dT%H:%M:%S.%f}"}[shape]
+    text = {
+        "date": f"{moment:%Y-%m-%d}",
+        "minutes": f"{moment:%Y-%m-%dT%H:%M}",
+        "seconds": f"{moment:%Y-%m-%dT%H:%M:%S}",
+        "fraction": f"{moment:%Y-%m-%dT%H:%M:%S.%f}",
+    }[shape]
     if shape != "date":
         text += draw(st.sampled_from(["", "Z", "+01:00", "-0530", "+14"]))
     return DateTime(text)
 
 
-words = st.from_regex(r"(urn|http|ex|mqtt+s):[A-Za-z0-9_~:/?#@$*+-]{1,12}", fullmatch=True).filter(
-    lambda t: ".." not in t).map(Word)
+words = (
+    st.from_regex(r"(urn|http|ex|mqtt+s):[A-Za-z0-9_~:/?#@$*+-]{1,12}", fullmatch=True)
+    .filter(lambda t: ".." not in t)
+    .map(Word)
+)
 _regex_safe = st.sampled_from(list("abZ09.^$| ,;:!<>=~'&/-_") + ["é"])  # any mix of these compiles
 patterns = st.one_of(
     st.sampled_from(["^room.*$", "(?i)kitchen", "\\d{2,3}", "a|b", "[[]", "x\\(y", "^(a|b)+$", "..ne.*", "\\bfoo"]),
@@ -76,8 +83,10 @@ _plain_strings = strings.filter(lambda s: "\\" not in s.value)
 _comparable = st.one_of(numbers, _plain_strings, datetimes())
 _list_items = st.one_of(numbers, _plain_strings, datetimes(), booleans)
 _ranges = st.one_of(
-    st.builds(Range, numbers, numbers), st.builds(Range, _plain_strings, _plain_strings),
-    st.builds(Range, datetimes(), datetimes()))
+    st.builds(Range, numbers, numbers),
+    st.builds(Range, _plain_strings, _plain_strings),
+    st.builds(Range, datetimes(), datetimes()),
+)
 
 
 @st.composite
@@ -88,8 +97,15 @@ def comparisons(draw: st.DrawFn) -> Comparison:
         return Comparison(path, op, String(draw(patterns)))
     if op in (">", ">=", "<", "<="):
         return Comparison(path, op, draw(_comparable))
-    value = draw(st.one_of(_comparable, booleans, words, _ranges,
-                           st.lists(_list_items, min_size=2, max_size=4).map(lambda v: ValueList(tuple(v)))))
+    value = draw(
+        st.one_of(
+            _comparable,
+            booleans,
+            words,
+            _ranges,
+            st.lists(_list_items, min_size=2, max_size=4).map(lambda v: ValueList(tuple(v))),
+        )
+    )
     return Comparison(path, op, value)
 
 
@@ -121,12 +137,69 @@ def trees(draw: st.DrawFn, max_leaves: int = 12, max_groups: int = 4) -> Tree:
 
 
 _TOKENS = [
-    "a", "b", "temperature", "b.c", "x[y]", "x[y.z]", "ex:p", "é", "1a", "_a",
-    "==", "!=", ">", ">=", "<", "<=", "~=", "!~=", "=~", "=", "!", "~",
-    ";", "|", "&", ",", "..", ".", "(", ")", "[", "]", "{", "}", ":", "/", " ",
-    '"', '"x"', '"a;b|c"', "\\", '\\"', "\\u00e9", "\\ud800", "\\n", "%", "%22",
-    "1", "-2.5", "1e5", "1e999", "01", "true", "false", "2026-01-01T00:00:00Z", "2026-13-01", "12:00:00Z",
-    "urn:a", "(?i)", "*", "\x00", "\ud800", "\t",
+    "a",
+    "b",
+    "temperature",
+    "b.c",
+    "x[y]",
+    "x[y.z]",
+    "ex:p",
+    "é",
+    "1a",
+    "_a",
+    "==",
+    "!=",
+    ">",
+    ">=",
+    "<",
+    "<=",
+    "~=",
+    "!~=",
+    "=~",
+    "=",
+    "!",
+    "~",
+    ";",
+    "|",
+    "&",
+    ",",
+    "..",
+    ".",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ":",
+    "/",
+    " ",
+    '"',
+    '"x"',
+    '"a;b|c"',
+    "\\",
+    '\\"',
+    "\\u00e9",
+    "\\ud800",
+    "\\n",
+    "%",
+    "%22",
+    "1",
+    "-2.5",
+    "1e5",
+    "1e999",
+    "01",
+    "true",
+    "false",
+    "2026-01-01T00:00:00Z",
+    "2026-13-01",
+    "12:00:00Z",
+    "urn:a",
+    "(?i)",
+    "*",
+    "\x00",
+    "\ud800",
+    "\t",
 ]
 grammar_texts = st.lists(st.sampled_from(_TOKENS), max_size=14).map("".join)
 
@@ -145,9 +218,9 @@ def mutated_texts(draw: st.DrawFn) -> str:
         if action == "insert":
             text = text[:at] + token + text[at:]
         elif action == "delete":
-            text = text[:at] + text[at + draw(st.integers(1, 3)):]
+            text = text[:at] + text[at + draw(st.integers(1, 3)) :]
         else:
-            text = text[:at] + token + text[at + len(token):]
+            text = text[:at] + token + text[at + len(token) :]
     return text
 
 
@@ -163,7 +236,7 @@ def orion_ld_attributes(text: str) -> list[str]:
         if text[i] == '"':
             end = text.find('"', i + 1)
             assert end > 0, "Orion-LD would refuse a string never closed"
-            tokens.append(("string", text[i + 1:end]))
+            tokens.append(("string", text[i + 1 : end]))
             i = end + 1
             continue
         found = next((s for s in separators if text.startswith(s, i)), None)

@@ -37,6 +37,7 @@ def raw(name: str, mutate: Any = None) -> RawEvent:
 def frame(n: int) -> Any:
     def mutate(body: dict[str, Any]) -> None:
         body["fCnt"] = n
+
     return mutate
 
 
@@ -61,14 +62,16 @@ def pipeline(tmp_path: Path) -> Any:
 
 
 def test_a_burst_keeps_each_outcome_and_commits_them_together(pipeline: Pipeline, tmp_path: Path) -> None:
-    outcomes = pipeline.process_many([
-        raw("01-chirpstack-air-quality"),
-        raw("10-chirpstack-air-quality-retry-duplicate"),  # the same uplink again, inside the burst
-        raw("15-chirpstack-malformed-json"),
-        raw("05-tts-weather-station"),
-        raw("11-chirpstack-parking-status"),
-        raw("12-chirpstack-streetlight-join"),
-    ])
+    outcomes = pipeline.process_many(
+        [
+            raw("01-chirpstack-air-quality"),
+            raw("10-chirpstack-air-quality-retry-duplicate"),  # the same uplink again, inside the burst
+            raw("15-chirpstack-malformed-json"),
+            raw("05-tts-weather-station"),
+            raw("11-chirpstack-parking-status"),
+            raw("12-chirpstack-streetlight-join"),
+        ]
+    )
     assert statuses(outcomes) == ["mapped", "duplicate", "rejected", "mapped", "device_status", "other"]
     assert pipeline.dead_letters.counts() == {"malformed_json": 1}
     mapped = [o for o in outcomes if isinstance(o, PipelineResult) and o.entities]
@@ -94,11 +97,13 @@ def test_a_burst_is_not_visible_to_others_before_it_commits(pipeline: Pipeline, 
 
 
 def test_the_meter_index_of_an_earlier_event_of_the_burst_is_checked(pipeline: Pipeline) -> None:
-    outcomes = pipeline.process_many([
-        raw("03-chirpstack-webhook-water-meter"),
-        raw("04-chirpstack-webhook-water-meter-leak"),
-        raw("13-chirpstack-water-meter-index-goes-down"),
-    ])
+    outcomes = pipeline.process_many(
+        [
+            raw("03-chirpstack-webhook-water-meter"),
+            raw("04-chirpstack-webhook-water-meter-leak"),
+            raw("13-chirpstack-water-meter-index-goes-down"),
+        ]
+    )
     assert statuses(outcomes) == ["mapped", "mapped", "rejected"]
     assert outcomes[2].reason == "meter_index_decrease"
 
@@ -106,9 +111,13 @@ def test_the_meter_index_of_an_earlier_event_of_the_burst_is_checked(pipeline: P
 def test_a_full_outbox_refuses_one_event_of_the_burst_and_leaves_it_unseen(pipeline: Pipeline, tmp_path: Path) -> None:
     assert pipeline.outbox is not None
     pipeline.outbox.max_depth = 3  # an air-quality uplink makes two entities
-    outcomes = pipeline.process_many([raw("01-chirpstack-air-quality", frame(1)),
-                                      raw("01-chirpstack-air-quality", frame(2)),
-                                      raw("11-chirpstack-parking-status")])
+    outcomes = pipeline.process_many(
+        [
+            raw("01-chirpstack-air-quality", frame(1)),
+            raw("01-chirpstack-air-quality", frame(2)),
+            raw("11-chirpstack-parking-status"),
+        ]
+    )
     assert statuses(outcomes) == ["mapped", "OutboxFull", "device_status"]
     assert isinstance(outcomes[1], OutboxFull)
     seen, depth, ids = stored(tmp_path)
@@ -117,7 +126,9 @@ def test_a_full_outbox_refuses_one_event_of_the_burst_and_leaves_it_unseen(pipel
     assert statuses(pipeline.process_many([raw("01-chirpstack-air-quality", frame(2))])) == ["mapped"]
 
 
-def test_an_event_that_crashes_is_undone_alone(pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_event_that_crashes_is_undone_alone(
+    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert pipeline.outbox is not None
     put = pipeline.outbox.put
     calls = []
@@ -129,9 +140,13 @@ def test_an_event_that_crashes_is_undone_alone(pipeline: Pipeline, tmp_path: Pat
         return put(*args, **kwargs)
 
     monkeypatch.setattr(pipeline.outbox, "put", crash_on_second)
-    outcomes = pipeline.process_many([raw("03-chirpstack-webhook-water-meter"),
-                                      raw("04-chirpstack-webhook-water-meter-leak"),
-                                      raw("05-tts-weather-station")])
+    outcomes = pipeline.process_many(
+        [
+            raw("03-chirpstack-webhook-water-meter"),
+            raw("04-chirpstack-webhook-water-meter-leak"),
+            raw("05-tts-weather-station"),
+        ]
+    )
     assert statuses(outcomes) == ["mapped", "OSError", "mapped"]
     monkeypatch.undo()
     assert stored(tmp_path)[0] == 2
@@ -184,8 +199,9 @@ def test_a_burst_is_given_up_when_sqlite_ends_its_transaction(
         return put(*args, **kwargs)
 
     monkeypatch.setattr(pipeline.outbox, "put", rolled_back_on_second)
-    outcomes = pipeline.process_many([raw("01-chirpstack-air-quality"), raw("05-tts-weather-station"),
-                                      raw("02-tts-school-climate")])
+    outcomes = pipeline.process_many(
+        [raw("01-chirpstack-air-quality"), raw("05-tts-weather-station"), raw("02-tts-school-climate")]
+    )
     assert statuses(outcomes) == ["OperationalError"] * 3
     assert len(calls) == 2  # the third event was not processed in autocommit
     assert stored(tmp_path) == (0, 0, [])

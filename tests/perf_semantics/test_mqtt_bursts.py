@@ -84,15 +84,17 @@ def recorder(config: AdapterConfig, tmp_path: Path) -> Any:
 
 def connection_for(config: AdapterConfig, address: tuple[str, int]) -> Connection:
     host, port = address
-    return dataclasses.replace(config.connection("ville-chirpstack"), host=host, port=port,
-                               client_id=f"test-bursts-{uuid.uuid4().hex[:8]}")
+    return dataclasses.replace(
+        config.connection("ville-chirpstack"), host=host, port=port, client_id=f"test-bursts-{uuid.uuid4().hex[:8]}"
+    )
 
 
 @contextlib.asynccontextmanager
 async def consuming(connection: Connection, recorder: BurstRecorder, **options: Any) -> AsyncIterator[None]:
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(consume_mqtt(connection, single, handle_many=recorder, stop=stop, ready=ready,
-                                            **(FAST | options)))
+    task = asyncio.create_task(
+        consume_mqtt(connection, single, handle_many=recorder, stop=stop, ready=ready, **(FAST | options))
+    )
     try:
         await asyncio.wait_for(ready.wait(), WAIT_S)
         yield

@@ -22,8 +22,10 @@ from tests.delivery.support import FAST, HOST, make_entity, queue, running, even
 
 def count(path: Path) -> tuple[int, int]:
     with sqlite3.connect(path) as db:
-        return (db.execute("SELECT depth FROM outbox_depth").fetchone()[0],
-                db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        return (
+            db.execute("SELECT depth FROM outbox_depth").fetchone()[0],
+            db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0],
+        )
 
 
 def test_put_numbers_items_consecutively_and_counts_them_once(tmp_path: Path) -> None:

@@ -56,8 +56,11 @@ def test_parse_time_repeats_give_the_same_answer_and_the_future_check_each_time(
     now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
     text = "2026-11-21T11:59:59.123456789Z"
     first = parse_time(text, "time", DEFAULT_LIMITS, now)
-    assert parse_time(text, "rxInfo.nsTime", DEFAULT_LIMITS, now) == first == datetime(
-        2026, 11, 21, 11, 59, 59, 123456, tzinfo=UTC)
+    assert (
+        parse_time(text, "rxInfo.nsTime", DEFAULT_LIMITS, now)
+        == first
+        == datetime(2026, 11, 21, 11, 59, 59, 123456, tzinfo=UTC)
+    )
     with pytest.raises(EventError) as caught:
         parse_time(text, "time", DEFAULT_LIMITS, now - timedelta(hours=1))  # now the same text is in the future
     assert caught.value.reason == "future_timestamp"

@@ -80,7 +80,9 @@ def special(message: Message, rng: random.Random) -> bool:
 def scalar(fd: FieldDescriptor, rng: random.Random) -> Any:
     t = fd.type
     if t in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
-        return rng.choice([0.1, -2.94, 868.1, 1e-7, 3.0, float("nan"), float("inf"), -float("inf"), rng.uniform(-1e6, 1e6)])
+        return rng.choice(
+            [0.1, -2.94, 868.1, 1e-7, 3.0, float("nan"), float("inf"), -float("inf"), rng.uniform(-1e6, 1e6)]
+        )
     if t in (F.TYPE_INT64, F.TYPE_SINT64, F.TYPE_SFIXED64):
         return rng.choice([0, -1, 2**53 + 1, -(2**62)])
     if t in (F.TYPE_UINT64, F.TYPE_FIXED64):

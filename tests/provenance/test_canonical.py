@@ -29,10 +29,13 @@ def test_section_3_2_2_primitives() -> None:
         "string": "\u20ac$\u000f\u000aA'\u0042\u0022\u005c\\\"/",
         "literals": [None, True, False],
     }
-    assert canonicalize(value) == (
-        '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
-        '"string":"\u20ac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
-    ).encode()
+    assert (
+        canonicalize(value)
+        == (
+            '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
+            '"string":"\u20ac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
+        ).encode()
+    )
 
 
 def test_section_3_2_3_keys_sort_by_utf16_code_units() -> None:
@@ -96,7 +99,7 @@ def test_string_escaping() -> None:
     controls = "".join(chr(c) for c in range(0x20))
     assert canonicalize(controls) == (
         b'"\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r'
-        b'\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018'
+        b"\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018"
         b'\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f"'
     )
     # Only '"' and '\' are escaped besides controls: '/', DEL and non-ASCII go as UTF-8.
@@ -105,9 +108,7 @@ def test_string_escaping() -> None:
 
 def test_integers_within_ijson_and_nesting() -> None:
     value: JSONValue = {"b": [1, -0.0, 2.0, {"z": 9007199254740991, "a": -9007199254740991}], "a": {}}
-    assert canonicalize(value) == (
-        b'{"a":{},"b":[1,0,2,{"a":-9007199254740991,"z":9007199254740991}]}'
-    )
+    assert canonicalize(value) == (b'{"a":{},"b":[1,0,2,{"a":-9007199254740991,"z":9007199254740991}]}')
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,7 @@ def _random_value(rng: random.Random, depth: int = 0) -> object:
     if choice == 4:
         return rng.choice((True, False, None, 0, -0.0, 1e-4, 1e16, 0.1, 5e-324, 1.7976931348623157e308))
     if choice == 5:
-        return "".join(rng.choice("az\"\\\n\t\x00\x1f\x7f\u2028é€😀\ufb33") for _ in range(rng.randrange(6)))
+        return "".join(rng.choice('az"\\\n\t\x00\x1f\x7f\u2028é€😀\ufb33') for _ in range(rng.randrange(6)))
     if choice in (6, 7):
         return rng.choice(("ville", "urn:ngsi-ld:Device:ville:1", ""))
     if choice in (8, 9):

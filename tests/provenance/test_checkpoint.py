@@ -65,9 +65,7 @@ def test_malformed_texts_are_not_checkpoints(text: str) -> None:
         (ORIGIN, 1, ROOT, ("",)),
     ],
 )
-def test_invalid_checkpoints_cannot_be_made(
-    origin: str, size: int, root: bytes, extensions: tuple[str, ...]
-) -> None:
+def test_invalid_checkpoints_cannot_be_made(origin: str, size: int, root: bytes, extensions: tuple[str, ...]) -> None:
     with pytest.raises(ValueError):
         Checkpoint(origin, size, root, extensions)
 

@@ -69,27 +69,21 @@ def published(big_tree: MerkleTree, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 255, 256, 257, 511, 512, 513, 65535, 65536, 65537])
-def test_go_accepts_checkpoints_and_proofs(
-    goverify: GoVerify, big_tree: MerkleTree, size: int
-) -> None:
+def test_go_accepts_checkpoints_and_proofs(goverify: GoVerify, big_tree: MerkleTree, size: int) -> None:
     indexes = sorted({0, size // 2, size - 1, min(256, size - 1)})
     old_sizes = sorted({1, (size + 1) // 2, size, min(256, size), max(1, size - 1)})
     assert goverify.verify(request(big_tree, size, indexes, old_sizes)) == "OK"
 
 
 @pytest.mark.parametrize("size", [1, 255, 256, 257, 65536, 65537])
-def test_go_reads_our_tiles_at_every_edge(
-    goverify: GoVerify, big_tree: MerkleTree, size: int, tmp_path: Path
-) -> None:
+def test_go_reads_our_tiles_at_every_edge(goverify: GoVerify, big_tree: MerkleTree, size: int, tmp_path: Path) -> None:
     tiles = publish(big_tree, size, tmp_path)
     indexes = sorted({0, size - 1, size // 3})
     old_sizes = sorted({1, size, max(1, size - 1), (size + 1) // 2})
     assert goverify.verify(request(big_tree, size, indexes, old_sizes, tiles)) == "OK"
 
 
-def test_go_reads_the_whole_published_log(
-    goverify: GoVerify, big_tree: MerkleTree, published: Path
-) -> None:
+def test_go_reads_the_whole_published_log(goverify: GoVerify, big_tree: MerkleTree, published: Path) -> None:
     size = big_tree.size()
     indexes = [0, 255, 256, 65535, 65536, size - 1]
     old_sizes = [1, 256, 4097, 65536, 69999, size]
@@ -128,9 +122,7 @@ def test_go_rejects_each_tampering(goverify: GoVerify, big_tree: MerkleTree) -> 
         ),
         "root hash re-signed by another key": (
             altered(
-                checkpoint=sign_checkpoint(
-                    Checkpoint(ORIGIN, size, flip_bit(big_tree.root(size))), [impostor]
-                ).decode()
+                checkpoint=sign_checkpoint(Checkpoint(ORIGIN, size, flip_bit(big_tree.root(size))), [impostor]).decode()
             ),
             "no verifiable signatures",
         ),
@@ -178,9 +170,7 @@ def test_go_rejects_a_tampered_tile(
     assert answer.startswith("FAIL:") and reason in answer, answer
 
 
-def test_go_rejects_a_missing_or_truncated_tile(
-    goverify: GoVerify, big_tree: MerkleTree, tmp_path: Path
-) -> None:
+def test_go_rejects_a_missing_or_truncated_tile(goverify: GoVerify, big_tree: MerkleTree, tmp_path: Path) -> None:
     tiles = publish(big_tree, 1000, tmp_path)
     shutil.rmtree(tiles / "tile" / "1")
     answer = goverify.verify(request(big_tree, 1000, [600], [], tiles))

@@ -46,9 +46,7 @@ def test_records_are_logged_as_their_digests(log: CollectivityLog) -> None:
     assert log.tree.size() == 11
 
 
-def test_a_logged_record_verifies_with_the_public_key_alone(
-    log: CollectivityLog, key: NoteSigner
-) -> None:
+def test_a_logged_record_verifies_with_the_public_key_alone(log: CollectivityLog, key: NoteSigner) -> None:
     note = log.signed_checkpoint()
     proof = log.inclusion_proof(3, 10)
     checkpoint = verify_record(uplink_record(3), 3, proof, note, ORIGIN, [key.verifier])
@@ -82,9 +80,7 @@ def test_a_checkpoint_of_another_key_or_log_does_not_verify(log: CollectivityLog
     other_log = CollectivityLog(MemoryStore(), NoteSigner.generate("adapter.example/log/city"))
     other_log.extend(uplink_record(fcnt) for fcnt in range(10))
     with pytest.raises(IntegrityError, match="not of"):
-        verify_record(
-            uplink_record(3), 3, proof, other_log.signed_checkpoint(), ORIGIN, [other_log.verifier]
-        )
+        verify_record(uplink_record(3), 3, proof, other_log.signed_checkpoint(), ORIGIN, [other_log.verifier])
 
 
 def test_checkpoints_prove_the_log_only_grew(log: CollectivityLog, key: NoteSigner) -> None:
@@ -121,7 +117,5 @@ def test_the_log_shares_the_callers_sqlite_transaction(key: NoteSigner) -> None:
     log.append(uplink_record(1))
     db.execute("COMMIT")
     assert log.checkpoint().size == 1
-    assert log.read_resource("tile/entries/000.p/1", 1) == b"\x00\x20" + record_digest(
-        uplink_record(1)
-    )
+    assert log.read_resource("tile/entries/000.p/1", 1) == b"\x00\x20" + record_digest(uplink_record(1))
     db.close()

@@ -90,9 +90,7 @@ def test_malformed_signer_keys_are_refused(skey: str) -> None:
         NoteSigner.from_skey(skey)
 
 
-@pytest.mark.parametrize(
-    "name", ["", "with space", "with+plus", "tab\there", "nbsp\u00a0x", "ctl\x01"]
-)
+@pytest.mark.parametrize("name", ["", "with space", "with+plus", "tab\there", "nbsp\u00a0x", "ctl\x01"])
 def test_invalid_key_names_are_refused(name: str) -> None:
     with pytest.raises(KeyFormatError):
         signer(name)

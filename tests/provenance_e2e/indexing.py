@@ -27,8 +27,22 @@ from tests.provenance_rdf.support import log
 __all__ = ["TENANTS", "Setup"]
 
 TENANTS = ("metropole", "ville")
-_ACCESS_COLUMNS = ("at", "tenant", "action", "entity_type", "issuer", "subject", "username", "organization",
-                   "client_id", "agreement", "outcome", "reason", "path", "entities")
+_ACCESS_COLUMNS = (
+    "at",
+    "tenant",
+    "action",
+    "entity_type",
+    "issuer",
+    "subject",
+    "username",
+    "organization",
+    "client_id",
+    "agreement",
+    "outcome",
+    "reason",
+    "path",
+    "entities",
+)
 
 
 def _as_the_pipeline_writes(record: dict[str, Any]) -> dict[str, Any]:
@@ -72,8 +86,15 @@ class Setup:
         return PseudonymKeys(self.folder / "keys" / "pseudonyms", TENANTS, rotations)
 
     def indexer(self, rotations: Sequence[str] = (), **options: Any) -> RdfIndexer:
-        return RdfIndexer(self.ledger, self.db, self.store, tenants=TENANTS, pseudonyms=self.keys(rotations),
-                          access_log=self.access_log, **options)
+        return RdfIndexer(
+            self.ledger,
+            self.db,
+            self.store,
+            tenants=TENANTS,
+            pseudonyms=self.keys(rotations),
+            access_log=self.access_log,
+            **options,
+        )
 
     def runtime(self, indexer: RdfIndexer) -> ProvenanceRuntime:
         return ProvenanceRuntime(self.ledger, store=self.store, indexer=indexer, contexts={})
@@ -81,30 +102,45 @@ class Setup:
     def record_fixtures(self, tenant: str, times: int = 1) -> list[int]:
         """Log the fixture records of ``tenant`` (``times`` over), their observation times
         written as the pipeline writes them (what the verifier compares); their numbers."""
-        return [self.ledger.record(_as_the_pipeline_writes(record)).index for _ in range(times) for record in log(tenant)]
+        return [
+            self.ledger.record(_as_the_pipeline_writes(record)).index for _ in range(times) for record in log(tenant)
+        ]
 
     def set_record_text(self, tenant: str, index: int, text: str) -> None:
         self.db.execute("UPDATE prov_record SET record = ? WHERE tenant = ? AND idx = ?", (text, tenant, index))
 
     def set_record_bytes(self, tenant: str, index: int, data: bytes) -> None:
         """Store bytes that are not UTF-8 as the record's *text* (SQLite does not check)."""
-        self.db.execute("UPDATE prov_record SET record = CAST(? AS TEXT) WHERE tenant = ? AND idx = ?",
-                        (data, tenant, index))
+        self.db.execute(
+            "UPDATE prov_record SET record = CAST(? AS TEXT) WHERE tenant = ? AND idx = ?", (data, tenant, index)
+        )
 
     def access_row(self, **values: Any) -> int:
         """Insert one row into the gateway's access table as it is (defaults: a valid access)."""
         AccessLog(self.access_log).close()  # the gateway's schema
         row = {
-            "at": 1_795_000_000.0, "tenant": "ville", "action": "read", "entity_type": "AirQualityObserved",
-            "issuer": "https://sso.example.org/realms/ville", "subject": "u-1", "username": "alice",
-            "organization": "ville", "client_id": "portail", "agreement": "urn:ngsild-adapter:agreement:schools",
-            "outcome": "permitted", "reason": "", "path": "/ngsi-ld/v1/entities",
-            "entities": '["urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01"]', **values,
+            "at": 1_795_000_000.0,
+            "tenant": "ville",
+            "action": "read",
+            "entity_type": "AirQualityObserved",
+            "issuer": "https://sso.example.org/realms/ville",
+            "subject": "u-1",
+            "username": "alice",
+            "organization": "ville",
+            "client_id": "portail",
+            "agreement": "urn:ngsild-adapter:agreement:schools",
+            "outcome": "permitted",
+            "reason": "",
+            "path": "/ngsi-ld/v1/entities",
+            "entities": '["urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01"]',
+            **values,
         }
         db = sqlite3.connect(str(self.access_log), isolation_level=None)
         try:
-            cursor = db.execute(f"INSERT INTO access ({', '.join(_ACCESS_COLUMNS)}) VALUES "
-                                f"({', '.join('?' for _ in _ACCESS_COLUMNS)})", [row[c] for c in _ACCESS_COLUMNS])
+            cursor = db.execute(
+                f"INSERT INTO access ({', '.join(_ACCESS_COLUMNS)}) VALUES ({', '.join('?' for _ in _ACCESS_COLUMNS)})",
+                [row[c] for c in _ACCESS_COLUMNS],
+            )
             assert cursor.lastrowid is not None
             return cursor.lastrowid
         finally:

@@ -37,8 +37,15 @@ from tests.e2e.support import EmbeddedBroker
 from tests.support import demo_event
 
 __all__ = [
-    "AQ_ENTITY", "DEVICES", "UPLINKS_PER_DEVICE", "World", "build_world", "no2_of", "observed_at_of",
-    "provenance_problems", "record_index",
+    "AQ_ENTITY",
+    "DEVICES",
+    "UPLINKS_PER_DEVICE",
+    "World",
+    "build_world",
+    "no2_of",
+    "observed_at_of",
+    "provenance_problems",
+    "record_index",
 ]
 
 DEVICES = ("70b3d57ed0001a01", "70b3d57ed0001a02")
@@ -78,10 +85,13 @@ class World:
     def config(self, broker_url: str | None = None) -> AdapterConfig:
         config = load_config(None)
         config = dataclasses.replace(config, state_dir=self.folder / "state")
-        provenance = dataclasses.replace(config.provenance, key_dir=self.folder / "keys", log_origin="test.example/logs")
+        provenance = dataclasses.replace(
+            config.provenance, key_dir=self.folder / "keys", log_origin="test.example/logs"
+        )
         broker = dataclasses.replace(config.broker, url=broker_url, batch_delay_s=0.0)
-        second = DeviceRecord(dev_eui=DEVICES[1], name="AQ school", location=Location(48.11, -1.68), attributes={},
-                              tenant="ville")
+        second = DeviceRecord(
+            dev_eui=DEVICES[1], name="AQ school", location=Location(48.11, -1.68), attributes={}, tenant="ville"
+        )
         devices = {**config.devices, DEVICES[1]: second}
         return dataclasses.replace(config, provenance=provenance, broker=broker, devices=devices)
 
@@ -120,7 +130,10 @@ async def build_world(folder: Path) -> World:
             assert pipeline.outbox is not None and pipeline.ledger is not None
             async with aiohttp.ClientSession() as session:
                 writer = BrokerWriter(
-                    pipeline.outbox, NgsiLdClient(broker.url, session), pipeline.dead_letters, config.broker,
+                    pipeline.outbox,
+                    NgsiLdClient(broker.url, session),
+                    pipeline.dead_letters,
+                    config.broker,
                     receipts=pipeline.ledger,
                 )
                 task = asyncio.create_task(writer.run())
@@ -153,8 +166,9 @@ def record_index(runtime: ProvenanceRuntime, device: int, n: int) -> int:
     raise LookupError(f"no record of uplink {n} of device {device}")
 
 
-async def provenance_problems(config: AdapterConfig, reader: Any, uplinks_sent: int,
-                              types: Iterable[tuple[str, str]]) -> list[str]:
+async def provenance_problems(
+    config: AdapterConfig, reader: Any, uplinks_sent: int, types: Iterable[tuple[str, str]]
+) -> list[str]:
     """After a run: every uplink has exactly one record, every record's entities are in the
     broker's history with a ``wasDerivedFrom`` link to that record (each link to the record of
     its observation time), and every record was delivered (a receipt)."""

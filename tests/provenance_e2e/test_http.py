@@ -73,11 +73,11 @@ async def test_tiles_hold_the_record_digests_under_the_signed_head(http: tuple[T
     entries = await client.get(f"/logs/ville/tile/entries/000.p/{checkpoint.size}")
     assert entries.status == 200
     bundle = await entries.read()
-    digests = [bundle[i + 2:i + 34] for i in range(0, len(bundle), 34)]
+    digests = [bundle[i + 2 : i + 34] for i in range(0, len(bundle), 34)]
     record = json.loads(await (await client.get(f"/provenance/ville/uplinks/{index}/record")).text())
     assert digests[index] == sha256(canonicalize(record)).digest()
     hashes = await (await client.get(f"/logs/ville/tile/0/000.p/{checkpoint.size}")).read()
-    assert hashes[32 * index:32 * index + 32] == leaf_hash(digests[index])
+    assert hashes[32 * index : 32 * index + 32] == leaf_hash(digests[index])
     beyond = await client.get(f"/logs/ville/tile/entries/000.p/{checkpoint.size + 1}")
     assert beyond.status == 404  # nothing beyond what a signed head covers
 
@@ -103,8 +103,7 @@ async def test_prov_o_record_by_content_negotiation(http: tuple[TestClient, int]
 
 async def test_lineage_and_verify_of_one_value(http: tuple[TestClient, int]) -> None:
     client, index = http
-    params = {"entity": AQ_ENTITY.format(eui=DEVICES[0]), "attr": "no2",
-              "observedAt": observed_at_of(0, 2).isoformat()}
+    params = {"entity": AQ_ENTITY.format(eui=DEVICES[0]), "attr": "no2", "observedAt": observed_at_of(0, 2).isoformat()}
     lineage = await (await client.get("/provenance/ville/lineage", params=params)).json()
     assert json.dumps(lineage).count(str(no2_of(0, 2))) >= 1
     verified = await (await client.get("/provenance/ville/verify", params=params)).json()
@@ -120,8 +119,9 @@ async def test_sparql_answers_over_the_index(http: tuple[TestClient, int]) -> No
     assert answer.status == 200, await answer.text()
     rows = (await answer.json())["results"]["bindings"]
     assert int(rows[0]["n"]["value"]) == index + (await _records_after(client, index))
-    update = await client.post("/sparql", data="INSERT DATA { <urn:a> <urn:b> <urn:c> }",
-                               headers={"Content-Type": "application/sparql-update"})
+    update = await client.post(
+        "/sparql", data="INSERT DATA { <urn:a> <urn:b> <urn:c> }", headers={"Content-Type": "application/sparql-update"}
+    )
     assert update.status in (400, 403)
 
 
@@ -133,14 +133,21 @@ async def _records_after(client: TestClient, index: int) -> int:
     return n - index
 
 
-async def _remote_verify(client: TestClient, index: int, key: NoteVerifier | None, value: str | None = None
-                         ) -> Verification:
+async def _remote_verify(
+    client: TestClient, index: int, key: NoteVerifier | None, value: str | None = None
+) -> Verification:
     """What a partner runs: evidence from the server's published resources, the pinned key only."""
     async with aiohttp.ClientSession() as session:
         evidence = HttpEvidence(session, str(client.make_url("")), pinned_key=key)
-        return await verify_value(evidence, "ville", AQ_ENTITY.format(eui=DEVICES[0]), "no2", observed_at_of(0, 2),
-                                  value=value if value is not None else str(no2_of(0, 2)),
-                                  record=index)
+        return await verify_value(
+            evidence,
+            "ville",
+            AQ_ENTITY.format(eui=DEVICES[0]),
+            "no2",
+            observed_at_of(0, 2),
+            value=value if value is not None else str(no2_of(0, 2)),
+            record=index,
+        )
 
 
 async def test_a_partner_verifies_from_the_published_resources_with_a_pinned_key(http: tuple[TestClient, int]) -> None:

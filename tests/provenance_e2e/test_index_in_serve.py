@@ -23,7 +23,8 @@ async def test_the_serve_process_indexes_what_the_adapter_logged(world_template:
         await runtime.store.clear_graph("urn:ngsild-adapter:graph:ville")
         await runtime.indexer.rebuild("ville")  # as `serve` does from its first round
         rows = await runtime.store.select(
-            "SELECT (COUNT(?u) AS ?n) WHERE { ?u <http://www.w3.org/ns/prov#wasAttributedTo> ?d }")
+            "SELECT (COUNT(?u) AS ?n) WHERE { ?u <http://www.w3.org/ns/prov#wasAttributedTo> ?d }"
+        )
         assert rows[0]["n"] == runtime.ledger.size("ville")
         assert runtime.indexer.lag()["ville"] == 0
 
@@ -56,8 +57,12 @@ async def test_serve_runs_as_its_own_process_and_reports_its_lag(world_template:
     )
     port = free_port()
     env = {**os.environ, "NGSILD_ADAPTER_PROVENANCE_KEY_DIR": str(config.provenance.key_dir)}
-    process = subprocess.Popen([str(ADAPTER_BIN), "serve", "--config", str(toml), "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(
+        [str(ADAPTER_BIN), "serve", "--config", str(toml), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     try:
         async with aiohttp.ClientSession() as http:
             lag = None
@@ -65,8 +70,14 @@ async def test_serve_runs_as_its_own_process_and_reports_its_lag(world_template:
                 try:
                     async with http.get(f"http://127.0.0.1:{port}/metrics") as answer:
                         text = await answer.text()
-                    lag = next((line for line in text.splitlines()
-                                if line.startswith('ngsild_adapter_provenance_index_lag_records{tenant="ville"}')), None)
+                    lag = next(
+                        (
+                            line
+                            for line in text.splitlines()
+                            if line.startswith('ngsild_adapter_provenance_index_lag_records{tenant="ville"}')
+                        ),
+                        None,
+                    )
                     if lag is not None and lag.endswith(" 0"):
                         break
                 except aiohttp.ClientError:

@@ -25,8 +25,11 @@ def world(world_template: World, tmp_path: Path) -> World:
 
 async def predicates(runtime: ProvenanceRuntime, graph: str) -> set[str]:
     assert runtime.store is not None
-    subjects = [f"urn:ngsild-adapter:ville:uplink:{stored.index}:obs:{k}"
-                for stored in runtime.ledger.records("ville", 0, 1000) for k in range(2)]
+    subjects = [
+        f"urn:ngsild-adapter:ville:uplink:{stored.index}:obs:{k}"
+        for stored in runtime.ledger.records("ville", 0, 1000)
+        for k in range(2)
+    ]
     subjects.append(f"urn:ngsild-adapter:ville:device:{DEVICES[0]}")
     return {p for _, p, _ in await runtime.store.quads(subjects, graph)}
 
@@ -40,7 +43,10 @@ def personal_indexer(world: World, runtime: ProvenanceRuntime, personal: set[str
 
 async def test_device_names_at_the_network_server_are_personal(world: World) -> None:
     async with world.running() as (runtime, _):
-        shared, personal = await predicates(runtime, graph_iri("ville")), await predicates(runtime, personal_graph_iri("ville"))
+        shared, personal = (
+            await predicates(runtime, graph_iri("ville")),
+            await predicates(runtime, personal_graph_iri("ville")),
+        )
     assert DEVICE_ID in personal and DEVICE_ID not in shared
     assert NO2 in shared and TEMPERATURE in shared
 
@@ -66,7 +72,9 @@ async def test_a_personal_value_copied_into_the_shared_graph_is_detected(world: 
         runtime.indexer = personal_indexer(world, runtime, {"temperature"})
         await runtime.indexer.catch_up()
         index = record_index(runtime, 0, 2)
-        leaked = await runtime.store.quads([f"urn:ngsild-adapter:ville:uplink:{index}:obs:0"], personal_graph_iri("ville"))
+        leaked = await runtime.store.quads(
+            [f"urn:ngsild-adapter:ville:uplink:{index}:obs:0"], personal_graph_iri("ville")
+        )
         assert {p for _, p, _ in leaked} == {TEMPERATURE}
         graph = f"<{graph_iri('ville')}>"
         await runtime.store.add_nquads("".join(f"{s} {p} {o} {graph} .\n" for s, p, o in leaked))

@@ -43,10 +43,13 @@ async def verify(setup: Setup, indexer: Any, n: int) -> Verification:
     assert stored is not None
     record = stored.record
     entity = record["entities"][0]
-    name, attribute = next((k, a) for k, a in sorted(entity["attributes"].items()) if isinstance(a.get("value"), int | float))
+    name, attribute = next(
+        (k, a) for k, a in sorted(entity["attributes"].items()) if isinstance(a.get("value"), int | float)
+    )
     observed = utc(attribute.get("observedAt") or record["observedAt"])
-    return await setup.runtime(indexer).verify("ville", entity["id"], name, observed,
-                                               value=json.dumps(attribute["value"]), record=n)
+    return await setup.runtime(indexer).verify(
+        "ville", entity["id"], name, observed, value=json.dumps(attribute["value"]), record=n
+    )
 
 
 def received_on(n: int) -> str:
@@ -79,7 +82,9 @@ async def test_rotations_on_disk_through_index_and_verifier(setup: Setup) -> Non
         assert new[n] == old[n]
     for n in after:
         assert new[n] != old[n] and new[n].split(":")[4] != old[n].split(":")[4]  # another key id
-    devices = {log("ville")[n]["device"]["devEui"] for n in after} & {log("ville")[n]["device"]["devEui"] for n in before}
+    devices = {log("ville")[n]["device"]["devEui"] for n in after} & {
+        log("ville")[n]["device"]["devEui"] for n in before
+    }
     assert devices, "a device heard on both sides"
     for eui in devices:  # the data admin's join: both pseudonyms, one device
         links = {new[n] for n in old if log("ville")[n]["device"]["devEui"] == eui}

@@ -48,7 +48,9 @@ def bad_files(setup: Setup) -> dict[str, Any]:
     """Good records with bad ones among them, receipts and access rows; what was written where."""
     ville = setup.record_fixtures("ville", times=2)  # 14 records, 0..13
     setup.record_fixtures("metropole")
-    good = json.loads(setup.db.execute("SELECT record FROM prov_record WHERE tenant = 'ville' AND idx = 2").fetchone()[0])
+    good = json.loads(
+        setup.db.execute("SELECT record FROM prov_record WHERE tenant = 'ville' AND idx = 2").fetchone()[0]
+    )
     other_tenant = {**good, "tenant": "metropole"}
     hostile_id = json.loads(json.dumps(good))
     hostile_id["entities"][0]["id"] = HOSTILE_SUBJECT
@@ -59,9 +61,18 @@ def bad_files(setup: Setup) -> dict[str, Any]:
     setup.set_record_text("ville", 9, json.dumps(hostile_id))  # an entity id with spaces, quotes, > and a newline
     setup.set_record_text("ville", 10, json.dumps(surrogate))  # parses, but a string that is no Unicode text
     setup.set_record_bytes("ville", 11, b'{"recordType": "\xff\xfe"}')  # not UTF-8: the row does not even read
-    receipts = [setup.ledger.record_delivery("ville", started_at="2026-11-20T09:02:12Z", ended_at="2026-11-20T09:02:13Z",
-                                             broker="http://orion:1026/ngsi-ld/v1/entityOperations/upsert", status=201,
-                                             software="0.1.0", records=[n]) for n in (0, 1, 2, 3)]
+    receipts = [
+        setup.ledger.record_delivery(
+            "ville",
+            started_at="2026-11-20T09:02:12Z",
+            ended_at="2026-11-20T09:02:13Z",
+            broker="http://orion:1026/ngsi-ld/v1/entityOperations/upsert",
+            status=201,
+            software="0.1.0",
+            records=[n],
+        )
+        for n in (0, 1, 2, 3)
+    ]
     setup.db.execute("UPDATE prov_delivery SET records = '[1, 2' WHERE id = ?", (receipts[1],))
     setup.db.execute("UPDATE prov_delivery SET tenant = 'Ville de Rennes' WHERE id = ?", (receipts[2],))
     accesses = {
@@ -86,9 +97,12 @@ async def test_bad_rows_are_quarantined_and_the_good_ones_indexed(setup: Setup) 
     receipts, accesses = written["receipts"], written["accesses"]
     assert set(quarantined) == {
         *(("record", "ville", n) for n in (7, 8, 9, 10, 11)),
-        ("delivery", "", receipts[1]), ("delivery", "", receipts[2]),
-        *(("access", "", accesses[k]) for k in ("bad tenant", "unknown tenant", "truncated entities",
-                                                "entity not an IRI", "time not a time")),
+        ("delivery", "", receipts[1]),
+        ("delivery", "", receipts[2]),
+        *(
+            ("access", "", accesses[k])
+            for k in ("bad tenant", "unknown tenant", "truncated entities", "entity not an IRI", "time not a time")
+        ),
     }
     reasons = {key[2] if key[0] == "record" else key: reason for key, reason in quarantined.items()}
     assert "JSONDecodeError" in reasons[7]
@@ -99,8 +113,10 @@ async def test_bad_rows_are_quarantined_and_the_good_ones_indexed(setup: Setup) 
     assert "is not a configured collectivity" in reasons[("access", "", accesses["bad tenant"])]
     assert "'eau' is not a configured collectivity" in reasons[("access", "", accesses["unknown tenant"])]
     assert "entities is not JSON" in reasons[("access", "", accesses["truncated entities"])]
-    assert "not a valid IRI" in reasons[("access", "", accesses["entity not an IRI"])] or \
-        "not an absolute IRI" in reasons[("access", "", accesses["entity not an IRI"])]
+    assert (
+        "not a valid IRI" in reasons[("access", "", accesses["entity not an IRI"])]
+        or "not an absolute IRI" in reasons[("access", "", accesses["entity not an IRI"])]
+    )
     assert "not a time" in reasons[("access", "", accesses["time not a time"])]
     assert "not a configured collectivity" in reasons[("delivery", "", receipts[2])]
     # every good record is indexed, in both collectivities; no bad one left anything
@@ -175,8 +191,13 @@ class _FlakyStore:
 async def test_a_failing_round_does_not_end_the_indexer(setup: Setup) -> None:
     setup.record_fixtures("ville")
     store = _FlakyStore(setup.store, failures=1)
-    indexer = RdfIndexer(setup.ledger, setup.db, store, tenants=["ville", "metropole"],  # type: ignore[arg-type]
-                         pseudonyms=setup.keys())
+    indexer = RdfIndexer(
+        setup.ledger,
+        setup.db,
+        store,
+        tenants=["ville", "metropole"],  # type: ignore[arg-type]
+        pseudonyms=setup.keys(),
+    )
     task = asyncio.create_task(indexer.run(idle_s=3600, retry_s=0))
     try:
         for _ in range(10_000):  # the test decides when to look: at each turn of the loop
@@ -215,19 +236,38 @@ async def test_quads_the_store_refuses_quarantine_their_record_only(setup: Setup
 
 
 _STORED_TEXT = st.text(st.characters(codec="utf-8"), max_size=30) | st.sampled_from(
-    ["", "-", "ville", "Ville", "ville ", "ville>", "eau", 'a"b', "x\ny", "urn:ngsi-ld:A:1", "<>", "%zz"])
+    ["", "-", "ville", "Ville", "ville ", "ville>", "eau", 'a"b', "x\ny", "urn:ngsi-ld:A:1", "<>", "%zz"]
+)
 
 
 @settings(derandomize=True, database=None, max_examples=150, deadline=None)
-@given(field=st.sampled_from(["tenant", "subject", "issuer", "organization", "reason", "path", "username",
-                              "client_id", "agreement", "entity", "entities", "at"]),
-       text=_STORED_TEXT)
+@given(
+    field=st.sampled_from(
+        [
+            "tenant",
+            "subject",
+            "issuer",
+            "organization",
+            "reason",
+            "path",
+            "username",
+            "client_id",
+            "agreement",
+            "entity",
+            "entities",
+            "at",
+        ]
+    ),
+    text=_STORED_TEXT,
+)
 def test_any_stored_access_row_is_indexed_as_valid_quads_or_set_aside(field: str, text: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "access.sqlite"
         AccessLog(path).close()
         values: dict[str, Any] = {
-            "entity": {"entities": json.dumps([text])}, "entities": {"entities": text}, "at": {"at": text},
+            "entity": {"entities": json.dumps([text])},
+            "entities": {"entities": text},
+            "at": {"at": text},
         }.get(field, {field: text})
         rows = AccessRows(path)
         try:
@@ -241,18 +281,31 @@ def test_any_stored_access_row_is_indexed_as_valid_quads_or_set_aside(field: str
                 return  # set aside, with its reason
             store = pyoxigraph.Store()
             store.load(quads.encode("utf-8"), pyoxigraph.RdfFormat.N_QUADS)  # valid quads, whatever the text
-            assert {str(g) for g in store.named_graphs()} <= {f"<{access_graph_of('ville')}>",
-                                                             f"<{access_graph_of('metropole')}>"}
+            assert {str(g) for g in store.named_graphs()} <= {
+                f"<{access_graph_of('ville')}>",
+                f"<{access_graph_of('metropole')}>",
+            }
         finally:
             rows.close()
 
 
 def _insert(path: Path, values: dict[str, Any]) -> None:
     row = {
-        "at": 1_795_000_000.0, "tenant": "ville", "action": "read", "entity_type": "AirQualityObserved",
-        "issuer": "https://sso.example.org/realms/ville", "subject": "u-1", "username": "alice",
-        "organization": "ville", "client_id": "portail", "agreement": "urn:ngsild-adapter:agreement:schools",
-        "outcome": "permitted", "reason": "", "path": "/ngsi-ld/v1/entities", "entities": "[]", **values,
+        "at": 1_795_000_000.0,
+        "tenant": "ville",
+        "action": "read",
+        "entity_type": "AirQualityObserved",
+        "issuer": "https://sso.example.org/realms/ville",
+        "subject": "u-1",
+        "username": "alice",
+        "organization": "ville",
+        "client_id": "portail",
+        "agreement": "urn:ngsild-adapter:agreement:schools",
+        "outcome": "permitted",
+        "reason": "",
+        "path": "/ngsi-ld/v1/entities",
+        "entities": "[]",
+        **values,
     }
     db = sqlite3.connect(str(path), isolation_level=None)
     try:

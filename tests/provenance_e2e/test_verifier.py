@@ -51,7 +51,11 @@ def statuses(result: Verification) -> dict[str, str]:
 async def verify(world: World, device: int = 0, n: int = 2, **kwargs: object) -> Verification:
     async with world.running() as (runtime, _):
         return await runtime.verify(
-            "ville", AQ_ENTITY.format(eui=DEVICES[device]), "no2", observed_at_of(device, n), **kwargs  # type: ignore[arg-type]
+            "ville",
+            AQ_ENTITY.format(eui=DEVICES[device]),
+            "no2",
+            observed_at_of(device, n),
+            **kwargs,  # type: ignore[arg-type]
         )
 
 
@@ -100,7 +104,9 @@ async def test_a_value_changed_in_the_broker_is_detected(world: World) -> None:
     assert changed > 0, "the test did not find the value in the broker's database"
     result = await verify(world)
     assert not result.holds
-    assert statuses(result)["value"] == "failed" and "99.99" in next(c.detail for c in result.checks if c.name == "value")
+    assert statuses(result)["value"] == "failed" and "99.99" in next(
+        c.detail for c in result.checks if c.name == "value"
+    )
 
 
 async def rewrite_graph(runtime: ProvenanceRuntime, graph: str, index: int, change: Callable[[str], str]) -> None:
@@ -109,7 +115,9 @@ async def rewrite_graph(runtime: ProvenanceRuntime, graph: str, index: int, chan
     keys = runtime.indexer.pseudonyms
     await runtime.store.clear_graph(graph)
     for stored in runtime.ledger.records("ville", 0, 1000):
-        text = index_nquads(stored.record, stored.index, pseudonyms=keys) + static_nquads(stored.record, pseudonyms=keys)
+        text = index_nquads(stored.record, stored.index, pseudonyms=keys) + static_nquads(
+            stored.record, pseudonyms=keys
+        )
         await runtime.store.add_nquads(change(text) if stored.index == index else text)
 
 
@@ -120,8 +128,15 @@ async def test_a_triple_changed_in_the_rdf_store_is_detected(world: World) -> No
         personal = personal_graph_iri("ville")
         quads = await runtime.store.quads([f"urn:ngsild-adapter:ville:uplink:{index}"], personal)
         s, p, o = next(q for q in quads if "fCnt" in q[1])  # the frame counter: in the personal graph
-        await rewrite_graph(runtime, personal, index, lambda text: text.replace(
-            f"{s} {p} {o} <{personal}> .", f'{s} {p} "999"^^<http://www.w3.org/2001/XMLSchema#integer> <{personal}> .'))
+        await rewrite_graph(
+            runtime,
+            personal,
+            index,
+            lambda text: text.replace(
+                f"{s} {p} {o} <{personal}> .",
+                f'{s} {p} "999"^^<http://www.w3.org/2001/XMLSchema#integer> <{personal}> .',
+            ),
+        )
         result = await runtime.verify("ville", AQ_ENTITY.format(eui=DEVICES[0]), "no2", observed_at_of(0, 2))
     assert not result.holds and statuses(result)["index"] == "failed"
     assert {n for n, s in statuses(result).items() if s == "failed"} == {"index"}
@@ -134,8 +149,12 @@ async def test_a_changed_pseudonym_is_detected(world: World) -> None:
         key = runtime.indexer.pseudonyms.key_for("ville", observed_at_of(0, 2).date().isoformat())
         mine, other = key.device(DEVICES[0]), key.device(DEVICES[1])
         # the value said to come from the other device: its pseudonym in the shared graph
-        await rewrite_graph(runtime, graph_iri("ville"), index, lambda text: text.replace(
-            f"<{PROV}wasAttributedTo> <{mine}>", f"<{PROV}wasAttributedTo> <{other}>"))
+        await rewrite_graph(
+            runtime,
+            graph_iri("ville"),
+            index,
+            lambda text: text.replace(f"<{PROV}wasAttributedTo> <{mine}>", f"<{PROV}wasAttributedTo> <{other}>"),
+        )
         moved = await runtime.verify("ville", AQ_ENTITY.format(eui=DEVICES[0]), "no2", observed_at_of(0, 2))
         assert not moved.holds and statuses(moved)["index"] == "failed"
         # the pseudonym's link to the real device copied into the shared graph: it would undo it
@@ -173,8 +192,10 @@ async def test_a_changed_record_breaks_its_digest_and_the_chain(world: World) ->
         index = record_index(runtime, 0, 2)
     db = state_db(world)
     (text,) = db.execute("SELECT record FROM prov_record WHERE tenant = 'ville' AND idx = ?", (index,)).fetchone()
-    db.execute("UPDATE prov_record SET record = ? WHERE tenant = 'ville' AND idx = ?",
-               (text.replace(str(no2_of(0, 2)), "12.5"), index))
+    db.execute(
+        "UPDATE prov_record SET record = ? WHERE tenant = 'ville' AND idx = ?",
+        (text.replace(str(no2_of(0, 2)), "12.5"), index),
+    )
     db.close()
     result = await verify(world, value="12.5")  # the forged record agrees with the forged value...
     assert not result.holds  # ...but not with the log, nor with the next record's link
@@ -183,7 +204,9 @@ async def test_a_changed_record_breaks_its_digest_and_the_chain(world: World) ->
 
 async def test_a_changed_tree_head_is_detected(world: World) -> None:
     db = state_db(world)
-    (note,) = db.execute("SELECT note FROM prov_checkpoint WHERE tenant = 'ville' ORDER BY size DESC LIMIT 1").fetchone()
+    (note,) = db.execute(
+        "SELECT note FROM prov_checkpoint WHERE tenant = 'ville' ORDER BY size DESC LIMIT 1"
+    ).fetchone()
     lines = bytes(note).decode().split("\n")
     lines[1] = str(int(lines[1]) + 1)  # claim one more record
     db.execute("UPDATE prov_checkpoint SET note = ? WHERE tenant = 'ville'", ("\n".join(lines).encode(),))
@@ -199,8 +222,10 @@ async def test_a_changed_chain_link_is_detected(world: World) -> None:
     (text,) = db.execute("SELECT record FROM prov_record WHERE tenant = 'ville' AND idx = ?", (previous,)).fetchone()
     record = json.loads(text)
     record["chain"]["prev"] = "00" * 32
-    db.execute("UPDATE prov_record SET record = ? WHERE tenant = 'ville' AND idx = ?",
-               (json.dumps(record, sort_keys=True, separators=(",", ":")), previous))
+    db.execute(
+        "UPDATE prov_record SET record = ? WHERE tenant = 'ville' AND idx = ?",
+        (json.dumps(record, sort_keys=True, separators=(",", ":")), previous),
+    )
     db.close()
     result = await verify(world, 0, 2)  # the value after the changed link
     assert not result.holds and statuses(result)["chain"] == "failed"
@@ -232,7 +257,8 @@ def test_cli_exit_status_and_report(world: World) -> None:
     port = free_port()
     broker = subprocess.Popen(
         [str(ADAPTER_BIN), "broker", "--port", str(port), "--db", str(world.folder / "broker.sqlite")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         for _ in range(200):  # bounded wait for the broker's port
@@ -248,8 +274,19 @@ def test_cli_exit_status_and_report(world: World) -> None:
             f'[broker]\nurl = "http://127.0.0.1:{port}"\n'
             f'[provenance]\nkey_dir = "{config.provenance.key_dir}"\nlog_origin = "test.example/logs"\n'
         )
-        args = ["verify", "--config", str(toml), "--tenant", "ville", "--entity", AQ_ENTITY.format(eui=DEVICES[0]),
-                "--attr", "no2", "--observed-at", observed_at_of(0, 2).isoformat()]
+        args = [
+            "verify",
+            "--config",
+            str(toml),
+            "--tenant",
+            "ville",
+            "--entity",
+            AQ_ENTITY.format(eui=DEVICES[0]),
+            "--attr",
+            "no2",
+            "--observed-at",
+            observed_at_of(0, 2).isoformat(),
+        ]
         runner = CliRunner(env={"NGSILD_ADAPTER_PROVENANCE_KEY_DIR": str(config.provenance.key_dir)})
         ok = runner.invoke(main, args, catch_exceptions=False)
         assert ok.exit_code == 0, ok.output
@@ -259,7 +296,9 @@ def test_cli_exit_status_and_report(world: World) -> None:
         report = json.loads(bad.output)
         assert report["holds"] is False
         assert [c["check"] for c in report["checks"] if c["status"] == "failed"] == ["value"]
-        wrong_key = runner.invoke(main, [*args, "--key", OTHER_KEY.verifier.vkey.replace("other", "test.example/logs/ville")])
+        wrong_key = runner.invoke(
+            main, [*args, "--key", OTHER_KEY.verifier.vkey.replace("other", "test.example/logs/ville")]
+        )
         assert wrong_key.exit_code != 0
     finally:
         broker.terminate()

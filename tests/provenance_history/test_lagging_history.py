@@ -37,12 +37,20 @@ def observed(n: int) -> datetime:
 
 def entity(n: int) -> dict[str, Any]:
     at = iso(observed(n))
-    return {"id": ENTITY, "type": "AirQualityObserved",
-            "no2": {"type": "Property", "value": 30.0 + n, "unitCode": "GQ", "observedAt": at},
-            "wasDerivedFrom": {"type": "Relationship", "object": f"urn:ngsild-adapter:{TENANT}:uplink:{n}",
-                               "observedAt": at},
-            "@context": ["https://w3id.org/ngsild-adapter/context.jsonld",
-                         "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"]}
+    return {
+        "id": ENTITY,
+        "type": "AirQualityObserved",
+        "no2": {"type": "Property", "value": 30.0 + n, "unitCode": "GQ", "observedAt": at},
+        "wasDerivedFrom": {
+            "type": "Relationship",
+            "object": f"urn:ngsild-adapter:{TENANT}:uplink:{n}",
+            "observedAt": at,
+        },
+        "@context": [
+            "https://w3id.org/ngsild-adapter/context.jsonld",
+            "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld",
+        ],
+    }
 
 
 class LaggingHistory(NgsiLdClient):
@@ -57,8 +65,11 @@ class LaggingHistory(NgsiLdClient):
             return None
         kept: dict[str, Any] = {"id": answer["id"], "type": answer.get("type")}
         for name, attribute in parse_temporal_entity(answer).attributes.items():
-            instances = [dict(i.members) for i in attribute.instances
-                         if i.observed_at is not None and i.observed_at <= self.horizon]
+            instances = [
+                dict(i.members)
+                for i in attribute.instances
+                if i.observed_at is not None and i.observed_at <= self.horizon
+            ]
             if instances:
                 kept[name] = instances
         return kept
@@ -86,7 +97,9 @@ async def broker_url() -> AsyncIterator[str]:
         await server.close()
 
 
-async def read(client_class: type[NgsiLdClient], url: str, n: int, horizon: datetime | None = None) -> BrokerValue | None:
+async def read(
+    client_class: type[NgsiLdClient], url: str, n: int, horizon: datetime | None = None
+) -> BrokerValue | None:
     async with aiohttp.ClientSession() as session:
         client = client_class(url, session)
         if isinstance(client, LaggingHistory):
@@ -149,6 +162,7 @@ async def test_a_value_never_sent_is_not_pending(broker_url: str) -> None:
 
 # -- what the verifier answers ------------------------------------------------------------------
 
+
 class _Evidence:
     """Evidence with one record (no log, no key): enough to see the record and value checks."""
 
@@ -157,9 +171,15 @@ class _Evidence:
 
     async def record_text(self, tenant: str, index: int) -> str | None:
         at = iso(observed(1))
-        return json.dumps({"recordType": "uplink", "observedAt": at, "device": {"devEui": "70b3d57ed0001a01"},
-                           "entities": [{"id": ENTITY, "attributes": {"no2": {"value": 31, "unitCode": "GQ"}}}],
-                           "chain": {"seq": 0, "prev": None}})
+        return json.dumps(
+            {
+                "recordType": "uplink",
+                "observedAt": at,
+                "device": {"devEui": "70b3d57ed0001a01"},
+                "entities": [{"id": ENTITY, "attributes": {"no2": {"value": 31, "unitCode": "GQ"}}}],
+                "chain": {"seq": 0, "prev": None},
+            }
+        )
 
     async def chain_record_text(self, tenant: str, dev_eui: str, seq: int) -> str | None:
         return None

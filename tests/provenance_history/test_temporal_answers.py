@@ -25,15 +25,26 @@ LINK = "urn:ngsild-adapter:ville:uplink:{n}"
 
 def instance(n: int, *, notation: str = "ms") -> dict[str, Any]:
     moment = START + timedelta(minutes=10 * n)
-    text = {"ms": moment.strftime("%Y-%m-%dT%H:%M:%S.000Z"), "s": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "offset": moment.astimezone().isoformat()}[notation]
-    return {"type": "Property", "value": 30.0 + n, "unitCode": "GQ", "observedAt": text,
-            "instanceId": f"urn:ngsi-ld:attribute:instance:{n}"}
+    text = {
+        "ms": moment.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "s": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "offset": moment.astimezone().isoformat(),
+    }[notation]
+    return {
+        "type": "Property",
+        "value": 30.0 + n,
+        "unitCode": "GQ",
+        "observedAt": text,
+        "instanceId": f"urn:ngsi-ld:attribute:instance:{n}",
+    }
 
 
 def link(n: int) -> dict[str, Any]:
-    return {"type": "Relationship", "object": LINK.format(n=n),
-            "observedAt": (START + timedelta(minutes=10 * n)).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+    return {
+        "type": "Relationship",
+        "object": LINK.format(n=n),
+        "observedAt": (START + timedelta(minutes=10 * n)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
 
 
 def values(entity: dict[str, Any], name: str = "no2") -> list[float]:
@@ -63,17 +74,23 @@ def test_one_instance_reads_the_same_as_an_object_or_an_array_of_one(shape: str)
 
 
 def test_simplified_pairs_read_as_instances_of_their_type() -> None:
-    entity = {"id": "urn:a", "type": "T",
-              "no2": {"type": "Property", "values": [[32.0, "2026-11-20T08:20:00Z"], [31.0, "2026-11-20T08:10:00Z"]]},
-              "refDevice": {"type": "Relationship", "objects": [["urn:d", "2026-11-20T08:10:00Z"]]},
-              "name": {"type": "LanguageProperty", "languageMaps": [[{"fr": "a"}, "2026-11-20T08:10:00Z"]]}}
+    entity = {
+        "id": "urn:a",
+        "type": "T",
+        "no2": {"type": "Property", "values": [[32.0, "2026-11-20T08:20:00Z"], [31.0, "2026-11-20T08:10:00Z"]]},
+        "refDevice": {"type": "Relationship", "objects": [["urn:d", "2026-11-20T08:10:00Z"]]},
+        "name": {"type": "LanguageProperty", "languageMaps": [[{"fr": "a"}, "2026-11-20T08:10:00Z"]]},
+    }
 
     parsed = parse_temporal_entity(entity)
 
     assert values(entity) == [31.0, 32.0]
     device = parsed.attribute("refDevice")
     assert device is not None and device.instances[0].members == {
-        "type": "Relationship", "object": "urn:d", "observedAt": "2026-11-20T08:10:00Z"}
+        "type": "Relationship",
+        "object": "urn:d",
+        "observedAt": "2026-11-20T08:10:00Z",
+    }
     name = parsed.attribute("name")
     assert name is not None and name.instances[0].members["languageMap"] == {"fr": "a"}
 
@@ -85,9 +102,14 @@ def test_a_lone_simplified_pair_compacted_out_of_its_array_is_one_pair() -> None
 
 
 def test_aggregated_values_and_unknown_shapes_give_no_instances() -> None:
-    entity = {"id": "urn:a", "type": "T",
-              "no2": {"type": "Property", "avg": [[31.5, "2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z"]]},
-              "odd": {"type": "Property"}, "text": "plain", "count": 3}
+    entity = {
+        "id": "urn:a",
+        "type": "T",
+        "no2": {"type": "Property", "avg": [[31.5, "2026-11-20T00:00:00Z", "2026-11-21T00:00:00Z"]]},
+        "odd": {"type": "Property"},
+        "text": "plain",
+        "count": 3,
+    }
 
     parsed = parse_temporal_entity(entity)
 
@@ -122,17 +144,32 @@ def test_a_query_answer_keeps_its_entities_and_leaves_out_bad_entries() -> None:
 
 # -- the verifier's reader, on each broker's shape ---------------------------------------------
 
-MINTAKA_LAST_N = {"id": "urn:a", "type": "T", "no2": [instance(5), instance(4), instance(3)],
-                  "wasDerivedFrom": [link(5), link(4), link(3)]}
+MINTAKA_LAST_N = {
+    "id": "urn:a",
+    "type": "T",
+    "no2": [instance(5), instance(4), instance(3)],
+    "wasDerivedFrom": [link(5), link(4), link(3)],
+}
 MINTAKA_ONE = {"id": "urn:a", "type": "T", "no2": instance(4), "wasDerivedFrom": link(4)}
-SCORPIO_EXPANDED_LINK = {"id": "urn:a", "type": "T", "no2": [instance(3), instance(5), instance(4)],
-                         "http://www.w3.org/ns/prov#wasDerivedFrom": {**link(4), "object": [LINK.format(n=4)]}}
-EMBEDDED = {"id": "urn:a", "type": "T", "no2": [instance(3), instance(4), instance(5)],
-            "wasDerivedFrom": [link(3), link(4), link(5)]}
+SCORPIO_EXPANDED_LINK = {
+    "id": "urn:a",
+    "type": "T",
+    "no2": [instance(3), instance(5), instance(4)],
+    "http://www.w3.org/ns/prov#wasDerivedFrom": {**link(4), "object": [LINK.format(n=4)]},
+}
+EMBEDDED = {
+    "id": "urn:a",
+    "type": "T",
+    "no2": [instance(3), instance(4), instance(5)],
+    "wasDerivedFrom": [link(3), link(4), link(5)],
+}
 
 
-@pytest.mark.parametrize("answer", [MINTAKA_LAST_N, MINTAKA_ONE, SCORPIO_EXPANDED_LINK, EMBEDDED],
-                         ids=["mintaka-lastN", "mintaka-one-instance", "scorpio-unordered", "embedded"])
+@pytest.mark.parametrize(
+    "answer",
+    [MINTAKA_LAST_N, MINTAKA_ONE, SCORPIO_EXPANDED_LINK, EMBEDDED],
+    ids=["mintaka-lastN", "mintaka-one-instance", "scorpio-unordered", "embedded"],
+)
 def test_the_verifier_reads_the_value_and_its_link_at_the_instant_from_every_shape(answer: dict[str, Any]) -> None:
     found = broker_value_from(answer, "no2", "2026-11-20T08:40:00Z")  # the same instant as ...08:40:00.000Z
 

@@ -143,10 +143,17 @@ def indexed_values(tenant: str, n: int, record: dict[str, Any]) -> list[Value]:
     for entity in record["entities"]:
         for name, attribute in entity["attributes"].items():
             for term in _term(attribute):
-                found.append(Value(
-                    tenant, n, entity["id"], name, term,
-                    utc(attribute.get("observedAt") or record["observedAt"]), attribute.get("unitCode"),
-                ))
+                found.append(
+                    Value(
+                        tenant,
+                        n,
+                        entity["id"],
+                        name,
+                        term,
+                        utc(attribute.get("observedAt") or record["observedAt"]),
+                        attribute.get("unitCode"),
+                    )
+                )
     return found
 
 
@@ -156,7 +163,9 @@ def load_store(*, static: bool = True, deliveries: bool = True) -> pyoxigraph.St
     ``default_graph``/``named_graphs`` set to ``shared_graphs()`` for what a researcher reads."""
     store = pyoxigraph.Store()
     for _, n, record in records():
-        text = rdf.index_nquads(record, n, pseudonyms=KEYS) + (rdf.static_nquads(record, pseudonyms=KEYS) if static else "")
+        text = rdf.index_nquads(record, n, pseudonyms=KEYS) + (
+            rdf.static_nquads(record, pseudonyms=KEYS) if static else ""
+        )
         store.load(text.encode("utf-8"), pyoxigraph.RdfFormat.N_QUADS)
     if deliveries:
         for receipt in receipts():

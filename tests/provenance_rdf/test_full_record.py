@@ -52,16 +52,18 @@ def test_is_the_tenant_graph_with_the_prefixes(water: rdflib.Graph) -> None:
 def test_raw_uplink_device_collectivity_gateways_and_network_server(water: rdflib.Graph) -> None:
     u = uplink_iri("ville", 4)
     record = log("ville")[4]
-    assert ask(water, f"""ASK {{
+    assert ask(
+        water,
+        f"""ASK {{
         <{u}> a prov:Entity, nga:Uplink ;
-            nga:payloadSha256 "{record['uplink']['payloadSha256']}" ;
+            nga:payloadSha256 "{record["uplink"]["payloadSha256"]}" ;
             nga:fCnt 5021 ; nga:fPort 1 ; nga:size 9 ; nga:formatVersion 1 ; nga:chainSeq 0 ;
             nga:recordSha256 ?digest ;
             prov:generatedAtTime ?generated ;
-            prov:wasAttributedTo <{device_iri('ville', '70b3d57ed0003c01')}> ;
+            prov:wasAttributedTo <{device_iri("ville", "70b3d57ed0003c01")}> ;
             prov:wasGeneratedBy ?reception ;
             nga:reception ?r .
-        <{device_iri('ville', '70b3d57ed0003c01')}> a sosa:Sensor, prov:Agent ;
+        <{device_iri("ville", "70b3d57ed0003c01")}> a sosa:Sensor, prov:Agent ;
             prov:actedOnBehalfOf ?org .
         ?org a prov:Organization .
         ?reception a prov:Activity ; prov:endedAtTime ?received ;
@@ -71,14 +73,17 @@ def test_raw_uplink_device_collectivity_gateways_and_network_server(water: rdfli
            nga:rssi -105 ; nga:snr ?snr .
         <urn:ngsild-adapter:gateway:0016c001ff10a235> a prov:Agent .
         FILTER(?snr = 2.5 && ?generated = "2026-11-21T10:00:00.25Z"^^xsd:dateTime)
-    }}""")
+    }}""",
+    )
     assert not ask(water, f"ASK {{ <{u}> nga:chainPrev ?p }}")  # the device's first record
 
 
 def test_each_step_is_an_activity_chained_to_the_previous(water: rdflib.Graph) -> None:
     u = uplink_iri("ville", 4)
     a = f"{u}:processing"
-    assert ask(water, f"""ASK {{
+    assert ask(
+        water,
+        f"""ASK {{
         <{a}> a prov:Activity ; prov:used <{u}> ; prov:startedAtTime ?s ; prov:endedAtTime ?e ;
               prov:wasAssociatedWith ?software .
         ?software a prov:SoftwareAgent ; nga:version "0.1.1" .
@@ -95,13 +100,16 @@ def test_each_step_is_an_activity_chained_to_the_previous(water: rdflib.Graph) -
             prov:used ?profile ; prov:startedAtTime ?ms ; prov:endedAtTime ?me .
         ?profile a nga:ProfileFile ; nga:name "water-meter" ;
             nga:sha256 "6d01e40552ad72fad1acb9ab16ba7761badf152d18d17c7eeb8113665e89990c" .
-    }}""")
+    }}""",
+    )
 
 
 def test_each_attribute_value_is_an_entity_and_an_observation(water: rdflib.Graph) -> None:
     u = uplink_iri("ville", 4)
     v = f"{u}:obs:0:waterConsumption"
-    assert ask(water, f"""ASK {{
+    assert ask(
+        water,
+        f"""ASK {{
         <{v}> a prov:Entity, sosa:Observation ;
             prov:wasDerivedFrom <{u}> ;
             prov:wasGeneratedBy <{u}:processing:map> ;
@@ -115,13 +123,14 @@ def test_each_attribute_value_is_an_entity_and_an_observation(water: rdflib.Grap
             sosa:observedProperty <https://smartdatamodels.org/dataModel.WaterConsumption/waterConsumption> ;
             sosa:hasFeatureOfInterest <urn:ngsi-ld:WaterConsumptionObserved:ville:70b3d57ed0003c01> ;
             sosa:hasSimpleResult 123456 ;
-            sosa:madeBySensor <{device_iri('ville', '70b3d57ed0003c01')}> ;
+            sosa:madeBySensor <{device_iri("ville", "70b3d57ed0003c01")}> ;
             sosa:resultTime ?observed .
         FILTER(?generated = "2026-11-21T10:00:00.2548Z"^^xsd:dateTime && ?observed = "2026-11-21T10:00:00Z"^^xsd:dateTime)
         <{u}:obs:0> a sosa:ObservationCollection ; sosa:hasMember <{v}> ;
             nga:entityType <https://smartdatamodels.org/dataModel.WaterConsumption/WaterConsumptionObserved> .
         <{u}:obs:0:refDevice> a prov:Entity ; nga:object <urn:ngsi-ld:Device:ville:70b3d57ed0003c01> .
-    }}""")
+    }}""",
+    )
     assert not ask(water, f"ASK {{ <{u}:obs:0:refDevice> a sosa:Observation }}")  # a Relationship is no observation
 
 
@@ -130,10 +139,13 @@ def test_every_attribute_of_the_record_has_its_value_node(tenant: str, n: int, r
     graph = rdf.provenance_dataset(record, n, receipts())
     names = {
         (str(row[0]), str(row[1]))
-        for row in graph.query(PREFIXES + """SELECT ?e ?name WHERE {
+        for row in graph.query(
+            PREFIXES
+            + """SELECT ?e ?name WHERE {
             ?v a prov:Entity ; nga:entity ?e ; nga:attributeName ?name ; prov:wasDerivedFrom ?u ;
                prov:wasGeneratedBy ?map ; prov:generatedAtTime ?t ; nga:observedAt ?o .
-            ?map a prov:Activity . }""")
+            ?map a prov:Activity . }"""
+        )
     }
     assert names == {(e["id"], name) for e in record["entities"] for name in e["attributes"]}
 
@@ -149,7 +161,9 @@ def test_structured_values_are_json_literals() -> None:
 
 def test_deliveries_of_the_record_with_the_broker_answer(water: rdflib.Graph) -> None:
     u = uplink_iri("ville", 4)
-    assert ask(water, f"""ASK {{
+    assert ask(
+        water,
+        f"""ASK {{
         <urn:ngsild-adapter:ville:delivery:1> a prov:Activity ;
             prov:used <{u}>, <{u}:obs:1:batteryLevel> ;
             prov:wasInformedBy <{u}:processing> ;
@@ -158,15 +172,19 @@ def test_deliveries_of_the_record_with_the_broker_answer(water: rdflib.Graph) ->
             nga:httpStatus 207 ;
             nga:refusal ?x .
         ?x nga:uplink <{u}> ; nga:entity <urn:ngsi-ld:Device:ville:70b3d57ed0003c01> ; nga:detail ?detail .
-    }}""")
+    }}""",
+    )
     assert not ask(water, "ASK { <urn:ngsild-adapter:ville:delivery:0> ?p ?o }")  # did not carry record 4
 
 
 def test_status_record_first_step_uses_the_event() -> None:
     graph = rdf.provenance_dataset(log("ville")[5], 5, receipts())
     u = uplink_iri("ville", 5)
-    assert ask(graph, f"""ASK {{ <{u}> a nga:DeviceStatus ; prov:generatedAtTime ?t .
-        <{u}:processing:map> prov:used <{u}> . }}""")
+    assert ask(
+        graph,
+        f"""ASK {{ <{u}> a nga:DeviceStatus ; prov:generatedAtTime ?t .
+        <{u}:processing:map> prov:used <{u}> . }}""",
+    )
     assert not ask(graph, f"ASK {{ <{u}> a nga:Uplink }}")
     assert ask(graph, "ASK { ?d a prov:Activity ; nga:httpStatus 503 . ?d2 nga:httpStatus 201 }")
 
@@ -215,9 +233,14 @@ def test_lineage_from_raw_bytes_to_broker() -> None:
     }
     assert summary["uplink"]["payloadSha256"] == record["uplink"]["payloadSha256"]
     assert summary["uplink"]["device"]["devEui"] == "70b3d57ed0003c01"
-    assert summary["gateways"] == [{
-        "iri": "urn:ngsild-adapter:gateway:0016c001ff10a235", "id": "0016c001ff10a235", "rssi": -105, "snr": 2.5,
-    }]
+    assert summary["gateways"] == [
+        {
+            "iri": "urn:ngsild-adapter:gateway:0016c001ff10a235",
+            "id": "0016c001ff10a235",
+            "rssi": -105,
+            "snr": 2.5,
+        }
+    ]
     assert [s["step"] for s in summary["steps"]] == ["decode", "privacy", "map"]
     assert summary["steps"][0]["codecIri"] == f"urn:ngsild-adapter:codec:{record['steps'][0]['codecSha256']}"
     assert summary["steps"][1]["rules"] == ["drop:instant_flow_lph", "coarsen:people_count:5"]
@@ -231,8 +254,11 @@ def test_lineage_of_a_retried_delivery_and_by_iri() -> None:
     record = log("ville")[6]
     by_name = rdf.lineage(record, 6, "urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01", "no2", receipts())
     by_iri = rdf.lineage(
-        record, 6, "urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01",
-        "https://smartdatamodels.org/dataModel.Environment/no2", receipts(),
+        record,
+        6,
+        "urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01",
+        "https://smartdatamodels.org/dataModel.Environment/no2",
+        receipts(),
     )
     assert by_name == by_iri
     assert [(d["id"], d["status"], d["accepted"]) for d in by_name["deliveries"]] == [(2, 503, True), (3, 201, True)]
@@ -241,10 +267,13 @@ def test_lineage_of_a_retried_delivery_and_by_iri() -> None:
     assert own["value"]["observedAt"] == "2026-11-21T08:10:00Z" and own["deliveries"] == []
 
 
-@pytest.mark.parametrize(("entity", "attribute"), [
-    ("urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01", "o3"),
-    ("urn:ngsi-ld:AirQualityObserved:ville:nowhere", "no2"),
-])
+@pytest.mark.parametrize(
+    ("entity", "attribute"),
+    [
+        ("urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01", "o3"),
+        ("urn:ngsi-ld:AirQualityObserved:ville:nowhere", "no2"),
+    ],
+)
 def test_lineage_of_a_value_not_in_the_record(entity: str, attribute: str) -> None:
     with pytest.raises(rdf.ValueNotInRecord):
         rdf.lineage(log("ville")[6], 6, entity, attribute)

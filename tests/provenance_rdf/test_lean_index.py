@@ -94,27 +94,49 @@ def docs_sample() -> dict[str, Any]:
         "device": {"devEui": "70b3d57ed0001a01", "deviceId": "aq-rue-de-la-paix", "application": "air"},
         "chain": {"seq": 41, "prev": "9f2c" + "0" * 60},
         "lns": {"kind": "chirpstack", "connection": "chirpstack-ville"},
-        "uplink": {"payloadSha256": sha, "size": 11, "fCnt": 1234, "fPort": 2,
-                   "receivedAt": "2026-11-20T08:15:30.456789+00:00"},
+        "uplink": {
+            "payloadSha256": sha,
+            "size": 11,
+            "fCnt": 1234,
+            "fPort": 2,
+            "receivedAt": "2026-11-20T08:15:30.456789+00:00",
+        },
         "gateways": [{"id": "0016c001ff10a235", "rssi": -97, "snr": 7.5}],
         "steps": [
-            {"step": "decode", "codec": "cayenne-lpp", "codecSha256": sha,
-             "startedAt": "2026-11-20T08:15:30.457+00:00", "endedAt": "2026-11-20T08:15:30.458+00:00"},
-            {"step": "privacy", "rules": ["coarsen:location"],
-             "startedAt": "2026-11-20T08:15:30.458+00:00", "endedAt": "2026-11-20T08:15:30.459+00:00"},
-            {"step": "map", "profile": "air-quality", "profileSha256": sha,
-             "startedAt": "2026-11-20T08:15:30.459+00:00", "endedAt": "2026-11-20T08:15:30.460+00:00"},
+            {
+                "step": "decode",
+                "codec": "cayenne-lpp",
+                "codecSha256": sha,
+                "startedAt": "2026-11-20T08:15:30.457+00:00",
+                "endedAt": "2026-11-20T08:15:30.458+00:00",
+            },
+            {
+                "step": "privacy",
+                "rules": ["coarsen:location"],
+                "startedAt": "2026-11-20T08:15:30.458+00:00",
+                "endedAt": "2026-11-20T08:15:30.459+00:00",
+            },
+            {
+                "step": "map",
+                "profile": "air-quality",
+                "profileSha256": sha,
+                "startedAt": "2026-11-20T08:15:30.459+00:00",
+                "endedAt": "2026-11-20T08:15:30.460+00:00",
+            },
         ],
         "observedAt": "2026-11-20T08:15:30.123000+00:00",
-        "entities": [{
-            "id": "urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01", "type": "AirQualityObserved",
-            "@context": [ENVIRONMENT, ADAPTER, CORE],
-            "attributes": {
-                "no2": {"value": 38.5, "unitCode": "GQ"},
-                "refDevice": {"object": "urn:ngsi-ld:Device:ville:70b3d57ed0001a01"},
-                "location": {"value": {"type": "Point", "coordinates": [-1.6794, 48.1109]}},
-            },
-        }],
+        "entities": [
+            {
+                "id": "urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01",
+                "type": "AirQualityObserved",
+                "@context": [ENVIRONMENT, ADAPTER, CORE],
+                "attributes": {
+                    "no2": {"value": 38.5, "unitCode": "GQ"},
+                    "refDevice": {"object": "urn:ngsi-ld:Device:ville:70b3d57ed0001a01"},
+                    "location": {"value": {"type": "Point", "coordinates": [-1.6794, 48.1109]}},
+                },
+            }
+        ],
     }
 
 
@@ -138,7 +160,9 @@ def test_index_triples_are_what_the_store_holds(tenant: str, n: int, record: dic
 def test_indexing_again_adds_nothing(tenant: str, n: int, record: dict[str, Any]) -> None:
     store = loaded(rdf.index_nquads(record, n, pseudonyms=KEYS) + rdf.static_nquads(record, pseudonyms=KEYS))
     size = len(store)
-    loaded(rdf.index_nquads(copy.deepcopy(record), n, pseudonyms=KEYS) + rdf.static_nquads(record, pseudonyms=KEYS), store)
+    loaded(
+        rdf.index_nquads(copy.deepcopy(record), n, pseudonyms=KEYS) + rdf.static_nquads(record, pseudonyms=KEYS), store
+    )
     assert len(store) == size
     assert rdf.index_nquads(record, n, pseudonyms=KEYS) == rdf.index_nquads(copy.deepcopy(record), n, pseudonyms=KEYS)
 
@@ -160,11 +184,26 @@ def test_literals_are_written_as_oxigraph_stores_them() -> None:
     """Doubles of every magnitude, awkward strings and times in any offset survive a store round trip."""
     rng = random.Random(20261120)
     floats = [rng.uniform(-1, 1) * 10 ** rng.randint(-12, 24) for _ in range(300)]
-    floats += [0.1 + 0.2, 1e-7, 1.5e-5, 123456.789, 9007199254740993.0, 1e16, 2.5e22, -0.0, 5e-324, 1.7976931348623157e308]
-    strings = ["", "é", "a\"b\\c", "\t\n\r\b\f", "\x00\x01\x1f\x7f", "\ufffe\uffff", "😀 \u2028 \xa0", "x" * 500]
+    floats += [
+        0.1 + 0.2,
+        1e-7,
+        1.5e-5,
+        123456.789,
+        9007199254740993.0,
+        1e16,
+        2.5e22,
+        -0.0,
+        5e-324,
+        1.7976931348623157e308,
+    ]
+    strings = ["", "é", 'a"b\\c', "\t\n\r\b\f", "\x00\x01\x1f\x7f", "\ufffe\uffff", "😀 \u2028 \xa0", "x" * 500]
     times = [
-        "2026-11-20T08:15:30+00:00", "2026-11-20T08:15:30.100000+00:00", "2026-11-20T08:15:30.000001Z",
-        "2026-11-21T00:30:00+01:00", "2026-11-20T08:15:30.5-05:30", "2024-02-29T23:59:59.999999+14:00",
+        "2026-11-20T08:15:30+00:00",
+        "2026-11-20T08:15:30.100000+00:00",
+        "2026-11-20T08:15:30.000001Z",
+        "2026-11-21T00:30:00+01:00",
+        "2026-11-20T08:15:30.5-05:30",
+        "2024-02-29T23:59:59.999999+14:00",
     ]
     attributes: dict[str, Any] = {}
     for i, number in enumerate(floats):
@@ -180,7 +219,8 @@ def test_literals_are_written_as_oxigraph_stores_them() -> None:
     record["uplink"]["receivedAt"] = times[4]
     store = loaded(rdf.index_nquads(record, 7, pseudonyms=KEYS))
     assert stored_triples(store, graph_of("ville")) | stored_triples(store, personal_of("ville")) == rdf.index_triples(
-        record, 7, pseudonyms=KEYS)
+        record, 7, pseudonyms=KEYS
+    )
     values = {
         str(q.predicate).rsplit("/", 1)[-1][:-1]: q.object
         for q in store.quads_for_pattern(None, None, None, None)
@@ -225,21 +265,27 @@ def test_quad_count_follows_the_documented_formula(tenant: str, n: int, record: 
 
 
 def test_every_uplink_is_an_entity_attributed_to_a_sensor_of_its_collectivity(index_store: pyoxigraph.Store) -> None:
-    assert not ask(index_store, """ASK { GRAPH ?g {
+    assert not ask(
+        index_store,
+        """ASK { GRAPH ?g {
         ?u prov:generatedAtTime ?t .
         FILTER NOT EXISTS {
           ?u a prov:Entity ; prov:wasAttributedTo ?d .
           ?d a sosa:Sensor, prov:Agent ; prov:actedOnBehalfOf ?org .
           ?org a prov:Organization .
-        } } }""")
+        } } }""",
+    )
     for tenant, n, record in records():
         u = uplink_iri(tenant, n)
         d = pseudonym(tenant, "device", record["device"]["devEui"])
-        assert ask(index_store, f"""ASK {{ GRAPH <{graph_of(tenant)}> {{
+        assert ask(
+            index_store,
+            f"""ASK {{ GRAPH <{graph_of(tenant)}> {{
             <{u}> prov:wasAttributedTo <{d}> .
             <{d}> prov:actedOnBehalfOf <urn:ngsild-adapter:organization:{tenant}> }}
             GRAPH <{personal_of(tenant)}> {{
-            <{d}> nga:pseudonymOf <{device_iri(tenant, record["device"]["devEui"])}> }} }}""")
+            <{d}> nga:pseudonymOf <{device_iri(tenant, record["device"]["devEui"])}> }} }}""",
+        )
 
 
 def test_uplink_digest_counter_and_gateways(index_store: pyoxigraph.Store) -> None:
@@ -249,19 +295,31 @@ def test_uplink_digest_counter_and_gateways(index_store: pyoxigraph.Store) -> No
             continue
         # personal: a short payload is found again from its digest, and consecutive frame
         # counters link a device's records across a key rotation
-        assert ask(index_store, f"""ASK {{ GRAPH <{personal_of(tenant)}> {{
-            <{u}> nga:payloadSha256 "{record['uplink']['payloadSha256']}" ; nga:fCnt {record['uplink']['fCnt']} }} }}""")
-        assert not ask(index_store, f"""ASK {{ GRAPH <{graph_of(tenant)}> {{ <{u}> nga:payloadSha256|nga:fCnt ?x }} }}""")
+        assert ask(
+            index_store,
+            f"""ASK {{ GRAPH <{personal_of(tenant)}> {{
+            <{u}> nga:payloadSha256 "{record["uplink"]["payloadSha256"]}" ; nga:fCnt {record["uplink"]["fCnt"]} }} }}""",
+        )
+        assert not ask(
+            index_store, f"""ASK {{ GRAPH <{graph_of(tenant)}> {{ <{u}> nga:payloadSha256|nga:fCnt ?x }} }}"""
+        )
         for gateway in record["gateways"]:
-            rssi = "" if gateway["rssi"] is None else f"FILTER EXISTS {{ ?r nga:rssi ?rssi FILTER(?rssi = {gateway['rssi']}) }}"
+            rssi = (
+                ""
+                if gateway["rssi"] is None
+                else f"FILTER EXISTS {{ ?r nga:rssi ?rssi FILTER(?rssi = {gateway['rssi']}) }}"
+            )
             no_rssi = "FILTER NOT EXISTS { ?r nga:rssi ?x }" if gateway["rssi"] is None else ""
-            assert ask(index_store, f"""ASK {{ GRAPH <{graph_of(tenant)}> {{
-                <{u}> nga:reception ?r . ?r nga:gateway <urn:ngsild-adapter:gateway:{gateway['id']}> ;
-                nga:snr ?snr . FILTER(?snr = {gateway['snr']}) {rssi} {no_rssi} }} }}""")
+            assert ask(
+                index_store,
+                f"""ASK {{ GRAPH <{graph_of(tenant)}> {{
+                <{u}> nga:reception ?r . ?r nga:gateway <urn:ngsild-adapter:gateway:{gateway["id"]}> ;
+                nga:snr ?snr . FILTER(?snr = {gateway["snr"]}) {rssi} {no_rssi} }} }}""",
+            )
 
 
 def test_status_record_shape(index_store: pyoxigraph.Store) -> None:
-    (tenant, n, record), = [r for r in records() if r[2]["recordType"] == "status"]
+    ((tenant, n, record),) = [r for r in records() if r[2]["recordType"] == "status"]
     u = uplink_iri(tenant, n)
     assert ask(index_store, f"ASK {{ GRAPH ?g {{ <{u}> a prov:Entity, nga:DeviceStatus ; prov:generatedAtTime ?t }} }}")
     assert not ask(index_store, f"ASK {{ GRAPH ?g {{ <{u}> nga:payloadSha256|nga:fCnt|nga:reception ?x }} }}")
@@ -272,16 +330,22 @@ def test_processing_links_software_codec_profile_and_rules(index_store: pyoxigra
     for tenant, n, record in records():
         a = f"{uplink_iri(tenant, n)}:processing"
         steps = {s["step"]: s for s in record["steps"]}
-        assert ask(index_store, f"""ASK {{ GRAPH <{graph_of(tenant)}> {{
+        assert ask(
+            index_store,
+            f"""ASK {{ GRAPH <{graph_of(tenant)}> {{
             <{a}> prov:used <{uplink_iri(tenant, n)}> ;
-                  prov:wasAssociatedWith <urn:ngsild-adapter:software:{record['adapter']['version']}> ;
-                  nga:profileFile <urn:ngsild-adapter:profile:{steps['map']['profileSha256']}> ;
+                  prov:wasAssociatedWith <urn:ngsild-adapter:software:{record["adapter"]["version"]}> ;
+                  nga:profileFile <urn:ngsild-adapter:profile:{steps["map"]["profileSha256"]}> ;
                   prov:startedAtTime ?start ; prov:endedAtTime ?end .
-            FILTER(?start = "{record['steps'][0]['startedAt']}"^^<http://www.w3.org/2001/XMLSchema#dateTime>
-                   && ?end = "{record['steps'][-1]['endedAt']}"^^<http://www.w3.org/2001/XMLSchema#dateTime>) }} }}""")
+            FILTER(?start = "{record["steps"][0]["startedAt"]}"^^<http://www.w3.org/2001/XMLSchema#dateTime>
+                   && ?end = "{record["steps"][-1]["endedAt"]}"^^<http://www.w3.org/2001/XMLSchema#dateTime>) }} }}""",
+        )
         if "decode" in steps:
-            assert ask(index_store, f"""ASK {{ GRAPH ?g {{ <{a}> nga:codecFile ?c .
-                ?c a nga:CodecFile ; nga:sha256 "{steps['decode']['codecSha256']}" ; nga:name "{steps['decode']['codec']}" }} }}""")
+            assert ask(
+                index_store,
+                f"""ASK {{ GRAPH ?g {{ <{a}> nga:codecFile ?c .
+                ?c a nga:CodecFile ; nga:sha256 "{steps["decode"]["codecSha256"]}" ; nga:name "{steps["decode"]["codec"]}" }} }}""",
+            )
         rules = index_store.query(PREFIXES + f"SELECT ?r WHERE {{ GRAPH ?g {{ <{a}> nga:privacyRule ?r }} }}")
         assert {s["r"].value for s in rules} == set(steps.get("privacy", {}).get("rules", []))
 
@@ -289,16 +353,24 @@ def test_processing_links_software_codec_profile_and_rules(index_store: pyoxigra
 def test_each_indexed_value_is_one_quad_of_its_observation(index_store: pyoxigraph.Store) -> None:
     for tenant, n, record in records():
         expected = {
-            (pseudonym(tenant, "entity", v.entity), v.name,
-             pyoxigraph.NamedNode(pseudonym(tenant, "entity", v.term.value)) if isinstance(v.term, pyoxigraph.NamedNode)
-             else v.term, v.observed_at)
+            (
+                pseudonym(tenant, "entity", v.entity),
+                v.name,
+                pyoxigraph.NamedNode(pseudonym(tenant, "entity", v.term.value))
+                if isinstance(v.term, pyoxigraph.NamedNode)
+                else v.term,
+                v.observed_at,
+            )
             for v in indexed_values(tenant, n, record)
         }
-        rows = index_store.query(PREFIXES + f"""
+        rows = index_store.query(
+            PREFIXES
+            + f"""
             SELECT ?entity ?attribute ?value ?time WHERE {{ GRAPH <{graph_of(tenant)}> {{
               ?o prov:wasGeneratedBy <{uplink_iri(tenant, n)}:processing> ;
                  sosa:hasFeatureOfInterest ?entity ; sosa:resultTime ?time ; ?attribute ?value .
-              FILTER(?attribute NOT IN (sosa:hasFeatureOfInterest, sosa:resultTime, prov:wasGeneratedBy)) }} }}""")
+              FILTER(?attribute NOT IN (sosa:hasFeatureOfInterest, sosa:resultTime, prov:wasGeneratedBy)) }} }}"""
+        )
         found = set()
         for row in rows:
             name = re.split(r"[/#]", row["attribute"].value)[-1]
@@ -311,8 +383,14 @@ def test_attribute_names_are_expanded_with_the_entity_context() -> None:
     predicates = {p for _, p, _ in triples}
     assert "<https://smartdatamodels.org/dataModel.Environment/no2>" in predicates
     assert "<https://smartdatamodels.org/dataModel.Device/rssi>" in predicates
-    assert rdf.expand_attribute([ENVIRONMENT, ADAPTER, CORE], "no2") == "https://smartdatamodels.org/dataModel.Environment/no2"
-    assert rdf.expand_attribute([ENVIRONMENT, ADAPTER, CORE], "linkMargin") == "https://w3id.org/ngsild-adapter/ns#linkMargin"
+    assert (
+        rdf.expand_attribute([ENVIRONMENT, ADAPTER, CORE], "no2")
+        == "https://smartdatamodels.org/dataModel.Environment/no2"
+    )
+    assert (
+        rdf.expand_attribute([ENVIRONMENT, ADAPTER, CORE], "linkMargin")
+        == "https://w3id.org/ngsild-adapter/ns#linkMargin"
+    )
     assert rdf.expand_attribute(None, "anything") == "https://uri.etsi.org/ngsi-ld/default-context/anything"
 
 
@@ -360,10 +438,25 @@ def _broken(change: str) -> dict[str, Any]:
     return record
 
 
-@pytest.mark.parametrize("change", [
-    "version", "type", "tenant", "no-tenant", "nan", "naive-time", "bad-time", "entity-id",
-    "entity-id-injection", "object", "digest", "unknown-context", "attributes", "surrogate",
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "version",
+        "type",
+        "tenant",
+        "no-tenant",
+        "nan",
+        "naive-time",
+        "bad-time",
+        "entity-id",
+        "entity-id-injection",
+        "object",
+        "digest",
+        "unknown-context",
+        "attributes",
+        "surrogate",
+    ],
+)
 def test_a_record_without_the_format_is_refused(change: str) -> None:
     with pytest.raises(rdf.ProvenanceRecordError):
         rdf.index_nquads(_broken(change), 41, pseudonyms=KEYS)
@@ -380,8 +473,11 @@ def test_ids_that_are_not_iri_safe_are_percent_encoded() -> None:
     record["gateways"][0]["id"] = "gw <1>"
     record["device"]["devEui"] = "a b"
     store = loaded(rdf.index_nquads(record, 41, pseudonyms=KEYS) + rdf.static_nquads(record, pseudonyms=KEYS))
-    assert ask(store, 'ASK { GRAPH ?g { ?r nga:gateway <urn:ngsild-adapter:gateway:gw%20%3C1%3E> } '
-                      'GRAPH ?p { <urn:ngsild-adapter:ville:device:a%20b> nga:devEui "a b" } }')
+    assert ask(
+        store,
+        "ASK { GRAPH ?g { ?r nga:gateway <urn:ngsild-adapter:gateway:gw%20%3C1%3E> } "
+        'GRAPH ?p { <urn:ngsild-adapter:ville:device:a%20b> nga:devEui "a b" } }',
+    )
 
 
 # ------------------------------------------------------------------ personal graph
@@ -397,12 +493,18 @@ def test_personal_attributes_go_to_the_personal_graph_only(tenant: str, n: int, 
     for graph, triples in by_graph.items():
         assert stored_triples(store, graph) == triples
     # moved (a personal Relationship keeps its real target), none lost or added
-    assert real_identifiers(set().union(*by_graph.values())) == real_identifiers(rdf.index_triples(record, n, pseudonyms=KEYS))
+    assert real_identifiers(set().union(*by_graph.values())) == real_identifiers(
+        rdf.index_triples(record, n, pseudonyms=KEYS)
+    )
     shared = stored_triples(store, graph_of(tenant))
     personal = stored_triples(store, rdf.personal_graph_iri(tenant))
     named = {name for entity in record["entities"] for name in entity["attributes"]}
-    iris = {rdf.expand_attribute(e.get("@context"), name) for e in record["entities"] for name in e["attributes"]
-            if name in PERSONAL}
+    iris = {
+        rdf.expand_attribute(e.get("@context"), name)
+        for e in record["entities"]
+        for name in e["attributes"]
+        if name in PERSONAL
+    }
     assert not {p for _, p, _ in shared} & {f"<{iri}>" for iri in iris}, "a personal value in the shared graph"
     if named & {"refDevice", "pm25"}:  # values these fixtures index
         assert personal

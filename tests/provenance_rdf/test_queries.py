@@ -57,8 +57,13 @@ def value_key(value: Value) -> tuple[str, str, str, Any, datetime]:
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, str, str, Any, datetime]:
-    return (row["graph"].value, row["entity"].value, local_name(row["attribute"].value), row["value"],
-            utc(row["observedAt"].value))
+    return (
+        row["graph"].value,
+        row["entity"].value,
+        local_name(row["attribute"].value),
+        row["value"],
+        utc(row["observedAt"].value),
+    )
 
 
 def number_text(number: float | None) -> str:
@@ -115,8 +120,15 @@ def _expected_deliveries(tenant: str, n: int, entity: str) -> set[tuple[str, int
         if receipt["tenant"] != tenant or not carried:
             continue
         detail = next((r["detail"] for r in receipt["refused"] if r["record"] == n and r["entity"] == entity), None)
-        found.add((f"urn:ngsild-adapter:{tenant}:delivery:{receipt['id']}", receipt["status"],
-                   utc(receipt["endedAt"]), receipt["broker"], detail))
+        found.add(
+            (
+                f"urn:ngsild-adapter:{tenant}:delivery:{receipt['id']}",
+                receipt["status"],
+                utc(receipt["endedAt"]),
+                receipt["broker"],
+                detail,
+            )
+        )
     return found
 
 
@@ -130,7 +142,9 @@ def _parsed_deliveries(text: str) -> set[tuple[str, int, datetime, str, str | No
     return found
 
 
-@pytest.mark.parametrize(("value", "how"), _lineage_cases(), ids=lambda c: c if isinstance(c, str) else f"{c.tenant}-{c.record}-{c.name}")
+@pytest.mark.parametrize(
+    ("value", "how"), _lineage_cases(), ids=lambda c: c if isinstance(c, str) else f"{c.tenant}-{c.record}-{c.name}"
+)
 def test_lineage_of_every_indexed_value(index_store: pyoxigraph.Store, value: Value, how: str) -> None:
     record = {(t, n): r for t, n, r in records()}[(value.tenant, value.record)]
     entity = next(e for e in record["entities"] if e["id"] == value.entity)
@@ -139,8 +153,9 @@ def test_lineage_of_every_indexed_value(index_store: pyoxigraph.Store, value: Va
     if how == "iri":
         attribute = _expanded(entity, value.name)
         observed = observed.astimezone(timezone(timedelta(hours=-5)))
-    answer = rows(index_store, load_query("lineage", entity=value.entity, attribute=attribute,
-                                          observedAt=observed.isoformat()))
+    answer = rows(
+        index_store, load_query("lineage", entity=value.entity, attribute=attribute, observedAt=observed.isoformat())
+    )
     mine = [r for r in answer if r["value"] == value.term and local_name(r["attribute"].value) == value.name]
     assert len(mine) == 1, answer
     (row,) = mine
@@ -154,7 +169,9 @@ def test_lineage_of_every_indexed_value(index_store: pyoxigraph.Store, value: Va
     assert row["softwareVersion"].value == record["adapter"]["version"]
     assert row["profileName"].value == steps["map"]["profile"]
     assert row["profileSha256"].value == steps["map"]["profileSha256"]
-    assert (row["unitCode"].value if row["unitCode"] else None) == _profile_unit(steps["map"]["profileSha256"], entity, value.name)
+    assert (row["unitCode"].value if row["unitCode"] else None) == _profile_unit(
+        steps["map"]["profileSha256"], entity, value.name
+    )
     if record["recordType"] == "uplink":
         assert row["payloadSha256"].value == record["uplink"]["payloadSha256"]
         assert int(row["fCnt"].value) == record["uplink"]["fCnt"]
@@ -183,7 +200,8 @@ def _expanded(entity: dict[str, Any], name: str) -> str:
     iri = context.get(name)
     if iri is None:  # not a Smart Data Models term: the adapter's context, then the core @vocab
         iri = {"linkMargin": "https://w3id.org/ngsild-adapter/ns#linkMargin"}.get(
-            name, f"https://uri.etsi.org/ngsi-ld/default-context/{name}")
+            name, f"https://uri.etsi.org/ngsi-ld/default-context/{name}"
+        )
     return str(iri)
 
 
@@ -192,30 +210,42 @@ def _profile_unit(profile: str, entity: dict[str, Any], name: str) -> str | None
     units = {
         attribute["unitCode"]
         for _, _, record in records()
-        for step in record["steps"] if step["step"] == "map" and step["profileSha256"] == profile
-        for other in record["entities"] if other["type"] == entity["type"]
-        for key, attribute in other["attributes"].items() if key == name and "unitCode" in attribute
+        for step in record["steps"]
+        if step["step"] == "map" and step["profileSha256"] == profile
+        for other in record["entities"]
+        if other["type"] == entity["type"]
+        for key, attribute in other["attributes"].items()
+        if key == name and "unitCode" in attribute
     }
     assert len(units) <= 1, f"the fixtures give {name} two units in one profile: {units}"
     return units.pop() if units else None
 
 
 def test_lineage_finds_nothing_for_another_time(index_store: pyoxigraph.Store) -> None:
-    answer = rows(index_store, load_query(
-        "lineage", entity="urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01", attribute="no2",
-        observedAt="2026-11-20T08:15:31Z"))
+    answer = rows(
+        index_store,
+        load_query(
+            "lineage",
+            entity="urn:ngsi-ld:AirQualityObserved:ville:70b3d57ed0001a01",
+            attribute="no2",
+            observedAt="2026-11-20T08:15:31Z",
+        ),
+    )
     assert answer == []
 
 
 # ------------------------------------------------------------------ gateway window
 
 
-@pytest.mark.parametrize(("gateway", "start", "end"), [
-    (GATEWAY_A, "2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z"),
-    (GATEWAY_B, "2026-11-20T00:00:00+00:00", "2026-11-21T09:00:00+00:00"),
-    (f"urn:ngsild-adapter:gateway:{GATEWAY_B}", "2026-11-21T09:00:00+00:00", "2026-11-21T13:30:00.400000+00:00"),
-    (GATEWAY_A, "2026-11-20T09:15:30.456789+01:00", "2026-11-20T09:02:11.002+00:00"),
-])
+@pytest.mark.parametrize(
+    ("gateway", "start", "end"),
+    [
+        (GATEWAY_A, "2026-11-20T00:00:00Z", "2026-11-22T00:00:00Z"),
+        (GATEWAY_B, "2026-11-20T00:00:00+00:00", "2026-11-21T09:00:00+00:00"),
+        (f"urn:ngsild-adapter:gateway:{GATEWAY_B}", "2026-11-21T09:00:00+00:00", "2026-11-21T13:30:00.400000+00:00"),
+        (GATEWAY_A, "2026-11-20T09:15:30.456789+01:00", "2026-11-20T09:02:11.002+00:00"),
+    ],
+)
 def test_gateway_window(index_store: pyoxigraph.Store, gateway: str, start: str, end: str) -> None:
     gateway_id = gateway.rsplit(":", 1)[-1]
     expected = set()
@@ -228,9 +258,12 @@ def test_gateway_window(index_store: pyoxigraph.Store, gateway: str, start: str,
     assert expected, "each case must select something"
     answer = rows(index_store, load_query("gateway_window", gateway=gateway, start=start, end=end))
     found = {
-        (*row_key(row), row["uplink"].value,
-         None if row["rssi"] is None else float(row["rssi"].value),
-         None if row["snr"] is None else float(row["snr"].value))
+        (
+            *row_key(row),
+            row["uplink"].value,
+            None if row["rssi"] is None else float(row["rssi"].value),
+            None if row["snr"] is None else float(row["snr"].value),
+        )
         for row in answer
     }
     assert found == expected
@@ -267,7 +300,7 @@ def test_daily_mean_no2_per_collectivity(index_store: pyoxigraph.Store) -> None:
 
 def test_daily_mean_no2_uses_the_utc_day() -> None:
     # Record 3 of 'ville' was observed at 00:30 on the 21st, Paris time: the 20th in UTC.
-    (_, _, record), = [r for r in records() if r[0] == "ville" and r[1] == 3]
+    ((_, _, record),) = [r for r in records() if r[0] == "ville" and r[1] == 3]
     assert record["observedAt"].startswith("2026-11-21") and utc(record["observedAt"]).day == 20
 
 
@@ -305,25 +338,28 @@ VALID = {
 }
 
 
-@pytest.mark.parametrize(("name", "parameter", "value"), [
-    ("lineage", "entity", "urn:x:e> } } ; DROP ALL ; SELECT * { { <urn:y"),
-    ("lineage", "entity", 'urn:x:e"'),
-    ("lineage", "entity", "urn:x:e with space"),
-    ("lineage", "entity", "not-an-iri"),
-    ("lineage", "entity", "urn:a:%zz"),
-    ("lineage", "attribute", 'no2" || true || "'),
-    ("lineage", "attribute", "https://smartdatamodels.org/no2>"),
-    ("lineage", "observedAt", '2026-11-20T08:15:30Z"^^<urn:x> } #'),
-    ("lineage", "observedAt", "2026-11-20T08:15:30"),
-    ("lineage", "observedAt", 1763626530),
-    ("gateway_window", "gateway", "gw>"),
-    ("gateway_window", "gateway", 'gw"'),
-    ("gateway_window", "gateway", "urn:ngsild-adapter:gateway:x> ?p ?o . <urn:y"),
-    ("gateway_window", "start", "yesterday"),
-    ("codec_version", "codec", CODEC_V1 + '"'),
-    ("codec_version", "codec", CODEC_V1.upper()),
-    ("codec_version", "codec", "> } ; CLEAR ALL"),
-])
+@pytest.mark.parametrize(
+    ("name", "parameter", "value"),
+    [
+        ("lineage", "entity", "urn:x:e> } } ; DROP ALL ; SELECT * { { <urn:y"),
+        ("lineage", "entity", 'urn:x:e"'),
+        ("lineage", "entity", "urn:x:e with space"),
+        ("lineage", "entity", "not-an-iri"),
+        ("lineage", "entity", "urn:a:%zz"),
+        ("lineage", "attribute", 'no2" || true || "'),
+        ("lineage", "attribute", "https://smartdatamodels.org/no2>"),
+        ("lineage", "observedAt", '2026-11-20T08:15:30Z"^^<urn:x> } #'),
+        ("lineage", "observedAt", "2026-11-20T08:15:30"),
+        ("lineage", "observedAt", 1763626530),
+        ("gateway_window", "gateway", "gw>"),
+        ("gateway_window", "gateway", 'gw"'),
+        ("gateway_window", "gateway", "urn:ngsild-adapter:gateway:x> ?p ?o . <urn:y"),
+        ("gateway_window", "start", "yesterday"),
+        ("codec_version", "codec", CODEC_V1 + '"'),
+        ("codec_version", "codec", CODEC_V1.upper()),
+        ("codec_version", "codec", "> } ; CLEAR ALL"),
+    ],
+)
 def test_injection_attempts_are_refused(name: str, parameter: str, value: Any) -> None:
     with pytest.raises(QueryError):
         load_query(name, **{**VALID[name], parameter: value})
@@ -339,14 +375,21 @@ def test_parameters_must_match_the_declaration() -> None:
 
 
 def test_values_are_written_as_terms() -> None:
-    text = load_query("lineage", entity="urn:ngsi-ld:A:1", attribute="https://example.org/ns#no2",
-                      observedAt=datetime(2026, 11, 21, 0, 30, tzinfo=UTC).astimezone())
+    text = load_query(
+        "lineage",
+        entity="urn:ngsi-ld:A:1",
+        attribute="https://example.org/ns#no2",
+        observedAt=datetime(2026, 11, 21, 0, 30, tzinfo=UTC).astimezone(),
+    )
     assert "BIND(<urn:ngsi-ld:A:1> AS ?feature)" in text and "nga:pseudonymOf <urn:ngsi-ld:A:1>" in text
     assert "?attribute = <https://example.org/ns#no2>" in text
     assert '"2026-11-21T00:30:00Z"^^<http://www.w3.org/2001/XMLSchema#dateTime>' in text
-    assert 'STR("no2")' in load_query("lineage", entity="urn:ngsi-ld:A:1", attribute="no2", observedAt="2026-11-21T00:30:00Z")
+    assert 'STR("no2")' in load_query(
+        "lineage", entity="urn:ngsi-ld:A:1", attribute="no2", observedAt="2026-11-21T00:30:00Z"
+    )
     assert "<urn:ngsild-adapter:gateway:0016c001ff10a235>" in load_query(
-        "gateway_window", gateway=GATEWAY_A, start="2026-11-20T00:00:00Z", end="2026-11-21T00:00:00Z")
+        "gateway_window", gateway=GATEWAY_A, start="2026-11-20T00:00:00Z", end="2026-11-21T00:00:00Z"
+    )
 
 
 # ------------------------------------------------------------------ the documentation

@@ -40,7 +40,9 @@ DEV_EUIS = sorted({record["device"]["devEui"] for _, _, record in records()})
 NO2 = "https://smartdatamodels.org/dataModel.Environment/no2"
 
 
-def select(store: pyoxigraph.Store, query: str, graphs: list[pyoxigraph.NamedNode] | None = None) -> list[dict[str, Any]]:
+def select(
+    store: pyoxigraph.Store, query: str, graphs: list[pyoxigraph.NamedNode] | None = None
+) -> list[dict[str, Any]]:
     kwargs: dict[str, Any] = {} if graphs is None else {"default_graph": graphs, "named_graphs": graphs}
     result = store.query(query, **kwargs)
     assert isinstance(result, pyoxigraph.QuerySolutions)
@@ -85,24 +87,37 @@ def test_a_researcher_reads_no_device_identity(index_store: pyoxigraph.Store) ->
 
 def test_the_same_value_is_found_by_the_data_admin_through_the_personal_graph(index_store: pyoxigraph.Store) -> None:
     # a researcher's NO2 values, each with its pseudonymous entity and device
-    found = researcher(index_store, f"""
+    found = researcher(
+        index_store,
+        f"""
         PREFIX prov: <http://www.w3.org/ns/prov#>  PREFIX sosa: <http://www.w3.org/ns/sosa/>
         SELECT ?feature ?sensor ?t ?no2 WHERE {{ GRAPH ?g {{
           ?o <{NO2}> ?no2 ; sosa:hasFeatureOfInterest ?feature ; sosa:resultTime ?t ;
-             prov:wasGeneratedBy/prov:used/prov:wasAttributedTo ?sensor }} }}""")
+             prov:wasGeneratedBy/prov:used/prov:wasAttributedTo ?sensor }} }}""",
+    )
     expected = {
-        (pseudonym(v.tenant, "entity", v.entity), pseudonym(v.tenant, "device", record["device"]["devEui"]),
-         v.observed_at, v.term)
-        for tenant, n, record in records() for v in indexed_values(tenant, n, record) if v.name == "no2"
+        (
+            pseudonym(v.tenant, "entity", v.entity),
+            pseudonym(v.tenant, "device", record["device"]["devEui"]),
+            v.observed_at,
+            v.term,
+        )
+        for tenant, n, record in records()
+        for v in indexed_values(tenant, n, record)
+        if v.name == "no2"
     }
     assert {(r["feature"].value, r["sensor"].value, utc(r["t"].value), r["no2"]) for r in found} == expected
     # the admin reads the personal graph too: each pseudonym names its real entity and device
     for row in found:
-        (link,) = select(index_store, f"""SELECT ?entity ?device ?eui WHERE {{
-            GRAPH ?p {{ <{row['feature'].value}> <{rdf.NGA}pseudonymOf> ?entity .
-                        <{row['sensor'].value}> <{rdf.NGA}pseudonymOf> ?device . ?device <{rdf.NGA}devEui> ?eui }} }}""")
-        lineage = select(index_store, load_query("lineage", entity=link["entity"].value, attribute="no2",
-                                                 observedAt=row["t"].value))
+        (link,) = select(
+            index_store,
+            f"""SELECT ?entity ?device ?eui WHERE {{
+            GRAPH ?p {{ <{row["feature"].value}> <{rdf.NGA}pseudonymOf> ?entity .
+                        <{row["sensor"].value}> <{rdf.NGA}pseudonymOf> ?device . ?device <{rdf.NGA}devEui> ?eui }} }}""",
+        )
+        lineage = select(
+            index_store, load_query("lineage", entity=link["entity"].value, attribute="no2", observedAt=row["t"].value)
+        )
         assert [(r["value"], r["device"].value) for r in lineage] == [(row["no2"], link["device"].value)]
         assert link["device"].value == device_iri(row["sensor"].value.split(":")[2], link["eui"].value)
 
@@ -112,7 +127,8 @@ def test_pseudonyms_have_the_documented_form() -> None:
     text = rdf.index_nquads(record, n, pseudonyms=KEYS)
     found = set(re.findall(r"<(urn:ngsild-adapter:[^>]*:pseudonym:[^>]*)>", text))
     assert found == {pseudonym(tenant, "device", record["device"]["devEui"])} | {
-        pseudonym(tenant, "entity", e["id"]) for e in record["entities"]}
+        pseudonym(tenant, "entity", e["id"]) for e in record["entities"]
+    }
     for iri in found:
         assert re.fullmatch(r"urn:ngsild-adapter:ville:pseudonym:[0-9a-f]{8}:(device|entity):[0-9a-f]{32}", iri)
     other = PseudonymKeys.in_memory({"ville": {None: bytes(32)}})
@@ -130,7 +146,10 @@ QUERIES = {
 
 
 def _links(store: pyoxigraph.Store) -> dict[str, str]:
-    return {r["s"].value: r["o"].value for r in select(store, f"SELECT ?s ?o WHERE {{ GRAPH ?g {{ ?s <{rdf.NGA}pseudonymOf> ?o }} }}")}
+    return {
+        r["s"].value: r["o"].value
+        for r in select(store, f"SELECT ?s ?o WHERE {{ GRAPH ?g {{ ?s <{rdf.NGA}pseudonymOf> ?o }} }}")
+    }
 
 
 @pytest.mark.parametrize("name", sorted(QUERIES))
@@ -184,9 +203,10 @@ def test_lineage_answers_a_researcher_asking_by_pseudonym(index_store: pyoxigrap
 def test_a_string_naming_the_device_goes_to_the_personal_graph(form: str) -> None:
     record = log("ville")[0]
     eui = record["device"]["devEui"]
-    pairs = [eui[i:i + 2] for i in range(0, 16, 2)]
-    text = form.format(eui=eui, upper=eui.upper(), dashed="-".join(pairs).upper(), colons=":".join(pairs),
-                       spaced=" ".join(pairs))
+    pairs = [eui[i : i + 2] for i in range(0, 16, 2)]
+    text = form.format(
+        eui=eui, upper=eui.upper(), dashed="-".join(pairs).upper(), colons=":".join(pairs), spaced=" ".join(pairs)
+    )
     record["entities"][1]["attributes"]["deviceState"] = {"value": text}
     by_graph = rdf.index_triples_by_graph(record, 0, pseudonyms=KEYS)
     literal = rdf.string_term(text)
@@ -204,10 +224,12 @@ def test_other_strings_stay_shared() -> None:
 # ------------------------------------------------------------------ rotation
 
 
-ROTATED = PseudonymKeys.in_memory({
-    "ville": {None: SECRETS["ville"], "2026-11-21": bytes(range(100, 132))},
-    "metropole": {None: SECRETS["metropole"], "2026-11-21": bytes(range(132, 164))},
-})
+ROTATED = PseudonymKeys.in_memory(
+    {
+        "ville": {None: SECRETS["ville"], "2026-11-21": bytes(range(100, 132))},
+        "metropole": {None: SECRETS["metropole"], "2026-11-21": bytes(range(132, 164))},
+    }
+)
 
 
 def test_a_rotation_gives_new_pseudonyms_from_its_date_and_keeps_the_old_ones() -> None:
@@ -220,8 +242,15 @@ def test_a_rotation_gives_new_pseudonyms_from_its_date_and_keeps_the_old_ones() 
         received = utc(record["uplink"]["receivedAt"]).date().isoformat()
         secret = bytes(range(100, 132)) if tenant == "ville" else bytes(range(132, 164))
         expected = pseudonym(tenant, "device", record["device"]["devEui"], secret if received >= "2026-11-21" else None)
-        (row,) = select(store, f"SELECT ?d WHERE {{ GRAPH ?g {{ <{uplink_iri(tenant, n)}> <http://www.w3.org/ns/prov#wasAttributedTo> ?d }} }}")
-        assert row["d"].value == expected == rdf.index_nquads(record, n, pseudonyms=ROTATED).split("wasAttributedTo> <")[1].split(">")[0]
+        (row,) = select(
+            store,
+            f"SELECT ?d WHERE {{ GRAPH ?g {{ <{uplink_iri(tenant, n)}> <http://www.w3.org/ns/prov#wasAttributedTo> ?d }} }}",
+        )
+        assert (
+            row["d"].value
+            == expected
+            == rdf.index_nquads(record, n, pseudonyms=ROTATED).split("wasAttributedTo> <")[1].split(">")[0]
+        )
         # before the rotation, the pseudonyms of the keys before it: the same as without rotation
         if received < "2026-11-21":
             assert rdf.index_nquads(record, n, pseudonyms=ROTATED) == rdf.index_nquads(record, n, pseudonyms=KEYS)
@@ -229,7 +258,10 @@ def test_a_rotation_gives_new_pseudonyms_from_its_date_and_keeps_the_old_ones() 
     rotated = [device for device, pseudonyms in seen.items() if len(pseudonyms) == 2]
     assert rotated, "a device of the fixtures was heard on both sides of the rotation"
     for tenant, eui in rotated:  # both of its pseudonyms lead the admin to the one device
-        links = select(store, f"SELECT ?p WHERE {{ GRAPH <{personal_of(tenant)}> {{ ?p <{rdf.NGA}pseudonymOf> <{device_iri(tenant, eui)}> }} }}")
+        links = select(
+            store,
+            f"SELECT ?p WHERE {{ GRAPH <{personal_of(tenant)}> {{ ?p <{rdf.NGA}pseudonymOf> <{device_iri(tenant, eui)}> }} }}",
+        )
         assert {r["p"].value for r in links} == seen[(tenant, eui)]
         key_ids = {iri.split(":")[4] for iri in seen[(tenant, eui)]}
         assert len(key_ids) == 2  # the key id is part of the IRI
@@ -261,12 +293,15 @@ def test_a_record_of_a_collectivity_without_keys_is_refused() -> None:
 
 
 _ANY_TEXT = st.text(st.characters(codec="utf-8"), max_size=24) | st.sampled_from(
-    ["", " ", "a b", 'x"y', "a>b", "l\nm", "urn:x> <urn:y", "\\u0000", "70B3-D57E-D000-1A01"])
+    ["", " ", "a b", 'x"y', "a>b", "l\nm", "urn:x> <urn:y", "\\u0000", "70B3-D57E-D000-1A01"]
+)
 
 
 @settings(derandomize=True, database=None, max_examples=300, deadline=None)
-@given(field=st.sampled_from(["entity id", "object", "gateway", "devEui", "value", "rule", "deviceId", "name"]),
-       text=_ANY_TEXT)
+@given(
+    field=st.sampled_from(["entity id", "object", "gateway", "devEui", "value", "rule", "deviceId", "name"]),
+    text=_ANY_TEXT,
+)
 def test_any_stored_string_yields_valid_quads_or_a_refusal(field: str, text: str) -> None:
     record = log("ville")[1]
     entity = record["entities"][0]

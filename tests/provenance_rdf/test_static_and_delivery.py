@@ -39,8 +39,10 @@ def test_static_triples_are_what_the_store_holds(tenant: str, n: int, record: di
     assert stored(store) == rdf.static_triples(record, pseudonyms=KEYS)
     by_graph = rdf.static_triples_by_graph(record, pseudonyms=KEYS)
     for graph, triples in by_graph.items():
-        assert {(str(q.subject), str(q.predicate), str(q.object))
-                for q in store.quads_for_pattern(None, None, None, pyoxigraph.NamedNode(graph))} == triples
+        assert {
+            (str(q.subject), str(q.predicate), str(q.object))
+            for q in store.quads_for_pattern(None, None, None, pyoxigraph.NamedNode(graph))
+        } == triples
     personal = by_graph[rdf.personal_graph_iri(tenant)]
     # what identifies the device (its devEui, its names at the network server), and nothing
     # else, is personal, on the device's real IRI; the shared graph knows its pseudonym only
@@ -56,7 +58,9 @@ def test_static_triples_are_what_the_store_holds(tenant: str, n: int, record: di
 
 def test_device_software_network_server_and_files(index_store: pyoxigraph.Store) -> None:
     meter = pseudonym("ville", "device", "70b3d57ed0003c01")
-    assert ask(index_store, """ASK { GRAPH <urn:ngsild-adapter:graph:ville> {
+    assert ask(
+        index_store,
+        """ASK { GRAPH <urn:ngsild-adapter:graph:ville> {
         <METER> a sosa:Sensor, prov:Agent ;
             prov:actedOnBehalfOf <urn:ngsild-adapter:organization:ville> .
         <urn:ngsild-adapter:organization:ville> a prov:Organization ; nga:tenant "ville" .
@@ -73,10 +77,14 @@ def test_device_software_network_server_and_files(index_store: pyoxigraph.Store)
         <urn:ngsild-adapter:ville:device:70b3d57ed0003c01> nga:deviceId "compteur-ecole-jules-ferry" ;
             nga:application "eau" ; nga:devEui "70b3d57ed0003c01" .
         <METER> nga:pseudonymOf <urn:ngsild-adapter:ville:device:70b3d57ed0003c01> .
-    } }""".replace("METER", meter))
+    } }""".replace("METER", meter),
+    )
     # a meter's devEui and name at the network server name its household: never in the shared graph
-    assert not ask(index_store, """ASK { GRAPH <urn:ngsild-adapter:graph:ville> {
-        ?device nga:deviceId|nga:devEui|nga:application|nga:pseudonymOf ?name } }""")
+    assert not ask(
+        index_store,
+        """ASK { GRAPH <urn:ngsild-adapter:graph:ville> {
+        ?device nga:deviceId|nga:devEui|nga:application|nga:pseudonymOf ?name } }""",
+    )
 
 
 def test_every_unit_of_a_record_is_reachable_from_its_profile(index_store: pyoxigraph.Store) -> None:
@@ -87,9 +95,12 @@ def test_every_unit_of_a_record_is_reachable_from_its_profile(index_store: pyoxi
                 if "unitCode" not in attribute:
                     continue
                 iri = rdf.expand_attribute(entity["@context"], name)
-                assert ask(index_store, f"""ASK {{ GRAPH <{graph_of(tenant)}> {{
+                assert ask(
+                    index_store,
+                    f"""ASK {{ GRAPH <{graph_of(tenant)}> {{
                     <urn:ngsild-adapter:profile:{profile}> nga:unit ?u .
-                    ?u nga:attribute <{iri}> ; nga:unitCode "{attribute['unitCode']}" }} }}"""), (tenant, n, name)
+                    ?u nga:attribute <{iri}> ; nga:unitCode "{attribute["unitCode"]}" }} }}""",
+                ), (tenant, n, name)
 
 
 def test_static_quads_hold_nothing_per_uplink() -> None:
@@ -112,20 +123,29 @@ def test_delivery_triples_are_what_the_store_holds(receipt: dict[str, Any]) -> N
     store = loaded(rdf.delivery_nquads(receipt["tenant"], receipt))
     assert stored(store) == rdf.delivery_triples(receipt["tenant"], receipt)
     d = f"urn:ngsild-adapter:{receipt['tenant']}:delivery:{receipt['id']}"
-    assert ask(store, f"""ASK {{ GRAPH <{graph_of(receipt['tenant'])}> {{
+    assert ask(
+        store,
+        f"""ASK {{ GRAPH <{graph_of(receipt["tenant"])}> {{
         <{d}> a prov:Activity ; prov:startedAtTime ?s ; prov:endedAtTime ?e ;
-            nga:broker <{receipt['broker']}> ; nga:httpStatus {receipt['status']} ;
-            prov:wasAssociatedWith <urn:ngsild-adapter:software:{receipt['software']}> }} }}""")
+            nga:broker <{receipt["broker"]}> ; nga:httpStatus {receipt["status"]} ;
+            prov:wasAssociatedWith <urn:ngsild-adapter:software:{receipt["software"]}> }} }}""",
+    )
     used = store.query(PREFIXES + f"SELECT ?u WHERE {{ GRAPH ?g {{ <{d}> prov:used ?u }} }}")
     assert {s["u"].value for s in used} == {uplink_iri(receipt["tenant"], n) for n in receipt["records"]}
-    refusals = store.query(PREFIXES + f"""SELECT ?u ?e ?detail WHERE {{
-        GRAPH <{graph_of(receipt['tenant'])}> {{ <{d}> nga:refusal ?x . ?x nga:uplink ?u }}
-        GRAPH <{rdf.personal_graph_iri(receipt['tenant'])}> {{ ?x nga:entity ?e ; nga:detail ?detail }} }}""")
+    refusals = store.query(
+        PREFIXES
+        + f"""SELECT ?u ?e ?detail WHERE {{
+        GRAPH <{graph_of(receipt["tenant"])}> {{ <{d}> nga:refusal ?x . ?x nga:uplink ?u }}
+        GRAPH <{rdf.personal_graph_iri(receipt["tenant"])}> {{ ?x nga:entity ?e ; nga:detail ?detail }} }}"""
+    )
     assert {(s["u"].value, s["e"].value, s["detail"].value) for s in refusals} == {
         (uplink_iri(receipt["tenant"], r["record"]), r["entity"], r["detail"]) for r in receipt["refused"]
     }
     # the refused entity and the broker's words (which often repeat its id) are personal
-    shared = {str(q.predicate) for q in store.quads_for_pattern(None, None, None, pyoxigraph.NamedNode(graph_of(receipt["tenant"])))}
+    shared = {
+        str(q.predicate)
+        for q in store.quads_for_pattern(None, None, None, pyoxigraph.NamedNode(graph_of(receipt["tenant"])))
+    }
     assert not shared & {f"<{rdf.NGA}entity>", f"<{rdf.NGA}detail>"}
 
 

@@ -16,8 +16,10 @@ RDFS = rdflib.Namespace("http://www.w3.org/2000/01/rdf-schema#")
 
 def used_terms() -> set[str]:
     text = "".join(
-        rdf.provenance_nquads(record, n, receipts()) + rdf.static_nquads(record, pseudonyms=KEYS)
-        + rdf.index_nquads(record, n, pseudonyms=KEYS) for _, n, record in records()
+        rdf.provenance_nquads(record, n, receipts())
+        + rdf.static_nquads(record, pseudonyms=KEYS)
+        + rdf.index_nquads(record, n, pseudonyms=KEYS)
+        for _, n, record in records()
     )
     return set(re.findall(r"<(https://w3id\.org/ngsild-adapter/ns#[A-Za-z0-9]+)>", text))
 
@@ -44,8 +46,10 @@ def test_public_names_are_listed_and_sorted() -> None:
         for name in names:
             assert hasattr(module, name), f"{module.__name__}.{name}"
         public = {
-            name for name, value in vars(module).items()
-            if not name.startswith("_") and getattr(value, "__module__", module.__name__) == module.__name__
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_")
+            and getattr(value, "__module__", module.__name__) == module.__name__
             and callable(value)
         }
         assert public <= set(names), f"{module.__name__} leaves out {public - set(names)}"

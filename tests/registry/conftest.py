@@ -20,18 +20,43 @@ TTS_KEY = "NNSXS.TTS-API-KEY-OF-REGION"
 NOW = datetime(2026, 12, 8, 10, 0, tzinfo=UTC)
 
 
-def chirpstack_settings(url: str, *, token: str | None = CS_TOKEN, applications: tuple[str, ...] = (CS_APP,),
-                        connection: str = "metropole-chirpstack", collectivity: str = "metropole",
-                        max_devices: int = 10_000) -> RegistrySettings:
-    return RegistrySettings(connection=connection, lns="chirpstack", collectivity=collectivity, url=url,
-                            applications=applications, token_env="METROPOLE_CHIRPSTACK_API_TOKEN", token=token,
-                            interval_s=3600, timeout_s=10, max_devices=max_devices)
+def chirpstack_settings(
+    url: str,
+    *,
+    token: str | None = CS_TOKEN,
+    applications: tuple[str, ...] = (CS_APP,),
+    connection: str = "metropole-chirpstack",
+    collectivity: str = "metropole",
+    max_devices: int = 10_000,
+) -> RegistrySettings:
+    return RegistrySettings(
+        connection=connection,
+        lns="chirpstack",
+        collectivity=collectivity,
+        url=url,
+        applications=applications,
+        token_env="METROPOLE_CHIRPSTACK_API_TOKEN",
+        token=token,
+        interval_s=3600,
+        timeout_s=10,
+        max_devices=max_devices,
+    )
 
 
-def tts_settings(url: str, *, key: str | None = TTS_KEY, applications: tuple[str, ...] = (TTS_APP,)) -> RegistrySettings:
-    return RegistrySettings(connection="region-tts", lns="tts", collectivity="region", url=url,
-                            applications=applications, token_env="REGION_TTS_API_KEY", token=key,
-                            interval_s=600, timeout_s=10)
+def tts_settings(
+    url: str, *, key: str | None = TTS_KEY, applications: tuple[str, ...] = (TTS_APP,)
+) -> RegistrySettings:
+    return RegistrySettings(
+        connection="region-tts",
+        lns="tts",
+        collectivity="region",
+        url=url,
+        applications=applications,
+        token_env="REGION_TTS_API_KEY",
+        token=key,
+        interval_s=600,
+        timeout_s=10,
+    )
 
 
 @pytest.fixture

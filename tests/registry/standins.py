@@ -45,8 +45,11 @@ class ChirpStackStandIn(device_pb2_grpc.DeviceServiceServicer):
     #: when set, a hostile server: every device in one page, whatever the limit, under this total count
     lying_total: int | None = None
 
-    async def List(self, request: device_pb2.ListDevicesRequest,  # noqa: N802 (the generated name)
-                   context: grpc.aio.ServicerContext) -> device_pb2.ListDevicesResponse:
+    async def List(
+        self,
+        request: device_pb2.ListDevicesRequest,  # noqa: N802 (the generated name)
+        context: grpc.aio.ServicerContext,
+    ) -> device_pb2.ListDevicesResponse:
         self.requests.append((request.application_id, request.limit, request.offset))
         metadata = dict(context.invocation_metadata() or ())
         if metadata.get("authorization") != f"Bearer {self.token}":
@@ -58,7 +61,7 @@ class ChirpStackStandIn(device_pb2_grpc.DeviceServiceServicer):
         devices = sorted(self.applications[request.application_id], key=lambda d: (d.name, d.dev_eui))
         if self.lying_total is not None:
             return device_pb2.ListDevicesResponse(total_count=self.lying_total, result=devices)
-        page = devices[request.offset:request.offset + request.limit]
+        page = devices[request.offset : request.offset + request.limit]
         return device_pb2.ListDevicesResponse(total_count=len(devices), result=page)
 
     async def serve(self) -> tuple[grpc.aio.Server, str]:
@@ -70,8 +73,9 @@ class ChirpStackStandIn(device_pb2_grpc.DeviceServiceServicer):
         return server, f"http://127.0.0.1:{port}"
 
 
-def chirpstack_device(dev_eui: str, name: str, *, description: str = "",
-                      tags: Mapping[str, str] | None = None) -> device_pb2.DeviceListItem:
+def chirpstack_device(
+    dev_eui: str, name: str, *, description: str = "", tags: Mapping[str, str] | None = None
+) -> device_pb2.DeviceListItem:
     return device_pb2.DeviceListItem(dev_eui=dev_eui, name=name, description=description, tags=dict(tags or {}))
 
 
@@ -97,12 +101,13 @@ def tts_app(standin: TtsStandIn) -> web.Application:
             return web.Response(body=standin.body, content_type="application/json")
         listed = standin.applications.get(request.match_info["application"])
         if listed is None:
-            return web.json_response({"code": 5, "message": "error:pkg/identityserver/store:application_not_found"},
-                                     status=404)
+            return web.json_response(
+                {"code": 5, "message": "error:pkg/identityserver/store:application_not_found"}, status=404
+            )
         limit = int(request.query.get("limit", "50"))
         page = max(1, int(request.query.get("page", "1")))
         ordered = sorted(listed, key=lambda d: d["ids"]["device_id"])
-        chunk = ordered[(page - 1) * limit:page * limit]
+        chunk = ordered[(page - 1) * limit : page * limit]
         body: dict[str, Any] = {"end_devices": chunk} if chunk else {}
         pages = math.ceil(len(ordered) / limit) if limit else 1
         assert page <= pages + 1  # the importer never asks far past the end
@@ -113,14 +118,25 @@ def tts_app(standin: TtsStandIn) -> web.Application:
     return app
 
 
-def tts_device(device_id: str, dev_eui: str | None, application: str, *, name: str = "", description: str = "",
-               attributes: Mapping[str, str] | None = None, location: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def tts_device(
+    device_id: str,
+    dev_eui: str | None,
+    application: str,
+    *,
+    name: str = "",
+    description: str = "",
+    attributes: Mapping[str, str] | None = None,
+    location: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """An end device as TTS's JSON renders it (empty fields left out, as proto3 JSON does)."""
     ids: dict[str, Any] = {"device_id": device_id, "application_ids": {"application_id": application}}
     if dev_eui is not None:
         ids["dev_eui"] = dev_eui
-    device: dict[str, Any] = {"ids": ids, "created_at": "2026-11-02T09:12:44.120Z",
-                              "updated_at": "2026-11-30T16:01:02.007Z"}
+    device: dict[str, Any] = {
+        "ids": ids,
+        "created_at": "2026-11-02T09:12:44.120Z",
+        "updated_at": "2026-11-30T16:01:02.007Z",
+    }
     if name:
         device["name"] = name
     if description:

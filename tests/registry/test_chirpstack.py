@@ -95,7 +95,6 @@ async def test_a_list_longer_than_max_devices_is_refused_whole(chirpstack: tuple
         await client.close()
 
 
-
 async def test_a_page_larger_than_asked_is_refused_whatever_its_total_count(
     chirpstack: tuple[ChirpStackStandIn, str],
 ) -> None:
@@ -109,13 +108,17 @@ async def test_a_page_larger_than_asked_is_refused_whatever_its_total_count(
     finally:
         await client.close()
 
+
 async def test_location_tags_give_the_location_and_bad_devices_are_skipped_not_fatal(
     chirpstack: tuple[ChirpStackStandIn, str],
 ) -> None:
     standin, url = chirpstack
     standin.applications[CS_APP] = [
-        chirpstack_device("70B3-D57E-D000-0001", "located", tags={"latitude": "45.7605", "longitude": "4.8597",
-                                                                  "altitude": "170", "refPointOfInterest": "urn:x:1"}),
+        chirpstack_device(
+            "70B3-D57E-D000-0001",
+            "located",
+            tags={"latitude": "45.7605", "longitude": "4.8597", "altitude": "170", "refPointOfInterest": "urn:x:1"},
+        ),
         chirpstack_device("70b3d57ed0000002", "off the map", tags={"latitude": "95", "longitude": "4.8"}),
         chirpstack_device("not-an-eui", "broken"),
     ]

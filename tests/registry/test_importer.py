@@ -35,7 +35,9 @@ class Clock:
 
 
 async def test_an_import_is_kept_across_restarts_and_a_failure_keeps_the_last_good_one(
-    chirpstack: tuple[ChirpStackStandIn, str], tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    chirpstack: tuple[ChirpStackStandIn, str],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     standin, url = chirpstack
     standin.applications[CS_APP] = [chirpstack_device(EUI_A, "Part-Dieu"), chirpstack_device(EUI_B, "Bellecour")]
@@ -54,8 +56,14 @@ async def test_an_import_is_kept_across_restarts_and_a_failure_keeps_the_last_go
         clock.advance(3600)
         store = RegistryStore(tmp_path / "registry.sqlite")
         seen: list[dict[str, DeviceRecord]] = []
-        importer = RegistryImporter(settings, {}, store, open_clients(settings, session), clock=lambda: clock.now,
-                                    on_change=lambda devices: seen.append(dict(devices)))
+        importer = RegistryImporter(
+            settings,
+            {},
+            store,
+            open_clients(settings, session),
+            clock=lambda: clock.now,
+            on_change=lambda devices: seen.append(dict(devices)),
+        )
         assert set(importer.devices()) == {EUI_A, EUI_B}  # before any import: the stored one
         with caplog.at_level(logging.WARNING, logger="adapter.registry"):
             (report,) = await importer.refresh()
@@ -64,7 +72,8 @@ async def test_an_import_is_kept_across_restarts_and_a_failure_keeps_the_last_go
         warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
         assert len(warnings) == 1 and warnings[0].exc_info is None
         assert "UNAVAILABLE" in warnings[0].getMessage() and "2 devices of the last good import are kept" in (
-            warnings[0].getMessage())
+            warnings[0].getMessage()
+        )
         (status,) = store.statuses()
         assert status.succeeded_at == NOW and status.attempted_at == NOW + timedelta(seconds=3600)
 
@@ -80,12 +89,15 @@ async def test_an_import_is_kept_across_restarts_and_a_failure_keeps_the_last_go
 
 
 async def test_hand_typed_devices_win_and_the_conflict_is_logged(
-    chirpstack: tuple[ChirpStackStandIn, str], caplog: pytest.LogCaptureFixture,
+    chirpstack: tuple[ChirpStackStandIn, str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     standin, url = chirpstack
     standin.applications[CS_APP] = [chirpstack_device(EUI_A, "from ChirpStack"), chirpstack_device(EUI_B, "other")]
-    typed = {EUI_A: DeviceRecord(EUI_A, name="typed by hand", tenant="eau"),
-             EUI_C: DeviceRecord(EUI_C, name="only typed")}
+    typed = {
+        EUI_A: DeviceRecord(EUI_A, name="typed by hand", tenant="eau"),
+        EUI_C: DeviceRecord(EUI_C, name="only typed"),
+    }
     settings = [chirpstack_settings(url)]
     async with aiohttp.ClientSession() as session:
         store = RegistryStore(":memory:")
@@ -103,7 +115,8 @@ async def test_hand_typed_devices_win_and_the_conflict_is_logged(
 
 
 async def test_the_periodic_refresh_follows_each_registrys_interval(
-    chirpstack: tuple[ChirpStackStandIn, str], tts: tuple[TtsStandIn, str],
+    chirpstack: tuple[ChirpStackStandIn, str],
+    tts: tuple[TtsStandIn, str],
 ) -> None:
     cs, cs_url = chirpstack
     tts_standin, tts_url = tts
@@ -120,8 +133,14 @@ async def test_the_periodic_refresh_follows_each_registrys_interval(
         clock.advance(seconds)
 
     async with aiohttp.ClientSession() as session:
-        importer = RegistryImporter(settings, {}, RegistryStore(":memory:"), open_clients(settings, session),
-                                    clock=lambda: clock.now, monotonic=lambda: clock.seconds)
+        importer = RegistryImporter(
+            settings,
+            {},
+            RegistryStore(":memory:"),
+            open_clients(settings, session),
+            clock=lambda: clock.now,
+            monotonic=lambda: clock.seconds,
+        )
         with pytest.raises(asyncio.CancelledError):
             await importer.run(sleep=sleep)
         await importer.close()
@@ -133,15 +152,18 @@ async def test_the_periodic_refresh_follows_each_registrys_interval(
 
 
 async def test_listen_starts_with_the_stored_import_and_takes_each_new_one(
-    chirpstack: tuple[ChirpStackStandIn, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    chirpstack: tuple[ChirpStackStandIn, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     standin, url = chirpstack
     standin.applications[CS_APP] = [chirpstack_device(EUI_A, "first name")]
     config_file = tmp_path / "adapter.toml"
-    config_file.write_text(f"""
+    config_file.write_text(
+        f"""
 [adapter]
-models = "{Path(__file__).resolve().parents[2] / 'models'}"
-state_dir = "{tmp_path / 'state'}"
+models = "{Path(__file__).resolve().parents[2] / "models"}"
+state_dir = "{tmp_path / "state"}"
 
 [[collectivity]]
 tenant = "metropole"
@@ -164,7 +186,9 @@ interval_s = 3600
 [[device]]
 dev_eui = "{EUI_C}"
 name = "typed"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     monkeypatch.setenv("METROPOLE_CHIRPSTACK_API_TOKEN", CS_TOKEN)
     config = load_config(config_file)
     (registry,) = config.registries

@@ -25,10 +25,22 @@ from adapter.registry.model import DESCRIPTION_MAX, NAME_MAX, TAG_KEY, TAG_VALUE
 from tests.registry.conftest import CS_APP, NOW, chirpstack_settings
 from tests.registry.standins import ChirpStackStandIn, chirpstack_device
 
-HOSTILE = ["\u202eevil\u202c", "a\x00b", "line\nbreak\r\n", "zero\u200bwidth", "\ufeffbom", "tab\there",
-           "<script>alert(1)</script>", "\x1b[31mred", "\u2028sep\u2029", "\ue000private", "  spaced   out  "]
-text = st.one_of(st.text(max_size=600), st.sampled_from(HOSTILE),
-                 st.lists(st.sampled_from(HOSTILE), max_size=6).map("".join))
+HOSTILE = [
+    "\u202eevil\u202c",
+    "a\x00b",
+    "line\nbreak\r\n",
+    "zero\u200bwidth",
+    "\ufeffbom",
+    "tab\there",
+    "<script>alert(1)</script>",
+    "\x1b[31mred",
+    "\u2028sep\u2029",
+    "\ue000private",
+    "  spaced   out  ",
+]
+text = st.one_of(
+    st.text(max_size=600), st.sampled_from(HOSTILE), st.lists(st.sampled_from(HOSTILE), max_size=6).map("".join)
+)
 
 
 def assert_clean(value: str | None, limit: int) -> None:
@@ -51,11 +63,13 @@ def assert_record_clean(record: DeviceRecord) -> None:
 
 @settings(derandomize=True, database=None, max_examples=300, deadline=None)
 @given(name=text, description=text, tags=st.dictionaries(text, text, max_size=80))
-def test_hostile_strings_never_reach_the_registry_unsanitised(name: str, description: str,
-                                                             tags: dict[str, str]) -> None:
+def test_hostile_strings_never_reach_the_registry_unsanitised(
+    name: str, description: str, tags: dict[str, str]
+) -> None:
     source = ImportSource("tts", "region-tts", "app", NOW)
-    device, dropped = imported_device(dev_eui="70b3d57ed0000001", tenant="region", source=source, name=name,
-                                      description=description, tags=tags)
+    device, dropped = imported_device(
+        dev_eui="70b3d57ed0000001", tenant="region", source=source, name=name, description=description, tags=tags
+    )
     assert_record_clean(device.record)
     assert device.record.tenant == "region"
     assert len(device.record.attributes) - ("description" in device.record.attributes) + len(dropped) <= len(tags)
@@ -63,13 +77,19 @@ def test_hostile_strings_never_reach_the_registry_unsanitised(name: str, descrip
 
 async def test_hostile_strings_over_the_real_grpc_path_are_cleaned(chirpstack: tuple[ChirpStackStandIn, str]) -> None:
     standin, url = chirpstack
-    standin.applications[CS_APP] = [chirpstack_device(
-        "70b3d57ed0000001", "\u202eAQ\x00 station\n\u200b", description="<b>x</b>\x1b[0m",
-        tags={"ref Bad": "x", "refPointOfInterest": "not an iri", "site": "\ufeffnord\u2028", "@context": "x"},
-    )]
+    standin.applications[CS_APP] = [
+        chirpstack_device(
+            "70b3d57ed0000001",
+            "\u202eAQ\x00 station\n\u200b",
+            description="<b>x</b>\x1b[0m",
+            tags={"ref Bad": "x", "refPointOfInterest": "not an iri", "site": "\ufeffnord\u2028", "@context": "x"},
+        )
+    ]
     client = ChirpStackRegistry(chirpstack_settings(url))
     try:
-        listing = await client.list_devices(ImportSource("chirpstack", "metropole-chirpstack", CS_APP, NOW), "metropole")
+        listing = await client.list_devices(
+            ImportSource("chirpstack", "metropole-chirpstack", CS_APP, NOW), "metropole"
+        )
     finally:
         await client.close()
     (device,) = listing.devices
@@ -99,29 +119,44 @@ class Scripted:
         if self.answer is None:
             raise RegistryUnavailable("down")
         # the claimed collectivity goes where an answer could try to put one: the tags
-        return DeviceListing(tuple(imported_device(dev_eui=eui, tenant=tenant, source=source, name=eui,
-                                                   tags={"tenant": claimed, "collectivity": claimed})[0]
-                                   for eui, claimed in self.answer))
+        return DeviceListing(
+            tuple(
+                imported_device(
+                    dev_eui=eui,
+                    tenant=tenant,
+                    source=source,
+                    name=eui,
+                    tags={"tenant": claimed, "collectivity": claimed},
+                )[0]
+                for eui, claimed in self.answer
+            )
+        )
 
     async def close(self) -> None:
         pass
 
 
-answers = st.one_of(st.none(), st.lists(st.tuples(st.sampled_from(EUIS), st.sampled_from(["metropole", "eau", "x"])),
-                                       max_size=6, unique_by=lambda t: t[0]))
+answers = st.one_of(
+    st.none(),
+    st.lists(
+        st.tuples(st.sampled_from(EUIS), st.sampled_from(["metropole", "eau", "x"])),
+        max_size=6,
+        unique_by=lambda t: t[0],
+    ),
+)
 typed_devices = st.dictionaries(st.sampled_from(EUIS), st.sampled_from([None, "metropole", "eau"]), max_size=3)
 
 
 @settings(derandomize=True, database=None, max_examples=150, deadline=None)
 @given(typed=typed_devices, steps=st.lists(st.tuples(answers, answers), min_size=1, max_size=6))
 def test_an_import_never_moves_a_device_to_another_collectivity(
-    typed: dict[str, str | None], steps: list[tuple[object, object]],
+    typed: dict[str, str | None],
+    steps: list[tuple[object, object]],
 ) -> None:
     configured = {eui: DeviceRecord(eui, name="typed", tenant=tenant) for eui, tenant in typed.items()}
     clients = {"metropole-cs": Scripted(), "eau-tts": Scripted()}
     clock = [NOW]
-    importer = RegistryImporter(REGISTRIES, configured, RegistryStore(":memory:"), clients,
-                                clock=lambda: clock[0])
+    importer = RegistryImporter(REGISTRIES, configured, RegistryStore(":memory:"), clients, clock=lambda: clock[0])
     before: Mapping[str, DeviceRecord] = importer.devices()
     listed: dict[str, set[str]] = {"metropole-cs": set(), "eau-tts": set()}
     for first, second in steps:
@@ -148,7 +183,8 @@ def test_an_import_never_moves_a_device_to_another_collectivity(
 @settings(derandomize=True, database=None, max_examples=150, deadline=None)
 @given(typed=typed_devices, steps=st.lists(st.tuples(answers, answers), min_size=1, max_size=6))
 def test_a_network_server_decides_only_for_its_own_collectivitys_events(
-    typed: dict[str, str | None], steps: list[tuple[object, object]],
+    typed: dict[str, str | None],
+    steps: list[tuple[object, object]],
 ) -> None:
     """DevEUIs are public: a network server listing another collectivity's devices must not make
     that collectivity's uplinks ForeignDevice, nor name its devices. For every event, only a

@@ -44,8 +44,14 @@ async def test_every_page_is_read_with_the_field_mask_and_the_total_count(tts: t
 async def test_the_user_location_description_and_a_device_without_eui(tts: tuple[TtsStandIn, str]) -> None:
     standin, url = tts
     standin.applications[TTS_APP] = [
-        tts_device("school-1", "70B3D57ED0001A01", TTS_APP, name="École Jules Ferry", description="Salle 12",
-                   location={"latitude": 48.1147, "longitude": -1.6794, "altitude": 40}),
+        tts_device(
+            "school-1",
+            "70B3D57ED0001A01",
+            TTS_APP,
+            name="École Jules Ferry",
+            description="Salle 12",
+            location={"latitude": 48.1147, "longitude": -1.6794, "altitude": 40},
+        ),
         tts_device("abp-node", None, TTS_APP, name="ABP without EUI"),
     ]
     listing = await _list(url)
@@ -63,8 +69,9 @@ async def test_an_empty_application_answers_an_object_without_the_key(tts: tuple
     assert listing.devices == () and len(standin.requests) == 1
 
 
-@pytest.mark.parametrize(("status", "error"), [(503, RegistryUnavailable), (429, RegistryUnavailable),
-                                                (400, RegistryAnswerError)])
+@pytest.mark.parametrize(
+    ("status", "error"), [(503, RegistryUnavailable), (429, RegistryUnavailable), (400, RegistryAnswerError)]
+)
 async def test_http_failures_are_registry_errors(tts: tuple[TtsStandIn, str], status: int, error: type) -> None:
     standin, url = tts
     standin.status = status
@@ -91,8 +98,9 @@ async def test_an_answer_of_another_shape_is_refused(tts: tuple[TtsStandIn, str]
 
 async def test_an_oversized_answer_is_refused(tts: tuple[TtsStandIn, str], monkeypatch: pytest.MonkeyPatch) -> None:
     standin, url = tts
-    standin.applications[TTS_APP] = [tts_device(f"d-{i}", f"70B3D57ED000{i:04X}", TTS_APP, name="x" * 90)
-                                     for i in range(20)]
+    standin.applications[TTS_APP] = [
+        tts_device(f"d-{i}", f"70B3D57ED000{i:04X}", TTS_APP, name="x" * 90) for i in range(20)
+    ]
     monkeypatch.setattr(tts_module, "MAX_PAGE_BYTES", 1024)
     with pytest.raises(RegistryAnswerError, match="more than 1024"):
         await _list(url)

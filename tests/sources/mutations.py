@@ -16,16 +16,48 @@ __all__ = ["RAW", "damaged", "mutated", "paths", "values"]
 
 # JSON values as an attacker writes them: huge and tiny numbers, odd text, deep nesting.
 leaves = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.integers(min_value=2**31, max_value=2**70),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=40),
-    st.sampled_from(["", "70B3D57ED0001A01", "70-b3-d5-7e-d0-00-1a-01", "²", "٣", "\x00", "2026-11-20T08:15:30Z",
-                     "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "AAAA", "!!", "up", "CR_4_5"]),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**31, max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "",
+            "70B3D57ED0001A01",
+            "70-b3-d5-7e-d0-00-1a-01",
+            "²",
+            "٣",
+            "\x00",
+            "2026-11-20T08:15:30Z",
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+            "AAAA",
+            "!!",
+            "up",
+            "CR_4_5",
+        ]
+    ),
 )
-values = st.recursive(leaves, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                          max_size=3), max_leaves=8)
+values = st.recursive(
+    leaves,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
 # Raw JSON fragments no Python value serialises to.
-RAW = [b"1e999999", b"-1e400", b"9" * 400, b'"\\ud800"', b'"\\udfff\\ud800"', b"NaN", b"Infinity",
-       b"[" * 40 + b"]" * 40, b'{"a":' * 40 + b"1" + b"}" * 40, b"[" * 3000]
+RAW = [
+    b"1e999999",
+    b"-1e400",
+    b"9" * 400,
+    b'"\\ud800"',
+    b'"\\udfff\\ud800"',
+    b"NaN",
+    b"Infinity",
+    b"[" * 40 + b"]" * 40,
+    b'{"a":' * 40 + b"1" + b"}" * 40,
+    b"[" * 3000,
+]
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -75,7 +107,5 @@ def damaged(draw: st.DrawFn, body: bytes) -> bytes:
     if damage == "cut":
         return body[:at]
     if damage == "flip":
-        return body[:at] + bytes([body[at] ^ draw(st.integers(1, 255))]) + body[at + 1:]
+        return body[:at] + bytes([body[at] ^ draw(st.integers(1, 255))]) + body[at + 1 :]
     return body[:at] + draw(st.binary(min_size=1, max_size=8)) + body[at:]
-
-

@@ -26,9 +26,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 ORIGIN = Origin(tenant="city", lns_id="test")
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 CS_UP = json.loads((FIXTURES / "chirpstack" / "up_two_gateways.json").read_text())
-CS_TOPIC = (
-    f"application/{CS_UP['deviceInfo']['applicationId']}/device/{CS_UP['deviceInfo']['devEui']}/event/up"
-)
+CS_TOPIC = f"application/{CS_UP['deviceInfo']['applicationId']}/device/{CS_UP['deviceInfo']['devEui']}/event/up"
 TTS_UP = json.loads((FIXTURES / "tts" / "uplink_message.json").read_text())
 
 
@@ -71,7 +69,9 @@ def test_a_body_of_opening_brackets_is_too_deep_not_a_recursion_error(parse: Any
 def test_depth_at_the_limit_is_accepted_one_past_it_is_refused() -> None:
     limit = DEFAULT_LIMITS.max_depth
     assert load_json_object(json.dumps(nested(limit)).encode(), DEFAULT_LIMITS) == nested(limit)
-    assert reason_of(lambda: load_json_object(json.dumps(nested(limit + 1)).encode(), DEFAULT_LIMITS)) == "body_too_deep"
+    assert (
+        reason_of(lambda: load_json_object(json.dumps(nested(limit + 1)).encode(), DEFAULT_LIMITS)) == "body_too_deep"
+    )
     arrays = json.dumps({"a": json.loads("[" * (limit - 1) + "]" * (limit - 1))}).encode()
     assert load_json_object(arrays, DEFAULT_LIMITS)
     arrays = json.dumps({"a": json.loads("[" * limit + "]" * limit)}).encode()
@@ -94,11 +94,17 @@ def test_the_depth_limit_is_a_setting() -> None:
     assert load_json_object(body, ParseLimits(max_depth=5))
 
 
-@pytest.mark.parametrize("parse, event, path", [
-    (chirpstack, CS_UP, ("object",)),
-    (tts, TTS_UP, ("uplink_message", "decoded_payload")),
-], ids=["chirpstack", "tts"])
-def test_a_deep_decoded_object_in_a_real_uplink_is_refused(parse: Any, event: dict[str, Any], path: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "parse, event, path",
+    [
+        (chirpstack, CS_UP, ("object",)),
+        (tts, TTS_UP, ("uplink_message", "decoded_payload")),
+    ],
+    ids=["chirpstack", "tts"],
+)
+def test_a_deep_decoded_object_in_a_real_uplink_is_refused(
+    parse: Any, event: dict[str, Any], path: tuple[str, ...]
+) -> None:
     def with_decoded(depth: int) -> bytes:
         copy = json.loads(json.dumps(event))
         target = copy
@@ -185,22 +191,25 @@ def test_protobuf_body_over_the_size_limit_is_too_large() -> None:
 # --- text and numbers that Python's json let through or crashed on ---------------------------
 
 
-@pytest.mark.parametrize("body, reason", [
-    (b'{"a": 1e999999}', "non_finite_value"),  # json gave inf
-    (b'{"a": ' + b"9" * 5000 + b"}", "non_finite_value"),  # json raised ValueError (int digits limit)
-    (b'{"a": -1e400}', "non_finite_value"),
-    (b'{"a": NaN}', "malformed_json"),
-    (b'{"a": Infinity}', "malformed_json"),
-    (b'{"a": "\\ud800"}', "malformed_json"),  # a lone surrogate: not text, json kept it
-    (b'{"a": "\\udc00\\ud800"}', "malformed_json"),
-    (b'{"a": "\xff"}', "invalid_utf8"),
-    (b'{"a": "\xed\xa0\x80"}', "invalid_utf8"),  # a surrogate encoded in UTF-8
-    (b"\xef\xbb\xbf{}", "malformed_json"),  # a byte order mark
-    (b'{"a": 1} {"b": 2}', "malformed_json"),
-    (b"", "malformed_json"),
-    (b"[1, 2]", "unknown_format"),
-    (b'"text"', "unknown_format"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b'{"a": 1e999999}', "non_finite_value"),  # json gave inf
+        (b'{"a": ' + b"9" * 5000 + b"}", "non_finite_value"),  # json raised ValueError (int digits limit)
+        (b'{"a": -1e400}', "non_finite_value"),
+        (b'{"a": NaN}', "malformed_json"),
+        (b'{"a": Infinity}', "malformed_json"),
+        (b'{"a": "\\ud800"}', "malformed_json"),  # a lone surrogate: not text, json kept it
+        (b'{"a": "\\udc00\\ud800"}', "malformed_json"),
+        (b'{"a": "\xff"}', "invalid_utf8"),
+        (b'{"a": "\xed\xa0\x80"}', "invalid_utf8"),  # a surrogate encoded in UTF-8
+        (b"\xef\xbb\xbf{}", "malformed_json"),  # a byte order mark
+        (b'{"a": 1} {"b": 2}', "malformed_json"),
+        (b"", "malformed_json"),
+        (b"[1, 2]", "unknown_format"),
+        (b'"text"', "unknown_format"),
+    ],
+)
 def test_json_that_is_not_json_text_is_a_specific_event_error(body: bytes, reason: str) -> None:
     assert reason_of(lambda: load_json_object(body, DEFAULT_LIMITS)) == reason
 

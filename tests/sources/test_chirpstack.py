@@ -111,9 +111,7 @@ def test_uplink_heard_by_two_located_gateways() -> None:
                 received_at=at("2026-11-20T08:15:30.115002+00:00"),
             ),
         ),
-        data_rate=DataRate(
-            modulation="LORA", spreading_factor=7, bandwidth=125000, coding_rate="4/5"
-        ),
+        data_rate=DataRate(modulation="LORA", spreading_factor=7, bandwidth=125000, coding_rate="4/5"),
         frequency=868500000,
         confirmed=False,
         decoded=None,
@@ -127,9 +125,7 @@ def test_uplink_heard_by_two_located_gateways() -> None:
 
 
 def test_uplink_without_locations_first_frame_and_channel_zero() -> None:
-    uplink = parser.parse(
-        body("up_no_location"), origin=ORIGIN, topic=topic("up", SCHOOL_EUI, SCHOOL_APP), now=NOW
-    )
+    uplink = parser.parse(body("up_no_location"), origin=ORIGIN, topic=topic("up", SCHOOL_EUI, SCHOOL_APP), now=NOW)
 
     assert uplink == Uplink(
         origin=ORIGIN,
@@ -162,9 +158,7 @@ def test_uplink_without_locations_first_frame_and_channel_zero() -> None:
                 received_at=at("2026-11-20T08:20:05.001122+00:00"),
             ),
         ),
-        data_rate=DataRate(
-            modulation="LORA", spreading_factor=9, bandwidth=125000, coding_rate="4/5"
-        ),
+        data_rate=DataRate(modulation="LORA", spreading_factor=9, bandwidth=125000, coding_rate="4/5"),
         frequency=868100000,
         confirmed=False,
         decoded=None,
@@ -198,9 +192,7 @@ def test_confirmed_uplink_decoded_by_chirpstack_three_gateways() -> None:
                 rssi=-85.0,
                 snr=10.25,
                 channel=6,
-                location=Location(
-                    latitude=48.1113, longitude=-1.68, altitude=61.5, source="CONFIG"
-                ),
+                location=Location(latitude=48.1113, longitude=-1.68, altitude=61.5, source="CONFIG"),
                 received_at=at("2026-11-20T08:25:30.480123+00:00"),
             ),
             GatewayReception(
@@ -222,9 +214,7 @@ def test_confirmed_uplink_decoded_by_chirpstack_three_gateways() -> None:
                 received_at=at("2026-11-20T08:25:30.492500+00:00"),
             ),
         ),
-        data_rate=DataRate(
-            modulation="LORA", spreading_factor=7, bandwidth=125000, coding_rate="4/5"
-        ),
+        data_rate=DataRate(modulation="LORA", spreading_factor=7, bandwidth=125000, coding_rate="4/5"),
         frequency=867700000,
         confirmed=True,
         decoded={"temperatureSensor": {"1": 22.5}, "humiditySensor": {"2": 57.5}},
@@ -292,7 +282,8 @@ def test_a_gateway_id_that_is_not_an_eui_is_kept_as_its_id_without_eui() -> None
 
     assert isinstance(uplink, Uplink)
     assert [(g.gateway_id, g.eui) for g in uplink.gateways] == [
-        ("rennes-hotel-de-ville", None), ("7076ff0056081234", "7076ff0056081234")
+        ("rennes-hotel-de-ville", None),
+        ("7076ff0056081234", "7076ff0056081234"),
     ]
 
 
@@ -378,9 +369,7 @@ def test_protobuf_event_equals_json_event(name: str) -> None:
     event = load(name)
 
     from_json = parser.parse(as_json(event), origin=ORIGIN, topic=topic(name), now=NOW)
-    from_protobuf = parser.parse(
-        as_protobuf(event, name), origin=ORIGIN, topic=topic(name), now=NOW
-    )
+    from_protobuf = parser.parse(as_protobuf(event, name), origin=ORIGIN, topic=topic(name), now=NOW)
 
     assert from_protobuf == from_json
 
@@ -407,9 +396,7 @@ def test_protobuf_integration_event() -> None:
         "object": {"latitude": 48.1117, "longitude": -1.6801},
     }
 
-    from_protobuf = parser.parse(
-        as_protobuf(event, "integration"), origin=ORIGIN, topic=topic("integration"), now=NOW
-    )
+    from_protobuf = parser.parse(as_protobuf(event, "integration"), origin=ORIGIN, topic=topic("integration"), now=NOW)
     from_json = parser.parse(as_json(event), origin=ORIGIN, event="integration", now=NOW)
 
     assert (
@@ -455,9 +442,7 @@ def test_status_event() -> None:
         ({"batteryLevel": 0}, 0.0, False),
     ],
 )
-def test_status_battery_level(
-    changes: dict[str, Any], battery_level: float | None, external_power: bool
-) -> None:
+def test_status_battery_level(changes: dict[str, Any], battery_level: float | None, external_power: bool) -> None:
     event = load("status") | changes
 
     for data in (as_json(event), as_protobuf(event, "status")):
@@ -470,9 +455,7 @@ def test_status_battery_level(
 def test_status_margin_zero_is_left_out_by_protobuf() -> None:
     event = load("status") | {"margin": 0}
 
-    status = parser.parse(
-        as_protobuf(event, "status"), origin=ORIGIN, topic=topic("status"), now=NOW
-    )
+    status = parser.parse(as_protobuf(event, "status"), origin=ORIGIN, topic=topic("status"), now=NOW)
 
     assert isinstance(status, DeviceStatus)
     assert status.margin == 0
@@ -587,9 +570,7 @@ def test_topic_names_another_application() -> None:
 
 
 def test_topic_device_eui_in_upper_case_is_the_same_device() -> None:
-    uplink = parser.parse(
-        body("up_two_gateways"), origin=ORIGIN, topic=topic("up", AIR_QUALITY_EUI.upper()), now=NOW
-    )
+    uplink = parser.parse(body("up_two_gateways"), origin=ORIGIN, topic=topic("up", AIR_QUALITY_EUI.upper()), now=NOW)
 
     assert isinstance(uplink, Uplink)
 
@@ -646,9 +627,7 @@ def test_body_larger_than_the_limit() -> None:
 
 
 def test_timestamp_a_day_in_the_future() -> None:
-    rejected(
-        "future_timestamp", body("up_two_gateways"), topic=topic("up"), now=NOW - timedelta(days=1)
-    )
+    rejected("future_timestamp", body("up_two_gateways"), topic=topic("up"), now=NOW - timedelta(days=1))
 
 
 def test_unparsable_timestamp() -> None:
@@ -682,9 +661,7 @@ def test_wrong_field_type() -> None:
 
 def test_mqtt_subscriptions() -> None:
     assert parser.mqtt_subscriptions(None) == ["application/+/device/+/event/+"]
-    assert parser.mqtt_subscriptions(AIR_QUALITY_APP) == [
-        f"application/{AIR_QUALITY_APP}/device/+/event/+"
-    ]
+    assert parser.mqtt_subscriptions(AIR_QUALITY_APP) == [f"application/{AIR_QUALITY_APP}/device/+/event/+"]
 
 
 def test_registry() -> None:

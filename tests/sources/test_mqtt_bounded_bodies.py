@@ -81,10 +81,17 @@ def seen(config: AdapterConfig, tmp_path: Path) -> Iterator[Seen]:
 @contextlib.asynccontextmanager
 async def consuming(connection: Connection, seen: Seen, burst: bool) -> AsyncIterator[None]:
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(consume_mqtt(
-        connection, seen.handle, stop=stop, ready=ready, reconnect_delay_s=0.1, max_reconnect_delay_s=0.5,
-        handle_many=seen.handle_many if burst else None,
-    ))
+    task = asyncio.create_task(
+        consume_mqtt(
+            connection,
+            seen.handle,
+            stop=stop,
+            ready=ready,
+            reconnect_delay_s=0.1,
+            max_reconnect_delay_s=0.5,
+            handle_many=seen.handle_many if burst else None,
+        )
+    )
     try:
         waiter = asyncio.create_task(ready.wait())
         done, _ = await asyncio.wait({waiter, task}, timeout=WAIT_S, return_when=asyncio.FIRST_COMPLETED)
@@ -133,8 +140,9 @@ async def assert_acknowledged_once(
 
 def ville(config: AdapterConfig, address: tuple[str, int]) -> Connection:
     host, port = address
-    return dataclasses.replace(config.connection("ville-chirpstack"), host=host, port=port,
-                               client_id=f"test-bounded-{uuid.uuid4().hex[:8]}")
+    return dataclasses.replace(
+        config.connection("ville-chirpstack"), host=host, port=port, client_id=f"test-bounded-{uuid.uuid4().hex[:8]}"
+    )
 
 
 @pytest.mark.parametrize("burst", [False, True], ids=["one-by-one", "group-commit"])
@@ -156,7 +164,9 @@ async def test_uplink_of_a_device_of_another_collectivity_is_a_dead_letter_and_a
     mosquitto: tuple[str, int], config: AdapterConfig, seen: Seen
 ) -> None:
     eui = "70b3d57ed0001a01"
-    seen.pipeline.devices = {eui: DeviceRecord(eui, name="metropole's", location=Location(45.7, 4.8), tenant="metropole")}
+    seen.pipeline.devices = {
+        eui: DeviceRecord(eui, name="metropole's", location=Location(45.7, 4.8), tenant="metropole")
+    }
     _, uplink = message("01-chirpstack-air-quality")
     await assert_acknowledged_once(
         mosquitto, ville(config, mosquitto), seen, True, uplink, "device_collectivity_mismatch"

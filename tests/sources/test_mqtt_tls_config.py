@@ -55,7 +55,9 @@ def ca(tmp_path: Path) -> Authority:
 
 
 def test_tls_defaults_to_port_8883_and_resolves_files_next_to_the_configuration(tmp_path: Path) -> None:
-    connection = load(tmp_path, 'tls = true\nca_file = "certs/ca.pem"\ncert_file = "certs/a.pem"\nkey_file = "certs/a.key"\n')
+    connection = load(
+        tmp_path, 'tls = true\nca_file = "certs/ca.pem"\ncert_file = "certs/a.pem"\nkey_file = "certs/a.key"\n'
+    )
     assert connection.port == 8883
     assert connection.tls is not None
     assert connection.tls.ca_file == (tmp_path / "conf" / "certs" / "ca.pem").resolve()
@@ -71,7 +73,7 @@ def test_tls_defaults_to_port_8883_and_resolves_files_next_to_the_configuration(
         ('tls = false\ncert_file = "a.pem"\nkey_file = "a.key"\n', "cert_file, key_file given but tls is not true"),
         ('tls = true\ncert_file = "a.pem"\n', "cert_file and key_file go together"),
         ('tls = true\nkey_file = "a.key"\n', "cert_file and key_file go together"),
-        ('tls = true\nca_file = 3\n', "ca_file must be a file path"),
+        ("tls = true\nca_file = 3\n", "ca_file must be a file path"),
         ("tls = true\ntls_insecure = true\n", "tls_insecure is not supported"),
         ('tls = true\nca_flie = "ca.pem"\n', "unknown key(s) ca_flie"),
         ('tls = true\ntls_server_name = "not a name!"\n', "tls_server_name must be a host name"),
@@ -106,8 +108,11 @@ def test_the_password_is_read_by_the_process_that_connects_never_kept_in_the_fil
 
 def test_the_ssl_context_verifies_the_server_and_its_name_from_tls_1_2(tmp_path: Path, ca: Authority) -> None:
     issued = ca.client("adapter-ville")
-    connection = load(tmp_path, f'tls = true\nca_file = "certs/{ca.ca_file.name}"\n'
-                                f'cert_file = "certs/{issued.cert_file.name}"\nkey_file = "certs/{issued.key_file.name}"\n')
+    connection = load(
+        tmp_path,
+        f'tls = true\nca_file = "certs/{ca.ca_file.name}"\n'
+        f'cert_file = "certs/{issued.cert_file.name}"\nkey_file = "certs/{issued.key_file.name}"\n',
+    )
     context = tls_context(connection)
     assert context is not None
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
@@ -120,8 +125,11 @@ def test_the_ssl_context_verifies_the_server_and_its_name_from_tls_1_2(tmp_path:
 
 def _files(tmp_path: Path, ca: Authority, **names: str) -> str:
     issued = ca.client("adapter-ville")
-    chosen = {"ca_file": f"certs/{ca.ca_file.name}", "cert_file": f"certs/{issued.cert_file.name}",
-              "key_file": f"certs/{issued.key_file.name}"} | names
+    chosen = {
+        "ca_file": f"certs/{ca.ca_file.name}",
+        "cert_file": f"certs/{issued.cert_file.name}",
+        "key_file": f"certs/{issued.key_file.name}",
+    } | names
     return "tls = true\n" + "".join(f'{k} = "{v}"\n' for k, v in chosen.items())
 
 
@@ -168,16 +176,27 @@ def test_a_client_certificate_outside_its_validity_is_refused_before_the_broker_
 @pytest.mark.parametrize(
     ("openssl", "meaning"),
     [
-        ("[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required (_ssl.c:2580)",
-         "the broker requires a client certificate"),
-        ("failed to receive on socket: [SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca (_ssl.c:2580)",
-         "the broker does not trust the client certificate"),
-        ("[SSL: SSLV3_ALERT_CERTIFICATE_EXPIRED] sslv3 alert certificate expired (_ssl.c:2580)",
-         "the broker refused the client certificate as expired"),
-        ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired (_ssl.c:1006)",
-         "the server's certificate has expired"),
-        ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, certificate is not "
-         "valid for 'mqtt.example'. (_ssl.c:1006)", "does not name this host (see tls_server_name)"),
+        (
+            "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required (_ssl.c:2580)",
+            "the broker requires a client certificate",
+        ),
+        (
+            "failed to receive on socket: [SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca (_ssl.c:2580)",
+            "the broker does not trust the client certificate",
+        ),
+        (
+            "[SSL: SSLV3_ALERT_CERTIFICATE_EXPIRED] sslv3 alert certificate expired (_ssl.c:2580)",
+            "the broker refused the client certificate as expired",
+        ),
+        (
+            "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: certificate has expired (_ssl.c:1006)",
+            "the server's certificate has expired",
+        ),
+        (
+            "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: Hostname mismatch, certificate is not "
+            "valid for 'mqtt.example'. (_ssl.c:1006)",
+            "does not name this host (see tls_server_name)",
+        ),
         ("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)", "the port does not speak TLS"),
     ],
 )
@@ -227,11 +246,26 @@ async def test_the_consumer_refuses_to_start_without_its_files_or_password(tmp_p
 
 
 _VALUE = st.one_of(
-    st.booleans(), st.integers(-10, 70000), st.floats(allow_nan=False, allow_infinity=False),
-    st.text(max_size=12), st.lists(st.integers(0, 3), max_size=2),
+    st.booleans(),
+    st.integers(-10, 70000),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.lists(st.integers(0, 3), max_size=2),
 )
-_KEYS = ("tls", "ca_file", "cert_file", "key_file", "tls_server_name", "port", "host", "username",
-         "password_env", "transport", "tls_insecure", "client_id")
+_KEYS = (
+    "tls",
+    "ca_file",
+    "cert_file",
+    "key_file",
+    "tls_server_name",
+    "port",
+    "host",
+    "username",
+    "password_env",
+    "transport",
+    "tls_insecure",
+    "client_id",
+)
 
 
 def _toml(value: Any) -> str:  # noqa: ANN401
@@ -244,7 +278,9 @@ def _toml(value: Any) -> str:  # noqa: ANN401
     return json.dumps(value)  # ints, and strings (JSON's escapes are TOML's)
 
 
-@settings(derandomize=True, max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    derandomize=True, max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.dictionaries(st.sampled_from(_KEYS), _VALUE, max_size=6))
 def test_any_connection_table_loads_or_is_one_config_error(tmp_path: Path, table: dict[str, Any]) -> None:
     keys = "".join(f"{k} = {_toml(v)}\n" for k, v in table.items())

@@ -40,7 +40,9 @@ def test_chirpstack_gateway_id_is_its_eui() -> None:
     record = parse("--lns", "chirpstack", "--event", "up", str(FIXTURES / "chirpstack" / "up_two_gateways.json"))
 
     assert [(g["id"], g["eui"]) for g in record["gateways"]] == [
-        ("0016c001f153a14c", "0016c001f153a14c"), ("7076ff0056081234", "7076ff0056081234")]
+        ("0016c001f153a14c", "0016c001f153a14c"),
+        ("7076ff0056081234", "7076ff0056081234"),
+    ]
 
 
 def test_a_mac_command_only_uplink_prints_fport_zero() -> None:
@@ -62,7 +64,8 @@ def test_a_downlink_acknowledgement_is_an_ack_with_the_topic_kind_kept() -> None
 def test_the_provenance_record_keeps_the_gateway_id_and_eui() -> None:
     uplink = TTSParser().parse(
         (FIXTURES / "tts" / "uplink_three_gateways_location.json").read_bytes(),
-        origin=Origin(tenant="metropole", lns_id="tts-cloud"), now=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
+        origin=Origin(tenant="metropole", lns_id="tts-cloud"),
+        now=datetime(2026, 11, 20, 9, 0, tzinfo=UTC),
     )
     assert isinstance(uplink, Uplink)
 

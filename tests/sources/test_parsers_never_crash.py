@@ -33,14 +33,14 @@ NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 CHIRPSTACK, TTS = ChirpStackParser(), TTSParser()
 
 # ChirpStack fixtures with their event type (the name says it, except the uplinks)
-CS_EVENTS = {
-    path.stem: json.loads(path.read_text()) for path in sorted((FIXTURES / "chirpstack").glob("*.json"))
-}
+CS_EVENTS = {path.stem: json.loads(path.read_text()) for path in sorted((FIXTURES / "chirpstack").glob("*.json"))}
 CS_TYPES = {name: "up" if name.startswith("up") else name for name in CS_EVENTS}
 TTS_MESSAGES = [json.loads(path.read_text()) for path in sorted((FIXTURES / "tts").glob("*.json"))]
 
-FUZZ = settings(derandomize=True, database=None, max_examples=300, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    derandomize=True, database=None, max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
 
 @st.composite
 def protobuf_events(draw: st.DrawFn) -> tuple[bytes, str]:
@@ -78,13 +78,26 @@ _EUI = re.compile(r"[0-9a-f]{16}")
 _GATEWAY_ID = re.compile(r"[a-z0-9](?:-?[a-z0-9]){2,35}")
 
 
-topics = st.one_of(st.none(), st.sampled_from([
-    "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/70b3d57ed0001a01/event/up",
-    "application/x/device/70b3d57ed0001a01/event/status", "application/x/device/y/event/nope", "v3/app@t/devices/d/up",
-    "v3/app/devices/dev/up", "v3/a/devices/b/location/solved", "", "//", "\x00",
-]), st.text(max_size=30))
-event_names = st.one_of(st.none(), st.sampled_from(["up", "status", "join", "uplink_message", "down-ack"]),
-                        st.text(max_size=10))
+topics = st.one_of(
+    st.none(),
+    st.sampled_from(
+        [
+            "application/17c82e96-be03-4f38-aef3-f83d48582d97/device/70b3d57ed0001a01/event/up",
+            "application/x/device/70b3d57ed0001a01/event/status",
+            "application/x/device/y/event/nope",
+            "v3/app@t/devices/d/up",
+            "v3/app/devices/dev/up",
+            "v3/a/devices/b/location/solved",
+            "",
+            "//",
+            "\x00",
+        ]
+    ),
+    st.text(max_size=30),
+)
+event_names = st.one_of(
+    st.none(), st.sampled_from(["up", "status", "join", "uplink_message", "down-ack"]), st.text(max_size=10)
+)
 
 
 @FUZZ
@@ -134,20 +147,30 @@ def test_the_mutations_reach_every_outcome() -> None:
 
 # --- gateway metadata of any shape -----------------------------------------------------------
 
+
 def _good_or_bad(good: list[Any], bad: list[Any]) -> st.SearchStrategy[Any]:
     """A value a network server writes, two times in three; one it would not write otherwise."""
     return st.one_of(st.sampled_from(good), st.sampled_from(good), st.sampled_from(bad))
 
 
 _EUIS = _good_or_bad(["0016C001F153A14C", "0016c001f153a14c", "00-16-c0-01-f1-53-a1-4c"], ["A84041", "", "zz" * 8])
-_IDS = _good_or_bad(["rennes-hotel-de-ville", "packetbroker", "eui-7076ff0056081234", "0016c001f153a14c"],
-                    ["gw", "GW-1", "a" * 37, "gw <1>", "", "gw--1"])
-_TIMES = _good_or_bad(["2026-11-20T08:15:30.110567123Z", "2026-11-20T08:15:30+01:00"],
-                      ["2027-01-01T00:00:00Z", "yesterday", ""])
+_IDS = _good_or_bad(
+    ["rennes-hotel-de-ville", "packetbroker", "eui-7076ff0056081234", "0016c001f153a14c"],
+    ["gw", "GW-1", "a" * 37, "gw <1>", "", "gw--1"],
+)
+_TIMES = _good_or_bad(
+    ["2026-11-20T08:15:30.110567123Z", "2026-11-20T08:15:30+01:00"], ["2027-01-01T00:00:00Z", "yesterday", ""]
+)
 _NUMBERS = st.one_of(st.integers(-200, 20), st.floats(allow_nan=False, allow_infinity=False))
-_LOCATIONS = st.fixed_dictionaries({}, optional={
-    "latitude": st.floats(-100, 100) | values, "longitude": st.floats(-200, 200) | values,
-    "altitude": _NUMBERS | values, "source": st.sampled_from(["SOURCE_REGISTRY", "SOURCE_GPS"]) | values})
+_LOCATIONS = st.fixed_dictionaries(
+    {},
+    optional={
+        "latitude": st.floats(-100, 100) | values,
+        "longitude": st.floats(-200, 200) | values,
+        "altitude": _NUMBERS | values,
+        "source": st.sampled_from(["SOURCE_REGISTRY", "SOURCE_GPS"]) | values,
+    },
+)
 
 
 def _member(realistic: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
@@ -156,23 +179,47 @@ def _member(realistic: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 # The id is always there (absent members of real events: the mutation tests above), the rest may be.
-_TTS_GATEWAY = st.fixed_dictionaries({
-    "gateway_ids": _member(st.fixed_dictionaries({"gateway_id": _member(_IDS)}, optional={"eui": _member(_EUIS)})),
-}, optional={
-    "packet_broker": _member(st.fixed_dictionaries({}, optional={
-        "forwarder_gateway_eui": _member(_EUIS), "forwarder_gateway_id": _member(_IDS),
-        "forwarder_net_id": st.just("000013"), "message_id": st.text(max_size=8)})),
-    "rssi": _member(_NUMBERS), "channel_rssi": _member(_NUMBERS), "snr": _member(_NUMBERS),
-    "channel_index": _member(st.integers(-1, 2**33)), "location": _member(_LOCATIONS),
-    "time": _member(_TIMES), "received_at": _member(_TIMES),
-})
-_CHIRPSTACK_GATEWAY = st.fixed_dictionaries({"gatewayId": _member(_IDS | _EUIS)}, optional={
-    "rssi": _member(_NUMBERS), "snr": _member(_NUMBERS),
-    "channel": _member(st.integers(-1, 2**33)), "location": _member(_LOCATIONS),
-    "nsTime": _member(_TIMES), "gwTime": _member(_TIMES), "crcStatus": st.just("CRC_OK"),
-})
-_UPLINKS = {"tts": [m for m in TTS_MESSAGES if "uplink_message" in m],
-            "chirpstack": [e for name, e in CS_EVENTS.items() if CS_TYPES[name] == "up"]}
+_TTS_GATEWAY = st.fixed_dictionaries(
+    {
+        "gateway_ids": _member(st.fixed_dictionaries({"gateway_id": _member(_IDS)}, optional={"eui": _member(_EUIS)})),
+    },
+    optional={
+        "packet_broker": _member(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "forwarder_gateway_eui": _member(_EUIS),
+                    "forwarder_gateway_id": _member(_IDS),
+                    "forwarder_net_id": st.just("000013"),
+                    "message_id": st.text(max_size=8),
+                },
+            )
+        ),
+        "rssi": _member(_NUMBERS),
+        "channel_rssi": _member(_NUMBERS),
+        "snr": _member(_NUMBERS),
+        "channel_index": _member(st.integers(-1, 2**33)),
+        "location": _member(_LOCATIONS),
+        "time": _member(_TIMES),
+        "received_at": _member(_TIMES),
+    },
+)
+_CHIRPSTACK_GATEWAY = st.fixed_dictionaries(
+    {"gatewayId": _member(_IDS | _EUIS)},
+    optional={
+        "rssi": _member(_NUMBERS),
+        "snr": _member(_NUMBERS),
+        "channel": _member(st.integers(-1, 2**33)),
+        "location": _member(_LOCATIONS),
+        "nsTime": _member(_TIMES),
+        "gwTime": _member(_TIMES),
+        "crcStatus": st.just("CRC_OK"),
+    },
+)
+_UPLINKS = {
+    "tts": [m for m in TTS_MESSAGES if "uplink_message" in m],
+    "chirpstack": [e for name, e in CS_EVENTS.items() if CS_TYPES[name] == "up"],
+}
 
 
 @FUZZ
@@ -220,8 +267,11 @@ def test_the_gateway_strategies_reach_accepted_uplinks_and_refusals() -> None:
         note("tts", outcome(lambda: TTS.parse(body.encode(), origin=ORIGIN, now=NOW)))
 
     @settings(derandomize=True, database=None, max_examples=200, deadline=None)
-    @given(event=st.sampled_from(_UPLINKS["chirpstack"]), gateways=st.lists(_CHIRPSTACK_GATEWAY, min_size=1, max_size=3),
-           binary=st.booleans())
+    @given(
+        event=st.sampled_from(_UPLINKS["chirpstack"]),
+        gateways=st.lists(_CHIRPSTACK_GATEWAY, min_size=1, max_size=3),
+        binary=st.booleans(),
+    )
     def chirpstack(event: dict[str, Any], gateways: Any, binary: bool) -> None:
         body = _chirpstack_body(event, gateways, binary)
         if body is not None:

@@ -40,9 +40,7 @@ def as_json(message: dict[str, Any]) -> bytes:
     return json.dumps(message).encode()
 
 
-def topic(
-    kind: str, device: str = "aq-rue-de-la-paix", application: str = "city-air-quality@metropole"
-) -> str:
+def topic(kind: str, device: str = "aq-rue-de-la-paix", application: str = "city-air-quality@metropole") -> str:
     return f"v3/{application}/devices/{device}/{kind}"
 
 
@@ -99,9 +97,7 @@ def test_uplink_decoded_by_tts_two_gateways_without_location() -> None:
                 received_at=at("2026-11-20T08:15:30.115002+00:00"),
             ),
         ),
-        data_rate=DataRate(
-            modulation="LORA", spreading_factor=7, bandwidth=125000, coding_rate="4/5"
-        ),
+        data_rate=DataRate(modulation="LORA", spreading_factor=7, bandwidth=125000, coding_rate="4/5"),
         frequency=868500000,
         confirmed=False,
         decoded={"temperature_1": 22.5, "relative_humidity_2": 57.5},
@@ -115,9 +111,7 @@ def test_uplink_decoded_by_tts_two_gateways_without_location() -> None:
 
 
 def test_confirmed_uplink_three_gateways_with_device_and_gateway_locations() -> None:
-    uplink = parser.parse(
-        body("uplink_three_gateways_location"), origin=ORIGIN, topic=SCHOOL_TOPIC, now=NOW
-    )
+    uplink = parser.parse(body("uplink_three_gateways_location"), origin=ORIGIN, topic=SCHOOL_TOPIC, now=NOW)
 
     assert uplink == Uplink(
         origin=ORIGIN,
@@ -138,9 +132,7 @@ def test_confirmed_uplink_three_gateways_with_device_and_gateway_locations() -> 
                 rssi=-96.0,
                 snr=7.25,
                 channel=0,
-                location=Location(
-                    latitude=48.1032, longitude=-1.6721, altitude=38.0, source="SOURCE_REGISTRY"
-                ),
+                location=Location(latitude=48.1032, longitude=-1.6721, altitude=38.0, source="SOURCE_REGISTRY"),
                 received_at=at("2026-11-20T08:20:04.998877+00:00"),
             ),
             GatewayReception(
@@ -149,9 +141,7 @@ def test_confirmed_uplink_three_gateways_with_device_and_gateway_locations() -> 
                 rssi=-113.0,
                 snr=-2.75,
                 channel=0,
-                location=Location(
-                    latitude=48.1113, longitude=-1.68, altitude=61.5, source="SOURCE_REGISTRY"
-                ),
+                location=Location(latitude=48.1113, longitude=-1.68, altitude=61.5, source="SOURCE_REGISTRY"),
                 received_at=at("2026-11-20T08:20:05.001122+00:00"),
             ),
             # relayed by Packet Broker: The Things Stack's id is "packetbroker", the EUI is
@@ -166,15 +156,11 @@ def test_confirmed_uplink_three_gateways_with_device_and_gateway_locations() -> 
                 received_at=at("2026-11-20T08:20:05.010203+00:00"),
             ),
         ),
-        data_rate=DataRate(
-            modulation="LORA", spreading_factor=9, bandwidth=125000, coding_rate="4/5"
-        ),
+        data_rate=DataRate(modulation="LORA", spreading_factor=9, bandwidth=125000, coding_rate="4/5"),
         frequency=868100000,
         confirmed=True,
         decoded=None,
-        location=Location(
-            latitude=48.10351, longitude=-1.67284, altitude=35.0, source="SOURCE_REGISTRY"
-        ),
+        location=Location(latitude=48.10351, longitude=-1.67284, altitude=35.0, source="SOURCE_REGISTRY"),
         device_profile="acme-sensors/school-climate-v2",
         tags={"building": "ecole-jules-ferry", "room": "salle-12"},
         lns_tenant="metropole",
@@ -195,9 +181,7 @@ def test_open_source_topic_without_tenant() -> None:
     message = load("uplink_message")
     del message["uplink_message"]["network_ids"]
 
-    uplink = parser.parse(
-        as_json(message), origin=ORIGIN, topic=topic("up", application="city-air-quality"), now=NOW
-    )
+    uplink = parser.parse(as_json(message), origin=ORIGIN, topic=topic("up", application="city-air-quality"), now=NOW)
 
     assert isinstance(uplink, Uplink)
     assert uplink.lns_tenant is None
@@ -319,9 +303,7 @@ def test_older_releases_put_the_coding_rate_in_settings() -> None:
     uplink = parser.parse(as_json(message), origin=ORIGIN, topic=topic("up"), now=NOW)
 
     assert isinstance(uplink, Uplink)
-    assert uplink.data_rate == DataRate(
-        modulation="LORA", spreading_factor=7, bandwidth=125000, coding_rate="4/6"
-    )
+    assert uplink.data_rate == DataRate(modulation="LORA", spreading_factor=7, bandwidth=125000, coding_rate="4/6")
 
 
 @pytest.mark.parametrize(
@@ -359,9 +341,7 @@ def test_device_location_other_than_user() -> None:
     uplink = parser.parse(as_json(message), origin=ORIGIN, topic=topic("up"), now=NOW)
 
     assert isinstance(uplink, Uplink)
-    assert uplink.location == Location(
-        latitude=48.11, longitude=-1.68, altitude=None, source="SOURCE_GPS"
-    )
+    assert uplink.location == Location(latitude=48.11, longitude=-1.68, altitude=None, source="SOURCE_GPS")
 
 
 # --- other messages ------------------------------------------------------------------------
@@ -411,10 +391,7 @@ def test_other_messages_are_counted(
         received_at=at(received_at),
     )
 
-    assert (
-        parser.parse(body(name), origin=ORIGIN, topic=topic(kind, device, application), now=NOW)
-        == expected
-    )
+    assert parser.parse(body(name), origin=ORIGIN, topic=topic(kind, device, application), now=NOW) == expected
     assert parser.parse(body(name), origin=ORIGIN, event=name, now=NOW) == expected
     assert parser.parse(body(name), origin=ORIGIN, now=NOW) == expected
 
@@ -458,10 +435,23 @@ def test_every_message_type_has_a_topic_kind() -> None:
 def test_every_topic_kind_has_a_plain_kind() -> None:
     # The Things Stack's application topics (pkg/applicationserver/io/mqtt/topics), less the
     # two the application publishes (down/push, down/replace)
-    assert set(EVENT_KINDS) == set(MESSAGE_EVENTS.values()) == {
-        "up", "up/normalized", "join", "down/queued", "down/sent", "down/ack", "down/nack",
-        "down/failed", "down/invalidated", "location/solved", "service/data",
-    }
+    assert (
+        set(EVENT_KINDS)
+        == set(MESSAGE_EVENTS.values())
+        == {
+            "up",
+            "up/normalized",
+            "join",
+            "down/queued",
+            "down/sent",
+            "down/ack",
+            "down/nack",
+            "down/failed",
+            "down/invalidated",
+            "location/solved",
+            "service/data",
+        }
+    )
     assert set(EVENT_KINDS.values()) <= set(EVENT_KIND_NAMES)
     assert EVENT_KINDS["down/ack"] == "ack" and EVENT_KINDS["down/nack"] == "nack"
 
@@ -545,9 +535,7 @@ def test_payload_larger_than_the_limit() -> None:
 
 
 def test_timestamp_a_day_in_the_future() -> None:
-    rejected(
-        "future_timestamp", body("uplink_message"), topic=topic("up"), now=NOW - timedelta(days=1)
-    )
+    rejected("future_timestamp", body("uplink_message"), topic=topic("up"), now=NOW - timedelta(days=1))
 
 
 def test_unparsable_timestamp() -> None:
@@ -576,9 +564,7 @@ def test_uplink_without_any_receive_time() -> None:
 
 def test_mqtt_subscriptions() -> None:
     assert parser.mqtt_subscriptions(None) == ["v3/+/devices/+/#"]
-    assert parser.mqtt_subscriptions("city-air-quality@metropole") == [
-        "v3/city-air-quality@metropole/devices/+/#"
-    ]
+    assert parser.mqtt_subscriptions("city-air-quality@metropole") == ["v3/city-air-quality@metropole/devices/+/#"]
 
 
 def test_registry() -> None:

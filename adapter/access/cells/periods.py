@@ -138,8 +138,13 @@ def is_published(period: Period, *, now: datetime, publication_delay: timedelta 
 
 
 def periods(
-    aggregation: Aggregation, start: datetime | None, end: datetime | None, *, now: datetime,
-    publication_delay: timedelta = DEFAULT_PUBLICATION_DELAY, limit: int = MAX_PERIODS,
+    aggregation: Aggregation,
+    start: datetime | None,
+    end: datetime | None,
+    *,
+    now: datetime,
+    publication_delay: timedelta = DEFAULT_PUBLICATION_DELAY,
+    limit: int = MAX_PERIODS,
 ) -> tuple[Period, ...]:
     """The whole periods inside ``[start, end)`` that are published by ``now``, oldest first.
 
@@ -151,7 +156,9 @@ def periods(
     if start is None:
         raise PeriodLimitExceeded(
             f"aggregated history needs a start time: at most {limit} periods of {aggregation.period} "
-            "from a start are answered", limit)
+            "from a start are answered",
+            limit,
+        )
     floor, step = _stepper(aggregation)
     horizon = now - publication_delay
     stop = horizon if end is None else min(end, horizon)
@@ -165,7 +172,8 @@ def periods(
             return tuple(found)
         if len(found) == limit:
             raise PeriodLimitExceeded(
-                f"the window holds more than {limit} periods of {aggregation.period}: narrow it", limit)
+                f"the window holds more than {limit} periods of {aggregation.period}: narrow it", limit
+            )
         found.append(Period(current, following))
         current = following
 
@@ -176,4 +184,5 @@ def check_period(aggregation: Aggregation, period: Period) -> None:
     if floor(period.start) != period.start or step(period.start) != period.end:
         raise PeriodsError(
             f"[{period.start.isoformat()}, {period.end.isoformat()}) is not a {aggregation.period} period "
-            f"of {aggregation.time_zone}")
+            f"of {aggregation.time_zone}"
+        )

@@ -152,7 +152,11 @@ def _secondary(aggregation: Aggregation, groups: Mapping[str, _Contributions], r
 
 
 def compute_cells(
-    aggregation: Aggregation, attribute: str, period: Period, series: Mapping[str, SensorSeries], *,
+    aggregation: Aggregation,
+    attribute: str,
+    period: Period,
+    series: Mapping[str, SensorSeries],
+    *,
     noise: NoiseSource | None = None,
 ) -> tuple[Cell, ...]:
     """Every group's cell of ``attribute`` over ``period``, published or suppressed.
@@ -188,8 +192,11 @@ def compute_cells(
             cells.append(Cell(name, period, attribute, "suppressed", rule=rule))
             continue
         contributions = groups[name]
-        value = (_exact(aggregation.method, contributions) if aggregation.noise_epsilon is None
-                 else _noisy(aggregation, contributions, draw))
+        value = (
+            _exact(aggregation.method, contributions)
+            if aggregation.noise_epsilon is None
+            else _noisy(aggregation, contributions, draw)
+        )
         cells.append(Cell(name, period, attribute, "published", value=value, sensors=len(contributions)))
     return tuple(cells)
 
@@ -205,8 +212,12 @@ def _largest(top: int) -> str:
 def cell_json(cell: Cell, aggregation: Aggregation) -> dict[str, Any]:
     """A cell as a gateway may answer it, with the reason of a suppression in plain words."""
     out: dict[str, Any] = {
-        "group": cell.group, "attribute": cell.attribute, "method": aggregation.method,
-        "start": _iso(cell.period.start), "end": _iso(cell.period.end), "status": cell.status,
+        "group": cell.group,
+        "attribute": cell.attribute,
+        "method": aggregation.method,
+        "start": _iso(cell.period.start),
+        "end": _iso(cell.period.end),
+        "status": cell.status,
     }
     if cell.status == "published":
         out.update(value=cell.value, sensors=cell.sensors)
@@ -217,7 +228,7 @@ def cell_json(cell: Cell, aggregation: Aggregation) -> dict[str, Any]:
         out["reason"] = {
             THRESHOLD: f"fewer than {aggregation.min_group_size} sensors contributed",
             DOMINANCE: f"{_largest(aggregation.dominance_top)} more than {aggregation.dominance_share * 100:g}% "
-                       "of the cell",
+            "of the cell",
             SECONDARY: "suppressed so that the total and the published cells do not reveal a suppressed one",
         }.get(cell.rule or "", "suppressed")
     else:

@@ -96,8 +96,13 @@ def _location(attribute: Any) -> tuple[float, float] | None:
     if not isinstance(attribute, list) and not (isinstance(attribute, Mapping) and "values" in attribute):
         return _point(attribute)
     parsed = parse_attribute(attribute)
-    geometries = [] if parsed is None else [  # oldest first, untimed ones last
-        (i.observed_at, _point(i.members.get("value", i.members))) for i in parsed.instances]
+    geometries = (
+        []
+        if parsed is None
+        else [  # oldest first, untimed ones last
+            (i.observed_at, _point(i.members.get("value", i.members))) for i in parsed.instances
+        ]
+    )
     timed = [point for moment, point in geometries if moment is not None and point is not None]
     if timed:
         return timed[-1]

@@ -72,9 +72,9 @@ def _instant(moment: datetime) -> str:
 class CellStore:
     """Computed cells, insert-once::
 
-        store = CellStore(":memory:")            # or a Path (WAL SQLite file)
-        store.put(key, cells)                    # the first put of a key wins
-        store.get(key)                           # those cells, or None when not computed
+    store = CellStore(":memory:")            # or a Path (WAL SQLite file)
+    store.put(key, cells)                    # the first put of a key wins
+    store.get(key)                           # those cells, or None when not computed
     """
 
     def __init__(self, path: Path | str) -> None:
@@ -112,15 +112,27 @@ class CellStore:
                 raise ValueError("a pending cell is never stored")
             if cell.value is not None and not math.isfinite(cell.value):
                 raise ValueError("a cell's value must be a finite number")
-        body = json.dumps([
-            {"group": c.group, "status": c.status, "value": c.value, "sensors": c.sensors, "rule": c.rule}
-            for c in cells
-        ], separators=(",", ":"), allow_nan=False)
+        body = json.dumps(
+            [
+                {"group": c.group, "status": c.status, "value": c.value, "sensors": c.sensors, "rule": c.rule}
+                for c in cells
+            ],
+            separators=(",", ":"),
+            allow_nan=False,
+        )
         with self._lock:
             self._db.execute(
                 "INSERT OR IGNORE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key.fingerprint, key.tenant, key.entity_type, key.attribute, _instant(period.start),
-                 _instant(period.end), body, _instant(now or datetime.now(UTC))),
+                (
+                    key.fingerprint,
+                    key.tenant,
+                    key.entity_type,
+                    key.attribute,
+                    _instant(period.start),
+                    _instant(period.end),
+                    body,
+                    _instant(now or datetime.now(UTC)),
+                ),
             )
         stored = self.get(key)
         assert stored is not None
@@ -130,13 +142,22 @@ class CellStore:
         """The epsilon ``principal`` has spent on this definition's cells of one type."""
         row = self._db.execute(
             "SELECT COALESCE(SUM(epsilon), 0) FROM budget WHERE principal = ? AND fingerprint = ? AND tenant = ? "
-            "AND entity_type = ?", (principal, fingerprint, tenant, entity_type),
+            "AND entity_type = ?",
+            (principal, fingerprint, tenant, entity_type),
         ).fetchone()
         return float(row[0])
 
     def charge(
-        self, principal: str, fingerprint: str, tenant: str, entity_type: str,
-        reads: Iterable[tuple[str, datetime]], *, cost: float, budget: float, now: datetime,
+        self,
+        principal: str,
+        fingerprint: str,
+        tenant: str,
+        entity_type: str,
+        reads: Iterable[tuple[str, datetime]],
+        *,
+        cost: float,
+        budget: float,
+        now: datetime,
     ) -> float:
         """Charge ``cost`` for each (attribute, period start) of ``reads`` the principal has not
         been given before, all or none: ``BudgetExhausted`` if that would pass ``budget``.
@@ -145,9 +166,12 @@ class CellStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 given = {
-                    (row[0], row[1]) for row in self._db.execute(
+                    (row[0], row[1])
+                    for row in self._db.execute(
                         "SELECT attribute, period_start FROM budget WHERE principal = ? AND fingerprint = ? AND "
-                        "tenant = ? AND entity_type = ?", (principal, fingerprint, tenant, entity_type))
+                        "tenant = ? AND entity_type = ?",
+                        (principal, fingerprint, tenant, entity_type),
+                    )
                 }
                 new = sorted({(attribute, _instant(start)) for attribute, start in reads} - given)
                 spent = self.spent(principal, fingerprint, tenant, entity_type)
@@ -179,9 +203,17 @@ def _pending(aggregation: Aggregation, attribute: str, period: Period) -> tuple[
 
 
 async def published_cells(
-    aggregation: Aggregation, store: CellStore, *, tenant: str, entity_type: str, attributes: Iterable[str],
-    periods: Sequence[Period], fetch: Fetch, now: datetime,
-    publication_delay: timedelta = DEFAULT_PUBLICATION_DELAY, principal: str | None = None,
+    aggregation: Aggregation,
+    store: CellStore,
+    *,
+    tenant: str,
+    entity_type: str,
+    attributes: Iterable[str],
+    periods: Sequence[Period],
+    fetch: Fetch,
+    now: datetime,
+    publication_delay: timedelta = DEFAULT_PUBLICATION_DELAY,
+    principal: str | None = None,
     noise: NoiseSource | None = None,
 ) -> tuple[Cell, ...]:
     """The cells of ``attributes`` over ``periods`` (period by period, attribute by attribute,
@@ -221,6 +253,14 @@ async def published_cells(
     if aggregation.noise_epsilon is not None and aggregation.privacy_budget is not None and given:
         if principal is None:
             raise ValueError("a cell definition with a privacy budget needs the principal who reads")
-        store.charge(principal, fingerprint, tenant, entity_type, given, cost=budget_cost(aggregation),
-                     budget=aggregation.privacy_budget, now=now)
+        store.charge(
+            principal,
+            fingerprint,
+            tenant,
+            entity_type,
+            given,
+            cost=budget_cost(aggregation),
+            budget=aggregation.privacy_budget,
+            now=now,
+        )
     return tuple(found)

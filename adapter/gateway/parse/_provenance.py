@@ -39,11 +39,14 @@ __all__ = [
 
 # -- provenance, logs, SPARQL --------------------------------------------------------------------
 
-def value_provenance_request(kind: str, tenant: str, query: MultiMapping[str], headers: Headers
-                             ) -> ValueProvenanceRequest:
+
+def value_provenance_request(
+    kind: str, tenant: str, query: MultiMapping[str], headers: Headers
+) -> ValueProvenanceRequest:
     """``GET /provenance/{tenant}/lineage|verify?entity=&attr=&observedAt=[&value=]``."""
-    params = _Params(query, ("entity", "attr", "observedAt", "value") if kind == "verify"
-                     else ("entity", "attr", "observedAt"))
+    params = _Params(
+        query, ("entity", "attr", "observedAt", "value") if kind == "verify" else ("entity", "attr", "observedAt")
+    )
     entity = params.get("entity")
     if entity is None:
         raise BadRequest("entity", "required: the entity id")
@@ -56,13 +59,21 @@ def value_provenance_request(kind: str, tenant: str, query: MultiMapping[str], h
     value = params.get("value")
     if value is not None and len(value) > 1024:
         raise BadRequest("value", "at most 1024 characters")
-    return ValueProvenanceRequest(headers.known_tenant(tenant, "tenant"), entity, entity_type, _name(attribute, "attr"),
-                                  _datetime(params.get("observedAt"), "observedAt"), kind, value,
-                                  purpose=headers.purpose())
+    return ValueProvenanceRequest(
+        headers.known_tenant(tenant, "tenant"),
+        entity,
+        entity_type,
+        _name(attribute, "attr"),
+        _datetime(params.get("observedAt"), "observedAt"),
+        kind,
+        value,
+        purpose=headers.purpose(),
+    )
 
 
-def record_request(kind: str, tenant: str, match: Mapping[str, str], query: MultiMapping[str], headers: Headers
-                   ) -> RecordRequest:
+def record_request(
+    kind: str, tenant: str, match: Mapping[str, str], query: MultiMapping[str], headers: Headers
+) -> RecordRequest:
     """``/provenance/{tenant}/uplinks/{n}[/record]``, ``/devices/{devEui}[/records/{seq}]``."""
     _Params(query, ())
     n = seq = None
@@ -78,19 +89,28 @@ def record_request(kind: str, tenant: str, match: Mapping[str, str], query: Mult
     return RecordRequest(headers.known_tenant(tenant, "tenant"), kind, n, dev_eui, seq, purpose=headers.purpose())
 
 
-def log_request(kind: str, tenant: str | None, rest: str | None, query: MultiMapping[str], headers: Headers
-                ) -> LogRequest:
+def log_request(
+    kind: str, tenant: str | None, rest: str | None, query: MultiMapping[str], headers: Headers
+) -> LogRequest:
     """The public log resources: ``checkpoint``, ``key``, ``tile/...``, ``proof/inclusion``,
     ``proof/consistency`` of one collectivity, or ``jwks``."""
     known = None if tenant is None else headers.known_tenant(tenant, "tenant")
     if kind == "inclusion":
         params = _Params(query, ("index", "size"))
-        return LogRequest(kind, known, index=_integer(params.get("index"), "index", default=-1, low=0, high=2**53),
-                          size=_integer(params.get("size"), "size", default=-1, low=0, high=2**53))
+        return LogRequest(
+            kind,
+            known,
+            index=_integer(params.get("index"), "index", default=-1, low=0, high=2**53),
+            size=_integer(params.get("size"), "size", default=-1, low=0, high=2**53),
+        )
     if kind == "consistency":
         params = _Params(query, ("old", "size"))
-        return LogRequest(kind, known, old=_integer(params.get("old"), "old", default=-1, low=0, high=2**53),
-                          size=_integer(params.get("size"), "size", default=-1, low=0, high=2**53))
+        return LogRequest(
+            kind,
+            known,
+            old=_integer(params.get("old"), "old", default=-1, low=0, high=2**53),
+            size=_integer(params.get("size"), "size", default=-1, low=0, high=2**53),
+        )
     _Params(query, ())
     if kind == "tile":
         path = f"tile/{rest or ''}"
@@ -102,8 +122,9 @@ def log_request(kind: str, tenant: str | None, rest: str | None, query: MultiMap
     return LogRequest(kind, known)
 
 
-def sparql_request(method: str, content_type: str, query: MultiMapping[str], body: bytes, headers: Headers
-                   ) -> SparqlRequest:
+def sparql_request(
+    method: str, content_type: str, query: MultiMapping[str], body: bytes, headers: Headers
+) -> SparqlRequest:
     """A SPARQL 1.1 Protocol query (GET ``?query=``, a form, or ``application/sparql-query``)."""
     known = ("query", "default-graph-uri", "named-graph-uri")
     pairs: list[tuple[str, str]] = [(k, v) for k, v in query.items()]
@@ -142,6 +163,7 @@ def sparql_request(method: str, content_type: str, query: MultiMapping[str], bod
         _entity_id(graph, "default-graph-uri")
     return SparqlRequest(queries[0], graphs, headers.sparql_accept(), purpose=headers.purpose())
 
+
 def no_parameters(query: MultiMapping[str]) -> None:
     """Refuse any query parameter (a route that takes none)."""
     _Params(query, ())
@@ -152,6 +174,8 @@ def access_log_request(query: MultiMapping[str], headers: Headers) -> AccessLogR
     with ``until``)."""
     params = _Params(query, ("tenant", "since", "until"))
     since, until = params.get("since"), params.get("until")
-    return AccessLogRequest(headers.known_tenant(params.get("tenant") or "", "tenant"),
-                            None if since is None else _datetime(since, "since"),
-                            None if until is None else _datetime(until, "until"))
+    return AccessLogRequest(
+        headers.known_tenant(params.get("tenant") or "", "tenant"),
+        None if since is None else _datetime(since, "since"),
+        None if until is None else _datetime(until, "until"),
+    )

@@ -71,11 +71,18 @@ __all__ = [
 
 def _format(params: _Params, *, temporal: bool) -> tuple[EntityFormat, bool]:
     """The format asked (``options`` and ``format``) and whether system attributes are."""
-    formats = {"normalized": EntityFormat.NORMALIZED, "keyValues": EntityFormat.KEY_VALUES,
-               "simplified": EntityFormat.KEY_VALUES, "concise": EntityFormat.CONCISE}
+    formats = {
+        "normalized": EntityFormat.NORMALIZED,
+        "keyValues": EntityFormat.KEY_VALUES,
+        "simplified": EntityFormat.KEY_VALUES,
+        "concise": EntityFormat.CONCISE,
+    }
     if temporal:
-        formats.update(temporalValues=EntityFormat.TEMPORAL_VALUES, simplified=EntityFormat.TEMPORAL_VALUES,
-                       keyValues=EntityFormat.TEMPORAL_VALUES)
+        formats.update(
+            temporalValues=EntityFormat.TEMPORAL_VALUES,
+            simplified=EntityFormat.TEMPORAL_VALUES,
+            keyValues=EntityFormat.TEMPORAL_VALUES,
+        )
         formats.pop("concise")
     chosen: set[EntityFormat] = set()
     sys_attrs = False
@@ -88,8 +95,10 @@ def _format(params: _Params, *, temporal: bool) -> tuple[EntityFormat, bool]:
         elif temporal and option == "aggregatedValues":
             continue
         else:
-            raise BadRequest("options", f"{option[:40]!r} is not an option offered here "
-                                        f"(offered: {', '.join(sorted({*formats, 'sysAttrs'}))})")
+            raise BadRequest(
+                "options",
+                f"{option[:40]!r} is not an option offered here (offered: {', '.join(sorted({*formats, 'sysAttrs'}))})",
+            )
     name = params.get("format")
     if name is not None:
         if name not in formats:
@@ -104,8 +113,7 @@ def _projection(params: _Params, *, temporal: bool) -> Projection:
     attrs, pick = params.get("attrs"), params.get("pick")
     if attrs is not None and pick is not None:
         raise BadRequest("pick", "give attrs or pick, not both")
-    named = _names(attrs if attrs is not None else pick, "attrs" if attrs is not None else "pick",
-                   drop=("id", "type"))
+    named = _names(attrs if attrs is not None else pick, "attrs" if attrs is not None else "pick", drop=("id", "type"))
     omit = _names(params.get("omit"), "omit", drop=("id", "type")) or frozenset()
     entity_format, sys_attrs = _format(params, temporal=temporal)
     return Projection(named, omit, sys_attrs, entity_format)
@@ -121,11 +129,14 @@ def _page(params: _Params) -> Page:
 
 def _selection(params: _Params, tenant: str, entity_type: str, *, ids: tuple[str, ...] | None = None) -> Selection:
     return Selection(
-        tenant, entity_type,
+        tenant,
+        entity_type,
         ids=ids if ids is not None else _ids(params.get("id")),
         id_pattern=_id_pattern(params.get("idPattern")),
         q=_q(params.get("q")),
-        geo=_geo(params.get("georel"), params.get("geometry"), params.get("coordinates"), params.get("geoproperty"), ""),
+        geo=_geo(
+            params.get("georel"), params.get("geometry"), params.get("coordinates"), params.get("geoproperty"), ""
+        ),
     )
 
 
@@ -167,8 +178,11 @@ def _broker_aggregation(params: _Params) -> BrokerAggregation | None:
 def _temporal_extras(params: _Params) -> tuple[TimeQuery | None, int | None, BrokerAggregation | None]:
     time = _time(params.get("timerel"), params.get("timeAt"), params.get("endTimeAt"), params.get("timeproperty"), "")
     last_n = params.get("lastN")
-    return (time, None if last_n is None else _integer(last_n, "lastN", default=1, low=1, high=_MAX_LAST_N),
-            _broker_aggregation(params))
+    return (
+        time,
+        None if last_n is None else _integer(last_n, "lastN", default=1, low=1, high=_MAX_LAST_N),
+        _broker_aggregation(params),
+    )
 
 
 def entity_query(query: MultiMapping[str], headers: Headers, contexts: Mapping[str, str]) -> EntityQuery:
@@ -176,18 +190,27 @@ def entity_query(query: MultiMapping[str], headers: Headers, contexts: Mapping[s
     params = _Params(query, (*_SELECTION, *_PROJECTION, *_PAGE))
     entity_type = _entity_type(params.get("type"))
     _check_context(headers, contexts, entity_type)
-    return EntityQuery(_selection(params, headers.tenant(), entity_type), _projection(params, temporal=False),
-                       _page(params), purpose=headers.purpose())
+    return EntityQuery(
+        _selection(params, headers.tenant(), entity_type),
+        _projection(params, temporal=False),
+        _page(params),
+        purpose=headers.purpose(),
+    )
 
 
-def entity_retrieval(entity_id: str, query: MultiMapping[str], headers: Headers, contexts: Mapping[str, str]
-                     ) -> EntityQuery:
+def entity_retrieval(
+    entity_id: str, query: MultiMapping[str], headers: Headers, contexts: Mapping[str, str]
+) -> EntityQuery:
     """``GET /ngsi-ld/v1/entities/{id}``: the query of that one id (the same decision as by type)."""
     params = _Params(query, ("type", *_PROJECTION))
     entity_type = _retrieved_type(entity_id, params)
     _check_context(headers, contexts, entity_type)
-    return EntityQuery(Selection(headers.tenant(), entity_type, ids=(entity_id,)),
-                       _projection(params, temporal=False), single=True, purpose=headers.purpose())
+    return EntityQuery(
+        Selection(headers.tenant(), entity_type, ids=(entity_id,)),
+        _projection(params, temporal=False),
+        single=True,
+        purpose=headers.purpose(),
+    )
 
 
 def temporal_query(query: MultiMapping[str], headers: Headers, contexts: Mapping[str, str]) -> TemporalQuery:
@@ -196,20 +219,35 @@ def temporal_query(query: MultiMapping[str], headers: Headers, contexts: Mapping
     entity_type = _entity_type(params.get("type"))
     _check_context(headers, contexts, entity_type)
     time, last_n, aggregation = _temporal_extras(params)
-    return TemporalQuery(_selection(params, headers.tenant(), entity_type), _projection(params, temporal=True),
-                         _page(params), time, last_n, aggregation, purpose=headers.purpose())
+    return TemporalQuery(
+        _selection(params, headers.tenant(), entity_type),
+        _projection(params, temporal=True),
+        _page(params),
+        time,
+        last_n,
+        aggregation,
+        purpose=headers.purpose(),
+    )
 
 
-def temporal_retrieval(entity_id: str, query: MultiMapping[str], headers: Headers, contexts: Mapping[str, str]
-                       ) -> TemporalQuery:
+def temporal_retrieval(
+    entity_id: str, query: MultiMapping[str], headers: Headers, contexts: Mapping[str, str]
+) -> TemporalQuery:
     """``GET /ngsi-ld/v1/temporal/entities/{id}``."""
     params = _Params(query, ("type", *_PROJECTION, *_TIME))
     entity_type = _retrieved_type(entity_id, params)
     _check_context(headers, contexts, entity_type)
     time, last_n, aggregation = _temporal_extras(params)
-    return TemporalQuery(Selection(headers.tenant(), entity_type, ids=(entity_id,)),
-                         _projection(params, temporal=True), Page(), time, last_n, aggregation, single=True,
-                         purpose=headers.purpose())
+    return TemporalQuery(
+        Selection(headers.tenant(), entity_type, ids=(entity_id,)),
+        _projection(params, temporal=True),
+        Page(),
+        time,
+        last_n,
+        aggregation,
+        single=True,
+        purpose=headers.purpose(),
+    )
 
 
 def _retrieved_type(entity_id: str, params: _Params) -> str:
@@ -233,6 +271,7 @@ def _check_context(headers: Headers, contexts: Mapping[str, str], entity_type: s
 
 
 # -- bodies ---------------------------------------------------------------------------------
+
 
 def json_body(body: bytes, where: str = "body") -> Any:
     """A JSON body no larger than ``MAX_BODY_BYTES`` and no deeper than 16 levels."""
@@ -272,8 +311,9 @@ class _Members:
         allowed = frozenset(allowed)
         for key in value:
             if key not in allowed:
-                raise BadRequest(f"{where}{key}", f"not a member the gateway offers here "
-                                                  f"(offered: {', '.join(sorted(allowed))})")
+                raise BadRequest(
+                    f"{where}{key}", f"not a member the gateway offers here (offered: {', '.join(sorted(allowed))})"
+                )
         self.value: dict[str, Any] = value
         self.where = where
 
@@ -296,8 +336,9 @@ def _body_context(members: _Members, contexts: Mapping[str, str], entity_type: s
     known = contexts.get(entity_type)
     listed = context if isinstance(context, list) else [context]
     if not all(isinstance(c, str) and (c == known or c.startswith(_CORE_CONTEXTS)) for c in listed):
-        raise BadRequest(f"{members.where}@context", f"only the type's Smart Data Models context {known} "
-                                                     "(or the core context)")
+        raise BadRequest(
+            f"{members.where}@context", f"only the type's Smart Data Models context {known} (or the core context)"
+        )
 
 
 def _entities_member(value: Any, where: str) -> tuple[str, tuple[str, ...], str | None]:
@@ -328,12 +369,14 @@ def _geo_member(value: Any, where: str) -> GeoQuery | None:
     return _geo(geo.get("georel"), geo.get("geometry"), geo.get("coordinates"), geo.get("geoproperty"), where)
 
 
-def entity_query_body(body: bytes, query: MultiMapping[str], headers: Headers, contexts: Mapping[str, str], *,
-                      temporal: bool) -> EntityQuery | TemporalQuery:
+def entity_query_body(
+    body: bytes, query: MultiMapping[str], headers: Headers, contexts: Mapping[str, str], *, temporal: bool
+) -> EntityQuery | TemporalQuery:
     """``POST /ngsi-ld/v1/[temporal/]entityOperations/query``: the same query, in a body."""
     params = _Params(query, ("options", "format", *_PAGE))
-    members = _Members(json_body(body), "", ("type", "entities", "attrs", "pick", "omit", "q", "geoQ", "temporalQ",
-                                             "@context"))
+    members = _Members(
+        json_body(body), "", ("type", "entities", "attrs", "pick", "omit", "q", "geoQ", "temporalQ", "@context")
+    )
     if members.get("type") != "Query":
         raise BadRequest("type", 'a query body has "type": "Query"')
     entity_type, ids, pattern = _entities_member(members.get("entities"), "entities")
@@ -345,8 +388,14 @@ def entity_query_body(body: bytes, query: MultiMapping[str], headers: Headers, c
     attrs = None if named is None else _name_list(named, "attrs") - {"id", "type"}
     omit = frozenset() if members.get("omit") is None else _name_list(members.get("omit"), "omit") - {"id", "type"}
     entity_format, sys_attrs = _format(params, temporal=temporal)
-    selection = Selection(headers.tenant(), entity_type, ids, pattern, _q(members.string("q", limit=4096)),
-                          _geo_member(members.get("geoQ"), "geoQ."))
+    selection = Selection(
+        headers.tenant(),
+        entity_type,
+        ids,
+        pattern,
+        _q(members.string("q", limit=4096)),
+        _geo_member(members.get("geoQ"), "geoQ."),
+    )
     projection = Projection(attrs, omit, sys_attrs, entity_format)
     if not temporal:
         if members.get("temporalQ") is not None:
@@ -354,7 +403,9 @@ def entity_query_body(body: bytes, query: MultiMapping[str], headers: Headers, c
         return EntityQuery(selection, projection, _page(params), purpose=headers.purpose())
     time = last_n = None
     if members.get("temporalQ") is not None:
-        t = _Members(members.get("temporalQ"), "temporalQ.", ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN"))
+        t = _Members(
+            members.get("temporalQ"), "temporalQ.", ("timerel", "timeAt", "endTimeAt", "timeproperty", "lastN")
+        )
         time = _time(t.get("timerel"), t.get("timeAt"), t.get("endTimeAt"), t.get("timeproperty"), "temporalQ.")
         n = t.get("lastN")
         if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= _MAX_LAST_N):
@@ -372,12 +423,26 @@ def subscription_request(value: Any, headers: Headers, contexts: Mapping[str, st
     return request
 
 
-def subscription_from(value: Any, tenant: str, purpose: str | None, contexts: Mapping[str, str]
-                      ) -> SubscriptionRequest:
+def subscription_from(value: Any, tenant: str, purpose: str | None, contexts: Mapping[str, str]) -> SubscriptionRequest:
     """A subscription body (decoded JSON) of ``tenant``'s data: parsed when it is made, and again,
     from what the gateway stored, at each notification, so that both are decided alike."""
-    members = _Members(value, "", ("type", "entities", "watchedAttributes", "q", "geoQ", "notification",
-                                   "expiresAt", "throttling", "description", "subscriptionName", "@context"))
+    members = _Members(
+        value,
+        "",
+        (
+            "type",
+            "entities",
+            "watchedAttributes",
+            "q",
+            "geoQ",
+            "notification",
+            "expiresAt",
+            "throttling",
+            "description",
+            "subscriptionName",
+            "@context",
+        ),
+    )
     if members.get("type") != "Subscription":
         raise BadRequest("type", 'a subscription has "type": "Subscription"')
     entity_type, ids, pattern = _entities_member(members.get("entities"), "entities")
@@ -390,16 +455,21 @@ def subscription_from(value: Any, tenant: str, purpose: str | None, contexts: Ma
     accept = endpoint.string("accept", limit=64) or "application/json"
     if accept not in ("application/json", "application/ld+json"):
         raise BadRequest("notification.endpoint.accept", "application/json or application/ld+json")
-    formats = {"normalized": EntityFormat.NORMALIZED, "keyValues": EntityFormat.KEY_VALUES,
-               "simplified": EntityFormat.KEY_VALUES, "concise": EntityFormat.CONCISE}
+    formats = {
+        "normalized": EntityFormat.NORMALIZED,
+        "keyValues": EntityFormat.KEY_VALUES,
+        "simplified": EntityFormat.KEY_VALUES,
+        "concise": EntityFormat.CONCISE,
+    }
     format_name = notification.string("format", limit=32) or "normalized"
     if format_name not in formats:
         raise BadRequest("notification.format", f"one of {', '.join(sorted(formats))}")
     attributes = notification.get("attributes")
     watched = members.get("watchedAttributes")
     throttling = members.get("throttling")
-    if throttling is not None and (not isinstance(throttling, int) or isinstance(throttling, bool)
-                                   or not 0 <= throttling <= 86_400):
+    if throttling is not None and (
+        not isinstance(throttling, int) or isinstance(throttling, bool) or not 0 <= throttling <= 86_400
+    ):
         raise BadRequest("throttling", "seconds, a whole number from 0 to 86400")
     expires = members.get("expiresAt")
     description = members.string("description", limit=512)
@@ -407,16 +477,24 @@ def subscription_from(value: Any, tenant: str, purpose: str | None, contexts: Ma
     if purpose is None and description is not None and _PURPOSE.match(description):
         purpose = description  # a subscription may declare its purpose in its description
     return SubscriptionRequest(
-        Selection(tenant, entity_type, ids, pattern, _q(members.string("q", limit=4096)),
-                  _geo_member(members.get("geoQ"), "geoQ.")),
+        Selection(
+            tenant,
+            entity_type,
+            ids,
+            pattern,
+            _q(members.string("q", limit=4096)),
+            _geo_member(members.get("geoQ"), "geoQ."),
+        ),
         uri,
         watched=None if watched is None else _name_list(watched, "watchedAttributes"),
         attributes=None if attributes is None else _name_list(attributes, "notification.attributes"),
-        format=formats[format_name], accept=accept, throttling=throttling,
+        format=formats[format_name],
+        accept=accept,
+        throttling=throttling,
         expires_at=None if expires is None else _datetime(expires, "expiresAt"),
-        description=description, purpose=purpose,
+        description=description,
+        purpose=purpose,
     )
-
 
 
 def subscription_id(value: str) -> str:

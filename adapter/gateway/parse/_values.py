@@ -56,8 +56,10 @@ _NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,15})\Z")
 #: the instants a request may name (sensors' data lies far inside; no arithmetic overflows near them)
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 _LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-_DURATION = re.compile(r"P(?!\Z)(?:\d{1,4}Y)?(?:\d{1,4}M)?(?:\d{1,4}W)?(?:\d{1,4}D)?(?:T(?=\d)(?:\d{1,4}H)?(?:\d{1,4}M)?"
-                       r"(?:\d{1,6}(?:\.\d{1,3})?S)?)?\Z")
+_DURATION = re.compile(
+    r"P(?!\Z)(?:\d{1,4}Y)?(?:\d{1,4}M)?(?:\d{1,4}W)?(?:\d{1,4}D)?(?:T(?=\d)(?:\d{1,4}H)?(?:\d{1,4}M)?"
+    r"(?:\d{1,6}(?:\.\d{1,3})?S)?)?\Z"
+)
 _DISTANCE = re.compile(r"(maxDistance|minDistance)==(\d{1,9}(?:\.\d{1,6})?)\Z")
 _GEORELS = frozenset({"near", "within", "contains", "intersects", "equals", "disjoint", "overlaps"})
 _TIMERELS = frozenset({"before", "after", "between"})
@@ -68,8 +70,13 @@ _CORE_CONTEXTS = ("https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context",)
 
 #: the result formats of the adapter's SPARQL endpoint, in order of preference for */*
 SPARQL_MEDIA_TYPES = (
-    "application/sparql-results+json", "application/sparql-results+xml", "text/csv", "text/tab-separated-values",
-    "text/turtle", "application/n-triples", "application/ld+json",
+    "application/sparql-results+json",
+    "application/sparql-results+xml",
+    "text/csv",
+    "text/tab-separated-values",
+    "text/turtle",
+    "application/n-triples",
+    "application/ld+json",
 )
 
 _SELECTION = ("type", "id", "idPattern", "q", "georel", "geometry", "coordinates", "geoproperty")
@@ -134,13 +141,15 @@ class Headers:
             return
         match = re.fullmatch(r'\s*<([^<>\s]+)>\s*((?:;\s*[A-Za-z]+\s*=\s*"[^"]*"\s*)*)', value)
         if match is None:
-            raise BadRequest("Link", "one JSON-LD context link is expected: <url>; rel=\"" + _LINK_REL + "\"")
+            raise BadRequest("Link", 'one JSON-LD context link is expected: <url>; rel="' + _LINK_REL + '"')
         url, attributes = match.group(1), dict(re.findall(r';\s*([A-Za-z]+)\s*=\s*"([^"]*)"', match.group(2)))
         if attributes.get("rel") != _LINK_REL:
             raise BadRequest("Link", f'the link must have rel="{_LINK_REL}"')
         if url != context and not url.startswith(_CORE_CONTEXTS):
-            raise BadRequest("Link", f"the gateway reads this type with its Smart Data Models context {context}; "
-                                     "send that one, or none")
+            raise BadRequest(
+                "Link",
+                f"the gateway reads this type with its Smart Data Models context {context}; send that one, or none",
+            )
 
     def json_accept(self) -> str:
         """``application/json`` or ``application/ld+json``, as NGSI-LD answers them."""
@@ -178,6 +187,7 @@ class _Params:
 
 
 # -- values ---------------------------------------------------------------------------------
+
 
 def _name(value: str, where: str) -> str:
     if not _NAME.match(value):
@@ -273,8 +283,10 @@ def safe_pattern(text: str) -> str | None:
     while position < len(body):
         match = _PATTERN_TOKEN.match(body, position)
         if match is None:
-            return (f"{body[position]!r} at position {position} is outside the patterns offered (literal characters, "
-                    "[classes], '.', '.*', '.+', '.?', '^' and '$'; no groups, alternation or counts)")
+            return (
+                f"{body[position]!r} at position {position} is outside the patterns offered (literal characters, "
+                "[classes], '.', '.*', '.+', '.?', '^' and '$'; no groups, alternation or counts)"
+            )
         quantifiers += match.group().startswith(".") and len(match.group()) == 2
         position = match.end()
     if quantifiers > _MAX_QUANTIFIERS:
@@ -391,5 +403,11 @@ def _geo(georel: Any, geometry: Any, coordinates: Any, geoproperty: Any, where: 
     prop = "location" if geoproperty is None else geoproperty
     if not isinstance(prop, str):
         raise BadRequest(f"{where}geoproperty", "an attribute short name")
-    return GeoQuery(relation, geometry, frozen, _name(prop, f"{where}geoproperty"),
-                    distances.get("maxDistance"), distances.get("minDistance"))
+    return GeoQuery(
+        relation,
+        geometry,
+        frozen,
+        _name(prop, f"{where}geoproperty"),
+        distances.get("maxDistance"),
+        distances.get("minDistance"),
+    )

@@ -72,8 +72,12 @@ async def _not_implemented(request: web.Request) -> web.Response:
     raise OperationNotSupported("Not implemented by the embedded broker", f"{request.method} {request.path}")
 
 
-def create_broker_app(*, db_path: Path | None = None, context_loader: DocumentLoader | None = None,
-                      reachable_contexts: Sequence[str] | None = None) -> web.Application:
+def create_broker_app(
+    *,
+    db_path: Path | None = None,
+    context_loader: DocumentLoader | None = None,
+    reachable_contexts: Sequence[str] | None = None,
+) -> web.Application:
     """The embedded NGSI-LD broker as an aiohttp application (development and tests only).
 
     It answers like Orion-LD (with the temporal API of Mintaka) on the operations the
@@ -122,7 +126,9 @@ async def run_broker(host: str, port: int, db_path: Path | None, *, limits: Serv
     log.warning("embedded NGSI-LD broker: a development and test default, not a production broker")
     gc.set_threshold(*GC_THRESHOLDS)
     await serve_forever(
-        create_broker_app(db_path=db_path), host=host, port=port,
+        create_broker_app(db_path=db_path),
+        host=host,
+        port=port,
         limits=limits or ServerLimits(max_body_bytes=MAX_BODY),
         started=lambda server: log.info(
             "embedded NGSI-LD broker listening on %s (data: %s)", server.url, db_path or "memory"

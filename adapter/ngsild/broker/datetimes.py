@@ -47,8 +47,14 @@ def parse_datetime(text: str) -> datetime:
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
         value = datetime(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
-            int((fraction or "0")[:6].ljust(6, "0")), tzinfo=UTC,
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=UTC,
         )
     except ValueError as exc:
         raise BadRequestData("Invalid ISO8601 timestamp", text) from exc

@@ -199,8 +199,9 @@ def batch_upsert(store: Store, tenant: str, items: Sequence[BatchItem], now: str
     return outcome
 
 
-def batch_update(store: Store, tenant: str, items: Sequence[BatchItem], now: str, *,
-                 no_overwrite: bool) -> BatchOutcome:
+def batch_update(
+    store: Store, tenant: str, items: Sequence[BatchItem], now: str, *, no_overwrite: bool
+) -> BatchOutcome:
     """Appends attributes to existing entities (``no_overwrite`` keeps existing ones)."""
     outcome = BatchOutcome()
     valid = [item for item in items if isinstance(item, EntityInput)]
@@ -257,8 +258,9 @@ def _existing(store: Store, tenant: str, entity_id: str) -> StoredEntity:
     return entity
 
 
-def append_attributes(store: Store, tenant: str, entity_id: str, attrs: Attrs, now: str, *,
-                      no_overwrite: bool) -> AttributeOutcome:
+def append_attributes(
+    store: Store, tenant: str, entity_id: str, attrs: Attrs, now: str, *, no_overwrite: bool
+) -> AttributeOutcome:
     """``POST /entities/{id}/attrs``: adds attributes, overwrites existing ones unless ``no_overwrite``."""
     entity = _existing(store, tenant, entity_id)
     outcome = AttributeOutcome()
@@ -303,8 +305,9 @@ def merge_attribute(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def replace_attribute(store: Store, tenant: str, entity_id: str, name: str, attribute: dict[str, Any],
-                      now: str, *, partial: bool) -> Change:
+def replace_attribute(
+    store: Store, tenant: str, entity_id: str, name: str, attribute: dict[str, Any], now: str, *, partial: bool
+) -> Change:
     """``PUT`` (replace) or ``PATCH`` (``partial``: merge) ``/entities/{id}/attrs/{attr}``."""
     entity = _existing(store, tenant, entity_id)
     old = entity.attrs.get(name)
@@ -317,8 +320,9 @@ def replace_attribute(store: Store, tenant: str, entity_id: str, name: str, attr
     return outcome.changes[0]
 
 
-def _write_attributes(store: Store, tenant: str, entity: StoredEntity, written: Attrs, now: str,
-                      outcome: AttributeOutcome) -> None:
+def _write_attributes(
+    store: Store, tenant: str, entity: StoredEntity, written: Attrs, now: str, outcome: AttributeOutcome
+) -> None:
     if not written:
         return
     _touch(entity, written, now)

@@ -137,8 +137,9 @@ class GeoQuery:
         if relation == "disjoint":
             return not _intersects(geometry, self.geometry)
         if relation == "equals":
-            return geometry["type"] == self.geometry["type"] and _same(geometry["coordinates"],
-                                                                        self.geometry["coordinates"])
+            return geometry["type"] == self.geometry["type"] and _same(
+                geometry["coordinates"], self.geometry["coordinates"]
+            )
         # overlaps: they share some space but neither lies inside the other
         return (
             _intersects(geometry, self.geometry)
@@ -153,8 +154,9 @@ def _same(a: Any, b: Any) -> bool:
     return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) < 1e-9
 
 
-def parse_geo_query(georel: str | None, geometry: str | None, coordinates: str | None,
-                    geoproperty: str) -> GeoQuery | None:
+def parse_geo_query(
+    georel: str | None, geometry: str | None, coordinates: str | None, geoproperty: str
+) -> GeoQuery | None:
     """The geo-query of the URI parameters, ``None`` without ``georel``, else ``BadRequestData``."""
     if georel is None and geometry is None and coordinates is None:
         return None

@@ -243,12 +243,12 @@ class TermContext:
 
     def _shorten(self, iri: str, *, avoid_terms: bool = False) -> str:
         if iri.startswith(DEFAULT_VOCAB) and len(iri) > len(DEFAULT_VOCAB):
-            tail = iri[len(DEFAULT_VOCAB):]
+            tail = iri[len(DEFAULT_VOCAB) :]
             if not (avoid_terms and self._is_term(tail)):
                 return tail
         user = self._user
         if user is not None and user.vocab and iri.startswith(user.vocab) and len(iri) > len(user.vocab):
-            tail = iri[len(user.vocab):]
+            tail = iri[len(user.vocab) :]
             if tail not in user.terms and tail not in self._core.terms:
                 return tail
         best = ""
@@ -257,7 +257,7 @@ class TermContext:
                 continue
             for prefix, base in source.prefixes.items():
                 if iri.startswith(base) and len(iri) > len(base):
-                    curie = f"{prefix}:{iri[len(base):]}"
+                    curie = f"{prefix}:{iri[len(base) :]}"
                     if avoid_terms and self._is_term(curie):
                         continue
                     # a processor takes the shortest compact IRI, then the first in code order

@@ -151,14 +151,18 @@ def body_context_source(request: web.Request, content_type: str, body: Any) -> t
     link = link_context(request)
     if content_type == JSON_LD:
         if link is not None:
-            raise BadRequestData("invalid combination of HTTP headers Content-Type and Link",
-                                 "a JSON-LD payload carries its @context in the body")
+            raise BadRequestData(
+                "invalid combination of HTTP headers Content-Type and Link",
+                "a JSON-LD payload carries its @context in the body",
+            )
         if isinstance(body, list):
             return True, None
         if not isinstance(body, dict) or "@context" not in body:
             raise BadRequestData("@context missing in JSON payload", "Content-Type is application/ld+json")
         return True, body["@context"]
     if isinstance(body, dict) and "@context" in body:
-        raise BadRequestData("Mismatch between /Content-Type/ and contents of the request payload body",
-                             "an @context in the body needs Content-Type application/ld+json")
+        raise BadRequestData(
+            "Mismatch between /Content-Type/ and contents of the request payload body",
+            "an @context in the body needs Content-Type application/ld+json",
+        )
     return False, link

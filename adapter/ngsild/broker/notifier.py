@@ -90,9 +90,16 @@ class Notifier:
         assert self._session is not None
         fmt = sub.format
         accept = sub.endpoint.get("accept", "application/json")
-        data = [render_entity(e, sub.context, fmt=fmt, attrs=sub.attributes,
-                              sys_attrs=bool(sub.fields["notification"].get("sysAttrs")))
-                for e in entities]
+        data = [
+            render_entity(
+                e,
+                sub.context,
+                fmt=fmt,
+                attrs=sub.attributes,
+                sys_attrs=bool(sub.fields["notification"].get("sysAttrs")),
+            )
+            for e in entities
+        ]
         body: dict[str, Any] = {
             "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
             "type": "Notification",

@@ -29,17 +29,70 @@ __all__ = [
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
-KNOWN = frozenset({
-    "id", "type", "idPattern", "attrs", "pick", "omit", "q", "csf", "georel", "geometry", "coordinates",
-    "geoproperty", "geometryProperty", "lang", "scopeQ", "options", "limit", "offset", "count", "local", "format",
-    "details", "prettyPrint", "spaces", "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "aggrMethods",
-    "aggrPeriodDuration", "datasetId", "deleteAll", "entityMap", "join", "joinLevel", "containedBy",
-    "expandValues", "observedAt", "onlyIds", "reload", "url", "kind", "subscriptionId", "location",
-})
-OPTIONS = frozenset({
-    "update", "replace", "noOverwrite", "keyValues", "simplified", "concise", "normalized", "sysAttrs", "count",
-    "temporalValues", "aggregatedValues",
-})
+KNOWN = frozenset(
+    {
+        "id",
+        "type",
+        "idPattern",
+        "attrs",
+        "pick",
+        "omit",
+        "q",
+        "csf",
+        "georel",
+        "geometry",
+        "coordinates",
+        "geoproperty",
+        "geometryProperty",
+        "lang",
+        "scopeQ",
+        "options",
+        "limit",
+        "offset",
+        "count",
+        "local",
+        "format",
+        "details",
+        "prettyPrint",
+        "spaces",
+        "timerel",
+        "timeAt",
+        "endTimeAt",
+        "timeproperty",
+        "lastN",
+        "aggrMethods",
+        "aggrPeriodDuration",
+        "datasetId",
+        "deleteAll",
+        "entityMap",
+        "join",
+        "joinLevel",
+        "containedBy",
+        "expandValues",
+        "observedAt",
+        "onlyIds",
+        "reload",
+        "url",
+        "kind",
+        "subscriptionId",
+        "location",
+    }
+)
+OPTIONS = frozenset(
+    {
+        "update",
+        "replace",
+        "noOverwrite",
+        "keyValues",
+        "simplified",
+        "concise",
+        "normalized",
+        "sysAttrs",
+        "count",
+        "temporalValues",
+        "aggregatedValues",
+    }
+)
 _FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues", "concise": "concise"}
 #: Accepted everywhere and ignored (output layout only).
 _ALWAYS = frozenset({"prettyPrint", "spaces"})

@@ -49,22 +49,43 @@ VALUE_MEMBER = {
     "ListRelationship": "objectList",
 }
 #: Members of an attribute that are not sub-attributes.
-ATTRIBUTE_MEMBERS = frozenset({
-    "type", "value", "object", "objectType", "languageMap", "vocab", "json", "valueList", "objectList",
-    "observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt", "instanceId",
-})
+ATTRIBUTE_MEMBERS = frozenset(
+    {
+        "type",
+        "value",
+        "object",
+        "objectType",
+        "languageMap",
+        "vocab",
+        "json",
+        "valueList",
+        "objectList",
+        "observedAt",
+        "unitCode",
+        "datasetId",
+        "createdAt",
+        "modifiedAt",
+        "instanceId",
+    }
+)
 #: Stored member marking an attribute that was expanded into a JSON-LD list (never a name:
 #: stored names are expanded IRIs).
 LISTED = "@list"
 #: Core attributes that must be GeoProperties (expanded names).
-GEO_ATTRIBUTES = frozenset({
-    "https://uri.etsi.org/ngsi-ld/location",
-    "https://uri.etsi.org/ngsi-ld/observationSpace",
-    "https://uri.etsi.org/ngsi-ld/operationSpace",
-})
+GEO_ATTRIBUTES = frozenset(
+    {
+        "https://uri.etsi.org/ngsi-ld/location",
+        "https://uri.etsi.org/ngsi-ld/observationSpace",
+        "https://uri.etsi.org/ngsi-ld/operationSpace",
+    }
+)
 _SHORTHAND_MEMBER = (
-    ("value", "Property"), ("object", "Relationship"), ("languageMap", "LanguageProperty"),
-    ("vocab", "VocabProperty"), ("json", "JsonProperty"), ("valueList", "ListProperty"),
+    ("value", "Property"),
+    ("object", "Relationship"),
+    ("languageMap", "LanguageProperty"),
+    ("vocab", "VocabProperty"),
+    ("json", "JsonProperty"),
+    ("valueList", "ListProperty"),
     ("objectList", "ListRelationship"),
 )
 _VALUE_MEMBERS = frozenset(VALUE_MEMBER.values()) | {"objectType"}
@@ -98,8 +119,9 @@ def check_attribute_name(name: str) -> None:
         raise BadRequestData("Invalid attribute name", name)
 
 
-def normalize_entity(body: Any, context: TermContext, *, require_id: bool = True,
-                     require_type: bool = True) -> EntityInput:
+def normalize_entity(
+    body: Any, context: TermContext, *, require_id: bool = True, require_type: bool = True
+) -> EntityInput:
     """Checks an entity body; ``require_type=False`` for upserts of existing entities."""
     if not isinstance(body, dict):
         raise BadRequestData("Invalid entity", "an entity must be a JSON object")

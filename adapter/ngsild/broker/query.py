@@ -49,7 +49,10 @@ __all__ = ["Query", "parse_query"]
 Attrs = Mapping[str, Any]
 Predicate = Callable[[Attrs], bool]
 _ORDERING: dict[str, Callable[[int], bool]] = {
-    ">": lambda c: c > 0, ">=": lambda c: c >= 0, "<": lambda c: c < 0, "<=": lambda c: c <= 0,
+    ">": lambda c: c > 0,
+    ">=": lambda c: c >= 0,
+    "<": lambda c: c < 0,
+    "<=": lambda c: c <= 0,
 }
 
 
@@ -227,7 +230,7 @@ def _resolve(attribute: Any, path: _Path) -> Any:
             current = current[key]
         else:
             # not a sub-attribute: the rest of the dotted path is a path inside the value
-            keys = [short, *(s for _, s in path.subs[index + 1:]), *keys]
+            keys = [short, *(s for _, s in path.subs[index + 1 :]), *keys]
             break
     if isinstance(current, dict) and current.get("type") in VALUE_MEMBER:
         current = current.get(VALUE_MEMBER[current["type"]])

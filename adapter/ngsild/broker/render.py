@@ -31,8 +31,14 @@ __all__ = ["Renderings", "render_attribute", "render_entity"]
 _SYSTEM = ("createdAt", "modifiedAt")
 
 
-def render_entity(entity: StoredEntity, context: TermContext, *, fmt: str = "normalized",
-                  sys_attrs: bool = False, attrs: Collection[str] | None = None) -> dict[str, Any]:
+def render_entity(
+    entity: StoredEntity,
+    context: TermContext,
+    *,
+    fmt: str = "normalized",
+    sys_attrs: bool = False,
+    attrs: Collection[str] | None = None,
+) -> dict[str, Any]:
     """The entity as an answer; ``attrs`` (expanded names) limits the attributes shown."""
     out: dict[str, Any] = {"id": entity.id, "type": context.compact(entity.type)}
     if sys_attrs:
@@ -47,8 +53,7 @@ def render_entity(entity: StoredEntity, context: TermContext, *, fmt: str = "nor
     return out
 
 
-def _member(iri: str, attribute: dict[str, Any], rendered: Any, context: TermContext,
-            fmt: str) -> tuple[str, Any]:
+def _member(iri: str, attribute: dict[str, Any], rendered: Any, context: TermContext, fmt: str) -> tuple[str, Any]:
     """The key of an (sub-)attribute and its rendering wrapped as its term's container says."""
     listed = attribute.get(LISTED) is True
     key, container = context.compact_attribute(iri, listed=listed)
@@ -59,8 +64,9 @@ def _member(iri: str, attribute: dict[str, Any], rendered: Any, context: TermCon
     return key, [rendered] if container == SET else rendered
 
 
-def render_attribute(attribute: dict[str, Any], context: TermContext, *, fmt: str = "normalized",
-                     modified_at: str | None = None) -> Any:
+def render_attribute(
+    attribute: dict[str, Any], context: TermContext, *, fmt: str = "normalized", modified_at: str | None = None
+) -> Any:
     """One attribute; ``modified_at`` (its entity's) asks for the system attributes."""
     kind = attribute.get("type", "Property")
     if fmt == "keyValues":
@@ -107,14 +113,31 @@ class Renderings:
     def __len__(self) -> int:
         return len(self._memo)
 
-    def encoded(self, entity: StoredEntity, context: TermContext, *, fmt: str = "normalized",
-                sys_attrs: bool = False, attrs: Collection[str] | None = None, json_ld: bool = False) -> str:
+    def encoded(
+        self,
+        entity: StoredEntity,
+        context: TermContext,
+        *,
+        fmt: str = "normalized",
+        sys_attrs: bool = False,
+        attrs: Collection[str] | None = None,
+        json_ld: bool = False,
+    ) -> str:
         """The JSON text of ``render_entity(...)`` (plus ``@context`` for a JSON-LD answer)."""
         key: tuple[Any, ...] | None = None
         if entity.source:
             times = (entity.created_at, entity.modified_at) if sys_attrs else None
-            key = (entity.source, entity.id, entity.type, times, context, fmt, sys_attrs,
-                   None if attrs is None else frozenset(attrs), json_ld)
+            key = (
+                entity.source,
+                entity.id,
+                entity.type,
+                times,
+                context,
+                fmt,
+                sys_attrs,
+                None if attrs is None else frozenset(attrs),
+                json_ld,
+            )
             found = self._memo.get(key)
             if found is not None:
                 self.hits += 1

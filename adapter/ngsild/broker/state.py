@@ -29,8 +29,12 @@ CHECKPOINT_POLL_S = 0.05
 class Broker:
     """One broker: ``start`` loads subscriptions and starts delivery, ``stop`` releases all."""
 
-    def __init__(self, db_path: Path | None, context_loader: DocumentLoader | None,
-                 reachable_contexts: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        db_path: Path | None,
+        context_loader: DocumentLoader | None,
+        reachable_contexts: Sequence[str] | None = None,
+    ) -> None:
         self.store = Store(db_path)
         self._http_loader: HttpContextLoader | None = None
         if context_loader is None:
@@ -51,12 +55,19 @@ class Broker:
             try:
                 context = await self.contexts.resolve(stored["@context"])
             except BrokerError as exc:
-                log.warning("subscription %s: its @context is not available (%s); using the core context",
-                            fields["id"], exc)
+                log.warning(
+                    "subscription %s: its @context is not available (%s); using the core context", fields["id"], exc
+                )
                 context = self.contexts.core
             try:
                 compiled = compile_subscription(
-                    tenant, fields, context, stored["link"], stored["createdAt"], stored["modifiedAt"], status,
+                    tenant,
+                    fields,
+                    context,
+                    stored["link"],
+                    stored["createdAt"],
+                    stored["modifiedAt"],
+                    status,
                 )
             except BrokerError as exc:  # e.g. a q an older version accepted: kept in the file, never run
                 log.warning("subscription %s is not loaded: %s", fields["id"], exc)

@@ -201,7 +201,7 @@ class Store:
         found: dict[str, StoredEntity] = {}
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start:start + _CHUNK]
+            chunk = unique[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             if with_attrs:
                 rows = self._db.execute(
@@ -212,14 +212,23 @@ class Store:
             else:
                 rows = self._db.execute(
                     f"SELECT id, type, created_at, modified_at, seq, tkey FROM entities"
-                    f" WHERE tenant = ? AND id IN ({marks})", (tenant, *chunk),
+                    f" WHERE tenant = ? AND id IN ({marks})",
+                    (tenant, *chunk),
                 )
                 for row in rows:
                     found[row[0]] = StoredEntity(row[0], row[1], row[2], row[3], {}, row[4], row[5])
         return found
 
-    def select_entities(self, tenant: str, *, types: Sequence[str] | None = None, ids: Sequence[str] | None = None,
-                        limit: int | None = None, offset: int = 0, shared: bool = False) -> Generator[StoredEntity, None, None]:
+    def select_entities(
+        self,
+        tenant: str,
+        *,
+        types: Sequence[str] | None = None,
+        ids: Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        shared: bool = False,
+    ) -> Generator[StoredEntity, None, None]:
         """Entities in creation order, filtered by type and id lists in SQL.
 
         ``shared``: for readers that do not modify what they get (queries). The attributes
@@ -249,15 +258,17 @@ class Store:
         finally:
             cursor.close()
 
-    def count_entities(self, tenant: str, *, types: Sequence[str] | None = None,
-                       ids: Sequence[str] | None = None) -> int:
+    def count_entities(
+        self, tenant: str, *, types: Sequence[str] | None = None, ids: Sequence[str] | None = None
+    ) -> int:
         sql, params = self._entity_filter(tenant, types, ids)
         count: int = self._db.execute(f"SELECT COUNT(*) FROM entities WHERE {sql}", params).fetchone()[0]
         return count
 
     @staticmethod
-    def _entity_filter(tenant: str, types: Sequence[str] | None, ids: Sequence[str] | None,
-                       prefix: str = "") -> tuple[str, list[Any]]:
+    def _entity_filter(
+        tenant: str, types: Sequence[str] | None, ids: Sequence[str] | None, prefix: str = ""
+    ) -> tuple[str, list[Any]]:
         sql, params = f"{prefix}tenant = ?", [tenant]
         if types is not None:
             sql += f" AND {prefix}type IN ({','.join('?' * len(types))})"
@@ -297,11 +308,31 @@ class Store:
             if written is entity.attrs:
                 next_wkey += 1
                 write_rows.append((next_wkey, modified, dumps(written)))
-                rows.append((tenant, entity.id, entity.type, entity.tkey, entity.created_at, entity.modified_at,
-                             None, next_wkey))
+                rows.append(
+                    (
+                        tenant,
+                        entity.id,
+                        entity.type,
+                        entity.tkey,
+                        entity.created_at,
+                        entity.modified_at,
+                        None,
+                        next_wkey,
+                    )
+                )
             else:
-                rows.append((tenant, entity.id, entity.type, entity.tkey, entity.created_at, entity.modified_at,
-                             dumps(entity.attrs), None))
+                rows.append(
+                    (
+                        tenant,
+                        entity.id,
+                        entity.type,
+                        entity.tkey,
+                        entity.created_at,
+                        entity.modified_at,
+                        dumps(entity.attrs),
+                        None,
+                    )
+                )
                 if not written:
                     continue
                 next_wkey += 1
@@ -329,7 +360,7 @@ class Store:
     def _history_keys(self, tenant: str, ids: Sequence[str]) -> dict[str, int]:
         keys: dict[str, int] = {}
         for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start:start + _CHUNK]
+            chunk = ids[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             for entity_id, tkey in self._db.execute(
                 f"SELECT id, tkey FROM history_entities WHERE tenant = ? AND id IN ({marks})", (tenant, *chunk)
@@ -347,8 +378,9 @@ class Store:
 
     # --- history ------------------------------------------------------------------------
 
-    def history_entities(self, tenant: str, *, types: Sequence[str] | None = None,
-                         ids: Sequence[str] | None = None) -> list[tuple[int, str, str]]:
+    def history_entities(
+        self, tenant: str, *, types: Sequence[str] | None = None, ids: Sequence[str] | None = None
+    ) -> list[tuple[int, str, str]]:
         """``(tkey, id, type)`` of every entity with a history, in order of first write."""
         sql, params = "tenant = ?", [tenant]
         if types is not None:
@@ -359,8 +391,9 @@ class Store:
             params += list(ids)
         return list(self._db.execute(f"SELECT tkey, id, type FROM history_entities WHERE {sql} ORDER BY tkey", params))
 
-    def instances(self, tkey: int, attrs: Sequence[str] | None, column: str,
-                  start: int | None, end: int | None) -> list[Instance]:
+    def instances(
+        self, tkey: int, attrs: Sequence[str] | None, column: str, start: int | None, end: int | None
+    ) -> list[Instance]:
         """The instances of one entity, oldest first by ``column`` (``observed_at``/``modified_at``).
 
         ``start`` is inclusive, ``end`` exclusive (epoch milliseconds). Without observedAt an
@@ -389,7 +422,8 @@ class Store:
             params.append(end)
         rows = self._db.execute(
             "SELECT i.tkey, i.akey, i.observed_at, w.modified_at, i.wkey FROM instances i"
-            f" JOIN writes w ON w.wkey = i.wkey WHERE {sql} ORDER BY {order}, i.wkey, i.akey", params,
+            f" JOIN writes w ON w.wkey = i.wkey WHERE {sql} ORDER BY {order}, i.wkey, i.akey",
+            params,
         )
         names = self._names
         return [Instance(r[0], names[r[1]], r[2] if r[2] >= 0 else None, r[3], r[4], r[1]) for r in rows]
@@ -398,7 +432,7 @@ class Store:
         found: dict[int, dict[str, dict[str, Any]]] = {}
         unique = list(dict.fromkeys(wkeys))
         for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start:start + _CHUNK]
+            chunk = unique[start : start + _CHUNK]
             marks = ",".join("?" * len(chunk))
             for wkey, attrs in self._db.execute(f"SELECT wkey, attrs FROM writes WHERE wkey IN ({marks})", chunk):
                 found[wkey] = json.loads(attrs)
@@ -414,8 +448,9 @@ class Store:
         )
 
     def save_subscription_status(self, tenant: str, sub_id: str, status: dict[str, Any]) -> None:
-        self._db.execute("UPDATE subscriptions SET status = ? WHERE tenant = ? AND id = ?",
-                         (dumps(status), tenant, sub_id))
+        self._db.execute(
+            "UPDATE subscriptions SET status = ? WHERE tenant = ? AND id = ?", (dumps(status), tenant, sub_id)
+        )
 
     def delete_subscription(self, tenant: str, sub_id: str) -> bool:
         cursor = self._db.execute("DELETE FROM subscriptions WHERE tenant = ? AND id = ?", (tenant, sub_id))

@@ -39,13 +39,34 @@ __all__ = [
     "new_subscription_id",
 ]
 
-NOTIFICATION_FORMATS = {"normalized": "normalized", "keyValues": "keyValues", "simplified": "keyValues",
-                        "concise": "concise"}
+NOTIFICATION_FORMATS = {
+    "normalized": "normalized",
+    "keyValues": "keyValues",
+    "simplified": "keyValues",
+    "concise": "concise",
+}
 ACCEPTS = ("application/json", "application/ld+json")
-_FIELDS = frozenset({
-    "id", "type", "subscriptionName", "name", "description", "entities", "watchedAttributes", "q", "geoQ",
-    "notification", "isActive", "expiresAt", "throttling", "lang", "csf", "notificationTrigger", "timeInterval",
-})
+_FIELDS = frozenset(
+    {
+        "id",
+        "type",
+        "subscriptionName",
+        "name",
+        "description",
+        "entities",
+        "watchedAttributes",
+        "q",
+        "geoQ",
+        "notification",
+        "isActive",
+        "expiresAt",
+        "throttling",
+        "lang",
+        "csf",
+        "notificationTrigger",
+        "timeInterval",
+    }
+)
 _NOTIFICATION_FIELDS = frozenset({"attributes", "format", "endpoint", "sysAttrs"})
 _ENDPOINT_FIELDS = frozenset({"uri", "accept", "receiverInfo", "notifierInfo"})
 
@@ -190,13 +211,19 @@ class Subscription:
         return expires is None or expires > now()
 
     def stored(self) -> dict[str, Any]:
-        return {"fields": self.fields, "@context": self.context.value, "link": self.link,
-                "createdAt": self.created_at, "modifiedAt": self.modified_at}
+        return {
+            "fields": self.fields,
+            "@context": self.context.value,
+            "link": self.link,
+            "createdAt": self.created_at,
+            "modifiedAt": self.modified_at,
+        }
 
     def selects(self, change: Change) -> bool:
         entity = change.entity
         if self.selectors and not any(
-            entity.type == type_ and (sub_id is None or sub_id == entity.id)
+            entity.type == type_
+            and (sub_id is None or sub_id == entity.id)
             and (pattern is None or pattern.search(entity.id) is not None)
             for sub_id, pattern, type_ in self.selectors
         ):
@@ -220,8 +247,11 @@ class Subscription:
                 out[key] = fields[key]
         if self.selectors:
             out["entities"] = [
-                {**({"id": s[0]} if s[0] else {}), **({"idPattern": s[1].pattern} if s[1] else {}),
-                 "type": context.compact(s[2])}
+                {
+                    **({"id": s[0]} if s[0] else {}),
+                    **({"idPattern": s[1].pattern} if s[1] else {}),
+                    "type": context.compact(s[2]),
+                }
                 for s in self.selectors
             ]
         if self.watched is not None:
@@ -234,14 +264,16 @@ class Subscription:
         out["status"] = "active" if self.active else ("paused" if not fields.get("isActive", True) else "expired")
         notification = dict(fields["notification"])
         if self.attributes is not None:
-            notification["attributes"] = [context.compact(n)
-                                          for n in _expand_all(notification["attributes"], self.context)]
+            notification["attributes"] = [
+                context.compact(n) for n in _expand_all(notification["attributes"], self.context)
+            ]
         notification["format"] = notification.get("format", "normalized")
         notification["endpoint"] = {"accept": "application/json", **notification["endpoint"]}
         notification.update(self.status)
         if "lastFailure" in self.status or "lastSuccess" in self.status:
-            notification["status"] = "failed" if self.status.get("lastFailure", "") > self.status.get(
-                "lastSuccess", "") else "ok"
+            notification["status"] = (
+                "failed" if self.status.get("lastFailure", "") > self.status.get("lastSuccess", "") else "ok"
+            )
         out["notification"] = notification
         out["jsonldContext"] = self.link
         if sys_attrs:
@@ -254,14 +286,22 @@ def _expand_all(names: Iterable[str], context: TermContext) -> list[str]:
     return [context.expand(name) for name in names]
 
 
-def compile_subscription(tenant: str, fields: dict[str, Any], context: TermContext, link: str, created_at: str,
-                         modified_at: str, status: dict[str, Any]) -> Subscription:
+def compile_subscription(
+    tenant: str,
+    fields: dict[str, Any],
+    context: TermContext,
+    link: str,
+    created_at: str,
+    modified_at: str,
+    status: dict[str, Any],
+) -> Subscription:
     """Expands and parses a checked subscription; raises ``BadRequestData`` on a bad q/geoQ."""
     sub = Subscription(tenant, fields, context, link, created_at, modified_at, status)
     for selector in fields.get("entities", []):
         pattern = selector.get("idPattern")
-        sub.selectors.append((selector.get("id"), re.compile(pattern) if pattern else None,
-                              context.expand(selector["type"])))
+        sub.selectors.append(
+            (selector.get("id"), re.compile(pattern) if pattern else None, context.expand(selector["type"]))
+        )
     if fields.get("watchedAttributes"):
         sub.watched = frozenset(_expand_all(fields["watchedAttributes"], context))
     if fields["notification"].get("attributes"):
@@ -272,7 +312,8 @@ def compile_subscription(tenant: str, fields: dict[str, Any], context: TermConte
     if geo:
         coordinates = geo.get("coordinates")
         sub.geo = parse_geo_query(
-            geo.get("georel"), geo.get("geometry"),
+            geo.get("georel"),
+            geo.get("geometry"),
             coordinates if isinstance(coordinates, str) or coordinates is None else json.dumps(coordinates),
             context.expand(geo.get("geoproperty", "location")),
         )
@@ -301,8 +342,9 @@ class SubscriptionRegistry:
     def list(self, tenant: str) -> list[Subscription]:
         return list(self._by_tenant.get(tenant, {}).values())
 
-    def match(self, tenant: str, changes: Sequence[Change]
-              ) -> builtins.list[tuple[Subscription, builtins.list[StoredEntity]]]:
+    def match(
+        self, tenant: str, changes: Sequence[Change]
+    ) -> builtins.list[tuple[Subscription, builtins.list[StoredEntity]]]:
         """Per active subscription, the changed entities it selects (throttled ones skipped)."""
         subs = self._by_tenant.get(tenant)
         if not subs or not changes:

@@ -128,15 +128,30 @@ def parse_temporal_query(params: Mapping[str, str], options: Collection[str]) ->
     elif "aggrPeriodDuration" in params:
         raise BadRequestData("Invalid temporal query", "aggrPeriodDuration needs aggrMethods")
     return TemporalQuery(
-        timeproperty, start, end, window_start, window_end, last_n,
-        temporal_values="temporalValues" in options, aggr_methods=methods, aggr_period=period,
+        timeproperty,
+        start,
+        end,
+        window_start,
+        window_end,
+        last_n,
+        temporal_values="temporalValues" in options,
+        aggr_methods=methods,
+        aggr_period=period,
         sys_attrs="sysAttrs" in options,
     )
 
 
-def temporal_entity(store: Store, tkey: int, entity_id: str, entity_type: str, tq: TemporalQuery,
-                    context: TermContext, *, attrs: Collection[str] | None = None,
-                    query: Query | None = None) -> dict[str, Any] | None:
+def temporal_entity(
+    store: Store,
+    tkey: int,
+    entity_id: str,
+    entity_type: str,
+    tq: TemporalQuery,
+    context: TermContext,
+    *,
+    attrs: Collection[str] | None = None,
+    query: Query | None = None,
+) -> dict[str, Any] | None:
     """The temporal representation of one entity, or ``None`` when ``attrs``/``q`` rule it out."""
     wanted = None if attrs is None else set(attrs) | (query.attributes if query else set())
     instances = store.instances(tkey, None if wanted is None else sorted(wanted), tq.column, tq.start, tq.end)
@@ -155,13 +170,14 @@ def temporal_entity(store: Store, tkey: int, entity_id: str, entity_type: str, t
     out: dict[str, Any] = {"id": entity_id, "type": context.compact(entity_type)}
     for name, pairs in series.items():
         if tq.last_n is not None:
-            pairs = pairs[-tq.last_n:][::-1]
+            pairs = pairs[-tq.last_n :][::-1]
         out[context.compact(name)] = _represent(pairs, tq, context)
     return out
 
 
-def add_temporal_attributes(store: Store, tenant: str, entity_id: str, body: Any, context: TermContext,
-                            now: str) -> int:
+def add_temporal_attributes(
+    store: Store, tenant: str, entity_id: str, body: Any, context: TermContext, now: str
+) -> int:
     """Appends the attribute instances of ``body`` to the entity's history; returns how many.
 
     Each attribute of the fragment is one instance (an object) or several (an array of
@@ -199,9 +215,12 @@ def _represent(pairs: list[tuple[Instance, dict[str, Any]]], tq: TemporalQuery, 
     if tq.aggr_methods:
         return _aggregate(pairs, kind, member, tq)
     if tq.temporal_values:
-        return {"type": kind, _SERIES_MEMBER.get(kind, "values"): [
-            [body.get(member), from_millis(_time(instance, tq))] for instance, body in pairs
-        ]}
+        return {
+            "type": kind,
+            _SERIES_MEMBER.get(kind, "values"): [
+                [body.get(member), from_millis(_time(instance, tq))] for instance, body in pairs
+            ],
+        }
     instances = []
     for instance, body in pairs:
         written = from_millis(instance.modified_at)
@@ -212,8 +231,9 @@ def _represent(pairs: list[tuple[Instance, dict[str, Any]]], tq: TemporalQuery, 
     return instances
 
 
-def _aggregate(pairs: list[tuple[Instance, dict[str, Any]]], kind: str, member: str,
-               tq: TemporalQuery) -> dict[str, Any]:
+def _aggregate(
+    pairs: list[tuple[Instance, dict[str, Any]]], kind: str, member: str, tq: TemporalQuery
+) -> dict[str, Any]:
     points = sorted(((_time(i, tq), _scalar(body.get(member))) for i, body in pairs), key=lambda p: p[0])
     period = tq.aggr_period
     assert period is not None

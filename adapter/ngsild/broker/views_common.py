@@ -62,8 +62,9 @@ def json_answer(body: Any, *, status: int = 200, headers: Mapping[str, str] | No
     return web.Response(status=status, body=dumps(body).encode(), content_type=JSON, headers=headers)
 
 
-def answer(body: Any, context: TermContext, *, json_ld: bool, status: int = 200,
-           headers: Mapping[str, str] | None = None) -> web.Response:
+def answer(
+    body: Any, context: TermContext, *, json_ld: bool, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     """An entity (or list) answer: ``@context`` in each object for JSON-LD, else a ``Link``."""
     if json_ld:
         context_value = context.body_context()
@@ -73,15 +74,17 @@ def answer(body: Any, context: TermContext, *, json_ld: bool, status: int = 200,
     return _encoded_answer(dumps(body), context, json_ld=json_ld, status=status, headers=headers)
 
 
-def answer_list(items: list[str], context: TermContext, *, json_ld: bool,
-                headers: Mapping[str, str] | None = None) -> web.Response:
+def answer_list(
+    items: list[str], context: TermContext, *, json_ld: bool, headers: Mapping[str, str] | None = None
+) -> web.Response:
     """A list answer from its elements already encoded (``Renderings.encoded``: with their
     ``@context`` member for JSON-LD); the same bytes as ``answer`` on the decoded list."""
     return _encoded_answer("[" + ",".join(items) + "]", context, json_ld=json_ld, headers=headers)
 
 
-def _encoded_answer(text: str, context: TermContext, *, json_ld: bool, status: int = 200,
-                    headers: Mapping[str, str] | None = None) -> web.Response:
+def _encoded_answer(
+    text: str, context: TermContext, *, json_ld: bool, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     extra = dict(headers or {})
     if json_ld:
         return web.Response(status=status, body=text.encode(), content_type=JSON_LD, headers=extra)

@@ -138,8 +138,9 @@ async def append_attributes(request: web.Request) -> web.Response:
     attrs = normalize_attributes(body, context)
     broker = broker_of(request)
     with broker.store.transaction():
-        outcome = ops.append_attributes(broker.store, tenant, entity_id, attrs, now(),
-                                        no_overwrite="noOverwrite" in options)
+        outcome = ops.append_attributes(
+            broker.store, tenant, entity_id, attrs, now(), no_overwrite="noOverwrite" in options
+        )
     broker.publish(tenant, outcome.changes, forwarded_headers(request))
     return _attributes_answer(outcome, context, keep_names=True)
 
@@ -208,13 +209,15 @@ async def delete_attribute(request: web.Request) -> web.Response:
 
 # --- batch operations -------------------------------------------------------------------
 
+
 def _item_id(raw: Any) -> str:
     value = raw.get("id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else _NO_ID
 
 
-async def _batch_items(request: web.Request, body: list[Any], content_type: str, *,
-                       require_type: bool) -> list[ops.BatchItem]:
+async def _batch_items(
+    request: web.Request, body: list[Any], content_type: str, *, require_type: bool
+) -> list[ops.BatchItem]:
     """Each array item checked: an ``EntityInput``, or ``(id, error)`` for a 207 item."""
     contexts = broker_of(request).contexts
     _, link = body_context_source(request, content_type, body)
@@ -224,8 +227,10 @@ async def _batch_items(request: web.Request, body: list[Any], content_type: str,
         try:
             if shared is not None:
                 if isinstance(raw, dict) and "@context" in raw:
-                    raise BadRequestData("Mismatch between /Content-Type/ and contents of the request payload body",
-                                         "an @context in the body needs Content-Type application/ld+json")
+                    raise BadRequestData(
+                        "Mismatch between /Content-Type/ and contents of the request payload body",
+                        "an @context in the body needs Content-Type application/ld+json",
+                    )
                 context = shared
             else:
                 if not isinstance(raw, dict) or "@context" not in raw:

@@ -34,19 +34,62 @@ from adapter.ngsild.broker.views_common import answer, answer_list, broker_of, e
 
 __all__ = ["ROUTES"]
 
-_QUERY_PARAMS = frozenset({
-    "id", "type", "idPattern", "attrs", "q", "georel", "geometry", "coordinates", "geoproperty", "options",
-    "limit", "offset", "count", "local", "format",
-})
-_TEMPORAL_PARAMS = frozenset({
-    "id", "type", "idPattern", "attrs", "q", "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN",
-    "options", "limit", "offset", "count", "aggrMethods", "aggrPeriodDuration", "georel", "geometry",
-    "coordinates", "geoproperty",
-})
-_TEMPORAL_ENTITY_PARAMS = frozenset({
-    "attrs", "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "options", "aggrMethods",
-    "aggrPeriodDuration",
-})
+_QUERY_PARAMS = frozenset(
+    {
+        "id",
+        "type",
+        "idPattern",
+        "attrs",
+        "q",
+        "georel",
+        "geometry",
+        "coordinates",
+        "geoproperty",
+        "options",
+        "limit",
+        "offset",
+        "count",
+        "local",
+        "format",
+    }
+)
+_TEMPORAL_PARAMS = frozenset(
+    {
+        "id",
+        "type",
+        "idPattern",
+        "attrs",
+        "q",
+        "timerel",
+        "timeAt",
+        "endTimeAt",
+        "timeproperty",
+        "lastN",
+        "options",
+        "limit",
+        "offset",
+        "count",
+        "aggrMethods",
+        "aggrPeriodDuration",
+        "georel",
+        "geometry",
+        "coordinates",
+        "geoproperty",
+    }
+)
+_TEMPORAL_ENTITY_PARAMS = frozenset(
+    {
+        "attrs",
+        "timerel",
+        "timeAt",
+        "endTimeAt",
+        "timeproperty",
+        "lastN",
+        "options",
+        "aggrMethods",
+        "aggrPeriodDuration",
+    }
+)
 
 
 def _types(request: web.Request, context: TermContext) -> list[str] | None:
@@ -88,8 +131,12 @@ async def query_entities(request: web.Request) -> web.Response:
     page = parse_page(params, options)
     types, ids, pattern, attrs = _types(request, context), _ids(request), _id_pattern(request), _attrs(request, context)
     query = parse_query(params["q"], context) if "q" in params else None
-    geo = parse_geo_query(params.get("georel"), params.get("geometry"), params.get("coordinates"),
-                          context.expand(params.get("geoproperty", "location")))
+    geo = parse_geo_query(
+        params.get("georel"),
+        params.get("geometry"),
+        params.get("coordinates"),
+        context.expand(params.get("geoproperty", "location")),
+    )
     if not (types or ids or pattern or attrs or query or geo or params.get("local") == "true"):
         raise BadRequestData("Too broad query", "Need at least one of: type, id, idPattern, attrs, q, georel, local")
     broker = broker_of(request)
@@ -121,18 +168,20 @@ async def query_entities(request: web.Request) -> web.Response:
         if geo is not None and near:
             matched.sort(key=lambda e: geo.distance(e.attrs[geo.geoproperty]["value"]))
         total = len(matched)
-        selected = matched[page.offset:page.offset + page.limit]
+        selected = matched[page.offset : page.offset + page.limit]
     else:
         if page.count:
             total = store.count_entities(tenant, types=types, ids=ids)
         selected = []
         if page.limit:
-            selected = list(store.select_entities(tenant, types=types, ids=ids, limit=page.limit, offset=page.offset,
-                                                  shared=True))
+            selected = list(
+                store.select_entities(tenant, types=types, ids=ids, limit=page.limit, offset=page.offset, shared=True)
+            )
     renderings = broker.renderings
     sys_attrs = "sysAttrs" in options
-    items = [renderings.encoded(e, context, fmt=fmt, sys_attrs=sys_attrs, attrs=attrs, json_ld=json_ld)
-             for e in selected]
+    items = [
+        renderings.encoded(e, context, fmt=fmt, sys_attrs=sys_attrs, attrs=attrs, json_ld=json_ld) for e in selected
+    ]
     headers = {"NGSILD-Results-Count": str(total)} if page.count else None
     return answer_list(items, context, json_ld=json_ld, headers=headers)
 
@@ -148,15 +197,20 @@ async def query_temporal(request: web.Request) -> web.Response:
     tq = parse_temporal_query(params, options)
     types, ids, pattern, attrs = _types(request, context), _ids(request), _id_pattern(request), _attrs(request, context)
     query = parse_query(params["q"], context) if "q" in params else None
-    geo = parse_geo_query(params.get("georel"), params.get("geometry"), params.get("coordinates"),
-                          context.expand(params.get("geoproperty", "location")))
+    geo = parse_geo_query(
+        params.get("georel"),
+        params.get("geometry"),
+        params.get("coordinates"),
+        context.expand(params.get("geoproperty", "location")),
+    )
     store = broker_of(request).store
     placed: set[str] | None = None
     if geo is not None:  # on the entity's current GeoProperty, as Mintaka reads it from Orion-LD's entities
         rows = store.select_entities(tenant, types=types, ids=ids, shared=True)
         try:
-            placed = {e.id for e in rows
-                      if geo.geoproperty in e.attrs and geo.matches(e.attrs[geo.geoproperty].get("value"))}
+            placed = {
+                e.id for e in rows if geo.geoproperty in e.attrs and geo.matches(e.attrs[geo.geoproperty].get("value"))
+            }
         finally:
             rows.close()
     found = []
@@ -168,7 +222,7 @@ async def query_temporal(request: web.Request) -> web.Response:
         representation = temporal_entity(store, tkey, entity_id, entity_type, tq, context, attrs=attrs, query=query)
         if representation is not None and len(representation) > 2:
             found.append(representation)
-    body = found[page.offset:page.offset + page.limit]
+    body = found[page.offset : page.offset + page.limit]
     headers = {"NGSILD-Results-Count": str(len(found))} if page.count else None
     return answer(body, context, json_ld=json_ld, headers=headers)
 

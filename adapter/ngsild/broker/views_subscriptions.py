@@ -95,7 +95,9 @@ async def list_subscriptions(request: web.Request) -> web.Response:
     options = parse_options(request.query)
     page = parse_page(request.query, options)
     subs = broker_of(request).subscriptions.list(tenant)
-    body = [sub.render(context, sys_attrs="sysAttrs" in options) for sub in subs[page.offset:page.offset + page.limit]]
+    body = [
+        sub.render(context, sys_attrs="sysAttrs" in options) for sub in subs[page.offset : page.offset + page.limit]
+    ]
     headers = {"NGSILD-Results-Count": str(len(subs))} if page.count else None
     return answer(body, context, json_ld=json_ld, headers=headers)
 

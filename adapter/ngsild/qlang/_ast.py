@@ -159,8 +159,16 @@ def instant(text: object) -> datetime:
         raise ValueError(f"invalid date-time {text!r}")
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
-        moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0),
-                          int((fraction or "")[:6].ljust(6, "0")), tzinfo=UTC)
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "")[:6].ljust(6, "0")),
+            tzinfo=UTC,
+        )
         if zone and zone != "Z":
             hours, minutes = int(zone[1:3]), int(zone[3:].lstrip(":") or 0)
             if hours > 23 or minutes > 59:

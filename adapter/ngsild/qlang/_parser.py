@@ -188,16 +188,24 @@ class _Parser:
         fast = _FAST_TERM.match(self.text, pos)
         if fast is not None:
             dotted, members, op, string, number, boolean = fast.groups()
-            if dotted.isascii() and len(dotted) <= MAX_NAME and (
-                    members is None or (members.isascii() and len(members) <= MAX_NAME)) and (
-                    boolean is None or op in EQUALITY_OPERATORS):
+            if (
+                dotted.isascii()
+                and len(dotted) <= MAX_NAME
+                and (members is None or (members.isascii() and len(members) <= MAX_NAME))
+                and (boolean is None or op in EQUALITY_OPERATORS)
+            ):
                 first, *sub = dotted.split(".")
                 path = new_path(first, tuple(sub), tuple(members.split(".")) if members else ())
                 if op is None:
                     ands.append((new_exists(path, False), 0))
                 else:
-                    value = (new_string(string) if string is not None else new_number(number)
-                             if number is not None else new_boolean(boolean == "true"))
+                    value = (
+                        new_string(string)
+                        if string is not None
+                        else new_number(number)
+                        if number is not None
+                        else new_boolean(boolean == "true")
+                    )
                     ands.append((new_comparison(path, op, value), 0))
                 return fast.end()
         return self.general_term(pos, ands)
@@ -242,8 +250,11 @@ class _Parser:
         fast = _FAST_PATH.match(text, pos)
         if fast is not None:
             dotted, inside = fast.groups()
-            if dotted.isascii() and len(dotted) <= MAX_NAME and (
-                    inside is None or (inside.isascii() and len(inside) <= MAX_NAME)):
+            if (
+                dotted.isascii()
+                and len(dotted) <= MAX_NAME
+                and (inside is None or (inside.isascii() and len(inside) <= MAX_NAME))
+            ):
                 first, *rest = dotted.split(".")
                 return new_path(first, tuple(rest), tuple(inside.split(".")) if inside else ()), fast.end()
         attribute, pos = self.name(pos, "an attribute name")
@@ -400,17 +411,20 @@ class _Parser:
                 code, i = self.unicode_escape(i)
                 parts.append(code)
             else:
-                raise QuerySyntaxError(f"invalid escape '\\{escape}' (strings follow JSON: '\\\\' is a "
-                                       "backslash; a pattern may also be written unquoted)", i)
+                raise QuerySyntaxError(
+                    f"invalid escape '\\{escape}' (strings follow JSON: '\\\\' is a "
+                    "backslash; a pattern may also be written unquoted)",
+                    i,
+                )
 
     def unicode_escape(self, i: int) -> tuple[str, int]:
         text = self.text
-        digits = text[i + 2:i + 6]
+        digits = text[i + 2 : i + 6]
         if _HEX4.fullmatch(digits) is None:
             raise QuerySyntaxError("invalid \\u escape (four hex digits)", i)
         code = int(digits, 16)
-        if 0xD800 <= code <= 0xDBFF and text.startswith("\\u", i + 6) and _HEX4.fullmatch(text[i + 8:i + 12]):
-            low = int(text[i + 8:i + 12], 16)
+        if 0xD800 <= code <= 0xDBFF and text.startswith("\\u", i + 6) and _HEX4.fullmatch(text[i + 8 : i + 12]):
+            low = int(text[i + 8 : i + 12], 16)
             if 0xDC00 <= low <= 0xDFFF:
                 return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)), i + 12
         if 0xD800 <= code <= 0xDFFF:
@@ -419,8 +433,8 @@ class _Parser:
 
 
 def _operator_at(text: str, pos: int) -> str | None:
-    char = text[pos:pos + 1]
-    following = text[pos + 1:pos + 2]
+    char = text[pos : pos + 1]
+    following = text[pos + 1 : pos + 2]
     if char == "=":
         return "==" if following == "=" else None
     if char == "!":

@@ -44,7 +44,7 @@ def _chunked(parts: list[str], separator: str) -> str:
     if len(parts) <= _LEVEL_MAX:
         return separator.join(parts)
     size = -(-len(parts) // _LEVEL_MAX)
-    chunks = (parts[i:i + size] for i in range(0, len(parts), size))
+    chunks = (parts[i : i + size] for i in range(0, len(parts), size))
     return separator.join(c[0] if len(c) == 1 else f"({_chunked(c, separator)})" for c in chunks)
 
 

@@ -44,9 +44,7 @@ __all__ = [
 def _refuse_inside_repository(path: Path) -> None:
     for directory in path.absolute().parents:
         if (directory / ".git").exists():
-            raise ConfigError(
-                f"{path}: a private key must be kept outside any repository ({directory})"
-            )
+            raise ConfigError(f"{path}: a private key must be kept outside any repository ({directory})")
 
 
 def write_secret(path: Path, text: str) -> None:

@@ -190,9 +190,7 @@ def _check_hashes(what: str, hashes: Iterable[bytes]) -> None:
             raise IntegrityError(f"{what}: a hash of {len(digest)} bytes instead of {HASH_SIZE}")
 
 
-def verify_inclusion(
-    leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
-) -> None:
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
     """Check that ``leaf`` (a ``leaf_hash``) is leaf ``index`` of the tree of ``size`` and ``root``.
 
     Raises ``IntegrityError`` naming what does not hold.
@@ -217,9 +215,7 @@ def verify_inclusion(
         raise IntegrityError(f"inclusion proof: leaf {index} does not lead to the tree's root hash")
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
     """Check that the tree of ``new_size`` and ``new_root`` extends the one of ``old_size``.
 
     Raises ``IntegrityError`` naming what does not hold.

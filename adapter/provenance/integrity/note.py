@@ -59,11 +59,7 @@ class KeyFormatError(AdapterError, ValueError):
 
 
 def _is_valid_name(name: str) -> bool:
-    return (
-        bool(name)
-        and "+" not in name
-        and not any(char.isspace() or char < " " for char in name)
-    )
+    return bool(name) and "+" not in name and not any(char.isspace() or char < " " for char in name)
 
 
 def _check_name(name: str) -> None:
@@ -288,9 +284,7 @@ def open_note(note: bytes, verifiers: Iterable[NoteVerifier]) -> Note:
             unverified.setdefault(line, signature)
         elif key not in verified:
             if not verifier.verify(message, signature.signature):
-                raise IntegrityError(
-                    f"note: invalid signature by {signature.name}+{signature.key_id.hex()}"
-                )
+                raise IntegrityError(f"note: invalid signature by {signature.name}+{signature.key_id.hex()}")
             verified[key] = signature
     if not verified:
         raise IntegrityError("note: no valid signature by a known key")

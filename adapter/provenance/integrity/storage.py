@@ -39,9 +39,7 @@ class MerkleStore(Protocol):
         """The stored hashes at ``keys``, in order; ``LookupError`` if any is missing."""
         ...
 
-    def append(
-        self, start: int, entries: Sequence[bytes], hashes: Sequence[tuple[int, int, bytes]]
-    ) -> None:
+    def append(self, start: int, entries: Sequence[bytes], hashes: Sequence[tuple[int, int, bytes]]) -> None:
         """Store ``entries`` from index ``start`` on, with the ``(level, index, hash)`` they make.
 
         All or nothing. Raises ``ValueError`` (and stores nothing) unless ``start`` is the
@@ -73,9 +71,7 @@ class MemoryStore:
             hashes.append(self._levels[level][index])
         return hashes
 
-    def append(
-        self, start: int, entries: Sequence[bytes], hashes: Sequence[tuple[int, int, bytes]]
-    ) -> None:
+    def append(self, start: int, entries: Sequence[bytes], hashes: Sequence[tuple[int, int, bytes]]) -> None:
         if start != len(self._entries):
             raise ValueError(f"append at {start}, but the log holds {len(self._entries)} entries")
         levels = [len(level) for level in self._levels]
@@ -176,9 +172,7 @@ class SQLiteStore:
             hashes.append(bytes(row[0]))
         return hashes
 
-    def append(
-        self, start: int, entries: Sequence[bytes], hashes: Sequence[tuple[int, int, bytes]]
-    ) -> None:
+    def append(self, start: int, entries: Sequence[bytes], hashes: Sequence[tuple[int, int, bytes]]) -> None:
         self._db.execute("SAVEPOINT merkle_append")
         try:
             size = self.size()

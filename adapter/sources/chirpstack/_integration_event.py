@@ -54,9 +54,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
     )
     message = file.message_type.add(name="IntegrationEvent")
     for number, (name, json_name, kind, type_name) in enumerate(_FIELDS, start=1):
-        field = message.field.add(
-            name=name, number=number, json_name=json_name, type=kind, label=_F.LABEL_OPTIONAL
-        )
+        field = message.field.add(name=name, number=number, json_name=json_name, type=kind, label=_F.LABEL_OPTIONAL)
         if type_name is not None:
             field.type_name = type_name
     return file

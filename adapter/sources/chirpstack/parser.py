@@ -107,9 +107,7 @@ EVENT_KINDS: dict[str, str] = {
     "integration": "integration",
 }
 
-_TOPIC = re.compile(
-    r"application/(?P<application>[^/]+)/device/(?P<dev_eui>[^/]+)/event/(?P<event>[^/]+)"
-)
+_TOPIC = re.compile(r"application/(?P<application>[^/]+)/device/(?P<dev_eui>[^/]+)/event/(?P<event>[^/]+)")
 _JSON_WHITESPACE = b" \t\n\r"
 _STATUS_KEYS = ("margin", "batteryLevel", "batteryLevelUnavailable", "externalPowerSource")
 _UP_KEYS = ("data", "fCnt", "rxInfo")
@@ -169,9 +167,7 @@ def _route(topic: str | None, event: str | None) -> _Route:
         raise EventError("unknown_format", f"topic {topic!r} is not a ChirpStack event topic")
     name = _known_event(match["event"])
     if event is not None and event != name:
-        raise EventError(
-            "topic_mismatch", f"topic {topic!r} carries {name!r} events, not {event!r}"
-        )
+        raise EventError("topic_mismatch", f"topic {topic!r} carries {name!r} events, not {event!r}")
     return _Route(event=name, application_id=match["application"], dev_eui=match["dev_eui"])
 
 
@@ -284,8 +280,10 @@ def _regular(message: Message) -> dict[str, Any]:
         elif kind == _REPEATED:
             out[name] = [convert(item) for item in value]
         else:
-            out[name] = {("true" if key else "false") if isinstance(key, bool) else str(key): convert(value[key])
-                         for key in value}
+            out[name] = {
+                ("true" if key else "false") if isinstance(key, bool) else str(key): convert(value[key])
+                for key in value
+            }
     return out
 
 
@@ -389,20 +387,10 @@ def _recognise(message: Mapping[str, Any]) -> str:
 
 def _check_route(route: _Route, message: Mapping[str, Any]) -> None:
     dev_eui = field(message, "deviceInfo.devEui", str, required=False)
-    if (
-        route.dev_eui is not None
-        and dev_eui is not None
-        and route.dev_eui.lower() != normalise_eui(dev_eui)
-    ):
-        raise EventError(
-            "topic_mismatch", f"topic names device {route.dev_eui}, the event {dev_eui}"
-        )
+    if route.dev_eui is not None and dev_eui is not None and route.dev_eui.lower() != normalise_eui(dev_eui):
+        raise EventError("topic_mismatch", f"topic names device {route.dev_eui}, the event {dev_eui}")
     application = field(message, "deviceInfo.applicationId", str, required=False)
-    if (
-        route.application_id is not None
-        and application is not None
-        and route.application_id != application
-    ):
+    if route.application_id is not None and application is not None and route.application_id != application:
         raise EventError(
             "topic_mismatch",
             f"topic names application {route.application_id}, the event {application}",
@@ -422,9 +410,7 @@ def _device(message: Mapping[str, Any]) -> _Device:
     )
 
 
-def _uplink(
-    name: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime
-) -> Uplink:
+def _uplink(name: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime) -> Uplink:
     device = _device(message)
     rx_info = _rx_info(message)
     return Uplink(
@@ -449,9 +435,7 @@ def _uplink(
     )
 
 
-def _status(
-    name: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime
-) -> DeviceStatus:
+def _status(name: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime) -> DeviceStatus:
     device = _device(message)
     external_power = field(message, "externalPowerSource", bool, required=False) or False
     unavailable = field(message, "batteryLevelUnavailable", bool, required=False) or False
@@ -471,9 +455,7 @@ def _status(
     )
 
 
-def _other(
-    name: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime
-) -> OtherEvent:
+def _other(name: str, message: Mapping[str, Any], origin: Origin, limits: ParseLimits, now: datetime) -> OtherEvent:
     dev_eui = field(message, "deviceInfo.devEui", str, required=False)
     time = field(message, "time", str, required=False)
     kind = EVENT_KINDS[name]

@@ -151,13 +151,9 @@ def _route(topic: str | None, event: str | None) -> _Route:
         raise EventError("unknown_format", f"topic {topic!r} is not a The Things Stack v3 topic")
     topic_key = _event_key("/".join(parts[4:]))
     if key is not None and key != topic_key:
-        raise EventError(
-            "topic_mismatch", f"topic {topic!r} carries {topic_key} messages, not {event!r}"
-        )
+        raise EventError("topic_mismatch", f"topic {topic!r} carries {topic_key} messages, not {event!r}")
     application_id, _, tenant = parts[1].partition("@")
-    return _Route(
-        key=topic_key, application_id=application_id, tenant=tenant or None, device_id=parts[3]
-    )
+    return _Route(key=topic_key, application_id=application_id, tenant=tenant or None, device_id=parts[3])
 
 
 def _event_key(name: str) -> str:
@@ -180,33 +176,21 @@ def _message_key(message: Mapping[str, Any]) -> str:
 def _check_route(route: _Route, message: Mapping[str, Any]) -> None:
     device_id = field(message, "end_device_ids.device_id", str, required=False)
     if route.device_id is not None and device_id is not None and route.device_id != device_id:
-        raise EventError(
-            "topic_mismatch", f"topic names device {route.device_id}, the message {device_id}"
-        )
-    application_id = field(
-        message, "end_device_ids.application_ids.application_id", str, required=False
-    )
-    if (
-        route.application_id is not None
-        and application_id is not None
-        and route.application_id != application_id
-    ):
+        raise EventError("topic_mismatch", f"topic names device {route.device_id}, the message {device_id}")
+    application_id = field(message, "end_device_ids.application_ids.application_id", str, required=False)
+    if route.application_id is not None and application_id is not None and route.application_id != application_id:
         raise EventError(
             "topic_mismatch",
             f"topic names application {route.application_id}, the message {application_id}",
         )
 
 
-def _uplink(
-    message: Mapping[str, Any], route: _Route, origin: Origin, limits: ParseLimits, now: datetime
-) -> Uplink:
+def _uplink(message: Mapping[str, Any], route: _Route, origin: Origin, limits: ParseLimits, now: datetime) -> Uplink:
     up: Mapping[str, Any] = field(message, "uplink_message", Mapping)
     return Uplink(
         origin=origin,
         lns=LNS,
-        dev_eui=normalise_eui(
-            field(message, "end_device_ids.dev_eui", str), "end_device_ids.dev_eui"
-        ),
+        dev_eui=normalise_eui(field(message, "end_device_ids.dev_eui", str), "end_device_ids.dev_eui"),
         device_id=field(message, "end_device_ids.device_id", str),
         application_id=field(message, "end_device_ids.application_ids.application_id", str),
         f_cnt=_uint(up, "f_cnt"),
@@ -257,9 +241,7 @@ def _uint(obj: Mapping[str, Any], path: str) -> int:
     return value
 
 
-def _received_at(
-    message: Mapping[str, Any], up: Mapping[str, Any], limits: ParseLimits, now: datetime
-) -> datetime:
+def _received_at(message: Mapping[str, Any], up: Mapping[str, Any], limits: ParseLimits, now: datetime) -> datetime:
     """The Network Server's receive time, else the Application Server's."""
     network_server = field(up, "received_at", str, required=False)
     if network_server:
@@ -270,9 +252,7 @@ def _received_at(
 def _rx_metadata(up: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     entries = field(up, "rx_metadata", list, required=False) or []
     if not all(type(entry) is dict or isinstance(entry, Mapping) for entry in entries):
-        raise EventError(
-            "missing_field", "field 'uplink_message.rx_metadata' should be a list of objects"
-        )
+        raise EventError("missing_field", "field 'uplink_message.rx_metadata' should be a list of objects")
     return entries
 
 
@@ -281,9 +261,7 @@ def _gateway(rx: Mapping[str, Any], limits: ParseLimits, now: datetime) -> Gatew
     if rssi is None:
         rssi = field(rx, "channel_rssi", (int, float), required=False)
     return GatewayReception(
-        gateway_id=gateway_id(
-            field(rx, "gateway_ids.gateway_id", str), "rx_metadata.gateway_ids.gateway_id"
-        ),
+        gateway_id=gateway_id(field(rx, "gateway_ids.gateway_id", str), "rx_metadata.gateway_ids.gateway_id"),
         eui=_gateway_eui(rx),
         rssi=float(rssi) if rssi is not None else None,
         snr=float(field(rx, "snr", (int, float), required=False) or 0),
@@ -341,17 +319,11 @@ def _frequency(up: Mapping[str, Any]) -> int | None:
         return None
     # ASCII digits only: str.isdigit() also accepts "²", which int() refuses; and no more
     # digits than a uint64 has (int() refuses 4,300 and more).
-    if isinstance(value, str) and not (
-        value.isascii() and value.isdigit() and len(value) <= _UINT64_DIGITS
-    ):
-        raise EventError(
-            "missing_field", f"field 'settings.frequency' should be a number of Hz, got {value[:40]!r}"
-        )
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) <= _UINT64_DIGITS):
+        raise EventError("missing_field", f"field 'settings.frequency' should be a number of Hz, got {value[:40]!r}")
     frequency = int(value)
     if frequency < 0:
-        raise EventError(
-            "missing_field", f"field 'settings.frequency' should not be negative, got {frequency}"
-        )
+        raise EventError("missing_field", f"field 'settings.frequency' should not be negative, got {frequency}")
     return frequency or None
 
 
@@ -360,9 +332,7 @@ def _device_location(up: Mapping[str, Any]) -> Location | None:
     locations = field(up, "locations", Mapping, required=False) or {}
     if "user" in locations:
         return optional_location(locations["user"])
-    return next(
-        (loc for loc in map(optional_location, locations.values()) if loc is not None), None
-    )
+    return next((loc for loc in map(optional_location, locations.values()) if loc is not None), None)
 
 
 def _device_profile(up: Mapping[str, Any]) -> str | None:
