@@ -104,6 +104,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from adapter.access.model import Principal
 from adapter.exceptions import AdapterError
+from adapter.httpclient import read_limited
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -399,11 +400,9 @@ class TokenValidator:
                     raise _NotFound(f"{url} answered 404")
                 if response.status != 200:
                     raise _Unavailable(f"{url} answered {response.status}")
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(65_536):
-                    body += chunk
-                    if len(body) > _MAX_DOCUMENT_BYTES:
-                        raise _Unavailable(f"{url} answered more than {_MAX_DOCUMENT_BYTES} bytes")
+                body = await read_limited(response, _MAX_DOCUMENT_BYTES)
+                if body is None:
+                    raise _Unavailable(f"{url} answered more than {_MAX_DOCUMENT_BYTES} bytes")
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _Unavailable(f"{url}: {type(exc).__name__}: {exc}") from exc
         try:

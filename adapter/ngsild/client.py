@@ -45,6 +45,7 @@ from urllib.parse import quote
 import aiohttp
 
 from adapter.exceptions import AdapterError
+from adapter.httpclient import read_limited
 from adapter.ngsild.outcomes import (
     REFUSAL_STATUSES,
     BatchOutcome,
@@ -387,7 +388,7 @@ class NgsiLdClient:
                 allow_redirects=False,
             ) as response:
                 status = response.status
-                raw = await _bounded_body(response, MAX_ANSWER_BYTES)
+                raw = await read_limited(response, MAX_ANSWER_BYTES)
         except TimeoutError as exc:
             raise BrokerUnavailable(f"{method} {url}: no answer within {self._timeout.total} s") from exc
         except aiohttp.ClientError as exc:
@@ -426,18 +427,6 @@ class NgsiLdClient:
         if status >= 500 or status in _RETRY_LATER:
             raise BrokerUnavailable(message, status=status, problem=problem)
         raise BrokerRejectedRequest(message, status=status, problem=problem)
-
-
-async def _bounded_body(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
-    """The body, decompressed, or None past ``limit`` bytes (read no further: a broker's answer,
-    or a proxy in front of it, cannot make the adapter hold an unbounded body)."""
-    parts, size = [], 0
-    async for chunk in response.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            return None
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 def _params(**values: str | int | None) -> dict[str, str]:

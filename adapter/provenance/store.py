@@ -89,6 +89,7 @@ from pyoxigraph import (
 
 from adapter import resources
 from adapter.exceptions import AdapterError
+from adapter.httpclient import read_limited
 
 __all__ = [
     "BULK_LOAD_MIN_CHARS",
@@ -796,18 +797,16 @@ class RemoteSparqlStore:
             async with self._session.post(
                 url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
             ) as response:
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    body += chunk
-                    if limit is not None and len(body) > limit:
-                        raise QueryTooLarge(f"the answer is larger than {limit} bytes (max_response_bytes)")
+                body = await read_limited(response, limit)
+                if body is None:
+                    raise QueryTooLarge(f"the answer is larger than {limit} bytes (max_response_bytes)")
                 said = body[:500].decode(errors="replace")
                 if response.status >= 500:
                     raise RdfStoreUnavailable(f"{url} answered {response.status}: {said}")
                 if response.status >= 400:
                     # the store's own words only: for a query, that is what the client gets
                     raise refused(f"the store refused the request ({response.status}): {said}")
-                return bytes(body), response.content_type
+                return body, response.content_type
         except TimeoutError as exc:
             raise timeout_error(f"{url} did not answer within {timeout_s:g} s (timeout_s)") from exc
         except aiohttp.ClientError as exc:

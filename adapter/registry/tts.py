@@ -27,6 +27,7 @@ import orjson
 from yarl import URL
 
 from adapter.config import RegistrySettings
+from adapter.httpclient import read_limited
 from adapter.registry.base import DeviceListing
 from adapter.registry.exceptions import (
     DeviceRefused,
@@ -146,13 +147,10 @@ class TtsRegistry:
 async def _bounded(response: aiohttp.ClientResponse, where: str) -> bytes:
     if response.content_length is not None and response.content_length > MAX_PAGE_BYTES:
         raise RegistryAnswerError(f"{where}: an answer of {response.content_length} bytes, more than {MAX_PAGE_BYTES}")
-    chunks, size = [], 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > MAX_PAGE_BYTES:
-            raise RegistryAnswerError(f"{where}: an answer of more than {MAX_PAGE_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = await read_limited(response, MAX_PAGE_BYTES)
+    if body is None:
+        raise RegistryAnswerError(f"{where}: an answer of more than {MAX_PAGE_BYTES} bytes")
+    return body
 
 
 def _location(locations: Any) -> Location | None:
