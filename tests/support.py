@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import pytest
 
 from adapter.app import build_pipeline
 from adapter.config import load_config
+from adapter.mapping.profile import load_profiles
 from adapter.pipeline import Pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +29,30 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 def demo_pipeline(tmp_path: Path | None = None) -> Pipeline:
     pipeline = build_pipeline(load_config(None), tmp_path)
     pipeline.clock = lambda: NOW
+    return pipeline
+
+
+def pipeline_with_test_codec(tmp_path: Path, codec: str, field: str) -> Pipeline:
+    """The demo pipeline with one profile of its own: device 70b3d57ed0001a01, decoded by the
+    project's test codec ``codec`` (tests/fixtures/codecs), its decoded ``field`` as no2."""
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(FIXTURES / "codecs" / codec, models / codec)
+    (models / "test.yaml").write_text(f"""
+profile: test-codec
+match: {{dev_euis: ["70b3d57ed0001a01"]}}
+codec: {{javascript: {codec}}}
+entities:
+  - type: AirQualityObserved
+    id: "urn:ngsi-ld:AirQualityObserved:{{tenant}}:{{dev_eui}}"
+    context: https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld
+    times: [dateObserved]
+    location: device
+    attributes:
+      no2: {{field: {field}, unit: GQ}}
+""")
+    pipeline = demo_pipeline(tmp_path)
+    pipeline.profiles = load_profiles(models)
     return pipeline
 
 

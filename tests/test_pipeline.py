@@ -20,7 +20,7 @@ from adapter.mapping.entities import DeviceRecord
 from adapter.mapping.profile import load_profiles
 from adapter.pipeline import Pipeline
 from adapter.uplink import Location, Origin
-from tests.support import FIXTURES, REPO, body_bytes, demo_event, demo_pipeline, entity
+from tests.support import FIXTURES, REPO, body_bytes, demo_event, demo_pipeline, entity, pipeline_with_test_codec
 
 CONFIG = load_config(None)
 VILLE = CONFIG.connection("ville-chirpstack").origin
@@ -308,25 +308,7 @@ def test_the_pipeline_goes_on_after_each_rejection(pipeline: Pipeline) -> None:
 
 
 def _profile_with_codec(tmp_path: Path, codec: str) -> Pipeline:
-    models = tmp_path / "models"
-    models.mkdir()
-    shutil.copy(FIXTURES / "codecs" / codec, models / codec)
-    (models / "test.yaml").write_text(f"""
-profile: misbehaving
-match: {{dev_euis: ["70b3d57ed0001a01"]}}
-codec: {{javascript: {codec}}}
-entities:
-  - type: AirQualityObserved
-    id: "urn:ngsi-ld:AirQualityObserved:{{tenant}}:{{dev_eui}}"
-    context: https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld
-    times: [dateObserved]
-    location: device
-    attributes:
-      no2: {{field: calls, unit: GQ}}
-""")
-    p = demo_pipeline(tmp_path)
-    p.profiles = load_profiles(models)
-    return p
+    return pipeline_with_test_codec(tmp_path, codec, "calls")
 
 
 def test_codec_timeout_goes_to_dead_letters_and_the_codec_recovers(tmp_path: Path) -> None:

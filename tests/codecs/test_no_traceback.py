@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,8 @@ from click.testing import CliRunner
 
 from adapter.cli import main
 from adapter.config import load_config
-from adapter.mapping.profile import load_profiles
 from adapter.pipeline import Pipeline
-from tests.support import demo_event, demo_pipeline
+from tests.support import demo_event, pipeline_with_test_codec
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "codecs"
 runner = CliRunner()
@@ -66,25 +64,7 @@ def test_cli_decode_of_a_codec_that_cannot_load_is_a_one_line_error() -> None:
 
 
 def _pipeline(tmp_path: Path, codec: str) -> Pipeline:
-    models = tmp_path / "models"
-    models.mkdir()
-    shutil.copy(FIXTURES / codec, models / codec)
-    (models / "test.yaml").write_text(f"""
-profile: concatenating
-match: {{dev_euis: ["70b3d57ed0001a01"]}}
-codec: {{javascript: {codec}}}
-entities:
-  - type: AirQualityObserved
-    id: "urn:ngsi-ld:AirQualityObserved:{{tenant}}:{{dev_eui}}"
-    context: https://raw.githubusercontent.com/smart-data-models/dataModel.Environment/master/context.jsonld
-    times: [dateObserved]
-    location: device
-    attributes:
-      no2: {{field: length, unit: GQ}}
-""")
-    pipeline = demo_pipeline(tmp_path)
-    pipeline.profiles = load_profiles(models)
-    return pipeline
+    return pipeline_with_test_codec(tmp_path, codec, "length")
 
 
 def _process(pipeline: Pipeline, payload: bytes, f_cnt: int) -> Any:
